@@ -1,0 +1,135 @@
+"""The FastAPI app factory. Nothing connects at import; the lifespan builds the pools,
+loads keys, stores and the program, warms the kernels, and closes all in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from service import kernels
+from service.api.errors import install_error_handlers
+from service.api.logs import configure_logging
+from service.api.metrics import Metrics
+from service.api.middleware import ObservabilityMiddleware
+from service.api.routers import health, pos
+from service.api.state import Services
+from service.domain.access import KeyRing
+from service.rules.compiler import compile_program
+from service.rules.document import parse_program
+from service.settings import Settings
+from service.storage import cache, keys, postgres, programs, stores
+from service.storage.card_states import CachedCardStates
+from service.usecases.calculate import ReceiptLimits
+from service.usecases.directory import ProgramHolder, StoreDirectory
+
+_log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Loyalty calculation for retail POS: per-line discounts, bonus points earned and
+spendable, and a Postgres ledger of record. Money is integer kopecks; quantities are
+decimals with at most 3 places. Authenticate with `Authorization: Bearer <key>`.
+"""
+
+
+async def _load_program(services: Services) -> None:
+    """Compile the current program if its version differs from the one held."""
+    current = await programs.current_program(services.pool)
+    if current is None or current[0] == services.programs.version:
+        return
+    version, document = current
+    compiled = await asyncio.to_thread(compile_program, parse_program(document), version)
+    services.programs.swap(compiled)
+    _log.info("program loaded", extra={"program_version": version})
+
+
+async def _refresh(services: Services) -> None:
+    services.keyring.replace(await keys.active_keys(services.pool))
+    services.stores.replace(await stores.list_stores(services.pool))
+    await _load_program(services)
+    pool = services.pool
+    services.metrics.pool_connections.labels("in_use").set(pool.get_size() - pool.get_idle_size())
+    services.metrics.pool_connections.labels("idle").set(pool.get_idle_size())
+
+
+async def _refresh_forever(services: Services) -> None:
+    """Keys, stores and the program version, re-read in the background."""
+    while True:
+        await asyncio.sleep(services.settings.api_key_refresh_s)
+        try:
+            await _refresh(services)
+        except Exception:  # keep serving with what we have; readiness tells the rest
+            _log.warning("background refresh failed", exc_info=True)
+
+
+async def _build(settings: Settings, metrics: Metrics) -> Services:
+    if settings.database_url is None or settings.redis_url is None:
+        raise RuntimeError("database_url and redis_url must be set (loyalty serve sets them)")
+    pool = await postgres.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_command_timeout_s,
+    )
+    redis = cache.create_client(settings.redis_url, settings.redis_timeout_s)
+    card_cache = cache.CardCache(redis)
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        pool=pool,
+        redis=redis,
+        keyring=KeyRing(),
+        stores=StoreDirectory(),
+        programs=ProgramHolder(),
+        cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
+        limits=ReceiptLimits(
+            max_lines=settings.max_lines,
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.metrics = metrics = Metrics()
+    services = await _build(settings, metrics)
+    try:
+        await _refresh(services)
+        await asyncio.to_thread(kernels.warm_up)
+        services.kernels_warm = True
+        services.tasks.append(asyncio.create_task(_refresh_forever(services)))
+        app.state.services = services
+        yield
+    finally:
+        for task in services.tasks:
+            task.cancel()
+        await asyncio.gather(*services.tasks, return_exceptions=True)
+        await services.redis.aclose()
+        await services.pool.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Loyalty engine",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(pos.router)
+    app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: settings from ``LOYALTY_*`` variables."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,91 @@
+"""The one table from domain errors to HTTP, and the handlers that render them.
+
+Every error body is ``{"error": code, "detail": message}`` plus, where useful,
+machine-readable extras (``fields`` for validation, ``balance`` for an overspend).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from service.api.responses import OrjsonResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.domain import errors as e
+
+_log = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS_BY_ERROR: tuple[tuple[type[e.DomainError], int], ...] = (
+    (e.QuantityExceeded, 422),
+    (e.ProgramInvalid, 422),
+    (e.InvalidInput, 422),
+    (e.Unauthenticated, 401),
+    (e.Forbidden, 403),
+    (e.NotFound, 404),
+    (e.Conflict, 409),
+    (e.Unavailable, 503),
+    (e.DomainError, 400),
+)
+
+
+def status_for(error: e.DomainError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **extra}
+
+
+async def _domain_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, e.DomainError)
+    status = status_for(exc)
+    headers = {}
+    if isinstance(exc, e.Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, e.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
+    return OrjsonResponse(error_body(exc.code, exc.message, **extra), status, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": _field_path(tuple(err.get("loc", ()))), "message": err.get("msg", "invalid")}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return OrjsonResponse(error_body("validation_error", detail, fields=fields), 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return OrjsonResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
+    _log.exception("unhandled error", extra={"path": request.url.path})
+    return OrjsonResponse(error_body("internal_error", "internal error"), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(e.DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

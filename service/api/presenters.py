@@ -1,0 +1,93 @@
+"""Domain results to the JSON shapes of SPEC §3 (plain dicts, rendered by orjson)."""
+
+from __future__ import annotations
+
+import os
+import time
+from decimal import Decimal
+from typing import Any
+
+from service.domain.calculation import CalculationResult
+from service.domain.card import CardState
+from service.rules.compiler import CompiledProgram
+from service.usecases.calculate import Calculation
+
+EXPIRING_WITHIN_DAYS = 30
+
+
+def new_calculation_id() -> str:
+    """Time-ordered, unique without coordination: ms timestamp then 80 random bits."""
+    return f"c_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def quantity_text(milli: int) -> str:
+    return str(Decimal(milli).scaleb(-3).normalize())
+
+
+def card_view(
+    card: CardState, program: CompiledProgram, result: CalculationResult | None, now: Any
+) -> dict[str, Any]:
+    tier = result.tier_before if result is not None else card.tier
+    if tier is None:
+        tier = program.tier_for_spend(card.tier_spend)
+    upcoming = program.next_tier(card.tier_spend)
+    return {
+        "number": card.number,
+        "status": card.status,
+        "tier": tier,
+        "balance": card.active_points(now),
+        "pending": card.pending_points(now),
+        "expiring": [
+            {"date": day.isoformat(), "points": points}
+            for day, points in card.expiring(now, EXPIRING_WITHIN_DAYS)
+        ],
+        "next_tier": None
+        if upcoming is None
+        else {"tier": upcoming[0], "spend_needed": upcoming[1]},
+    }
+
+
+def result_view(result: CalculationResult) -> dict[str, Any]:
+    t = result.totals
+    return {
+        "program_version": result.program_version,
+        "lines": [
+            {
+                "line_id": line.line_id, "amount": line.amount, "discount": line.discount,
+                "points_paid": line.points_paid, "final_amount": line.final_amount,
+                "points_earned": line.points_earned,
+                "applied": [
+                    {"rule_id": a.rule_id, "name": a.name, "amount": a.amount}
+                    for a in line.applied
+                ],
+            }
+            for line in result.lines
+        ],
+        "totals": {
+            "subtotal": t.subtotal, "discount": t.discount,
+            "points_redeemable_max": t.points_redeemable_max,
+            "points_redeemed": t.points_redeemed, "amount_due": t.amount_due,
+            "points_earned": t.points_earned,
+        },
+        "promo_codes": [
+            {"code": p.code, "status": p.status, "reason": p.reason} for p in result.promo_codes
+        ],
+        "gifts": [{"sku": g.sku, "quantity": quantity_text(g.quantity)} for g in result.gifts],
+        "free_delivery": result.free_delivery,
+        "rules": [
+            {"rule_id": r.rule_id, "name": r.name, "applied": r.applied, "reason": r.reason,
+             "amount": r.amount, "points": r.points}
+            for r in result.rules
+        ],
+        "messages": [{"code": m.code, "text": m.text} for m in result.messages],
+    }  # fmt: skip
+
+
+def calculation_view(calculation_id: str, calc: Calculation) -> dict[str, Any]:
+    body = {"calculation_id": calculation_id, **result_view(calc.result)}
+    body["card"] = (
+        None
+        if calc.card is None
+        else card_view(calc.card, calc.program, calc.result, calc.now)
+    )
+    return body

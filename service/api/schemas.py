@@ -1,0 +1,213 @@
+"""Pydantic schemas of the POS API (/v1): the integration contract, kept stable.
+
+Money is integer kopecks; quantities are decimals with at most 3 places (weighted
+goods) and become integer thousandths inside; the hot path passes domain values.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from service.domain.receipt import Receipt, ReceiptLine
+
+# Generous but finite bounds: anything beyond is a POS bug, not a sale.
+MAX_UNIT_PRICE = 100_000_000_000  # one billion roubles, in kopecks
+MAX_QUANTITY = Decimal("100000")
+MAX_LINES_SCHEMA = 10_000  # the configured limit (LOYALTY_MAX_LINES) is checked after parsing
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Label = Annotated[str, Field(min_length=1, max_length=128)]
+CardNumber = Annotated[
+    str, Field(pattern=r"^[0-9]{8,19}$", description="card number: 8 to 19 digits")
+]
+PromoCode = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+Quantity = Annotated[
+    Decimal, Field(gt=0, le=MAX_QUANTITY, decimal_places=3, description="at most 3 decimals")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineIn(_Strict):
+    line_id: Identifier
+    sku: Identifier
+    category: Label | None = None
+    brand: Label | None = None
+    quantity: Quantity
+    unit_price: int = Field(ge=0, le=MAX_UNIT_PRICE, description="kopecks per unit")
+    excluded: bool = Field(default=False, description="outside loyalty: no discount, no points")
+
+
+class ReceiptIn(_Strict):
+    store_id: Identifier
+    terminal_id: Identifier | None = None
+    timestamp: AwareDatetime = Field(description="when the sale happened, with its UTC offset")
+    card: CardNumber | None = None
+    channel: Literal["offline", "online"] = "offline"
+    payment_method: Identifier | None = None
+    pickup: bool = False
+    promo_codes: list[PromoCode] = Field(default_factory=list, max_length=10)
+    redeem_points: Annotated[int, Field(ge=0, le=10**12)] | Literal["max"] = Field(
+        default=0, description="points the customer asks to spend, or 'max'"
+    )
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES_SCHEMA)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "store_id": "msk-001",
+                    "terminal_id": "pos-07",
+                    "timestamp": "2026-11-22T18:05:00+03:00",
+                    "card": "2000000000022",
+                    "channel": "offline",
+                    "payment_method": "card",
+                    "promo_codes": ["AUTUMN10"],
+                    "redeem_points": 500,
+                    "lines": [
+                        {"line_id": "1", "sku": "460001", "category": "dresses",
+                         "brand": "Style", "quantity": "1", "unit_price": 349900},
+                        {"line_id": "2", "sku": "MOJITO", "category": "drinks",
+                         "quantity": "2", "unit_price": 45000},
+                    ],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+
+class CalculateRequest(ReceiptIn):
+    pass
+
+
+class AppliedRuleOut(BaseModel):
+    rule_id: str
+    name: str
+    amount: int
+
+
+class LineOut(BaseModel):
+    line_id: str
+    amount: int
+    discount: int
+    points_paid: int
+    final_amount: int
+    points_earned: int
+    applied: list[AppliedRuleOut]
+
+
+class TotalsOut(BaseModel):
+    subtotal: int
+    discount: int
+    points_redeemable_max: int
+    points_redeemed: int
+    amount_due: int
+    points_earned: int
+
+
+class ExpiringOut(BaseModel):
+    date: str
+    points: int
+
+
+class NextTierOut(BaseModel):
+    tier: str
+    spend_needed: int
+
+
+class CardOut(BaseModel):
+    number: str
+    status: str
+    tier: str | None
+    balance: int
+    pending: int
+    expiring: list[ExpiringOut]
+    next_tier: NextTierOut | None
+
+
+class PromoCodeOut(BaseModel):
+    code: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+
+
+class GiftOut(BaseModel):
+    sku: str
+    quantity: str
+
+
+class RuleOut(BaseModel):
+    rule_id: str
+    name: str
+    applied: bool
+    reason: str | None = None
+    amount: int
+    points: int
+
+
+class MessageOut(BaseModel):
+    code: str
+    text: str
+
+
+class CalculateResponse(BaseModel):
+    calculation_id: str
+    program_version: int
+    lines: list[LineOut]
+    totals: TotalsOut
+    card: CardOut | None
+    promo_codes: list[PromoCodeOut]
+    gifts: list[GiftOut]
+    free_delivery: bool
+    rules: list[RuleOut]
+    messages: list[MessageOut]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="machine-readable code")
+    detail: str = Field(description="what went wrong, for a human")
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadinessOut(BaseModel):
+    status: str
+    checks: dict[str, bool]
+
+
+def quantity_milli(quantity: Decimal) -> int:
+    """Decimal quantity (at most 3 places, validated) to integer thousandths, exactly."""
+    return int(quantity.scaleb(3))
+
+
+def receipt_from(body: ReceiptIn) -> Receipt:
+    redeem_max = body.redeem_points == "max"
+    return Receipt(
+        store_id=body.store_id,
+        timestamp=body.timestamp,
+        lines=tuple(
+            ReceiptLine(
+                line_id=line.line_id, sku=line.sku, quantity=quantity_milli(line.quantity),
+                unit_price=line.unit_price, category=line.category, brand=line.brand,
+                excluded=line.excluded,
+            )
+            for line in body.lines
+        ),
+        card=body.card,
+        terminal_id=body.terminal_id,
+        channel=body.channel,
+        payment_method=body.payment_method,
+        pickup=body.pickup,
+        promo_codes=tuple(dict.fromkeys(code.upper() for code in body.promo_codes)),
+        redeem_points=0 if redeem_max else int(body.redeem_points),
+        redeem_max=redeem_max,
+    )  # fmt: skip

@@ -1,0 +1,148 @@
+"""``loyalty``: serve, migrate, load the demo.
+
+``loyalty serve`` with no ``LOYALTY_DATABASE_URL`` / ``LOYALTY_REDIS_URL`` starts an
+embedded Postgres and Redis in the data folder, migrates, loads the demo program on
+first start, prints the URL and the demo keys, and serves; Ctrl-C stops everything
+it started, and the data stays for the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from service.settings import Settings
+from service.storage.embedded import EmbeddedServers, export_environment, start_embedded
+from service.storage.migrate import upgrade
+from service.storage.postgres import connect
+
+
+def _with_servers(settings: Settings) -> tuple[Settings, EmbeddedServers]:
+    """Start embedded servers for whatever is not configured; return settings that point at them."""
+    servers = start_embedded(
+        settings.data_dir,
+        need_postgres=settings.database_url is None,
+        need_redis=settings.redis_url is None,
+    )
+    export_environment(servers)  # uvicorn workers read their settings from the environment
+    update = {k: v for k, v in
+              (("database_url", servers.database_url), ("redis_url", servers.redis_url)) if v}
+    return settings.model_copy(update=update), servers
+
+
+def _demo_keys(settings: Settings) -> tuple[str | None, str | None]:
+    """Demo keys: fixed by settings, else the ones generated on an earlier start."""
+    saved = settings.data_dir / "demo-keys.json"
+    admin, pos = settings.demo_admin_key, settings.demo_pos_key
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        admin, pos = admin or data.get("admin"), pos or data.get("pos")
+    return admin, pos
+
+
+def _save_demo_keys(settings: Settings, admin: str, pos: str) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "demo-keys.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"admin": admin, "pos": pos}, handle)
+
+
+async def _prepare(settings: Settings) -> tuple[str, str] | None:
+    """Load the demo into an empty database and make sure its keys work."""
+    from service.storage.demo import ensure_demo_keys, load_demo
+
+    assert settings.database_url is not None
+    conn = await connect(settings.database_url)
+    try:
+        loaded = await load_demo(conn)
+        has_demo = loaded or await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM stores WHERE store_id = 'msk-001')"
+        )
+        if not has_demo:
+            return None
+        admin, pos = _demo_keys(settings)
+        return await ensure_demo_keys(conn, admin_key=admin, pos_key=pos)
+    finally:
+        await conn.close()
+
+
+def _metrics_dir(settings: Settings) -> Path:
+    """A fresh folder for prometheus multiprocess files (stale ones would be merged in)."""
+    folder = (settings.metrics_dir or settings.data_dir / "metrics").resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    settings, servers = _with_servers(settings)
+    try:
+        assert settings.database_url is not None
+        upgrade(settings.database_url)
+        keys = asyncio.run(_prepare(settings)) if settings.load_demo else None
+        if keys is not None:
+            _save_demo_keys(settings, *keys)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))
+        _announce(settings, keys)
+        uvicorn.run(
+            "service.api.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        servers.stop()
+    return 0
+
+
+def _announce(settings: Settings, keys: tuple[str, str] | None) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [f"Loyalty engine: {url}  (API docs: {url}/docs)"]
+    if keys is not None:
+        lines += [f"  admin key: {keys[0]}", f"  POS key:   {keys[1]}  (msk-001, ekb-001, web)"]
+    print("\n".join(lines), flush=True)
+
+
+def migrate(settings: Settings) -> int:
+    settings, servers = _with_servers(settings)
+    try:
+        assert settings.database_url is not None
+        upgrade(settings.database_url)
+        print("schema is up to date")
+    finally:
+        servers.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="loyalty", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the service (embedded servers if needed)")
+    serve_cmd.add_argument("--port", type=int, help="override LOYALTY_PORT")
+    serve_cmd.add_argument("--workers", type=int, help="override LOYALTY_WORKERS")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    args = parser.parse_args(argv)
+
+    overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
+    settings = Settings(**overrides)
+    if args.command == "serve":
+        return serve(settings)
+    return migrate(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

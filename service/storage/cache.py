@@ -1,0 +1,117 @@
+"""Redis: the card-state cache and the current program pointer.
+
+Each card's keys share the hash tag ``{<number>}`` so that Redis Cluster keeps them
+on one shard. A cached state carries the card's ledger version; the write is a Lua
+script that refuses to replace a newer version, so a late writer (a slow request
+that read Postgres before a commit) can never put an older state back.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service.domain.card import CardState, PointLot
+
+CARD_TTL_S = 3600
+PROGRAM_KEY = "loyalty:program:current"
+PROGRAM_CHANNEL = "loyalty:program:published"
+
+# KEYS[1] = card key; ARGV = version, payload, ttl. Returns 1 if written, 0 if stale.
+_SET_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], 'v')
+if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+def card_key(number: str) -> str:
+    return f"loyalty:card:{{{number}}}:state"
+
+
+def create_client(url: str, timeout_s: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+        max_connections=64,
+    )
+
+
+def encode_state(state: CardState, day: date) -> bytes:
+    return orjson.dumps(
+        {
+            "number": state.number, "status": state.status, "tier": state.tier,
+            "tier_spend": state.tier_spend, "birthday": state.birthday,
+            "segments": sorted(state.segments), "purchase_count": state.purchase_count,
+            "personal_discount_bp": state.personal_discount_bp,
+            "earned_today": state.points_earned_today, "day": day,
+            "promo_uses": dict(state.promo_uses), "customer_id": state.customer_id,
+            "ledger_version": state.ledger_version,
+            "lots": [[lot.lot_id, lot.points, lot.activates_at, lot.expires_at]
+                     for lot in state.lots],
+        }
+    )  # fmt: skip
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def decode_state(payload: bytes, day: date) -> CardState:
+    """A cached state; the daily earning counter resets when the day has changed."""
+    raw: dict[str, Any] = orjson.loads(payload)
+    return CardState(
+        number=raw["number"],
+        status=raw["status"],
+        tier=raw["tier"],
+        tier_spend=raw["tier_spend"],
+        lots=tuple(
+            PointLot(lot_id, points, datetime.fromisoformat(activates), _dt(expires))
+            for lot_id, points, activates, expires in raw["lots"]
+        ),
+        birthday=None if raw["birthday"] is None else date.fromisoformat(raw["birthday"]),
+        segments=frozenset(raw["segments"]),
+        purchase_count=raw["purchase_count"],
+        personal_discount_bp=raw["personal_discount_bp"],
+        points_earned_today=raw["earned_today"] if raw["day"] == day.isoformat() else 0,
+        promo_uses=raw["promo_uses"],
+        customer_id=raw["customer_id"],
+        ledger_version=raw["ledger_version"],
+    )
+
+
+class CardCache:
+    def __init__(self, client: aioredis.Redis, ttl_s: int = CARD_TTL_S) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._set_if_newer = client.register_script(_SET_IF_NEWER)
+
+    async def get(self, number: str, day: date) -> CardState | None:
+        payload = await self._client.hget(card_key(number), "s")  # type: ignore[misc]
+        return None if payload is None else decode_state(payload, day)
+
+    async def put(self, state: CardState, day: date) -> bool:
+        """Cache ``state`` unless a newer ledger version is already cached."""
+        written = await self._set_if_newer(
+            keys=[card_key(state.number)],
+            args=[state.ledger_version, encode_state(state, day), self._ttl_s],
+        )
+        return bool(written)
+
+    async def forget(self, number: str) -> None:
+        await self._client.delete(card_key(number))
+
+
+async def ping(client: aioredis.Redis) -> bool:
+    try:
+        return bool(await client.ping())  # type: ignore[misc]
+    except (RedisError, OSError):
+        return False

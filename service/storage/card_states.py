@@ -1,0 +1,65 @@
+"""Card state for the calculation: Redis first, Postgres on a miss (then cached).
+
+Redis being down makes this slower, never wrong: the state is read from Postgres.
+Postgres being down is survivable while the card is cached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from service.domain.card import CardState
+from service.rules.compiler import CompiledProgram
+from service.storage.cache import CardCache
+from service.storage.cards import load_card_state
+from service.storage.postgres import database_errors
+
+_log = logging.getLogger(__name__)
+
+
+def day_start(now: datetime) -> datetime:
+    """Start of the (UTC) day: the per-card daily earning cap counts from here."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class CachedCardStates:
+    def __init__(
+        self, pool: asyncpg.Pool, cache: CardCache, count_lookup: Callable[[str], None]
+    ) -> None:
+        self._pool = pool
+        self._cache = cache
+        self._count_lookup = count_lookup  # called with "hit" or "miss"
+
+    async def get(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
+        today = now.date()
+        try:
+            cached = await self._cache.get(number, today)
+        except (RedisError, OSError):
+            _log.warning("card cache unavailable; reading Postgres")
+            cached = None
+        if cached is not None:
+            self._count_lookup("hit")
+            return cached
+        self._count_lookup("miss")
+        state = await self.load(number, now, program)
+        if state is not None:
+            try:
+                await self._cache.put(state, today)
+            except (RedisError, OSError):
+                _log.warning("card cache unavailable; state not cached")
+        return state
+
+    async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
+        window = program.tier_window_days
+        async with database_errors():
+            return await load_card_state(
+                self._pool,
+                number,
+                tier_window_start=None if window is None else now - timedelta(days=window),
+                day_start=day_start(now),
+            )

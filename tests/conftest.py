@@ -1,0 +1,118 @@
+"""Shared fixtures: real Postgres and Redis, never mocks of them.
+
+``LOYALTY_TEST_DATABASE_URL`` (a server where we may create databases) and
+``LOYALTY_TEST_REDIS_URL`` (a Redis database the suite may wipe) point the suite at
+running servers; without them it starts embedded ones in a temporary folder. Each
+session works in a database of its own, created, migrated and dropped here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from service.storage.embedded import EmbeddedServers, start_embedded
+from service.storage.migrate import upgrade_async
+from service.storage.postgres import connect
+
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+POS_KEY = "test-pos-key-0123456789abcdef01"
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[EmbeddedServers | None]:
+    need_pg = not os.environ.get("LOYALTY_TEST_DATABASE_URL")
+    need_redis = not os.environ.get("LOYALTY_TEST_REDIS_URL")
+    if not (need_pg or need_redis):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="loyalty-test-"))
+    os.chmod(folder, 0o755)  # the embedded Postgres runs as its own user when we are root
+    servers = start_embedded(folder, need_postgres=need_pg, need_redis=need_redis)
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(embedded: EmbeddedServers | None) -> str:
+    url = os.environ.get("LOYALTY_TEST_DATABASE_URL")
+    if url:
+        return url
+    assert embedded is not None and embedded.database_url is not None
+    return embedded.database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded: EmbeddedServers | None) -> str:
+    url = os.environ.get("LOYALTY_TEST_REDIS_URL")
+    if url:
+        return url
+    assert embedded is not None and embedded.redis_url is not None
+    return embedded.redis_url
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    name = f"loyalty_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    await upgrade_async(url)
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def demo_database(database_url: str) -> str:
+    """The session database with the demo program, stores, cards and fixed test keys."""
+    from service.storage.demo import ensure_demo_keys, load_demo
+
+    conn = await connect(database_url)
+    try:
+        await load_demo(conn)
+        await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
+    finally:
+        await conn.close()
+    return database_url
+
+
+@pytest.fixture(scope="session")
+async def clean_redis(redis_url: str) -> str:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return redis_url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose work is rolled back after the test."""
+    conn = await connect(database_url)
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield conn
+    finally:
+        await tx.rollback()
+        await conn.close()

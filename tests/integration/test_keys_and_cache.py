@@ -1,0 +1,48 @@
+"""API keys in Postgres and the card-state cache in Redis, on the real servers."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from service.domain.access import KeyRing
+from service.domain.card import CardState, PointLot
+from service.storage.cache import CardCache
+from service.storage.keys import active_keys, create_key, revoke_key
+
+
+async def test_keys_are_stored_hashed_and_revocable(db: asyncpg.Connection) -> None:
+    key = await create_key(db, name="till 7", role="pos", store_ids=["msk-001"])
+    stored = await db.fetchrow("SELECT * FROM api_keys WHERE name = 'till 7'")
+    assert key not in str(dict(stored))  # only the digest is kept
+    ring = KeyRing(await active_keys(db))
+    assert ring.authenticate(f"Bearer {key}").store_ids == {"msk-001"}
+    assert await revoke_key(db, stored["key_id"])
+    assert all(k.principal.name != "till 7" for k in await active_keys(db))
+
+
+def _state(version: int, points: int) -> CardState:
+    now = datetime.now(UTC)
+    lot = PointLot(1, points, now - timedelta(days=1), now + timedelta(days=30))
+    return CardState(number="4000000000099", lots=(lot,), ledger_version=version,
+                     segments=frozenset({"vip"}), birthday=date(1990, 1, 2),
+                     promo_uses={"AUTUMN10": 1}, points_earned_today=7)  # fmt: skip
+
+
+async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) -> None:
+    client = aioredis.Redis.from_url(clean_redis)
+    cache = CardCache(client)
+    today = datetime.now(UTC).date()
+    try:
+        assert await cache.put(_state(5, 500), today)
+        assert await cache.get("4000000000099", today) == _state(5, 500)
+        # A slow request that read version 4 before a commit must not overwrite version 5.
+        assert not await cache.put(_state(4, 900), today)
+        assert (await cache.get("4000000000099", today)).lots[0].points == 500  # type: ignore[union-attr]
+        assert await cache.put(_state(6, 100), today)
+        # The daily earning counter restarts on a new day.
+        tomorrow = today + timedelta(days=1)
+        assert (await cache.get("4000000000099", tomorrow)).points_earned_today == 0  # type: ignore[union-attr]
+    finally:
+        await cache.forget("4000000000099")
+        await client.aclose()
