@@ -30,8 +30,11 @@ def _with_servers(settings: Settings) -> tuple[Settings, EmbeddedServers]:
         need_redis=settings.redis_url is None,
     )
     export_environment(servers)  # uvicorn workers read their settings from the environment
-    update = {k: v for k, v in
-              (("database_url", servers.database_url), ("redis_url", servers.redis_url)) if v}
+    update = {
+        k: v
+        for k, v in (("database_url", servers.database_url), ("redis_url", servers.redis_url))
+        if v
+    }
     return settings.model_copy(update=update), servers
 
 
@@ -87,7 +90,7 @@ def serve(settings: Settings) -> int:
     try:
         assert settings.database_url is not None
         upgrade(settings.database_url)
-        keys = asyncio.run(_prepare(settings)) if settings.load_demo else None
+        keys = asyncio.run(_prepare(settings)) if settings.should_load_demo else None
         if keys is not None:
             _save_demo_keys(settings, *keys)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
 
     demo_admin_key: str | None = None
     demo_pos_key: str | None = None
-    load_demo: bool = Field(default=True, description="load the demo program when empty")
+    load_demo: bool | None = Field(
+        default=None,
+        description="load the demo into an empty database (default: not in production)",
+    )
 
     max_lines: int = Field(default=500, ge=1, le=10_000)
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(
         default=None, description="prometheus multiprocess folder (set by `loyalty serve`)"
     )
+
+    @property
+    def should_load_demo(self) -> bool:
+        return self.load_demo if self.load_demo is not None else self.environment != "production"
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

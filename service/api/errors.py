@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from service.api.responses import OrjsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.responses import OrjsonResponse
 from service.domain import errors as e
 
 _log = logging.getLogger(__name__)

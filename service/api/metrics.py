@@ -34,31 +34,35 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         # Multiprocess: samples go to files and nothing registers in-process.
-        kw = {"registry": self.registry if multiprocess_dir() is None else None}
+        reg: CollectorRegistry | None = self.registry if multiprocess_dir() is None else None
         self.request_latency = Histogram(
             "loyalty_http_request_duration_seconds",
             "HTTP request latency by route",
             ["method", "route"],
             buckets=LATENCY_BUCKETS,
-            **kw,
+            registry=reg,
         )
         self.requests = Counter(
             "loyalty_http_requests", "HTTP requests by route and status",
-            ["method", "route", "status"], **kw,
+            ["method", "route", "status"], registry=reg,
         )  # fmt: skip
-        self.errors = Counter("loyalty_errors", "Error responses by code", ["code"], **kw)
-        self.points_earned = Counter("loyalty_points_earned", "Points earned on commits", **kw)
-        self.points_redeemed = Counter("loyalty_points_redeemed", "Points redeemed", **kw)
-        self.discounts = Counter("loyalty_discount_kopecks", "Discounts given, kopecks", **kw)
+        self.errors = Counter("loyalty_errors", "Error responses by code", ["code"], registry=reg)
+        self.points_earned = Counter(
+            "loyalty_points_earned", "Points earned on commits", registry=reg
+        )
+        self.points_redeemed = Counter("loyalty_points_redeemed", "Points redeemed", registry=reg)
+        self.discounts = Counter(
+            "loyalty_discount_kopecks", "Discounts given, kopecks", registry=reg
+        )
         self.card_cache = Counter(
-            "loyalty_card_cache_lookups", "Card-state cache lookups", ["result"], **kw
+            "loyalty_card_cache_lookups", "Card-state cache lookups", ["result"], registry=reg
         )
         self.commit_conflicts = Counter(
-            "loyalty_commit_conflicts", "Commits refused by conflict", ["reason"], **kw
+            "loyalty_commit_conflicts", "Commits refused by conflict", ["reason"], registry=reg
         )
         self.pool_connections = Gauge(
             "loyalty_db_pool_connections", "Postgres pool connections by state", ["state"],
-            multiprocess_mode="livesum", **kw,
+            multiprocess_mode="livesum", registry=reg,
         )  # fmt: skip
 
     def render(self) -> tuple[bytes, str]:

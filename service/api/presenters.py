@@ -86,8 +86,6 @@ def result_view(result: CalculationResult) -> dict[str, Any]:
 def calculation_view(calculation_id: str, calc: Calculation) -> dict[str, Any]:
     body = {"calculation_id": calculation_id, **result_view(calc.result)}
     body["card"] = (
-        None
-        if calc.card is None
-        else card_view(calc.card, calc.program, calc.result, calc.now)
+        None if calc.card is None else card_view(calc.card, calc.program, calc.result, calc.now)
     )
     return body

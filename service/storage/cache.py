@@ -95,8 +95,10 @@ class CardCache:
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
 
     async def get(self, number: str, day: date) -> CardState | None:
-        payload = await self._client.hget(card_key(number), "s")  # type: ignore[misc]
-        return None if payload is None else decode_state(payload, day)
+        payload = await self._client.hget(card_key(number), "s")
+        if payload is None:
+            return None
+        return decode_state(payload if isinstance(payload, bytes) else payload.encode(), day)
 
     async def put(self, state: CardState, day: date) -> bool:
         """Cache ``state`` unless a newer ledger version is already cached."""
@@ -112,6 +114,6 @@ class CardCache:
 
 async def ping(client: aioredis.Redis) -> bool:
     try:
-        return bool(await client.ping())  # type: ignore[misc]
+        return bool(await client.ping())
     except (RedisError, OSError):
         return False

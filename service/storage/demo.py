@@ -80,7 +80,9 @@ async def load_demo(conn: asyncpg.Connection, now: datetime | None = None) -> bo
         await conn.execute("LOCK TABLE program_current IN EXCLUSIVE MODE")
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM program_current)"):
             return False
-        await upsert_stores(conn, [(s, STORE_NAMES.get(s.store_id, s.store_id)) for s in DEMO_STORES])
+        await upsert_stores(
+            conn, [(s, STORE_NAMES.get(s.store_id, s.store_id)) for s in DEMO_STORES]
+        )
         await publish_new_version(conn, demo_program(), author="demo")
         for card in DEMO_CARDS:
             await _insert_card(conn, card, now)

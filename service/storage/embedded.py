@@ -103,9 +103,7 @@ def start_redis(data_dir: Path, timeout_s: float = 10.0) -> tuple[str, subproces
     return f"unix://{socket_path}", proc
 
 
-def start_embedded(
-    data_dir: Path, *, need_postgres: bool, need_redis: bool
-) -> EmbeddedServers:
+def start_embedded(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServers:
     servers = EmbeddedServers()
     try:
         if need_postgres:

@@ -65,10 +65,10 @@ async def database_errors() -> AsyncIterator[None]:
         raise Unavailable("the database is unavailable; retry shortly", retry_after=1) from exc
 
 
-async def ping(pool: asyncpg.Pool, timeout: float = 1.0) -> bool:
+async def ping(pool: asyncpg.Pool, timeout_s: float = 1.0) -> bool:
     try:
-        async with pool.acquire(timeout=timeout) as conn:
-            value: Any = await conn.fetchval("SELECT 1", timeout=timeout)
+        async with pool.acquire(timeout=timeout_s) as conn:
+            value: Any = await conn.fetchval("SELECT 1", timeout=timeout_s)
             return bool(value == 1)
     except (*CONNECTION_ERRORS, asyncpg.PostgresError):
         return False

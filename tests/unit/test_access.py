@@ -1,6 +1,13 @@
 import pytest
 
-from service.domain.access import KeyRing, Principal, StoredKey, generate_key, key_digest, key_id_for
+from service.domain.access import (
+    KeyRing,
+    Principal,
+    StoredKey,
+    generate_key,
+    key_digest,
+    key_id_for,
+)
 from service.domain.errors import Forbidden, Unauthenticated
 
 
