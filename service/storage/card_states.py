@@ -55,7 +55,7 @@ class CachedCardStates:
         return state
 
     async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
-        window = program.tier_window_days
+        window = program.document.tiers.window_days
         async with database_errors():
             return await load_card_state(
                 self._pool,
