@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 from fastapi import FastAPI
 
 from service import kernels
@@ -19,11 +20,13 @@ from service.api.middleware import ObservabilityMiddleware
 from service.api.routers import health, pos
 from service.api.state import Services
 from service.domain.access import KeyRing
-from service.rules.compiler import compile_program
+from service.rules.compiler import CompiledProgram, compile_program
 from service.rules.document import parse_program
 from service.settings import Settings
 from service.storage import cache, keys, postgres, programs, stores
+from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
+from service.storage.ledger import Ledger
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
@@ -45,6 +48,13 @@ async def _load_program(services: Services) -> None:
     compiled = await asyncio.to_thread(compile_program, parse_program(document), version)
     services.programs.swap(compiled)
     _log.info("program loaded", extra={"program_version": version})
+
+
+async def _compile_version(pool: asyncpg.Pool, version: int) -> CompiledProgram | None:
+    document = await programs.program_version(pool, version)
+    if document is None:
+        return None
+    return await asyncio.to_thread(compile_program, parse_program(document), version)
 
 
 async def _refresh(services: Services) -> None:
@@ -84,8 +94,10 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         redis=redis,
         keyring=KeyRing(),
         stores=StoreDirectory(),
-        programs=ProgramHolder(),
+        programs=ProgramHolder(loader=lambda version: _compile_version(pool, version)),
         cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
+        calculations=CalculationStore(redis),
+        ledger=Ledger(pool),
         limits=ReceiptLimits(
             max_lines=settings.max_lines,
             max_future_skew=timedelta(seconds=settings.max_future_skew_s),

@@ -65,6 +65,11 @@ class Metrics:
             multiprocess_mode="livesum", registry=reg,
         )  # fmt: skip
 
+    def record_sale(self, totals: dict[str, int]) -> None:
+        self.points_earned.inc(totals["points_earned"])
+        self.points_redeemed.inc(totals["points_redeemed"])
+        self.discounts.inc(totals["discount"])
+
     def render(self) -> tuple[bytes, str]:
         if multiprocess_dir() is None:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -87,6 +87,13 @@ class CalculateRequest(ReceiptIn):
     pass
 
 
+class CommitRequest(ReceiptIn):
+    transaction_id: Identifier = Field(description="the POS's own receipt id; idempotency key")
+    calculation_id: Annotated[str, Field(max_length=80)] | None = Field(
+        default=None, description="the calculation the customer was shown, if any"
+    )
+
+
 class AppliedRuleOut(BaseModel):
     rule_id: str
     name: str
@@ -168,6 +175,28 @@ class CalculateResponse(BaseModel):
     free_delivery: bool
     rules: list[RuleOut]
     messages: list[MessageOut]
+
+
+class CardAfterOut(BaseModel):
+    number: str
+    status: str
+    tier: str | None
+    balance: int
+    pending: int
+
+
+class CommitResponse(BaseModel):
+    transaction_id: str
+    status: Literal["committed"]
+    calculation_id: str | None
+    program_version: int
+    lines: list[LineOut]
+    totals: TotalsOut
+    promo_codes: list[PromoCodeOut]
+    gifts: list[GiftOut]
+    free_delivery: bool
+    messages: list[MessageOut]
+    card: CardAfterOut | None
 
 
 class ErrorOut(BaseModel):

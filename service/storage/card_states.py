@@ -54,6 +54,17 @@ class CachedCardStates:
                 _log.warning("card cache unavailable; state not cached")
         return state
 
+    async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
+        """Cache the card's state as the ledger now has it; a newer cached version wins."""
+        state = await self.load(number, now, program)
+        try:
+            if state is None:
+                await self._cache.forget(number)
+            else:
+                await self._cache.put(state, now.date())
+        except (RedisError, OSError):
+            _log.warning("card cache unavailable; state not refreshed")
+
     async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
         window = program.document.tiers.window_days
         async with database_errors():

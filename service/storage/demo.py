@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 from service.rules.demo import DEMO_STORES, demo_program
+from service.rules.document import parse_program
 from service.storage.keys import create_key
-from service.storage.programs import publish_new_version
+from service.storage.programs import declared_codes, publish_new_version
 from service.storage.stores import upsert_stores
 
 STORE_NAMES = {"msk-001": "Style Moscow", "ekb-001": "Style Yekaterinburg", "web": "Style online"}
@@ -83,7 +84,9 @@ async def load_demo(conn: asyncpg.Connection, now: datetime | None = None) -> bo
         await upsert_stores(
             conn, [(s, STORE_NAMES.get(s.store_id, s.store_id)) for s in DEMO_STORES]
         )
-        await publish_new_version(conn, demo_program(), author="demo")
+        document = demo_program()
+        codes = declared_codes(parse_program(document))
+        await publish_new_version(conn, document, author="demo", codes=codes)
         for card in DEMO_CARDS:
             await _insert_card(conn, card, now)
     return True

@@ -7,11 +7,16 @@ bodies (``$$ ... $$``, used by PL/pgSQL functions) are kept whole.
 
 from __future__ import annotations
 
+import re
+
 from alembic import op
+
+_LINE_COMMENT = re.compile(r"--[^\n]*")
 
 
 def split_statements(script: str) -> list[str]:
-    """Split ``script`` on semicolons that lie outside ``$$`` quotes; drop empty parts."""
+    """Split ``script`` on semicolons outside ``$$`` quotes; drop ``--`` comments there
+    (they may hold semicolons) and empty parts."""
     statements: list[str] = []
     current: list[str] = []
     for index, chunk in enumerate(script.split("$$")):
@@ -21,7 +26,7 @@ def split_statements(script: str) -> list[str]:
         if inside_quotes:
             current.append(chunk)
             continue
-        pieces = chunk.split(";")
+        pieces = _LINE_COMMENT.sub("", chunk).split(";")
         current.append(pieces[0])
         for piece in pieces[1:]:
             statements.append("".join(current))

@@ -1,9 +1,20 @@
-"""Use case: calculate a receipt (a stateless preview; writes nothing to the ledger)."""
+"""Use case: calculate a receipt (a stateless preview; writes nothing to the ledger).
+
+The answer is kept for the commit under its ``calculation_id``, which also pins the
+program version, so that the commit records exactly what the customer was shown.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
 
 from service import kernels
 from service.domain.calculation import CalculationContext, CalculationResult
@@ -11,7 +22,16 @@ from service.domain.card import CardState
 from service.domain.errors import InvalidInput, NotFound
 from service.domain.receipt import Receipt, StoreInfo
 from service.rules.compiler import CompiledProgram
-from service.usecases.ports import CardStates, Programs, Stores
+from service.usecases.ports import CalculationRecords, CardStates, Programs, Stores
+from service.usecases.views import card_view, result_view
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLimits:
+    max_lines: int
+    max_future_skew: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +43,33 @@ class Calculation:
     result: CalculationResult
     now: datetime
 
+    def view(self) -> dict[str, Any]:
+        """The result as the POS sees it, card state included."""
+        body = result_view(self.result)
+        body["card"] = (
+            None if self.card is None else card_view(self.card, self.program, self.result, self.now)
+        )
+        return body
 
-@dataclass(frozen=True, slots=True)
-class ReceiptLimits:
-    max_lines: int
-    max_future_skew: timedelta
+
+def new_calculation_id(program_version: int) -> str:
+    """``c_<version>_<ms time><80 random bits>``: unique without coordination, and it
+    pins the program version even if the stored record is lost."""
+    return f"c_{program_version}_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def pinned_version(calculation_id: str | None) -> int | None:
+    if calculation_id is None:
+        return None
+    parts = calculation_id.split("_")
+    if len(parts) != 3 or parts[0] != "c" or not parts[1].isdigit():
+        raise InvalidInput("calculation_id is not one this service issued", code="bad_calculation")
+    return int(parts[1])
+
+
+def fingerprint(receipt: Receipt) -> str:
+    """A digest of everything the POS sent about the sale (lines, card, codes, redeem)."""
+    return hashlib.sha256(orjson.dumps(receipt)).hexdigest()
 
 
 def check_receipt(receipt: Receipt, now: datetime, limits: ReceiptLimits) -> None:
@@ -46,6 +88,28 @@ def check_receipt(receipt: Receipt, now: datetime, limits: ReceiptLimits) -> Non
             "the receipt's timestamp is in the future; check the till's clock",
             code="timestamp_in_future",
         )
+    if receipt.card is None and (receipt.redeem_points or receipt.redeem_max):
+        raise InvalidInput("points can only be spent with a card", code="redeem_without_card")
+
+
+async def evaluate(
+    receipt: Receipt,
+    *,
+    now: datetime,
+    limits: ReceiptLimits,
+    stores: Stores,
+    program: CompiledProgram,
+    card: CardState | None,
+) -> Calculation:
+    check_receipt(receipt, now, limits)
+    store = stores.get(receipt.store_id)
+    if store is None:
+        raise NotFound(f"unknown store {receipt.store_id!r}", code="store_not_found")
+    if receipt.card is not None and card is None:
+        raise NotFound("no such loyalty card", code="card_not_found")
+    context = CalculationContext(store=store, now=now, card=card)
+    result = kernels.evaluate(receipt, context, program)
+    return Calculation(receipt, store, card, program, result, now)
 
 
 async def calculate(
@@ -56,17 +120,24 @@ async def calculate(
     stores: Stores,
     programs: Programs,
     cards: CardStates,
-) -> Calculation:
-    check_receipt(receipt, now, limits)
-    store = stores.get(receipt.store_id)
-    if store is None:
-        raise NotFound(f"unknown store {receipt.store_id!r}", code="store_not_found")
+    records: CalculationRecords,
+) -> dict[str, Any]:
+    """The POS's answer, with the ``calculation_id`` under which a commit finds it."""
     program = programs.current
-    card = None
-    if receipt.card is not None:
-        card = await cards.get(receipt.card, now, program)
-        if card is None:
-            raise NotFound("no such loyalty card", code="card_not_found")
-    context = CalculationContext(store=store, now=now, card=card)
-    result = kernels.evaluate(receipt, context, program)
-    return Calculation(receipt, store, card, program, result, now)
+    card = None if receipt.card is None else await cards.get(receipt.card, now, program)
+    calc = await evaluate(
+        receipt, now=now, limits=limits, stores=stores, program=program, card=card
+    )
+    calculation_id = new_calculation_id(program.version)
+    body = {"calculation_id": calculation_id, **calc.view()}
+    record = {
+        "fingerprint": fingerprint(receipt),
+        "view": body,
+        "budget_use": dict(calc.result.budget_use),
+        "tier_spend": calc.result.tier_spend,
+    }
+    try:
+        await records.save(calculation_id, record)
+    except Exception:  # losing the record costs the commit a recalculation, nothing more
+        _log.warning("calculation not kept", exc_info=True)
+    return body

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.domain.card import CardState
 from service.domain.receipt import StoreInfo
@@ -12,7 +12,15 @@ from service.rules.compiler import CompiledProgram
 
 class CardStates(Protocol):
     async def get(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
-        """The card's current state, or None when no such card exists."""
+        """The card's current state (from the cache where it can), or None if no such card."""
+        ...
+
+    async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
+        """The card's state read from the ledger of record, bypassing the cache."""
+        ...
+
+    async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
+        """Re-read the card from the ledger and cache it (after a write)."""
         ...
 
 
@@ -23,3 +31,15 @@ class Stores(Protocol):
 class Programs(Protocol):
     @property
     def current(self) -> CompiledProgram: ...
+
+    async def get(self, version: int) -> CompiledProgram: ...
+
+
+class CalculationRecords(Protocol):
+    async def save(self, calculation_id: str, record: dict[str, Any]) -> None: ...
+
+    async def load(self, calculation_id: str) -> dict[str, Any] | None: ...
+
+
+class Ledger(Protocol):
+    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]: ...

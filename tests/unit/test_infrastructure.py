@@ -16,6 +16,7 @@ from service.storage.sqlscript import split_statements
 
 def test_split_keeps_dollar_quoted_bodies_whole() -> None:
     script = """
+    -- a comment; with a semicolon
     CREATE TABLE a (x int);
     CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'no'; RETURN NULL; END $$;

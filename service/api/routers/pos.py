@@ -7,10 +7,19 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from service.api.deps import PrincipalDep, ServicesDep
-from service.api.presenters import calculation_view, new_calculation_id
 from service.api.responses import OrjsonResponse
-from service.api.schemas import CalculateRequest, CalculateResponse, ErrorOut, receipt_from
+from service.api.schemas import (
+    CalculateRequest,
+    CalculateResponse,
+    CommitRequest,
+    CommitResponse,
+    ErrorOut,
+    receipt_from,
+)
+from service.domain.errors import Conflict
 from service.usecases.calculate import calculate as calculate_receipt
+from service.usecases.commit import Sale
+from service.usecases.commit import commit as commit_sale
 
 router = APIRouter(prefix="/v1", tags=["pos"])
 
@@ -32,12 +41,45 @@ async def calculate(
     body: CalculateRequest, principal: PrincipalDep, services: ServicesDep
 ) -> OrjsonResponse:
     principal.ensure_store(body.store_id)
-    calc = await calculate_receipt(
+    answer = await calculate_receipt(
         receipt_from(body),
         now=datetime.now(UTC),
         limits=services.limits,
         stores=services.stores,
         programs=services.programs,
         cards=services.cards,
+        records=services.calculations,
     )
-    return OrjsonResponse(calculation_view(new_calculation_id(), calc))
+    return OrjsonResponse(answer)
+
+
+@router.post(
+    "/commit",
+    response_model=CommitResponse,
+    responses={
+        **ERRORS,
+        409: {
+            "model": ErrorOut,
+            "description": "same id, other receipt; or points no longer there",
+        },
+        503: {"model": ErrorOut, "description": "the ledger is unavailable; retry (Retry-After)"},
+    },  # type: ignore[dict-item]
+    summary="Record a paid sale (idempotent by store_id and transaction_id)",
+)
+async def commit(
+    body: CommitRequest, principal: PrincipalDep, services: ServicesDep
+) -> OrjsonResponse:
+    principal.ensure_store(body.store_id)
+    sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
+    try:
+        response, replayed = await commit_sale(
+            sale, now=datetime.now(UTC), limits=services.limits, stores=services.stores,
+            programs=services.programs, cards=services.cards, records=services.calculations,
+            ledger=services.ledger,
+        )  # fmt: skip
+    except Conflict as conflict:
+        services.metrics.commit_conflicts.labels(conflict.code).inc()
+        raise
+    if not replayed:
+        services.metrics.record_sale(response["totals"])
+    return OrjsonResponse(response)

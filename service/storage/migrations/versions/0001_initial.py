@@ -194,8 +194,9 @@ CREATE TABLE refunds (
 );
 
 CREATE TABLE promo_codes (
-    code           text PRIMARY KEY CHECK (code ~ '^[A-Z0-9_-]{3,32}$'),
-    rule_id        text NOT NULL,
+    code           text PRIMARY KEY CHECK (code ~ '^[A-Z0-9_-]{2,64}$'),
+    rule_ids       text[] NOT NULL CHECK (cardinality(rule_ids) > 0),
+    program_version integer REFERENCES program_versions,
     batch_id       text,
     max_uses       integer CHECK (max_uses IS NULL OR max_uses > 0),
     uses           integer NOT NULL DEFAULT 0 CHECK (uses >= 0),
@@ -216,7 +217,9 @@ CREATE TABLE promo_code_uses (
     used_at        timestamptz NOT NULL DEFAULT now(),
     released_at    timestamptz,
     PRIMARY KEY (code, store_id, transaction_id),
+    -- Deferred: a commit records code usage before the receipt row that closes it.
     FOREIGN KEY (store_id, transaction_id) REFERENCES receipts (store_id, transaction_id)
+        DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX promo_code_uses_card ON promo_code_uses (card_id, code);
 

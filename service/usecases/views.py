@@ -1,23 +1,17 @@
-"""Domain results to the JSON shapes of SPEC §3 (plain dicts, rendered by orjson)."""
+"""Domain results as the plain JSON shapes of SPEC §3: what the POS is shown, what a
+commit records and replays."""
 
 from __future__ import annotations
 
-import os
-import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from service.domain.calculation import CalculationResult
 from service.domain.card import CardState
 from service.rules.compiler import CompiledProgram
-from service.usecases.calculate import Calculation
 
 EXPIRING_WITHIN_DAYS = 30
-
-
-def new_calculation_id() -> str:
-    """Time-ordered, unique without coordination: ms timestamp then 80 random bits."""
-    return f"c_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
 
 def quantity_text(milli: int) -> str:
@@ -25,7 +19,7 @@ def quantity_text(milli: int) -> str:
 
 
 def card_view(
-    card: CardState, program: CompiledProgram, result: CalculationResult | None, now: Any
+    card: CardState, program: CompiledProgram, result: CalculationResult | None, now: datetime
 ) -> dict[str, Any]:
     tier = result.tier_before if result is not None else card.tier
     if tier is None:
@@ -81,11 +75,3 @@ def result_view(result: CalculationResult) -> dict[str, Any]:
         ],
         "messages": [{"code": m.code, "text": m.text} for m in result.messages],
     }  # fmt: skip
-
-
-def calculation_view(calculation_id: str, calc: Calculation) -> dict[str, Any]:
-    body = {"calculation_id": calculation_id, **result_view(calc.result)}
-    body["card"] = (
-        None if calc.card is None else card_view(calc.card, calc.program, calc.result, calc.now)
-    )
-    return body

@@ -1,0 +1,177 @@
+"""Use case: commit a paid sale to the ledger of record.
+
+What is recorded is what the customer was shown: the calculation kept under its id
+when it matches the receipt, otherwise a recalculation with the program version the
+id pinned (or the current one when there was no calculation). The ledger then
+re-checks, under the card's row lock, what only it can know: the receipt id is new,
+the points are still there, promo codes still have uses left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from service.domain.errors import (
+    Conflict,
+    IdempotencyConflict,
+    InsufficientPoints,
+    NotFound,
+)
+from service.domain.receipt import Receipt
+from service.rules.compiler import CompiledProgram
+from service.usecases.calculate import (
+    ReceiptLimits,
+    check_receipt,
+    evaluate,
+    fingerprint,
+    pinned_version,
+)
+from service.usecases.ports import CalculationRecords, CardStates, Ledger, Programs, Stores
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    receipt: Receipt
+    transaction_id: str
+    calculation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the customer was shown, and what the ledger needs besides."""
+
+    view: dict[str, Any]
+    program: CompiledProgram
+    budget_use: dict[str, int]
+    tier_spend: int
+
+
+def request_hash(sale: Sale) -> str:
+    """Idempotency digest: the same sale sent again hashes the same (the calculation id aside)."""
+    return hashlib.sha256(orjson.dumps([sale.transaction_id, sale.receipt])).hexdigest()
+
+
+async def _shown(
+    sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
+    cards: CardStates, records: CalculationRecords,
+) -> Shown:  # fmt: skip
+    version = pinned_version(sale.calculation_id)
+    program = programs.current if version is None else await programs.get(version)
+    if sale.calculation_id is not None:
+        record = await _kept(records, sale.calculation_id)
+        if record is not None and record["fingerprint"] == fingerprint(sale.receipt):
+            return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
+    receipt = sale.receipt
+    card = None if receipt.card is None else await cards.load(receipt.card, now, program)
+    calc = await evaluate(
+        receipt, now=now, limits=limits, stores=stores, program=program, card=card
+    )
+    view = {"calculation_id": sale.calculation_id, **calc.view()}
+    return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
+
+
+async def _kept(records: CalculationRecords, calculation_id: str) -> dict[str, Any] | None:
+    try:
+        return await records.load(calculation_id)
+    except Exception:  # the record is an optimisation; recalculating is always correct
+        _log.warning("calculation record unavailable", exc_info=True)
+        return None
+
+
+def _accrual_dates(program: CompiledProgram, occurred_at: datetime) -> tuple[str, str | None]:
+    """Points activate after the return window counted from the sale, then live their validity."""
+    settings = program.settings
+    activates = occurred_at + timedelta(days=settings.pending_days)
+    expires = None
+    if settings.validity_days is not None:
+        expires = activates + timedelta(days=settings.validity_days)
+    return activates.isoformat(), None if expires is None else expires.isoformat()
+
+
+def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-line results as committed, with what a refund needs: sku and quantity sold."""
+    return [
+        {**shown, "sku": line.sku, "quantity": line.quantity}
+        for line, shown in zip(receipt.lines, view["lines"], strict=True)
+    ]
+
+
+def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
+    receipt, view, program = sale.receipt, shown.view, shown.program
+    totals = view["totals"]
+    activates_at, expires_at = _accrual_dates(program, receipt.timestamp)
+    window = program.document.tiers.window_days
+    response = {
+        "transaction_id": sale.transaction_id, "status": "committed",
+        **{k: view[k] for k in ("calculation_id", "program_version", "lines", "totals",
+                                "promo_codes", "gifts", "free_delivery", "messages")},
+    }  # fmt: skip
+    return {
+        "now": now.isoformat(),
+        "store_id": receipt.store_id,
+        "transaction_id": sale.transaction_id,
+        "request_hash": request_hash(sale),
+        "calculation_id": sale.calculation_id,
+        "program_version": program.version,
+        "card": receipt.card,
+        "occurred_at": receipt.timestamp.isoformat(),
+        "subtotal": totals["subtotal"],
+        "discount": totals["discount"],
+        "points_paid": sum(line["points_paid"] for line in view["lines"]),
+        "amount_due": totals["amount_due"],
+        "points_redeemed": totals["points_redeemed"],
+        "points_earned": totals["points_earned"],
+        "lines": _committed_lines(receipt, view),
+        "response": response,
+        "activates_at": activates_at,
+        "expires_at": expires_at,
+        "tier_spend": shown.tier_spend,
+        "tier_window_start": None if window is None else (now - timedelta(days=window)).isoformat(),
+        "tiers": [[t.code, t.threshold] for t in program.document.tiers.levels],
+        "promo_codes": [p["code"] for p in view["promo_codes"] if p["status"] == "accepted"],
+        "budgets": sorted(shown.budget_use.items()),
+    }
+
+
+def _refusal(outcome: dict[str, Any]) -> Exception:
+    kind = outcome["outcome"]
+    if kind == "conflict":
+        return IdempotencyConflict(
+            "this transaction_id was already committed with a different receipt"
+        )
+    if kind == "insufficient":
+        return InsufficientPoints(
+            "the card no longer holds the points asked for",
+            extra={"balance": outcome["balance"]},
+        )
+    if kind == "card_not_found":
+        return NotFound("no such loyalty card", code="card_not_found")
+    if kind == "card_not_active":
+        return Conflict(f"the card is {outcome['status']}", code="card_not_active")
+    return Conflict(f"promo code {outcome.get('code')} can no longer be used", code=kind)
+
+
+async def commit(
+    sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
+    cards: CardStates, records: CalculationRecords, ledger: Ledger,
+) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    """Record the sale; returns (response, replayed). A replay returns the first answer."""
+    check_receipt(sale.receipt, now, limits)
+    shown = await _shown(
+        sale, now=now, limits=limits, stores=stores, programs=programs, cards=cards,
+        records=records,
+    )  # fmt: skip
+    outcome = await ledger.commit_sale(ledger_params(sale, shown, now=now))
+    if outcome["outcome"] not in ("committed", "replay"):
+        raise _refusal(outcome)
+    if sale.receipt.card is not None:
+        await cards.refresh(sale.receipt.card, now, shown.program)
+    return outcome["response"], outcome["outcome"] == "replay"
