@@ -131,6 +131,36 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def expire(settings: Settings) -> int:
+    """Run the expiry job once (it also runs in-process every LOYALTY_EXPIRE_INTERVAL_S)."""
+    from datetime import UTC, datetime
+
+    from service.storage.cache import CardCache, create_client
+    from service.storage.expiry import expire_due
+    from service.storage.postgres import create_pool
+
+    async def run() -> list[str] | None:
+        assert settings.database_url is not None and settings.redis_url is not None
+        pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        redis = create_client(settings.redis_url, settings.redis_timeout_s)
+        try:
+            numbers = await expire_due(pool, datetime.now(UTC))
+            for number in numbers or ():
+                await CardCache(redis).forget(number)
+            return numbers
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    settings, servers = _with_servers(settings)
+    try:
+        numbers = asyncio.run(run())
+    finally:
+        servers.stop()
+    print("another expiry run is in progress" if numbers is None else f"{len(numbers)} cards")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loyalty", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, help="override LOYALTY_PORT")
     serve_cmd.add_argument("--workers", type=int, help="override LOYALTY_WORKERS")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser("expire", help="write expiration entries for points past validity")
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
     settings = Settings(**overrides)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "expire":
+        return expire(settings)
     return migrate(settings)
 
 

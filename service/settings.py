@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     max_lines: int = Field(default=500, ge=1, le=10_000)
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
     api_key_refresh_s: float = Field(default=5.0, gt=0)
+    expire_interval_s: float = Field(default=300.0, gt=0, description="expiry job period")
     metrics_dir: Path | None = Field(
         default=None, description="prometheus multiprocess folder (set by `loyalty serve`)"
     )

@@ -13,18 +13,25 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
+from service.api.app import create_app
+from service.settings import Settings
 from service.storage.embedded import EmbeddedServers, start_embedded
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 POS_KEY = "test-pos-key-0123456789abcdef01"
+POS = {"Authorization": f"Bearer {POS_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _with_database(url: str, database: str) -> str:
@@ -116,3 +123,30 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     finally:
         await tx.rollback()
         await conn.close()
+
+
+def app_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        demo_admin_key=ADMIN_KEY,
+        demo_pos_key=POS_KEY,
+        api_key_refresh_s=0.2,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(demo_database: str, clean_redis: str) -> AsyncIterator[FastAPI]:
+    """The service with its lifespan on, over the session's Postgres and Redis."""
+    application = create_app(app_settings(demo_database, clean_redis))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as c:
+        yield c

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from fastapi import FastAPI
@@ -17,16 +17,18 @@ from service.api.errors import install_error_handlers
 from service.api.logs import configure_logging
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
-from service.api.routers import health, pos
+from service.api.routers import cards, health, pos
 from service.api.state import Services
 from service.domain.access import KeyRing
 from service.rules.compiler import CompiledProgram, compile_program
 from service.rules.document import parse_program
 from service.settings import Settings
-from service.storage import cache, keys, postgres, programs, stores
+from service.storage import cache, expiry, keys, postgres, programs, stores
 from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
+from service.storage.cards import CardQueries
 from service.storage.ledger import Ledger
+from service.storage.refunds import ReturnsLedger
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
@@ -76,6 +78,20 @@ async def _refresh_forever(services: Services) -> None:
             _log.warning("background refresh failed", exc_info=True)
 
 
+async def _expire_forever(services: Services) -> None:
+    """The expiry job, in-process: one worker of the whole deployment runs it at a time."""
+    while True:
+        await asyncio.sleep(services.settings.expire_interval_s)
+        try:
+            numbers = await expiry.expire_due(services.pool, datetime.now(UTC))
+            for number in numbers or ():
+                await services.card_cache.forget(number)
+            if numbers:
+                _log.info("points expired", extra={"cards": len(numbers)})
+        except Exception:
+            _log.warning("expiry run failed; next run retries", exc_info=True)
+
+
 async def _build(settings: Settings, metrics: Metrics) -> Services:
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError("database_url and redis_url must be set (loyalty serve sets them)")
@@ -95,9 +111,12 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         keyring=KeyRing(),
         stores=StoreDirectory(),
         programs=ProgramHolder(loader=lambda version: _compile_version(pool, version)),
+        card_cache=card_cache,
         cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
         calculations=CalculationStore(redis),
         ledger=Ledger(pool),
+        returns=ReturnsLedger(pool),
+        card_queries=CardQueries(pool),
         limits=ReceiptLimits(
             max_lines=settings.max_lines,
             max_future_skew=timedelta(seconds=settings.max_future_skew_s),
@@ -115,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(kernels.warm_up)
         services.kernels_warm = True
         services.tasks.append(asyncio.create_task(_refresh_forever(services)))
+        services.tasks.append(asyncio.create_task(_expire_forever(services)))
         app.state.services = services
         yield
     finally:
@@ -136,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(pos.router)
+    app.include_router(cards.router)
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app
 

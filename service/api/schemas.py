@@ -6,12 +6,14 @@ goods) and become integer thousandths inside; the hot path passes domain values.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.domain.receipt import Receipt, ReceiptLine
+from service.domain.units import quantity_milli
 
 # Generous but finite bounds: anything beyond is a POS bug, not a sale.
 MAX_UNIT_PRICE = 100_000_000_000  # one billion roubles, in kopecks
@@ -23,6 +25,7 @@ Label = Annotated[str, Field(min_length=1, max_length=128)]
 CardNumber = Annotated[
     str, Field(pattern=r"^[0-9]{8,19}$", description="card number: 8 to 19 digits")
 ]
+Phone = Annotated[str, Field(pattern=r"^\+[0-9]{7,15}$")]
 PromoCode = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Quantity = Annotated[
     Decimal, Field(gt=0, le=MAX_QUANTITY, decimal_places=3, description="at most 3 decimals")
@@ -177,6 +180,42 @@ class CalculateResponse(BaseModel):
     messages: list[MessageOut]
 
 
+class ReturnLineIn(_Strict):
+    line_id: Identifier
+    quantity: Quantity
+
+
+class RefundRequest(_Strict):
+    store_id: Identifier
+    transaction_id: Identifier = Field(description="the sale being returned")
+    refund_id: Identifier = Field(description="the POS's id of this return; idempotency key")
+    lines: list[ReturnLineIn] | None = Field(
+        default=None, max_length=MAX_LINES_SCHEMA, description="absent: everything left"
+    )
+
+
+class CancelRequest(_Strict):
+    store_id: Identifier
+    transaction_id: Identifier
+
+
+class ReturnLineOut(BaseModel):
+    line_id: str
+    quantity: str
+    amount: int = Field(description="kopecks the customer paid in money for what is returned")
+    points_returned: int = Field(description="spent points given back to the card")
+    points_taken: int = Field(description="earned points taken back from the card")
+
+
+class ReturnTotalsOut(BaseModel):
+    amount: int
+    withhold: int = Field(description="kopecks kept back for earned points already spent")
+    cash_refund: int = Field(description="what the POS pays back: amount - withhold")
+    points_returned: int
+    points_taken: int
+    debt: int = Field(description="points the card now owes (negative-balance policy)")
+
+
 class CardAfterOut(BaseModel):
     number: str
     status: str
@@ -199,6 +238,33 @@ class CommitResponse(BaseModel):
     card: CardAfterOut | None
 
 
+class RefundResponse(BaseModel):
+    refund_id: str
+    transaction_id: str
+    status: Literal["refunded", "cancelled"]
+    lines: list[ReturnLineOut]
+    totals: ReturnTotalsOut
+    policy: Literal["negative_balance", "withhold"]
+    card: CardAfterOut | None
+
+
+class HistoryEntryOut(BaseModel):
+    entry_id: int
+    kind: str
+    points: int
+    created_at: datetime
+    store_id: str | None
+    transaction_id: str | None
+    refund_id: str | None
+    reason: str | None
+    expires_at: datetime | None
+
+
+class HistoryOut(BaseModel):
+    entries: list[HistoryEntryOut]
+    next_cursor: int | None
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="machine-readable code")
     detail: str = Field(description="what went wrong, for a human")
@@ -211,11 +277,6 @@ class HealthOut(BaseModel):
 class ReadinessOut(BaseModel):
     status: str
     checks: dict[str, bool]
-
-
-def quantity_milli(quantity: Decimal) -> int:
-    """Decimal quantity (at most 3 places, validated) to integer thousandths, exactly."""
-    return int(quantity.scaleb(3))
 
 
 def receipt_from(body: ReceiptIn) -> Receipt:
@@ -240,3 +301,13 @@ def receipt_from(body: ReceiptIn) -> Receipt:
         redeem_points=0 if redeem_max else int(body.redeem_points),
         redeem_max=redeem_max,
     )  # fmt: skip
+
+
+def return_lines(body: RefundRequest) -> dict[str, int] | None:
+    """Quantities to return by line id (summed if a line is named twice); None: all."""
+    if body.lines is None:
+        return None
+    lines: dict[str, int] = {}
+    for line in body.lines:
+        lines[line.line_id] = lines.get(line.line_id, 0) + quantity_milli(line.quantity)
+    return lines

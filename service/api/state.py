@@ -11,9 +11,12 @@ import redis.asyncio as aioredis
 from service.api.metrics import Metrics
 from service.domain.access import KeyRing
 from service.settings import Settings
+from service.storage.cache import CardCache
 from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
+from service.storage.cards import CardQueries
 from service.storage.ledger import Ledger
+from service.storage.refunds import ReturnsLedger
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
@@ -27,9 +30,12 @@ class Services:
     keyring: KeyRing
     stores: StoreDirectory
     programs: ProgramHolder
+    card_cache: CardCache
     cards: CachedCardStates
     calculations: CalculationStore
     ledger: Ledger
+    returns: ReturnsLedger
+    card_queries: CardQueries
     limits: ReceiptLimits
     kernels_warm: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from service.domain.card import CardState, PointLot
+from service.storage.postgres import database_errors
 
 _CARD_STATE_SQL = """
 SELECT c.card_id, c.number, c.status, c.tier, c.personal_discount_bp, c.purchase_count,
@@ -71,3 +73,45 @@ async def load_card_state(
         customer_id=row["customer_id"],
         ledger_version=row["ledger_version"],
     )
+
+
+class CardQueries:
+    """Read-only lookups for the POS and support: history pages, cards by phone."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def history(
+        self, number: str, *, before: int | None, limit: int
+    ) -> list[dict[str, Any]] | None:
+        """Ledger entries newest first, ``limit`` of them below entry id ``before``;
+        None for an unknown card."""
+        async with database_errors():
+            card_id = await self._pool.fetchval(
+                "SELECT card_id FROM cards WHERE number = $1", number
+            )
+            if card_id is None:
+                return None
+            rows = await self._pool.fetch(
+                """
+                SELECT e.entry_id, e.kind, e.points, e.created_at, e.store_id, e.transaction_id,
+                       e.refund_id, e.reason, l.expires_at
+                FROM ledger_entries e
+                LEFT JOIN point_lots l ON l.card_id = e.card_id AND l.lot_id = e.lot_id
+                WHERE e.card_id = $1 AND ($2::bigint IS NULL OR e.entry_id < $2)
+                ORDER BY e.entry_id DESC LIMIT $3
+                """,
+                card_id, before, limit,
+            )  # fmt: skip
+        return [dict(row) for row in rows]
+
+    async def by_phone(self, phone: str) -> list[str]:
+        async with database_errors():
+            rows = await self._pool.fetch(
+                """
+                SELECT c.number FROM cards c JOIN customers cu USING (customer_id)
+                WHERE cu.phone = $1 AND cu.erased_at IS NULL ORDER BY c.card_id
+                """,
+                phone,
+            )
+        return [row["number"] for row in rows]

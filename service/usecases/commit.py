@@ -23,6 +23,7 @@ from service.domain.errors import (
     InsufficientPoints,
     NotFound,
 )
+from service.domain.card import CardState
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
 from service.usecases.calculate import (
@@ -74,8 +75,24 @@ async def _shown(
     calc = await evaluate(
         receipt, now=now, limits=limits, stores=stores, program=program, card=card
     )
+    _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
+
+
+def _refuse_balance_shortfall(
+    receipt: Receipt, redeemed: int, card: CardState | None, now: datetime
+) -> None:
+    """The customer agreed to spend ``receipt.redeem_points``; if the card's balance is
+    what now holds the redemption below that, the sale is refused, not silently repriced
+    (the program's share cap and floors may still lower it, as the calculation showed)."""
+    if card is None or receipt.redeem_max or redeemed >= receipt.redeem_points:
+        return
+    balance = card.active_points(now)
+    if redeemed >= balance:
+        raise InsufficientPoints(
+            "the card no longer holds the points asked for", extra={"balance": max(balance, 0)}
+        )
 
 
 async def _kept(records: CalculationRecords, calculation_id: str) -> dict[str, Any] | None:

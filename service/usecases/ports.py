@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from service.domain.card import CardState
 from service.domain.receipt import StoreInfo
+from service.domain.reversal import ReturnRequest
 from service.rules.compiler import CompiledProgram
 
 
@@ -43,3 +44,9 @@ class CalculationRecords(Protocol):
 
 class Ledger(Protocol):
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Returns(Protocol):
+    async def return_goods(self, request: ReturnRequest) -> tuple[dict[str, Any], str | None]:
+        """Record a return; (response, the card's number when the sale had a card)."""
+        ...

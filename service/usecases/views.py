@@ -4,18 +4,14 @@ commit records and replays."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from service.domain.calculation import CalculationResult
 from service.domain.card import CardState
+from service.domain.units import quantity_text
 from service.rules.compiler import CompiledProgram
 
 EXPIRING_WITHIN_DAYS = 30
-
-
-def quantity_text(milli: int) -> str:
-    return str(Decimal(milli).scaleb(-3).normalize())
 
 
 def card_view(

@@ -24,8 +24,7 @@ from service.storage.demo import ensure_demo_keys, load_demo
 from service.storage.embedded import start_postgres
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
-from tests.conftest import ADMIN_KEY, POS_KEY
-from tests.e2e.conftest import POS, app_settings
+from tests.conftest import ADMIN_KEY, POS, POS_KEY, app_settings
 from tests.e2e.test_pos_api import receipt
 
 

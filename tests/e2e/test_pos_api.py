@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from service.storage.keys import create_key
 from service.storage.postgres import connect
-from tests.e2e.conftest import POS
+from tests.conftest import POS
 
 FRIDAY_NOON = "2026-11-20T12:00:00+03:00"
 

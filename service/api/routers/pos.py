@@ -11,12 +11,17 @@ from service.api.responses import OrjsonResponse
 from service.api.schemas import (
     CalculateRequest,
     CalculateResponse,
+    CancelRequest,
     CommitRequest,
     CommitResponse,
     ErrorOut,
+    RefundRequest,
+    RefundResponse,
     receipt_from,
+    return_lines,
 )
 from service.domain.errors import Conflict
+from service.usecases import refund as returns
 from service.usecases.calculate import calculate as calculate_receipt
 from service.usecases.commit import Sale
 from service.usecases.commit import commit as commit_sale
@@ -82,4 +87,47 @@ async def commit(
         raise
     if not replayed:
         services.metrics.record_sale(response["totals"])
+    return OrjsonResponse(response)
+
+
+RETURN_ERRORS = {
+    **ERRORS,
+    404: {"model": ErrorOut, "description": "no such committed sale"},
+    409: {"model": ErrorOut, "description": "refund id reused for another return; sale cancelled"},
+    422: {"model": ErrorOut, "description": "returning more than was sold, unknown line"},
+}
+
+
+@router.post(
+    "/refund",
+    response_model=RefundResponse,
+    responses=RETURN_ERRORS,  # type: ignore[arg-type]
+    summary="Return some or all lines of a committed sale (idempotent by refund_id)",
+)
+async def refund(
+    body: RefundRequest, principal: PrincipalDep, services: ServicesDep
+) -> OrjsonResponse:
+    principal.ensure_store(body.store_id)
+    response = await returns.refund(
+        body.store_id, body.transaction_id, body.refund_id, return_lines(body),
+        now=datetime.now(UTC), programs=services.programs, cards=services.cards,
+        returns=services.returns,
+    )  # fmt: skip
+    return OrjsonResponse(response)
+
+
+@router.post(
+    "/cancel",
+    response_model=RefundResponse,
+    responses=RETURN_ERRORS,  # type: ignore[arg-type]
+    summary="Void a committed sale entirely (idempotent)",
+)
+async def cancel(
+    body: CancelRequest, principal: PrincipalDep, services: ServicesDep
+) -> OrjsonResponse:
+    principal.ensure_store(body.store_id)
+    response = await returns.cancel(
+        body.store_id, body.transaction_id, now=datetime.now(UTC), programs=services.programs,
+        cards=services.cards, returns=services.returns,
+    )  # fmt: skip
     return OrjsonResponse(response)

@@ -182,7 +182,7 @@ CREATE INDEX receipts_time ON receipts (committed_at);
 
 CREATE TABLE refunds (
     store_id       text NOT NULL,
-    refund_id      text NOT NULL CHECK (length(refund_id) BETWEEN 1 AND 64),
+    refund_id      text NOT NULL CHECK (length(refund_id) BETWEEN 1 AND 80),
     transaction_id text NOT NULL,
     card_id        bigint REFERENCES cards,
     request_hash   bytea NOT NULL,

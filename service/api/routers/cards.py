@@ -1,0 +1,64 @@
+"""Card lookups for the till and support: balance, tier, history, search by phone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import PrincipalDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.schemas import CardNumber, CardOut, ErrorOut, HistoryOut, Phone
+from service.domain.errors import NotFound
+from service.usecases.views import card_view
+
+router = APIRouter(prefix="/v1/cards", tags=["cards"])
+
+NOT_FOUND = {404: {"model": ErrorOut, "description": "no such card"}}
+
+
+@router.get("", summary="Find cards by the customer's phone number")
+async def find_cards(
+    phone: Annotated[Phone, Query(description="E.164, e.g. +79000000001")],
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> OrjsonResponse:
+    numbers = await services.card_queries.by_phone(phone)
+    return OrjsonResponse({"cards": [{"number": n} for n in numbers]})
+
+
+@router.get(
+    "/{card}", response_model=CardOut, responses=NOT_FOUND,  # type: ignore[arg-type]
+    summary="Balance (active, pending, expiring), tier and progress to the next",
+)  # fmt: skip
+async def get_card(
+    card: CardNumber, principal: PrincipalDep, services: ServicesDep
+) -> OrjsonResponse:
+    now = datetime.now(UTC)
+    program = services.programs.current
+    state = await services.cards.get(card, now, program)
+    if state is None:
+        raise NotFound("no such loyalty card", code="card_not_found")
+    return OrjsonResponse(card_view(state, program, None, now))
+
+
+@router.get(
+    "/{card}/history", response_model=HistoryOut, responses=NOT_FOUND,  # type: ignore[arg-type]
+    summary="Ledger entries, newest first; pass next_cursor as `before` for the next page",
+)  # fmt: skip
+async def card_history(
+    card: CardNumber,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> OrjsonResponse:
+    entries = await services.card_queries.history(card, before=before, limit=limit)
+    if entries is None:
+        raise NotFound("no such loyalty card", code="card_not_found")
+    body: dict[str, Any] = {
+        "entries": entries,
+        "next_cursor": entries[-1]["entry_id"] if len(entries) == limit else None,
+    }
+    return OrjsonResponse(body)

@@ -1,0 +1,20 @@
+"""Units at the edges: quantities travel as decimal text, live as integer thousandths."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+MILLI = 1000
+
+
+def quantity_text(milli: int) -> str:
+    """Thousandths as the shortest decimal text: 1000 -> "1", 532 -> "0.532"."""
+    return format(Decimal(milli).scaleb(-3).normalize(), "f")
+
+
+def quantity_milli(quantity: Decimal) -> int:
+    """A decimal quantity with at most 3 places as integer thousandths, exactly."""
+    milli = quantity.scaleb(3)
+    if milli != milli.to_integral_value():
+        raise ValueError("a quantity has at most 3 decimal places")
+    return int(milli)

@@ -1,0 +1,72 @@
+"""The expiry job: expired points leave the lots with an ``expiration`` entry each.
+
+Spending never depended on this job (expired points are not spendable whether or not
+it ran); it makes the ledger say what happened. Batches lock their cards first, in
+card order, as commits do, so the job and the tills never deadlock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+# Any constant: one expiry run at a time across every worker and pod.
+_ADVISORY_KEY = 0x10_7A17
+
+
+async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
+    """Expire the due lots of up to ``limit`` cards; returns the numbers of those cards."""
+    async with conn.transaction():
+        card_ids = await conn.fetchval(
+            """
+            SELECT coalesce(array_agg(card_id ORDER BY card_id), '{}') FROM (
+                SELECT DISTINCT card_id FROM point_lots
+                WHERE remaining > 0 AND expires_at <= $1 LIMIT $2) due
+            """,
+            now, limit,
+        )  # fmt: skip
+        if not card_ids:
+            return []
+        numbers = await conn.fetch(
+            "SELECT number FROM cards WHERE card_id = ANY($1) ORDER BY card_id FOR UPDATE",
+            card_ids,
+        )
+        await conn.execute(
+            """
+            WITH due AS (
+                SELECT card_id, lot_id, remaining FROM point_lots
+                WHERE card_id = ANY($2) AND remaining > 0 AND expires_at <= $1
+                FOR UPDATE
+            ), emptied AS (
+                UPDATE point_lots p SET remaining = 0 FROM due
+                WHERE p.card_id = due.card_id AND p.lot_id = due.lot_id
+            ), entries AS (
+                INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, created_at)
+                SELECT card_id, 'expiration', -remaining, lot_id, 'validity ended', $1 FROM due
+            ), events AS (
+                INSERT INTO outbox (card_id, kind, payload)
+                SELECT card_id, 'expiration',
+                       jsonb_build_object('points', sum(remaining), 'at', $1::timestamptz)
+                FROM due GROUP BY card_id
+            )
+            UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = ANY($2)
+            """,
+            now, card_ids,
+        )  # fmt: skip
+        return [row["number"] for row in numbers]
+
+
+async def expire_due(pool: asyncpg.Pool, now: datetime, batch: int = 500) -> list[str] | None:
+    """Expire everything due at ``now``; None if another worker is already at it."""
+    async with pool.acquire() as lock_conn:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _ADVISORY_KEY):
+            return None
+        try:
+            expired: list[str] = []
+            async with pool.acquire() as conn:
+                while numbers := await expire_batch(conn, now, batch):
+                    expired.extend(numbers)
+            return expired
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_KEY)

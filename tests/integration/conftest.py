@@ -1,0 +1,58 @@
+"""Cards of their own for each test, so that tests sharing the demo database never
+see each other's balances."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from service.storage.postgres import connect
+
+NewCard = Callable[..., Awaitable[str]]
+_numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
+
+
+@pytest.fixture
+async def ledger_db(demo_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain (committing) connection to the demo database, to set up and inspect."""
+    conn = await connect(demo_database)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def new_card(ledger_db: asyncpg.Connection) -> NewCard:
+    async def make(
+        points: int = 0, *, spend: int = 0, status: str = "active", expires_in_days: int = 365
+    ) -> str:
+        number = f"77{next(_numbers):011d}"
+        now = datetime.now(UTC)
+        card_id = await ledger_db.fetchval(
+            "INSERT INTO cards (number, status) VALUES ($1, $2) RETURNING card_id", number, status
+        )
+        if points:
+            lot_id = await ledger_db.fetchval(
+                "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
+                " source) VALUES ($1, $2, $2, $3, $4, 'adjustment') RETURNING lot_id",
+                card_id, points, now - timedelta(days=400), now + timedelta(days=expires_in_days),
+            )  # fmt: skip
+            await ledger_db.execute(
+                "INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)"
+                " VALUES ($1, 'adjustment', $2, $3, 'test opening balance', 'tests')",
+                card_id, points, lot_id,
+            )  # fmt: skip
+        if spend:
+            await ledger_db.execute(
+                "INSERT INTO tier_spend (card_id, amount, occurred_at) VALUES ($1, $2, $3)",
+                card_id, spend, now - timedelta(days=10),
+            )  # fmt: skip
+        return number
+
+    return make
