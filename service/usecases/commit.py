@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
+from service.domain.card import CardState
 from service.domain.errors import (
     Conflict,
     IdempotencyConflict,
     InsufficientPoints,
     NotFound,
 )
-from service.domain.card import CardState
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
 from service.usecases.calculate import (
