@@ -14,13 +14,25 @@ from service.rules.compiler import CompiledProgram
 EXPIRING_WITHIN_DAYS = 30
 
 
+def next_tier(program: CompiledProgram, tier: str | None, spend: int) -> tuple[str, int] | None:
+    """The tier above ``tier`` and the spend still needed for it (0 if already reached,
+    until the sale or the schedule moves the card up); None at the top."""
+    levels = program.document.tiers.levels
+    codes = [level.code for level in levels]
+    position = codes.index(tier) + 1 if tier in codes else 0
+    if position >= len(levels):
+        return None
+    above = levels[position]
+    return above.code, max(above.threshold - spend, 0)
+
+
 def card_view(
     card: CardState, program: CompiledProgram, result: CalculationResult | None, now: datetime
 ) -> dict[str, Any]:
     tier = result.tier_before if result is not None else card.tier
     if tier is None:
         tier = program.tier_for_spend(card.tier_spend)
-    upcoming = program.next_tier(card.tier_spend)
+    upcoming = next_tier(program, tier, card.tier_spend)
     return {
         "number": card.number,
         "status": card.status,

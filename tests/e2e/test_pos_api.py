@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from service.storage.keys import create_key
 from service.storage.postgres import connect
-from tests.conftest import POS
+from tests.conftest import ADMIN, POS
 
 FRIDAY_NOON = "2026-11-20T12:00:00+03:00"
 
@@ -50,6 +50,7 @@ async def test_calculate_on_the_demo_program(client: httpx.AsyncClient) -> None:
         "points_redeemed": 0, "amount_due": 332405, "points_earned": 99,
     }  # fmt: skip
     assert body["card"]["tier"] == "silver" and body["card"]["balance"] == 5000
+    assert body["card"]["next_tier"] == {"tier": "gold", "spend_needed": 3_500_000}
     assert response.headers["x-request-id"]
 
 
@@ -99,7 +100,6 @@ LINE = {"line_id": "1", "sku": "A", "quantity": "1", "unit_price": 100}
         ({"redeem_points": -5}, 422, "validation_error"),
         ({"channel": "telepathy"}, 422, "validation_error"),
         ({"surprise": 1}, 422, "validation_error"),
-        ({"store_id": "nowhere"}, 404, "store_not_found"),
         ({"card": "2999999999999"}, 404, "card_not_found"),
     ],
 )
@@ -110,6 +110,16 @@ async def test_bad_input_is_a_clear_4xx(
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == code and body["detail"]
+
+
+async def test_unknown_store_is_404_for_an_admin_and_403_for_a_till(
+    client: httpx.AsyncClient,
+) -> None:
+    body = receipt(store_id="nowhere")
+    as_admin = await client.post("/v1/calculate", json=body, headers=ADMIN)
+    assert as_admin.status_code == 404 and as_admin.json()["error"] == "store_not_found"
+    as_till = await client.post("/v1/calculate", json=body, headers=POS)
+    assert as_till.status_code == 403
 
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:

@@ -21,8 +21,11 @@ async def test_keys_are_stored_hashed_and_revocable(db: asyncpg.Connection) -> N
     assert all(k.principal.name != "till 7" for k in await active_keys(db))
 
 
+NOW = datetime.now(UTC)
+
+
 def _state(version: int, points: int) -> CardState:
-    now = datetime.now(UTC)
+    now = NOW
     lot = PointLot(1, points, now - timedelta(days=1), now + timedelta(days=30))
     return CardState(number="4000000000099", lots=(lot,), ledger_version=version,
                      segments=frozenset({"vip"}), birthday=date(1990, 1, 2),
@@ -32,7 +35,7 @@ def _state(version: int, points: int) -> CardState:
 async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) -> None:
     client = aioredis.Redis.from_url(clean_redis)
     cache = CardCache(client)
-    today = datetime.now(UTC).date()
+    today = NOW.date()
     try:
         assert await cache.put(_state(5, 500), today)
         assert await cache.get("4000000000099", today) == _state(5, 500)

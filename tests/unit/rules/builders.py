@@ -1,0 +1,128 @@
+"""Receipts, cards and contexts for the rule tests, on the demo program unless told."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from service.domain.calculation import CalculationContext, CalculationResult
+from service.domain.card import CardState, PointLot
+from service.domain.receipt import Receipt, ReceiptLine, StoreInfo
+from service.rules.compiler import CompiledProgram, compile_program
+from service.rules.demo import DEMO_STORES, demo_program
+from service.rules.document import parse_program
+
+Evaluator = Callable[[Receipt, CalculationContext, CompiledProgram], CalculationResult]
+
+DEMO = compile_program(parse_program(demo_program()), version=1)
+MSK, EKB, WEB = DEMO_STORES
+MOSCOW = timezone(timedelta(hours=3))
+# Friday 20 November 2026, 18:05 in Moscow: inside happy hours and AUTUMN10's dates.
+FRIDAY_EVENING = datetime(2026, 11, 20, 18, 5, tzinfo=MOSCOW)
+SATURDAY_NOON = datetime(2026, 11, 21, 12, 0, tzinfo=MOSCOW)
+
+
+def program(**changes: Any) -> CompiledProgram:
+    """The demo program with top-level sections replaced."""
+    return compile_program(parse_program({**demo_program(), **changes}), version=2)
+
+
+def item(
+    line_id: str,
+    sku: str,
+    units: float | int,
+    price: int,
+    category: str | None = None,
+    brand: str | None = None,
+    excluded: bool = False,
+) -> ReceiptLine:
+    return ReceiptLine(line_id, sku, round(units * 1000), price, category, brand, excluded)
+
+
+def dress(line_id: str = "1", price: int = 349_900) -> ReceiptLine:
+    return item(line_id, "460001", 1, price, "dresses", "Style")
+
+
+def card(
+    tier_spend: int = 0,
+    points: int = 0,
+    now: datetime = FRIDAY_EVENING,
+    **fields: Any,
+) -> CardState:
+    if points:
+        fields.setdefault(
+            "lots", (PointLot(1, points, now - timedelta(days=30), now + timedelta(days=300)),)
+        )
+    return CardState("2000000000015", tier_spend=tier_spend, **fields)
+
+
+BASE_CARD = card(tier_spend=0, points=1_000)
+SILVER_CARD = card(tier_spend=1_500_000, points=5_000)
+GOLD_CARD = card(tier_spend=6_000_000, points=20_000)
+
+
+def calculate(
+    evaluate: Evaluator,
+    lines: tuple[ReceiptLine, ...] | list[ReceiptLine],
+    holder: CardState | None = None,
+    *,
+    store: StoreInfo = MSK,
+    when: datetime = FRIDAY_EVENING,
+    compiled: CompiledProgram = DEMO,
+    context: dict[str, Any] | None = None,
+    **receipt_fields: Any,
+) -> CalculationResult:
+    receipt = Receipt(
+        store.store_id,
+        when,
+        tuple(lines),
+        card=holder.number if holder else None,
+        **receipt_fields,
+    )
+    ctx = CalculationContext(store, when, holder, **(context or {}))
+    return evaluate(receipt, ctx, compiled)
+
+
+def verdict(result: CalculationResult, rule_id: str) -> tuple[bool, str | None, int, int]:
+    for v in result.rules:
+        if v.rule_id == rule_id:
+            return v.applied, v.reason, v.amount, v.points
+    raise AssertionError(f"{rule_id} not in the verdicts")
+
+
+def applied(result: CalculationResult, line_id: str) -> dict[str, int]:
+    line = next(ln for ln in result.lines if ln.line_id == line_id)
+    return {a.rule_id: a.amount for a in line.applied}
+
+
+def codes(result: CalculationResult) -> list[str]:
+    return [m.code for m in result.messages]
+
+
+def check_invariants(result: CalculationResult, compiled: CompiledProgram) -> None:
+    """What every result must satisfy, whatever the program and receipt."""
+    floor = compiled.settings.min_line_amount
+    totals = result.totals
+    assert sum(ln.amount for ln in result.lines) == totals.subtotal
+    assert sum(ln.discount for ln in result.lines) == totals.discount
+    assert sum(ln.points_earned for ln in result.lines) == totals.points_earned
+    paid = sum(ln.points_paid for ln in result.lines)
+    assert paid == totals.points_redeemed * compiled.settings.point_value
+    assert totals.amount_due == totals.subtotal - totals.discount - paid
+    assert 0 <= totals.points_redeemed <= totals.points_redeemable_max
+    for ln in result.lines:
+        for value in (ln.amount, ln.discount, ln.points_paid, ln.final_amount, ln.points_earned):
+            assert type(value) is int and value >= 0
+        assert ln.final_amount == ln.amount - ln.discount - ln.points_paid
+        assert ln.final_amount >= min(ln.amount, floor)
+        assert sum(a.amount for a in ln.applied) == ln.discount
+    eligible = totals.subtotal - totals.discount
+    assert paid <= eligible * compiled.settings.max_share_percent // 10_000
+    for v in result.rules:
+        assert v.applied == (v.reason is None)
+        assert type(v.amount) is int and type(v.points) is int
+
+
+def birthday_in(days: int, when: datetime = FRIDAY_EVENING) -> date:
+    return (when + timedelta(days=days)).date().replace(year=1990)

@@ -1,0 +1,237 @@
+"""Worked examples on the demo program "Style" (SPEC §9), one mechanic at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from service.domain.card import PointLot
+from tests.unit.rules.builders import (
+    BASE_CARD,
+    DEMO,
+    EKB,
+    GOLD_CARD,
+    MOSCOW,
+    SATURDAY_NOON,
+    SILVER_CARD,
+    WEB,
+    Evaluator,
+    applied,
+    birthday_in,
+    calculate,
+    card,
+    check_invariants,
+    codes,
+    dress,
+    item,
+    verdict,
+)
+
+
+def test_anonymous_sale_gets_promotions_but_earns_nothing(evaluate: Evaluator) -> None:
+    result = calculate(evaluate, [item("1", "MOJITO", 2, 45_000, "drinks"), dress("2", 120_000)])
+    assert applied(result, "1") == {"happy-hours": 18_000}
+    assert result.totals.points_earned == 0
+    assert verdict(result, "tier-discount")[:2] == (False, "no_card")
+    assert verdict(result, "mojito-points")[:2] == (False, "no_card")
+    assert codes(result) == ["offer_card"]
+    check_invariants(result, DEMO)
+
+
+def test_no_card_offer_below_the_threshold(evaluate: Evaluator) -> None:
+    result = calculate(evaluate, [dress("1", 99_999)])
+    assert "offer_card" not in codes(result)
+
+
+def test_base_card_earns_one_percent_rounded_down_per_receipt(evaluate: Evaluator) -> None:
+    # 1,234.56 + 333.33 roubles at 1 %: 12.3456 + 3.3333 = 15.68 points, rounded down to 15.
+    lines = [dress("1", 123_456), item("2", "T-1", 1, 33_333, "tops")]
+    result = calculate(evaluate, lines, BASE_CARD, when=SATURDAY_NOON)
+    assert result.totals.discount == 0
+    assert result.totals.points_earned == 15
+    assert [ln.points_earned for ln in result.lines] == [12, 3]
+    assert result.tier_before == "base"
+
+
+def test_silver_gets_five_percent_and_earns_three(evaluate: Evaluator) -> None:
+    result = calculate(evaluate, [dress("1", 200_000)], SILVER_CARD, when=SATURDAY_NOON)
+    assert applied(result, "1") == {"tier-discount": 10_000}
+    # paid 1,900 roubles at 3 % = 57 points
+    assert result.totals.points_earned == 57
+    assert verdict(result, "birthday")[:2] == (False, "not_birthday")
+
+
+def test_gold_tier_discount_beats_an_equal_birthday_discount(evaluate: Evaluator) -> None:
+    gold = card(tier_spend=6_000_000, points=0, birthday=birthday_in(0, SATURDAY_NOON))
+    result = calculate(evaluate, [dress("1", 100_000)], gold, when=SATURDAY_NOON)
+    assert applied(result, "1") == {"tier-discount": 10_000}
+    assert verdict(result, "birthday")[:2] == (False, "beaten_in_group")
+    assert "birthday" in codes(result)
+
+
+def test_birthday_window_beats_silver(evaluate: Evaluator) -> None:
+    silver = card(tier_spend=1_500_000, birthday=birthday_in(-3, SATURDAY_NOON))
+    result = calculate(evaluate, [dress("1", 100_000)], silver, when=SATURDAY_NOON)
+    assert applied(result, "1") == {"birthday": 10_000}
+    assert verdict(result, "tier-discount")[:2] == (False, "beaten_in_group")
+    outside = card(tier_spend=1_500_000, birthday=birthday_in(-4, SATURDAY_NOON))
+    result = calculate(evaluate, [dress("1", 100_000)], outside, when=SATURDAY_NOON)
+    assert applied(result, "1") == {"tier-discount": 5_000}
+
+
+def test_jeans_steps_compound_on_the_tier_price(evaluate: Evaluator) -> None:
+    jeans = [item("1", "J-32", 3, 300_000, "jeans")]
+    result = calculate(evaluate, jeans, SILVER_CARD, when=SATURDAY_NOON)
+    # 9,000 roubles: silver 5 % = 450, then 5 % of the 8,550 left = 427.50 (half up)
+    assert applied(result, "1") == {"tier-discount": 45_000, "jeans-steps": 42_750}
+    two = calculate(evaluate, [item("1", "J-32", 2, 300_000, "jeans")], when=SATURDAY_NOON)
+    assert verdict(two, "jeans-steps")[:2] == (False, "below_quantity")
+    five = [item("1", "J-32", 2, 300_000, "jeans"), item("2", "J-30", 3, 200_000, "jeans")]
+    result = calculate(evaluate, five, when=SATURDAY_NOON)
+    assert result.totals.discount == 120_000  # 10 % of 12,000 roubles, no card
+
+
+def test_happy_hours_are_exclusive_on_drinks(evaluate: Evaluator) -> None:
+    lines = [item("1", "MOJITO", 2, 45_000, "drinks"), dress("2", 100_000)]
+    result = calculate(evaluate, lines, SILVER_CARD)
+    assert applied(result, "1") == {"happy-hours": 18_000}
+    assert applied(result, "2") == {"tier-discount": 5_000}
+    assert verdict(result, "mojito-points") == (True, None, 0, 6)
+    # paid: 720 + 950 roubles at 3 % = 50.1 points, + 6 for the two Mojitos
+    assert result.totals.points_earned == 56
+
+
+def test_happy_hours_follow_the_store_clock(evaluate: Evaluator) -> None:
+    drinks = [item("1", "LATTE", 1, 25_000, "drinks")]
+    at_seven = datetime(2026, 11, 20, 19, 0, tzinfo=MOSCOW)
+    assert verdict(calculate(evaluate, drinks, when=at_seven), "happy-hours")[1] == "outside_hours"
+    assert verdict(calculate(evaluate, drinks, when=SATURDAY_NOON), "happy-hours")[1] == "weekday"
+    # 15:30 in Moscow is 17:30 in Yekaterinburg
+    afternoon = datetime(2026, 11, 20, 15, 30, tzinfo=MOSCOW)
+    assert verdict(calculate(evaluate, drinks, when=afternoon), "happy-hours")[1] == "outside_hours"
+    assert verdict(calculate(evaluate, drinks, store=EKB, when=afternoon), "happy-hours")[0]
+
+
+def test_autumn10_once_per_card_in_its_dates(evaluate: Evaluator) -> None:
+    result = calculate(evaluate, [dress()], BASE_CARD, promo_codes=(" autumn10 ",))
+    assert applied(result, "1") == {"autumn10": 34_990}
+    assert [(p.code, p.status, p.reason) for p in result.promo_codes] == [
+        ("AUTUMN10", "accepted", None)
+    ]
+    used = card(points=0, promo_uses={"AUTUMN10": 1})
+    result = calculate(evaluate, [dress()], used, promo_codes=("AUTUMN10",))
+    assert result.promo_codes[0].reason == "used_up"
+    assert verdict(result, "autumn10")[:2] == (False, "promo_code_missing")
+    december = datetime(2026, 12, 1, 12, 0, tzinfo=MOSCOW)
+    result = calculate(evaluate, [dress()], BASE_CARD, when=december, promo_codes=("AUTUMN10",))
+    assert result.promo_codes[0].reason == "expired"
+    september = datetime(2026, 9, 30, 12, 0, tzinfo=MOSCOW)
+    result = calculate(evaluate, [dress()], BASE_CARD, when=september, promo_codes=("AUTUMN10",))
+    assert result.promo_codes[0].reason == "inactive"
+
+
+def test_promo_code_rejections(evaluate: Evaluator) -> None:
+    shirt = [item("1", "S-1", 1, 100_000, "shirts")]
+    result = calculate(evaluate, shirt, BASE_CARD, promo_codes=("AUTUMN10", "NOPE"))
+    assert [(p.status, p.reason) for p in result.promo_codes] == [
+        ("rejected", "not_applicable"),
+        ("rejected", "unknown"),
+    ]
+    anonymous = calculate(evaluate, [dress()], promo_codes=("AUTUMN10",))
+    assert anonymous.promo_codes[0].reason == "not_applicable"
+
+
+def test_gift_and_free_delivery(evaluate: Evaluator) -> None:
+    big = [dress("1", 500_000)]
+    result = calculate(evaluate, big)
+    assert [(g.sku, g.quantity, g.rule_id) for g in result.gifts] == [
+        ("GIFT-SCARF", 1000, "gift-scarf")
+    ]
+    assert not result.free_delivery
+    assert verdict(result, "free-delivery")[:2] == (False, "channel")
+    online = calculate(evaluate, [dress("1", 300_000)], store=WEB, channel="online")
+    assert online.free_delivery and not online.gifts
+    small = calculate(evaluate, [dress("1", 299_999)], store=WEB, channel="online")
+    assert verdict(small, "free-delivery")[:2] == (False, "below_threshold")
+
+
+def test_gift_cards_neither_earn_nor_take_points(evaluate: Evaluator) -> None:
+    lines = [item("1", "GC-5000", 1, 500_000, "gift-cards"), dress("2", 100_000)]
+    result = calculate(evaluate, lines, GOLD_CARD, when=SATURDAY_NOON, redeem_max=True)
+    gift_card, other = result.lines
+    assert gift_card.discount == 0 and gift_card.points_paid == 0 and gift_card.points_earned == 0
+    # dress: 1,000 - 10 % = 900 roubles; half of it may be paid with points
+    assert result.totals.points_redeemable_max == 450
+    assert other.points_paid == 45_000
+    # paid 450 roubles at 5 % = 22.5 points
+    assert other.points_earned == 22
+
+
+def test_points_paid_within_share_floor_and_balance(evaluate: Evaluator) -> None:
+    lines = [dress("1", 100_000), item("2", "SOCK", 1, 150, "socks")]
+    result = calculate(evaluate, lines, BASE_CARD, when=SATURDAY_NOON, redeem_points=10_000)
+    # half of 1,001.50 roubles is 500.75: at most 500 points
+    assert result.totals.points_redeemable_max == 500
+    assert result.totals.points_redeemed == 500
+    assert "points_limited" in codes(result)
+    poor = card(points=120)
+    result = calculate(evaluate, lines, poor, when=SATURDAY_NOON, redeem_max=True)
+    assert result.totals.points_redeemed == 120
+    assert sum(ln.points_paid for ln in result.lines) == 12_000
+    assert all(ln.final_amount >= min(ln.amount, 100) for ln in result.lines)
+    check_invariants(result, DEMO)
+
+
+def test_every_line_keeps_one_rouble(evaluate: Evaluator) -> None:
+    lines = [item(str(i), f"SKU{i}", 1, 200, "misc") for i in range(4)]
+    result = calculate(evaluate, lines, BASE_CARD, when=SATURDAY_NOON, redeem_max=True)
+    # 8 roubles, half is 4 but each line keeps 1: at most 4 roubles = 4 points
+    assert result.totals.points_redeemed == 4
+    assert [ln.final_amount for ln in result.lines] == [100, 100, 100, 100]
+
+
+def test_pending_and_expired_points_are_never_spent(evaluate: Evaluator) -> None:
+    now = SATURDAY_NOON
+    lots = (
+        PointLot(1, 300, now - timedelta(days=20), now + timedelta(days=1)),
+        PointLot(2, 400, now + timedelta(days=3), now + timedelta(days=368)),
+        PointLot(3, 500, now - timedelta(days=400), now - timedelta(seconds=1)),
+    )
+    holder = card(points=0, lots=lots)
+    result = calculate(evaluate, [dress("1", 500_000)], holder, when=now, redeem_max=True)
+    assert result.totals.points_redeemed == 300
+    assert holder.pending_points(now) == 400
+
+
+def test_blocked_card_neither_earns_nor_spends(evaluate: Evaluator) -> None:
+    blocked = card(tier_spend=1_500_000, points=500, status="blocked")
+    result = calculate(
+        evaluate, [dress("1", 100_000)], blocked, when=SATURDAY_NOON, redeem_max=True
+    )
+    assert result.totals.points_earned == 0 and result.totals.points_redeemed == 0
+    assert verdict(result, "tier-discount")[:2] == (False, "card_inactive")
+    assert "card_inactive" in codes(result)
+
+
+def test_tier_upgrade_after_the_crossing_sale(evaluate: Evaluator) -> None:
+    near = card(tier_spend=990_000)
+    result = calculate(evaluate, [dress("1", 20_000)], near, when=SATURDAY_NOON)
+    assert (result.tier_before, result.tier_after) == ("base", "silver")
+    assert "tier_upgrade" in codes(result)
+    assert result.tier_spend == 20_000
+    # the upgrade counts from the next sale: this one still earns the base 1 %
+    assert result.totals.points_earned == 2
+
+
+def test_friday_evening_example(evaluate: Evaluator) -> None:
+    """The SPEC §3 receipt on the silver demo card with AUTUMN10 and 500 points."""
+    lines = [dress("1"), item("2", "MOJITO", 2, 45_000, "drinks")]
+    result = calculate(evaluate, lines, SILVER_CARD, promo_codes=("AUTUMN10",), redeem_points=500)
+    assert applied(result, "1") == {"tier-discount": 17_495, "autumn10": 34_990}
+    assert result.totals.discount == 70_485
+    # 50 % of 3,694.15 roubles after discounts
+    assert result.totals.points_redeemable_max == 1_847
+    assert [ln.points_paid for ln in result.lines] == [40_255, 9_745]
+    # money paid 3,194.15 roubles at 3 % = 95.8 -> 95, plus 3 x 2 Mojitos
+    assert result.totals.points_earned == 101
+    assert result.totals.amount_due == 319_415
+    check_invariants(result, DEMO)
