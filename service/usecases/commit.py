@@ -155,6 +155,7 @@ def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
         "tiers": [[t.code, t.threshold] for t in program.document.tiers.levels],
         "promo_codes": [p["code"] for p in view["promo_codes"] if p["status"] == "accepted"],
         "budgets": sorted(shown.budget_use.items()),
+        "referral_points": program.settings.referral_points,
     }
 
 
@@ -189,6 +190,7 @@ async def commit(
     outcome = await ledger.commit_sale(ledger_params(sale, shown, now=now))
     if outcome["outcome"] not in ("committed", "replay"):
         raise _refusal(outcome)
-    if sale.receipt.card is not None:
-        await cards.refresh(sale.receipt.card, now, shown.program)
+    for number in (sale.receipt.card, outcome.get("referrer")):
+        if number is not None:
+            await cards.refresh(number, now, shown.program)
     return outcome["response"], outcome["outcome"] == "replay"

@@ -30,13 +30,20 @@ async def ledger_db(demo_database: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 def new_card(ledger_db: asyncpg.Connection) -> NewCard:
     async def make(
-        points: int = 0, *, spend: int = 0, status: str = "active", expires_in_days: int = 365
+        points: int = 0,
+        *,
+        spend: int = 0,
+        status: str = "active",
+        expires_in_days: int = 365,
+        referred_by: str | None = None,
     ) -> str:
         number = f"77{next(_numbers):011d}"
         now = datetime.now(UTC)
         card_id = await ledger_db.fetchval(
-            "INSERT INTO cards (number, status) VALUES ($1, $2) RETURNING card_id", number, status
-        )
+            "INSERT INTO cards (number, status, referred_by) VALUES ($1, $2,"
+            " (SELECT card_id FROM cards WHERE number = $3)) RETURNING card_id",
+            number, status, referred_by,
+        )  # fmt: skip
         if points:
             lot_id = await ledger_db.fetchval(
                 "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"

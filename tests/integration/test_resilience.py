@@ -56,7 +56,10 @@ def _normalised(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run_sales(
-    client: httpx.AsyncClient, number: str, steps: list[dict[str, Any]], flush: aioredis.Redis | None
+    client: httpx.AsyncClient,
+    number: str,
+    steps: list[dict[str, Any]],
+    flush: aioredis.Redis | None,
 ) -> list[dict[str, Any]]:
     answers = []
     for i, step in enumerate(steps):
@@ -169,7 +172,9 @@ async def test_pending_and_expired_points_are_never_spendable(
     assert info["balance"] == 0
     shown = (await post(client, "/v1/calculate", shirts(expired, redeem=100))).json()
     assert shown["totals"]["points_redeemed"] == 0
-    refused = await post(client, "/v1/commit", {**shirts(expired, redeem=100), "transaction_id": "E1"})
+    refused = await post(
+        client, "/v1/commit", {**shirts(expired, redeem=100), "transaction_id": "E1"}
+    )
     assert refused.status_code == 409 and refused.json()["error"] == "insufficient_points"
 
     fresh = await new_card(0)

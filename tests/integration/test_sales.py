@@ -274,3 +274,21 @@ async def test_history_pages_and_lookup_by_phone(
     found = (await client.get("/v1/cards?phone=%2B79000000001", headers=POS)).json()
     assert found == {"cards": [{"number": "2000000000015"}]}
     assert (await client.get("/v1/cards/2999999999999", headers=POS)).status_code == 404
+
+
+async def test_referral_points_go_to_both_sides_on_the_first_purchase_only(
+    client: httpx.AsyncClient, new_card: NewCard
+) -> None:
+    friend = await new_card(0)
+    newcomer = await new_card(0, referred_by=friend)
+    first = await post(
+        client, "/v1/commit", {**shirts(newcomer), "transaction_id": f"RF-{newcomer}"}
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["card"]["pending"] == 300 + 10  # the referral bonus and 1% of 1,000
+    assert (await card_info(client, friend))["pending"] == 300
+    second = await post(
+        client, "/v1/commit", {**shirts(newcomer), "transaction_id": f"RS-{newcomer}"}
+    )
+    assert second.json()["card"]["pending"] == 300 + 20
+    assert (await card_info(client, friend))["pending"] == 300

@@ -88,6 +88,23 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Credit points as a new lot with its ledger entry (welcome, referral, adjustment...).
+CREATE FUNCTION loyalty_grant(
+    p_card_id bigint, p_points bigint, p_kind text, p_activates timestamptz,
+    p_expires timestamptz, p_store text, p_tx text
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_lot_id bigint;
+BEGIN
+    INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)
+    VALUES (p_card_id, p_points, p_points, p_activates, p_expires, p_kind)
+    RETURNING lot_id INTO v_lot_id;
+    INSERT INTO ledger_entries (card_id, kind, points, lot_id, store_id, transaction_id)
+    VALUES (p_card_id, p_kind, p_points, v_lot_id, p_store, p_tx);
+    UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = p_card_id;
+    RETURN v_lot_id;
+END $$;
+
 CREATE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_now      timestamptz := (p ->> 'now')::timestamptz;
@@ -106,6 +123,8 @@ DECLARE
     v_promo    promo_codes%ROWTYPE;
     v_budget   jsonb;
     v_response jsonb;
+    v_referral bigint := coalesce((p ->> 'referral_points')::bigint, 0);
+    v_referrer text;
 BEGIN
     IF p ->> 'card' IS NOT NULL THEN
         -- The card lock serialises every sale, refund and spend of this card.
@@ -179,6 +198,17 @@ BEGIN
             INSERT INTO ledger_entries (card_id, kind, points, lot_id, store_id, transaction_id)
             VALUES (v_card.card_id, 'accrual', v_earned, v_lot_id, v_store, v_tx);
         END IF;
+        -- Referral: both sides earn on the referee's first purchase (pending like accruals).
+        IF v_card.referred_by IS NOT NULL AND v_card.purchase_count = 0 AND v_referral > 0
+           AND v_card.status = 'active' THEN
+            PERFORM loyalty_grant(v_card.card_id, v_referral, 'referral',
+                                  (p ->> 'activates_at')::timestamptz,
+                                  (p ->> 'expires_at')::timestamptz, v_store, v_tx);
+            PERFORM loyalty_grant(v_card.referred_by, v_referral, 'referral',
+                                  (p ->> 'activates_at')::timestamptz,
+                                  (p ->> 'expires_at')::timestamptz, v_store, v_tx);
+            SELECT number INTO v_referrer FROM cards WHERE card_id = v_card.referred_by;
+        END IF;
         IF (p ->> 'tier_spend')::bigint <> 0 THEN
             INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
             VALUES (v_card.card_id, (p ->> 'tier_spend')::bigint,
@@ -232,12 +262,13 @@ BEGIN
             (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
             p -> 'lines', v_response);
     RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
-                              'ledger_version', v_card.ledger_version + 1);
+                              'referrer', v_referrer);
 END $$;
 """
 
 DOWNGRADE = """
 DROP FUNCTION loyalty_commit(jsonb);
+DROP FUNCTION loyalty_grant(bigint, bigint, text, timestamptz, timestamptz, text, text);
 DROP FUNCTION loyalty_upgraded_tier(bigint, text, timestamptz, jsonb);
 DROP FUNCTION loyalty_take_points(bigint, bigint, timestamptz, text, text, text, text);
 DROP FUNCTION loyalty_spendable(bigint, timestamptz);
