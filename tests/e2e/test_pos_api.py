@@ -142,3 +142,11 @@ async def test_metrics_have_latency_per_route(client: httpx.AsyncClient) -> None
     bucket = "loyalty_http_request_duration_seconds_bucket"
     assert f'{bucket}{{le="0.02",method="POST",route="/v1/calculate"}}' in text
     assert 'loyalty_card_cache_lookups_total{result="hit"}' in text
+
+
+async def test_openapi_document_describes_the_pos_api(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for path in ("/v1/calculate", "/v1/commit", "/v1/refund", "/v1/cancel", "/v1/cards/{card}"):
+        assert path in document["paths"], path
+    calculate = document["paths"]["/v1/calculate"]["post"]
+    assert {"401", "403", "422"} <= set(calculate["responses"])

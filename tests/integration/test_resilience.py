@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from service.domain.card import PointLot
 from service.storage.expiry import expire_due
 from service.usecases.commit import Sale, commit
-from tests.conftest import POS
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts
 

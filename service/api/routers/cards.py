@@ -15,7 +15,9 @@ from service.usecases.views import card_view
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"])
 
-NOT_FOUND = {404: {"model": ErrorOut, "description": "no such card"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no such card"}
+}
 
 
 @router.get("", summary="Find cards by the customer's phone number")
@@ -29,7 +31,7 @@ async def find_cards(
 
 
 @router.get(
-    "/{card}", response_model=CardOut, responses=NOT_FOUND,  # type: ignore[arg-type]
+    "/{card}", response_model=CardOut, responses=NOT_FOUND,
     summary="Balance (active, pending, expiring), tier and progress to the next",
 )  # fmt: skip
 async def get_card(
@@ -44,7 +46,7 @@ async def get_card(
 
 
 @router.get(
-    "/{card}/history", response_model=HistoryOut, responses=NOT_FOUND,  # type: ignore[arg-type]
+    "/{card}/history", response_model=HistoryOut, responses=NOT_FOUND,
     summary="Ledger entries, newest first; pass next_cursor as `before` for the next page",
 )  # fmt: skip
 async def card_history(

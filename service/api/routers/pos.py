@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -28,7 +29,7 @@ from service.usecases.commit import commit as commit_sale
 
 router = APIRouter(prefix="/v1", tags=["pos"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no key or an unknown key"},
     403: {"model": ErrorOut, "description": "the key may not act for this store"},
     404: {"model": ErrorOut, "description": "unknown store or card"},
@@ -39,7 +40,7 @@ ERRORS = {
 @router.post(
     "/calculate",
     response_model=CalculateResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
     summary="Preview a receipt: discounts, points to earn and to spend (writes nothing)",
 )
 async def calculate(
@@ -68,7 +69,7 @@ async def calculate(
             "description": "same id, other receipt; or points no longer there",
         },
         503: {"model": ErrorOut, "description": "the ledger is unavailable; retry (Retry-After)"},
-    },  # type: ignore[dict-item]
+    },
     summary="Record a paid sale (idempotent by store_id and transaction_id)",
 )
 async def commit(
@@ -90,7 +91,7 @@ async def commit(
     return OrjsonResponse(response)
 
 
-RETURN_ERRORS = {
+RETURN_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     404: {"model": ErrorOut, "description": "no such committed sale"},
     409: {"model": ErrorOut, "description": "refund id reused for another return; sale cancelled"},
@@ -101,7 +102,7 @@ RETURN_ERRORS = {
 @router.post(
     "/refund",
     response_model=RefundResponse,
-    responses=RETURN_ERRORS,  # type: ignore[arg-type]
+    responses=RETURN_ERRORS,
     summary="Return some or all lines of a committed sale (idempotent by refund_id)",
 )
 async def refund(
@@ -119,7 +120,7 @@ async def refund(
 @router.post(
     "/cancel",
     response_model=RefundResponse,
-    responses=RETURN_ERRORS,  # type: ignore[arg-type]
+    responses=RETURN_ERRORS,
     summary="Void a committed sale entirely (idempotent)",
 )
 async def cancel(
