@@ -28,6 +28,7 @@ from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
 from service.storage.cards import CardQueries
 from service.storage.ledger import Ledger
+from service.storage.promotions import Promotions
 from service.storage.refunds import ReturnsLedger
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
@@ -63,6 +64,7 @@ async def _refresh(services: Services) -> None:
     services.keyring.replace(await keys.active_keys(services.pool))
     services.stores.replace(await stores.list_stores(services.pool))
     await _load_program(services)
+    await services.promotions.refresh()
     pool = services.pool
     services.metrics.pool_connections.labels("in_use").set(pool.get_size() - pool.get_idle_size())
     services.metrics.pool_connections.labels("idle").set(pool.get_idle_size())
@@ -117,6 +119,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         ledger=Ledger(pool),
         returns=ReturnsLedger(pool),
         card_queries=CardQueries(pool),
+        promotions=Promotions(pool, redis),
         limits=ReceiptLimits(
             max_lines=settings.max_lines,
             max_future_skew=timedelta(seconds=settings.max_future_skew_s),

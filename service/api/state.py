@@ -16,6 +16,7 @@ from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
 from service.storage.cards import CardQueries
 from service.storage.ledger import Ledger
+from service.storage.promotions import Promotions
 from service.storage.refunds import ReturnsLedger
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
@@ -36,6 +37,7 @@ class Services:
     ledger: Ledger
     returns: ReturnsLedger
     card_queries: CardQueries
+    promotions: Promotions
     limits: ReceiptLimits
     kernels_warm: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -22,7 +22,13 @@ from service.domain.card import CardState
 from service.domain.errors import InvalidInput, NotFound
 from service.domain.receipt import Receipt, StoreInfo
 from service.rules.compiler import CompiledProgram
-from service.usecases.ports import CalculationRecords, CardStates, Programs, Stores
+from service.usecases.ports import (
+    CalculationRecords,
+    CardStates,
+    Programs,
+    PromotionState,
+    Stores,
+)
 from service.usecases.views import card_view, result_view
 
 _log = logging.getLogger(__name__)
@@ -100,6 +106,7 @@ async def evaluate(
     stores: Stores,
     program: CompiledProgram,
     card: CardState | None,
+    promotions: PromotionState,
 ) -> Calculation:
     check_receipt(receipt, now, limits)
     store = stores.get(receipt.store_id)
@@ -107,7 +114,15 @@ async def evaluate(
         raise NotFound(f"unknown store {receipt.store_id!r}", code="store_not_found")
     if receipt.card is not None and card is None:
         raise NotFound("no such loyalty card", code="card_not_found")
-    context = CalculationContext(store=store, now=now, card=card)
+    batch_codes = [code for code in receipt.promo_codes if code not in program.promo_codes]
+    context = CalculationContext(
+        store=store,
+        now=now,
+        card=card,
+        promo_codes=await promotions.held_codes(batch_codes) if batch_codes else {},
+        promo_total_uses=promotions.code_uses,
+        budgets_used=promotions.budgets_used,
+    )
     result = kernels.evaluate(receipt, context, program)
     return Calculation(receipt, store, card, program, result, now)
 
@@ -121,13 +136,15 @@ async def calculate(
     programs: Programs,
     cards: CardStates,
     records: CalculationRecords,
+    promotions: PromotionState,
 ) -> dict[str, Any]:
     """The POS's answer, with the ``calculation_id`` under which a commit finds it."""
     program = programs.current
     card = None if receipt.card is None else await cards.get(receipt.card, now, program)
     calc = await evaluate(
-        receipt, now=now, limits=limits, stores=stores, program=program, card=card
-    )
+        receipt, now=now, limits=limits, stores=stores, program=program, card=card,
+        promotions=promotions,
+    )  # fmt: skip
     calculation_id = new_calculation_id(program.version)
     body = {"calculation_id": calculation_id, **calc.view()}
     record = {

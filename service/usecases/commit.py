@@ -33,7 +33,14 @@ from service.usecases.calculate import (
     fingerprint,
     pinned_version,
 )
-from service.usecases.ports import CalculationRecords, CardStates, Ledger, Programs, Stores
+from service.usecases.ports import (
+    CalculationRecords,
+    CardStates,
+    Ledger,
+    Programs,
+    PromotionState,
+    Stores,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -62,7 +69,7 @@ def request_hash(sale: Sale) -> str:
 
 async def _shown(
     sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
-    cards: CardStates, records: CalculationRecords,
+    cards: CardStates, records: CalculationRecords, promotions: PromotionState,
 ) -> Shown:  # fmt: skip
     version = pinned_version(sale.calculation_id)
     program = programs.current if version is None else await programs.get(version)
@@ -73,8 +80,9 @@ async def _shown(
     receipt = sale.receipt
     card = None if receipt.card is None else await cards.load(receipt.card, now, program)
     calc = await evaluate(
-        receipt, now=now, limits=limits, stores=stores, program=program, card=card
-    )
+        receipt, now=now, limits=limits, stores=stores, program=program, card=card,
+        promotions=promotions,
+    )  # fmt: skip
     _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
@@ -179,17 +187,18 @@ def _refusal(outcome: dict[str, Any]) -> Exception:
 
 async def commit(
     sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
-    cards: CardStates, records: CalculationRecords, ledger: Ledger,
+    cards: CardStates, records: CalculationRecords, ledger: Ledger, promotions: PromotionState,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
     check_receipt(sale.receipt, now, limits)
     shown = await _shown(
         sale, now=now, limits=limits, stores=stores, programs=programs, cards=cards,
-        records=records,
+        records=records, promotions=promotions,
     )  # fmt: skip
     outcome = await ledger.commit_sale(ledger_params(sale, shown, now=now))
     if outcome["outcome"] not in ("committed", "replay"):
         raise _refusal(outcome)
+    await promotions.forget(sale.receipt.promo_codes)
     for number in (sale.receipt.card, outcome.get("referrer")):
         if number is not None:
             await cards.refresh(number, now, shown.program)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.domain.card import CardState
+from service.domain.card import CardState, PromoCodeState
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest
 from service.rules.compiler import CompiledProgram
@@ -50,3 +51,17 @@ class Returns(Protocol):
     async def return_goods(self, request: ReturnRequest) -> tuple[dict[str, Any], str | None]:
         """Record a return; (response, the card's number when the sale had a card)."""
         ...
+
+
+class PromotionState(Protocol):
+    """Campaign budgets used, uses of limited codes, and database-held codes."""
+
+    @property
+    def budgets_used(self) -> Mapping[str, int]: ...
+
+    @property
+    def code_uses(self) -> Mapping[str, int]: ...
+
+    async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]: ...
+
+    async def forget(self, codes: Iterable[str]) -> None: ...

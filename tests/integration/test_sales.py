@@ -8,6 +8,7 @@ earns 1% of what it pays in money, rounded down per receipt.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ from service.domain.reversal import ReturnRequest
 from service.storage.refunds import ReturnsLedger
 from tests.conftest import POS
 from tests.integration.conftest import NewCard
+
+_codes = itertools.count(1)
 
 
 def shirts(card: str | None, *, redeem: int | str = 0, days_ago: float = 0.05,
@@ -292,3 +295,31 @@ async def test_referral_points_go_to_both_sides_on_the_first_purchase_only(
     )
     assert second.json()["card"]["pending"] == 300 + 20
     assert (await card_info(client, friend))["pending"] == 300
+
+
+async def test_a_batch_code_is_used_up_at_its_limit(
+    client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
+) -> None:
+    code = f"ONCE{next(_codes)}"
+    await ledger_db.execute(
+        "INSERT INTO promo_codes (code, rule_ids, max_uses, batch_id) VALUES ($1, $2, 1, 'b1')",
+        code, ["autumn10"],
+    )  # fmt: skip
+    dress = {"line_id": "1", "sku": "D1", "category": "dresses", "quantity": "1",
+             "unit_price": 500_000}  # fmt: skip
+    first, second = await new_card(0), await new_card(0)
+    sale = {"store_id": "msk-001", "timestamp": "2026-11-20T12:00:00+03:00",
+            "promo_codes": [code.lower()], "lines": [dress]}  # fmt: skip
+    shown = (await post(client, "/v1/calculate", {**sale, "card": second})).json()
+    assert shown["promo_codes"] == [{"code": code, "status": "accepted", "reason": None}]
+    assert shown["totals"]["discount"] == 50_000
+    done = await post(client, "/v1/commit", {**sale, "card": first, "transaction_id": code})
+    assert done.status_code == 200, done.text
+    late = {**sale, "card": second, "transaction_id": f"{code}-2",
+            "calculation_id": shown["calculation_id"]}  # fmt: skip
+    refused = await post(client, "/v1/commit", late)
+    assert refused.status_code == 409 and refused.json()["error"] == "promo_used_up"
+    again = (await post(client, "/v1/calculate", {**sale, "card": second})).json()
+    assert again["promo_codes"][0] == {"code": code, "status": "rejected", "reason": "used_up"}
+    unknown = (await post(client, "/v1/calculate", {**sale, "promo_codes": ["NOSUCH"]})).json()
+    assert unknown["promo_codes"][0]["reason"] == "unknown"

@@ -55,6 +55,7 @@ async def calculate(
         programs=services.programs,
         cards=services.cards,
         records=services.calculations,
+        promotions=services.promotions,
     )
     return OrjsonResponse(answer)
 
@@ -81,7 +82,7 @@ async def commit(
         response, replayed = await commit_sale(
             sale, now=datetime.now(UTC), limits=services.limits, stores=services.stores,
             programs=services.programs, cards=services.cards, records=services.calculations,
-            ledger=services.ledger,
+            ledger=services.ledger, promotions=services.promotions,
         )  # fmt: skip
     except Conflict as conflict:
         services.metrics.commit_conflicts.labels(conflict.code).inc()
