@@ -132,19 +132,26 @@ def migrate(settings: Settings) -> int:
 
 
 def expire(settings: Settings) -> int:
-    """Run the expiry job once (it also runs in-process every LOYALTY_EXPIRE_INTERVAL_S)."""
+    """Run the ledger jobs once: points expiry and tier downgrades (they also run
+    in-process every LOYALTY_EXPIRE_INTERVAL_S)."""
     from datetime import UTC, datetime
 
+    from service.rules.document import parse_program
     from service.storage.cache import CardCache, create_client
-    from service.storage.expiry import expire_due
+    from service.storage.expiry import run_ledger_jobs
     from service.storage.postgres import create_pool
+    from service.storage.programs import current_program
 
     async def run() -> list[str] | None:
         assert settings.database_url is not None and settings.redis_url is not None
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
         redis = create_client(settings.redis_url, settings.redis_timeout_s)
         try:
-            numbers = await expire_due(pool, datetime.now(UTC))
+            current = await current_program(pool)
+            if current is None:
+                return []
+            tiers = parse_program(current[1]).tiers
+            numbers = await run_ledger_jobs(pool, tiers, datetime.now(UTC))
             for number in numbers or ():
                 await CardCache(redis).forget(number)
             return numbers
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, help="override LOYALTY_PORT")
     serve_cmd.add_argument("--workers", type=int, help="override LOYALTY_WORKERS")
     commands.add_parser("migrate", help="bring the database schema up to date")
-    commands.add_parser("expire", help="write expiration entries for points past validity")
+    commands.add_parser("expire", help="expire points past validity, move down lapsed tiers")
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}

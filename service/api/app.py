@@ -80,18 +80,23 @@ async def _refresh_forever(services: Services) -> None:
             _log.warning("background refresh failed", exc_info=True)
 
 
-async def _expire_forever(services: Services) -> None:
-    """The expiry job, in-process: one worker of the whole deployment runs it at a time."""
+async def _run_ledger_jobs(services: Services, now: datetime) -> None:
+    tiers = services.programs.current.document.tiers
+    numbers = await expiry.run_ledger_jobs(services.pool, tiers, now)
+    for number in numbers or ():
+        await services.card_cache.forget(number)
+    if numbers:
+        _log.info("ledger jobs moved cards", extra={"cards": len(numbers)})
+
+
+async def _ledger_jobs_forever(services: Services) -> None:
+    """Expiry and tier downgrades in-process; one worker of the deployment at a time."""
     while True:
         await asyncio.sleep(services.settings.expire_interval_s)
         try:
-            numbers = await expiry.expire_due(services.pool, datetime.now(UTC))
-            for number in numbers or ():
-                await services.card_cache.forget(number)
-            if numbers:
-                _log.info("points expired", extra={"cards": len(numbers)})
+            await _run_ledger_jobs(services, datetime.now(UTC))
         except Exception:
-            _log.warning("expiry run failed; next run retries", exc_info=True)
+            _log.warning("ledger jobs failed; the next run retries", exc_info=True)
 
 
 async def _build(settings: Settings, metrics: Metrics) -> Services:
@@ -137,7 +142,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(kernels.warm_up)
         services.kernels_warm = True
         services.tasks.append(asyncio.create_task(_refresh_forever(services)))
-        services.tasks.append(asyncio.create_task(_expire_forever(services)))
+        services.tasks.append(asyncio.create_task(_ledger_jobs_forever(services)))
         app.state.services = services
         yield
     finally:

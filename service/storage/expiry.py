@@ -1,5 +1,6 @@
-"""The expiry job: expired points leave the lots with an ``expiration`` entry each.
+"""Scheduled ledger jobs: points expiry and tier downgrades.
 
+Expiry: expired points leave the lots with an ``expiration`` entry each.
 Spending never depended on this job (expired points are not spendable whether or not
 it ran); it makes the ledger say what happened. Batches lock their cards first, in
 card order, as commits do, so the job and the tills never deadlock.
@@ -7,9 +8,12 @@ card order, as commits do, so the job and the tills never deadlock.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import asyncpg
+
+from service.rules.document import TierSettings
 
 # Any constant: one expiry run at a time across every worker and pod.
 _ADVISORY_KEY = 0x10_7A17
@@ -57,6 +61,47 @@ async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> l
         return [row["number"] for row in numbers]
 
 
+async def downgrade_tiers(
+    pool: asyncpg.Pool, window_start: datetime, levels: Sequence[tuple[str, int]]
+) -> list[str]:
+    """Move down the cards whose spend in the window no longer reaches their tier.
+
+    ``levels`` are (code, threshold) in ascending order. Upgrades happen at the sale that
+    crosses a threshold; downgrades only here, on schedule. Returns the cards moved.
+    """
+    codes = [code for code, _ in levels]
+    thresholds = [threshold for _, threshold in levels]
+    rows = await pool.fetch(
+        """
+        WITH reached AS (
+            SELECT c.card_id, c.tier,
+                   (SELECT u.code FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY
+                                       AS u(code, threshold, rank)
+                     WHERE u.threshold <= (SELECT coalesce(sum(t.amount), 0) FROM tier_spend t
+                                            WHERE t.card_id = c.card_id
+                                              AND t.occurred_at >= $1)
+                     ORDER BY u.rank DESC LIMIT 1) AS new_tier
+            FROM cards c WHERE c.tier IS NOT NULL
+        ), moved AS (
+            UPDATE cards c SET tier = r.new_tier, ledger_version = c.ledger_version + 1
+            FROM reached r
+            WHERE c.card_id = r.card_id
+              AND c.tier = r.tier
+              AND coalesce(array_position($2, r.new_tier), 0) < array_position($2, r.tier)
+            RETURNING c.card_id, c.number, r.tier AS old_tier, r.new_tier
+        ), events AS (
+            INSERT INTO outbox (card_id, kind, payload)
+            SELECT card_id, 'tier_change',
+                   jsonb_build_object('card', number, 'from', old_tier, 'to', new_tier)
+            FROM moved
+        )
+        SELECT number FROM moved
+        """,
+        window_start, codes, thresholds,
+    )  # fmt: skip
+    return [row["number"] for row in rows]
+
+
 async def expire_due(pool: asyncpg.Pool, now: datetime, batch: int = 500) -> list[str] | None:
     """Expire everything due at ``now``; None if another worker is already at it."""
     async with pool.acquire() as lock_conn:
@@ -70,3 +115,17 @@ async def expire_due(pool: asyncpg.Pool, now: datetime, batch: int = 500) -> lis
             return expired
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_KEY)
+
+
+async def run_ledger_jobs(
+    pool: asyncpg.Pool, tiers: TierSettings, now: datetime
+) -> list[str] | None:
+    """Expire points, then move down tiers whose window spend fell. Returns the cards
+    touched (their cached state is stale), or None when another worker is at it."""
+    numbers = await expire_due(pool, now)
+    if numbers is None:
+        return None
+    if tiers.window_days is not None and tiers.levels:
+        levels = [(level.code, level.threshold) for level in tiers.levels]
+        numbers += await downgrade_tiers(pool, now - timedelta(days=tiers.window_days), levels)
+    return numbers
