@@ -1,0 +1,126 @@
+"""Inputs beside the receipt, and the values a calculation returns (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from service.domain.card import CardState, PromoCodeState
+from service.domain.receipt import StoreInfo
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationContext:
+    """Everything a calculation reads besides the receipt and the program.
+
+    ``now`` is processing time: balances are as of now. Rule conditions are evaluated
+    as of the receipt's timestamp in the store's local time. ``promo_codes`` holds
+    database-held codes keyed upper-case; ``promo_total_uses`` the uses so far (all
+    cards) of codes declared in the program document; ``budgets_used`` maps a rule id
+    to the part of its campaign budget already used.
+    """
+
+    store: StoreInfo
+    now: datetime
+    card: CardState | None
+    promo_codes: Mapping[str, PromoCodeState] = field(default_factory=lambda: _EMPTY)
+    promo_total_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    budgets_used: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRule:
+    """A rule's discount on one line, in kopecks."""
+
+    rule_id: str
+    name: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """One line: ``final_amount = amount - discount - points_paid`` (kopecks)."""
+
+    line_id: str
+    amount: int
+    discount: int
+    points_paid: int
+    final_amount: int
+    points_earned: int
+    applied: tuple[AppliedRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Receipt totals; ``points_*`` are points, the rest kopecks."""
+
+    subtotal: int
+    discount: int
+    points_redeemable_max: int
+    points_redeemed: int
+    amount_due: int
+    points_earned: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVerdict:
+    """Whether a rule applied; if not, why. ``amount`` is discount kopecks, ``points`` points."""
+
+    rule_id: str
+    name: str
+    applied: bool
+    reason: str | None
+    amount: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class PromoVerdict:
+    """``status`` is "accepted" or "rejected"; ``reason`` says why a code was rejected."""
+
+    code: str
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    """A gift line the POS adds at zero price; ``quantity`` in thousandths."""
+
+    sku: str
+    quantity: int
+    rule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message for the cashier, e.g. "offer_card", "birthday", "tier_upgrade"."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationResult:
+    """The full answer for one receipt.
+
+    ``tier_spend`` is what this sale adds to the card's tier spend (kopecks after
+    discounts, excluded lines left out); the ledger records it on commit.
+    """
+
+    program_version: int
+    lines: tuple[LineResult, ...]
+    totals: Totals
+    promo_codes: tuple[PromoVerdict, ...]
+    gifts: tuple[Gift, ...]
+    rules: tuple[RuleVerdict, ...]
+    messages: tuple[Message, ...]
+    free_delivery: bool
+    tier_before: str | None
+    tier_after: str | None
+    budget_use: Mapping[str, int]
+    tier_spend: int = 0

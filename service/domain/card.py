@@ -1,0 +1,94 @@
+"""What the engine knows of a loyalty card when it calculates a receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from types import MappingProxyType
+
+CARD_STATUSES = ("active", "blocked", "inactive")
+
+_NO_USES: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class PointLot:
+    """One accrual of points: ``points`` remaining, spendable in [activates_at, expires_at)."""
+
+    lot_id: int
+    points: int
+    activates_at: datetime
+    expires_at: datetime | None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.activates_at <= now and (self.expires_at is None or now < self.expires_at)
+
+    def is_pending(self, now: datetime) -> bool:
+        return now < self.activates_at
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """A card's state as of processing time.
+
+    ``tier`` None means: decide from ``tier_spend`` (kopecks within the program's tier
+    window). Blocked and inactive cards neither earn nor spend. ``promo_uses`` maps a
+    promo code to the times this card used it.
+    """
+
+    number: str
+    status: str = "active"
+    tier: str | None = None
+    tier_spend: int = 0
+    lots: tuple[PointLot, ...] = ()
+    birthday: date | None = None
+    segments: frozenset[str] = frozenset()
+    purchase_count: int = 0
+    personal_discount_bp: int = 0
+    points_earned_today: int = 0
+    promo_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
+    customer_id: int | None = None
+    ledger_version: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def active_points(self, now: datetime) -> int:
+        """Spendable points: lots already active and not yet expired at ``now``.
+
+        Pending or expired points never count, whether or not a job has moved them.
+        """
+        return sum(lot.points for lot in self.lots if lot.is_active(now))
+
+    def pending_points(self, now: datetime) -> int:
+        """Points accrued but not yet active at ``now``."""
+        return sum(lot.points for lot in self.lots if lot.is_pending(now))
+
+    def expiring(self, now: datetime, within_days: int) -> list[tuple[date, int]]:
+        """Active points that expire within ``within_days`` of ``now``, summed per expiry date."""
+        horizon = now + timedelta(days=within_days)
+        by_date: dict[date, int] = {}
+        for lot in self.lots:
+            if lot.expires_at is None or not lot.is_active(now) or lot.expires_at > horizon:
+                continue
+            day = lot.expires_at.date()
+            by_date[day] = by_date.get(day, 0) + lot.points
+        return sorted(by_date.items())
+
+
+@dataclass(frozen=True, slots=True)
+class PromoCodeState:
+    """A promo code held in the database (batch generated), as of processing time.
+
+    ``uses_left`` None means unlimited; ``per_card_limit`` None means no per-card limit.
+    """
+
+    code: str
+    rule_id: str
+    active: bool = True
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    uses_left: int | None = None
+    per_card_limit: int | None = None

@@ -1,0 +1,50 @@
+"""A receipt as the POS sends it, in integer units (see SPEC §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    """One line of goods.
+
+    ``quantity`` is in thousandths (1 unit = 1000, 0.532 kg = 532); ``unit_price`` in
+    kopecks. ``excluded`` means the POS puts the line outside loyalty: it gets no
+    discount, earns nothing and cannot be paid with points.
+    """
+
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: int
+    category: str | None = None
+    brand: str | None = None
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A sale to calculate. ``timestamp`` is tz-aware: when the sale happened."""
+
+    store_id: str
+    timestamp: datetime
+    lines: tuple[ReceiptLine, ...]
+    card: str | None = None
+    terminal_id: str | None = None
+    channel: str = "offline"
+    payment_method: str | None = None
+    pickup: bool = False
+    promo_codes: tuple[str, ...] = ()
+    redeem_points: int = 0
+    redeem_max: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """A store: its region (for rule targeting) and IANA time zone (for time conditions)."""
+
+    store_id: str
+    region: str
+    timezone: str

@@ -1,0 +1,1072 @@
+"""The numba twin of ``service.rules.reference``: the same phases over plain arrays.
+
+Each function mirrors the reference method of the same name; where the reference
+builds a list, these fill an array they are given. Reasons are the integer codes of
+``service.rules.codes.REASONS``; a negative number returned where an amount is
+expected is a reason, negated.
+"""
+
+# Kernels take their types from the arrays numba sees; annotations would only repeat them.
+# mypy: allow-untyped-defs
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.kernels._allocation import _allocate, _divide_rounded, _spread
+from service.kernels._jit import jit
+from service.kernels._layout import (
+    A_AMOUNT,
+    A_LINE,
+    A_RULE,
+    F_ACTIVE_POINTS,
+    F_BIRTHDAY,
+    F_CARD,
+    F_CARD_REASON,
+    F_CHANNEL,
+    F_DATE,
+    F_EARNED_TODAY,
+    F_HOLIDAY,
+    F_LOYALTY_SUBTOTAL,
+    F_MINUTE,
+    F_PAYMENT,
+    F_PERSONAL,
+    F_PICKUP,
+    F_PURCHASE,
+    F_REDEEM,
+    F_REDEEM_MAX,
+    F_TIER,
+    F_WEEKDAY,
+    L_AMOUNT,
+    L_BRAND,
+    L_CATEGORY,
+    L_EXCLUDED,
+    L_PRICE,
+    L_QUANTITY,
+    L_SKU,
+    O_DISCOUNT,
+    O_EARNED,
+    O_PAID,
+    T_APPLIED,
+    T_REDEEMABLE,
+    T_REDEEMED,
+    T_VERDICTS,
+    V_AMOUNT,
+    V_POINTS,
+    V_REASON,
+    V_RULE,
+)
+from service.rules.codes import EFFECT_CODES, REASON_CODES, STACKING_CODES
+from service.rules.compiler import (
+    C_BIRTHDAY,
+    C_CHANNELS,
+    C_DATE_FROM,
+    C_DATE_TO,
+    C_HOLIDAY,
+    C_HOUR_FROM,
+    C_HOUR_TO,
+    C_MIN_QUANTITY,
+    C_MIN_SUBTOTAL,
+    C_NEEDS_CARD,
+    C_PAYMENTS,
+    C_PICKUP,
+    C_PN_EQUALS,
+    C_PN_EVERY,
+    C_PROMO,
+    C_SEG_END,
+    C_SEG_START,
+    C_TIERS,
+    C_WEEKDAYS,
+    R_BUDGET,
+    R_FLAG,
+    R_GROUP,
+    R_KIND,
+    R_MAX,
+    R_MODE,
+    R_N,
+    R_STEP_END,
+    R_STEP_START,
+    R_VALUE,
+    S_BASE_RATE,
+    S_MAX_DAY,
+    S_MAX_RECEIPT,
+    S_MAX_SHARE,
+    S_MIN_LINE,
+    S_POINT_VALUE,
+    S_ROUNDING,
+)
+
+OVERFLOW = -1  # an output buffer is too small: the caller grows it and calls again
+
+_PERCENT = EFFECT_CODES["percent"]
+_AMOUNT = EFFECT_CODES["amount"]
+_FIXED_PRICE = EFFECT_CODES["fixed_price"]
+_NTH_ITEM = EFFECT_CODES["nth_item"]
+_BUNDLE = EFFECT_CODES["bundle"]
+_QUANTITY_STEPS = EFFECT_CODES["quantity_steps"]
+_TIER_DISCOUNT = EFFECT_CODES["tier_discount"]
+_PERSONAL_DISCOUNT = EFFECT_CODES["personal_discount"]
+_LAST_DISCOUNT = EFFECT_CODES["personal_discount"]
+_ACCRUAL_RATE = EFFECT_CODES["accrual_rate"]
+_POINTS_MULTIPLIER = EFFECT_CODES["points_multiplier"]
+_POINTS_PER_UNIT = EFFECT_CODES["points_per_unit"]
+_BONUS_POINTS = EFFECT_CODES["bonus_points"]
+_LAST_EARNING = EFFECT_CODES["bonus_points"]
+_NO_EARN = EFFECT_CODES["no_earn"]
+_NO_PAY = EFFECT_CODES["no_pay_with_points"]
+_EXCLUSIVE = STACKING_CODES["exclusive"]
+_BEST_OF = STACKING_CODES["best_of"]
+_COMPOUNDING = STACKING_CODES["compounding"]
+
+_CHANNEL = REASON_CODES["channel"]
+_PAYMENT_METHOD = REASON_CODES["payment_method"]
+_PICKUP = REASON_CODES["pickup"]
+_OUTSIDE_DATES = REASON_CODES["outside_dates"]
+_WEEKDAY = REASON_CODES["weekday"]
+_OUTSIDE_HOURS = REASON_CODES["outside_hours"]
+_HOLIDAY = REASON_CODES["holiday"]
+_TIER = REASON_CODES["tier"]
+_SEGMENT = REASON_CODES["segment"]
+_NOT_BIRTHDAY = REASON_CODES["not_birthday"]
+_PURCHASE_NUMBER = REASON_CODES["purchase_number"]
+_PROMO_CODE_MISSING = REASON_CODES["promo_code_missing"]
+_BELOW_THRESHOLD = REASON_CODES["below_threshold"]
+_BUDGET_EXHAUSTED = REASON_CODES["budget_exhausted"]
+_NO_MATCHING_LINES = REASON_CODES["no_matching_lines"]
+_BELOW_QUANTITY = REASON_CODES["below_quantity"]
+_BLOCKED_BY_EXCLUSIVE = REASON_CODES["blocked_by_exclusive"]
+_ALREADY_DISCOUNTED = REASON_CODES["already_discounted"]
+_AT_FLOOR = REASON_CODES["at_floor"]
+_ZERO_AMOUNT = REASON_CODES["zero_amount"]
+_BEATEN_IN_GROUP = REASON_CODES["beaten_in_group"]
+_NO_PERSONAL_DISCOUNT = REASON_CODES["no_personal_discount"]
+_POINTS_CAP = REASON_CODES["points_cap"]
+
+_BP = 10_000
+_MILLI = 1_000
+
+
+# -- candidates ------------------------------------------------------------------
+
+
+@jit
+def _candidates(lines, inc_ptr, inc_rules, all_rules, store_mask, mark, out):
+    """Rules the store admits whose target names a line's SKU, category or brand, or every line."""
+    count = 0
+    for i in range(lines.shape[0]):
+        for column in (L_SKU, L_CATEGORY, L_BRAND):
+            key = lines[i, column]
+            if key < 0:
+                continue
+            for j in range(inc_ptr[key], inc_ptr[key + 1]):
+                r = inc_rules[j]
+                if store_mask[r] and not mark[r]:
+                    mark[r] = 1
+                    out[count] = r
+                    count += 1
+    for j in range(all_rules.shape[0]):
+        r = all_rules[j]
+        if store_mask[r] and not mark[r]:
+            mark[r] = 1
+            out[count] = r
+            count += 1
+    out[:count].sort()
+    return count
+
+
+@jit
+def _target_matrix(lines, inc_ptr, inc_rules, exc_ptr, exc_rules, all_rules, mark, position, incl):
+    """incl[i, k] = 1 when candidate k's target takes line i (named, not excluded)."""
+    for i in range(lines.shape[0]):
+        for column in (L_SKU, L_CATEGORY, L_BRAND):
+            key = lines[i, column]
+            if key >= 0:
+                for j in range(inc_ptr[key], inc_ptr[key + 1]):
+                    if mark[inc_rules[j]]:
+                        incl[i, position[inc_rules[j]]] = 1
+        for j in range(all_rules.shape[0]):
+            if mark[all_rules[j]]:
+                incl[i, position[all_rules[j]]] = 1
+        for column in (L_SKU, L_CATEGORY, L_BRAND):
+            key = lines[i, column]
+            if key >= 0:
+                for j in range(exc_ptr[key], exc_ptr[key + 1]):
+                    if mark[exc_rules[j]]:
+                        incl[i, position[exc_rules[j]]] = 0
+
+
+# -- conditions ------------------------------------------------------------------
+
+
+@jit
+def _in_hours(minute, start, end):
+    if start < end:
+        return start <= minute < end
+    return minute >= start or minute < end
+
+
+@jit
+def _time_condition_failure(row, facts):
+    if row[C_CHANNELS] and not row[C_CHANNELS] & facts[F_CHANNEL]:
+        return _CHANNEL
+    if row[C_PAYMENTS] and not row[C_PAYMENTS] & facts[F_PAYMENT]:
+        return _PAYMENT_METHOD
+    if row[C_PICKUP] >= 0 and row[C_PICKUP] != facts[F_PICKUP]:
+        return _PICKUP
+    if not row[C_DATE_FROM] <= facts[F_DATE] <= row[C_DATE_TO]:
+        return _OUTSIDE_DATES
+    if row[C_WEEKDAYS] and not (row[C_WEEKDAYS] >> facts[F_WEEKDAY]) & 1:
+        return _WEEKDAY
+    if row[C_HOUR_FROM] >= 0 and not _in_hours(facts[F_MINUTE], row[C_HOUR_FROM], row[C_HOUR_TO]):
+        return _OUTSIDE_HOURS
+    if row[C_HOLIDAY] >= 0 and row[C_HOLIDAY] != facts[F_HOLIDAY]:
+        return _HOLIDAY
+    return 0
+
+
+@jit
+def _card_condition_failure(row, facts, card_segments, segment_ids):
+    tier = facts[F_TIER]
+    if row[C_TIERS] and (tier < 0 or not (row[C_TIERS] >> tier) & 1):
+        return _TIER
+    if row[C_SEG_START] < row[C_SEG_END]:
+        found = False
+        for j in range(row[C_SEG_START], row[C_SEG_END]):
+            if card_segments[segment_ids[j]]:
+                found = True
+        if not found:
+            return _SEGMENT
+    days = row[C_BIRTHDAY]
+    if days >= 0 and not 0 <= facts[F_BIRTHDAY] <= days:
+        return _NOT_BIRTHDAY
+    number = facts[F_PURCHASE]
+    if row[C_PN_EQUALS] > 0 and number != row[C_PN_EQUALS]:
+        return _PURCHASE_NUMBER
+    if row[C_PN_EVERY] > 0 and number % row[C_PN_EVERY] != 0:
+        return _PURCHASE_NUMBER
+    return 0
+
+
+@jit
+def _condition_failure(r, table, budget_used, facts, card_segments, segment_ids, unlocked):
+    """The first receipt-level condition of rule ``r`` that fails; 0 when all hold."""
+    row = table[r]
+    if row[C_NEEDS_CARD] and facts[F_CARD] == 0:
+        return facts[F_CARD_REASON]
+    reason = _time_condition_failure(row, facts)
+    if reason == 0:
+        reason = _card_condition_failure(row, facts, card_segments, segment_ids)
+    if reason != 0:
+        return reason
+    if row[C_PROMO]:
+        found = False
+        for j in range(unlocked.shape[0]):
+            if unlocked[j] == r:
+                found = True
+        if not found:
+            return _PROMO_CODE_MISSING
+    if row[C_MIN_SUBTOTAL] > 0 and facts[F_LOYALTY_SUBTOTAL] < row[C_MIN_SUBTOTAL]:
+        return _BELOW_THRESHOLD
+    if row[R_BUDGET] >= 0 and row[R_BUDGET] - budget_used[r] <= 0:
+        return _BUDGET_EXHAUSTED
+    return 0
+
+
+@jit
+def _matched(k, incl, lines, skip, out):
+    """Lines candidate ``k`` takes, not excluded by the POS nor flagged in ``skip``."""
+    count = 0
+    for i in range(lines.shape[0]):
+        if incl[i, k] and not lines[i, L_EXCLUDED] and not skip[i]:
+            out[count] = i
+            count += 1
+    return count
+
+
+@jit
+def _quantity_failure(r, table, lines, matched, count):
+    if count == 0:
+        return _NO_MATCHING_LINES
+    minimum = table[r, C_MIN_QUANTITY]
+    if minimum > 0:
+        quantity = 0
+        for j in range(count):
+            quantity += lines[matched[j], L_QUANTITY]
+        if quantity < minimum:
+            return _BELOW_QUANTITY
+    return 0
+
+
+# -- discounts -------------------------------------------------------------------
+
+
+@jit
+def _percent(r, table, step_from, step_bp, tier_discount, facts, lines, matched, count):
+    """The rate of a percent-type effect, or a negated reason."""
+    kind = table[r, R_KIND]
+    if kind == _PERCENT:
+        return table[r, R_VALUE]
+    if kind == _TIER_DISCOUNT:
+        bp = tier_discount[facts[F_TIER]] if facts[F_TIER] >= 0 else 0
+        return bp if bp > 0 else -_TIER
+    if kind == _PERSONAL_DISCOUNT:
+        return facts[F_PERSONAL] if facts[F_PERSONAL] > 0 else -_NO_PERSONAL_DISCOUNT
+    column = L_QUANTITY if kind == _QUANTITY_STEPS else L_AMOUNT
+    reached = 0
+    for j in range(count):
+        reached += lines[matched[j], column]
+    rate = -(_BELOW_QUANTITY if kind == _QUANTITY_STEPS else _BELOW_THRESHOLD)
+    for s in range(table[r, R_STEP_START], table[r, R_STEP_END]):
+        if step_from[s] <= reached:
+            rate = step_bp[s]
+    return rate
+
+
+@jit
+def _unit_plan(r, table, lines, available, count, base, room, weights, caps):
+    """n-th item (cheapest units first) and bundles (dearest units first)."""
+    nth = table[r, R_KIND] == _NTH_ITEM
+    size = table[r, R_N]
+    units = 0
+    keys = np.empty(count, dtype=np.int64)
+    for j in range(count):
+        units += lines[available[j], L_QUANTITY] // _MILLI
+        keys[j] = lines[available[j], L_PRICE] if nth else -lines[available[j], L_PRICE]
+    groups = units // size
+    if groups == 0:
+        return -_BELOW_QUANTITY
+    to_take = groups if nth else groups * size
+    total_value = 0
+    for j in np.argsort(keys, kind="mergesort"):
+        quantity = lines[available[j], L_QUANTITY]
+        taken = min(quantity // _MILLI, to_take)
+        to_take -= taken
+        weights[j] = base[j] * taken * _MILLI // quantity
+        caps[j] = min(weights[j], room[j])
+        total_value += weights[j]
+    if nth:
+        return (total_value * table[r, R_VALUE] + _BP // 2) // _BP
+    return max(0, total_value - groups * table[r, R_VALUE])
+
+
+@jit
+def _effect_plan(
+    r,
+    table,
+    step_from,
+    step_bp,
+    tier_discount,
+    facts,
+    lines,
+    matched,
+    m,
+    available,
+    count,
+    base,
+    room,
+    weights,
+    caps,
+):
+    """Fill weights and caps over the available lines; return the total or a negated reason."""
+    kind = table[r, R_KIND]
+    if kind == _FIXED_PRICE:
+        total = 0
+        price = table[r, R_VALUE]
+        for j in range(count):
+            quantity = lines[available[j], L_QUANTITY]
+            weights[j] = max(0, base[j] - (quantity * price + _MILLI // 2) // _MILLI)
+            caps[j] = min(weights[j], room[j])
+            total += caps[j]
+        return total
+    if kind == _NTH_ITEM or kind == _BUNDLE:  # noqa: SIM109 (plain compares compile simplest)
+        return _unit_plan(r, table, lines, available, count, base, room, weights, caps)
+    base_sum = 0
+    for j in range(count):
+        weights[j] = base[j]
+        caps[j] = room[j]
+        base_sum += base[j]
+    if kind == _AMOUNT:
+        return table[r, R_VALUE]
+    bp = _percent(r, table, step_from, step_bp, tier_discount, facts, lines, matched, m)
+    if bp < 0:
+        return bp
+    return (base_sum * bp + _BP // 2) // _BP
+
+
+@jit
+def _rule_limit(r, table, budget_used, total):
+    """``total`` within the rule's per-receipt cap and what is left of its budget."""
+    if table[r, R_MAX] >= 0:
+        total = min(total, table[r, R_MAX])
+    if table[r, R_BUDGET] >= 0:
+        total = min(total, table[r, R_BUDGET] - budget_used[r])
+    return total
+
+
+@jit
+def _discount_shares(
+    r,
+    k,
+    table,
+    step_from,
+    step_bp,
+    tier_discount,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    discounts,
+    floors,
+    locked,
+    no_skip,
+    shares,
+):
+    """Rule ``r``'s discount per line into ``shares``; returns 0 or why it gives none."""
+    n = lines.shape[0]
+    shares[:] = 0
+    matched = np.empty(n, dtype=np.int64)
+    m = _matched(k, incl, lines, no_skip, matched)
+    reason = _condition_failure(r, table, budget_used, facts, card_segments, segment_ids, unlocked)
+    if reason == 0:
+        reason = _quantity_failure(r, table, lines, matched, m)
+    if reason != 0:
+        return reason
+    mode = table[r, R_MODE]
+    available = np.empty(m, dtype=np.int64)
+    count = 0
+    blocked = False
+    for j in range(m):
+        i = matched[j]
+        if locked[i]:
+            blocked = True
+        elif not (mode == _EXCLUSIVE and discounts[i] > 0):
+            available[count] = i
+            count += 1
+    if count == 0:
+        return _BLOCKED_BY_EXCLUSIVE if blocked else _ALREADY_DISCOUNTED
+    base = np.empty(count, dtype=np.int64)
+    room = np.empty(count, dtype=np.int64)
+    room_sum = 0
+    for j in range(count):
+        i = available[j]
+        base[j] = lines[i, L_AMOUNT] - (discounts[i] if mode == _COMPOUNDING else 0)
+        room[j] = lines[i, L_AMOUNT] - floors[i] - discounts[i]
+        room_sum += room[j]
+    weights = np.empty(count, dtype=np.int64)
+    caps = np.empty(count, dtype=np.int64)
+    total = _effect_plan(
+        r,
+        table,
+        step_from,
+        step_bp,
+        tier_discount,
+        facts,
+        lines,
+        matched,
+        m,
+        available,
+        count,
+        base,
+        room,
+        weights,
+        caps,
+    )
+    if total < 0:
+        return -total
+    total = _rule_limit(r, table, budget_used, min(total, caps.sum()))
+    if total <= 0:
+        return _AT_FLOOR if room_sum == 0 else _ZERO_AMOUNT
+    alloc = np.empty(count, dtype=np.int64)
+    _allocate(total, weights, caps, count, alloc)
+    for j in range(count):
+        shares[available[j]] = alloc[j]
+    return 0
+
+
+@jit
+def _give(r, shares, discounts, locked, lock, applied, cursor):
+    """Add a rule's shares to the lines; returns the new cursor or OVERFLOW."""
+    total = 0
+    for i in range(shares.shape[0]):
+        if shares[i] > 0:
+            if cursor >= applied.shape[0]:
+                return OVERFLOW, 0
+            discounts[i] += shares[i]
+            locked[i] = locked[i] or lock
+            applied[cursor, A_LINE] = i
+            applied[cursor, A_RULE] = r
+            applied[cursor, A_AMOUNT] = shares[i]
+            cursor += 1
+            total += shares[i]
+    return cursor, total
+
+
+@jit
+def _best_of(
+    k,
+    candidates,
+    ncand,
+    table,
+    step_from,
+    step_bp,
+    tier_discount,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    discounts,
+    floors,
+    locked,
+    no_skip,
+    done,
+    verdicts,
+    applied,
+    cursor,
+):
+    """Each line takes the largest offer of the group's members; ties: the higher priority."""
+    n = lines.shape[0]
+    group = table[candidates[k], R_GROUP]
+    members = np.empty(ncand - k, dtype=np.int64)
+    count = 0
+    for j in range(k, ncand):
+        if (
+            table[candidates[j], R_GROUP] == group
+            and table[candidates[j], R_KIND] <= _LAST_DISCOUNT
+        ):
+            members[count] = j
+            count += 1
+    offers = np.zeros((count, n), dtype=np.int64)
+    reasons = np.empty(count, dtype=np.int64)
+    for m in range(count):
+        j = members[m]
+        done[j] = True
+        reasons[m] = _discount_shares(
+            candidates[j],
+            j,
+            table,
+            step_from,
+            step_bp,
+            tier_discount,
+            budget_used,
+            lines,
+            facts,
+            card_segments,
+            segment_ids,
+            unlocked,
+            incl,
+            discounts,
+            floors,
+            locked,
+            no_skip,
+            offers[m],
+        )
+    won = np.zeros(count, dtype=np.int64)
+    winner = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        best_amount = 0
+        for m in range(count):
+            if reasons[m] == 0 and offers[m, i] > best_amount:
+                winner[i] = m
+                best_amount = offers[m, i]
+    for i in range(n):
+        m = winner[i]
+        if m >= 0:
+            if cursor >= applied.shape[0]:
+                return OVERFLOW
+            discounts[i] += offers[m, i]
+            applied[cursor, A_LINE] = i
+            applied[cursor, A_RULE] = candidates[members[m]]
+            applied[cursor, A_AMOUNT] = offers[m, i]
+            cursor += 1
+            won[m] += offers[m, i]
+    for m in range(count):
+        reason = reasons[m]
+        if reason == 0 and won[m] == 0:
+            reason = _BEATEN_IN_GROUP
+        verdicts[members[m], V_REASON] = reason
+        verdicts[members[m], V_AMOUNT] = won[m]
+    return cursor
+
+
+@jit
+def _discounts(
+    candidates,
+    ncand,
+    table,
+    step_from,
+    step_bp,
+    tier_discount,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    discounts,
+    floors,
+    verdicts,
+    applied,
+):
+    """Discount rules in priority order with stacking; returns the applied count or OVERFLOW."""
+    n = lines.shape[0]
+    locked = np.zeros(n, dtype=np.bool_)
+    no_skip = np.zeros(n, dtype=np.bool_)
+    done = np.zeros(ncand, dtype=np.bool_)
+    shares = np.empty(n, dtype=np.int64)
+    cursor = 0
+    for k in range(ncand):
+        r = candidates[k]
+        if table[r, R_KIND] > _LAST_DISCOUNT or done[k]:
+            continue
+        if table[r, R_MODE] == _BEST_OF:
+            cursor = _best_of(
+                k,
+                candidates,
+                ncand,
+                table,
+                step_from,
+                step_bp,
+                tier_discount,
+                budget_used,
+                lines,
+                facts,
+                card_segments,
+                segment_ids,
+                unlocked,
+                incl,
+                discounts,
+                floors,
+                locked,
+                no_skip,
+                done,
+                verdicts,
+                applied,
+                cursor,
+            )
+            if cursor == OVERFLOW:
+                return OVERFLOW
+            continue
+        reason = _discount_shares(
+            r,
+            k,
+            table,
+            step_from,
+            step_bp,
+            tier_discount,
+            budget_used,
+            lines,
+            facts,
+            card_segments,
+            segment_ids,
+            unlocked,
+            incl,
+            discounts,
+            floors,
+            locked,
+            no_skip,
+            shares,
+        )
+        verdicts[k, V_REASON] = reason
+        if reason == 0:
+            cursor, total = _give(
+                r, shares, discounts, locked, table[r, R_MODE] == _EXCLUSIVE, applied, cursor
+            )
+            if cursor == OVERFLOW:
+                return OVERFLOW
+            verdicts[k, V_AMOUNT] = total
+    return cursor
+
+
+# -- restrictions, gifts, delivery -----------------------------------------------------
+
+
+@jit
+def _restrictions(
+    candidates,
+    ncand,
+    table,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    discounts,
+    no_earn,
+    no_pay,
+    verdicts,
+):
+    n = lines.shape[0]
+    matched = np.empty(n, dtype=np.int64)
+    discounted_skip = np.empty(n, dtype=np.bool_)
+    for k in range(ncand):
+        r = candidates[k]
+        kind = table[r, R_KIND]
+        if kind <= _LAST_EARNING:
+            continue
+        for i in range(n):
+            discounted_skip[i] = table[r, R_FLAG] == 1 and discounts[i] == 0
+        m = _matched(k, incl, lines, discounted_skip, matched)
+        reason = _condition_failure(
+            r, table, budget_used, facts, card_segments, segment_ids, unlocked
+        )
+        if reason == 0:
+            reason = _quantity_failure(r, table, lines, matched, m)
+        verdicts[k, V_REASON] = reason
+        if reason == 0 and (kind == _NO_EARN or kind == _NO_PAY):  # noqa: SIM109
+            for j in range(m):
+                if kind == _NO_EARN:
+                    no_earn[matched[j]] = True
+                else:
+                    no_pay[matched[j]] = True
+
+
+# -- points paid -------------------------------------------------------------------
+
+
+@jit
+def _redeem(settings, lines, facts, discounts, floors, no_pay, paid_out, totals):
+    """Points paid within balance, share cap and floors, spread exactly over eligible lines."""
+    n = lines.shape[0]
+    paid_out[:] = 0
+    totals[T_REDEEMABLE] = 0
+    totals[T_REDEEMED] = 0
+    if facts[F_CARD] == 0:
+        return
+    eligible = np.empty(n, dtype=np.int64)
+    after = np.empty(n, dtype=np.int64)
+    room = np.empty(n, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        if not lines[i, L_EXCLUDED] and not no_pay[i]:
+            eligible[count] = i
+            after[count] = lines[i, L_AMOUNT] - discounts[i]
+            room[count] = after[count] - floors[i]
+            count += 1
+    point_value = settings[S_POINT_VALUE]
+    share_cap = after[:count].sum() * settings[S_MAX_SHARE] // _BP
+    most = min(share_cap, room[:count].sum()) // point_value
+    redeemable = min(facts[F_ACTIVE_POINTS], most)
+    wanted = redeemable if facts[F_REDEEM_MAX] else facts[F_REDEEM]
+    redeemed = min(wanted, redeemable)
+    totals[T_REDEEMABLE] = redeemable
+    totals[T_REDEEMED] = redeemed
+    if redeemed > 0:
+        shares = np.empty(count, dtype=np.int64)
+        _allocate(redeemed * point_value, after, room, count, shares)
+        for j in range(count):
+            paid_out[eligible[j]] = shares[j]
+
+
+# -- points earned -------------------------------------------------------------------
+
+
+@jit
+def _base_rate(settings, tier_accrual, facts):
+    return tier_accrual[facts[F_TIER]] if facts[F_TIER] >= 0 else settings[S_BASE_RATE]
+
+
+@jit
+def _rounded_spread(numerators, denominator, rounding, out):
+    n = numerators.shape[0]
+    total = _divide_rounded(numerators.sum(), denominator, rounding)
+    _spread(numerators, denominator, total, n, out)
+
+
+@jit
+def _effect_points(r, table, settings, tier_accrual, facts, lines, paid, matched, m, out):
+    """Points of an earning rule per line into ``out``; returns 0 or a reason."""
+    n = lines.shape[0]
+    kind = table[r, R_KIND]
+    value = table[r, R_VALUE]
+    numerators = np.zeros(n, dtype=np.int64)
+    point_value = settings[S_POINT_VALUE]
+    for j in range(m):
+        i = matched[j]
+        numerators[i] = lines[i, L_QUANTITY] * value if kind == _POINTS_PER_UNIT else paid[i]
+    if kind == _BONUS_POINTS:
+        if numerators.sum() == 0:
+            return _ZERO_AMOUNT
+        caps = np.full(n, value, dtype=np.int64)
+        _allocate(value, numerators, caps, n, out)
+        return 0
+    if kind == _ACCRUAL_RATE:
+        numerators *= value
+        denominator = _BP * point_value
+    elif kind == _POINTS_MULTIPLIER:
+        numerators *= _base_rate(settings, tier_accrual, facts) * (value - _MILLI)
+        denominator = _BP * _MILLI * point_value
+    else:
+        denominator = _MILLI
+    _rounded_spread(numerators, denominator, settings[S_ROUNDING], out)
+    return 0
+
+
+@jit
+def _rule_points(
+    r,
+    k,
+    table,
+    settings,
+    tier_accrual,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    paid,
+    no_earn,
+    out,
+):
+    n = lines.shape[0]
+    out[:] = 0
+    matched = np.empty(n, dtype=np.int64)
+    m = _matched(k, incl, lines, no_earn, matched)
+    reason = _condition_failure(r, table, budget_used, facts, card_segments, segment_ids, unlocked)
+    if reason == 0:
+        reason = _quantity_failure(r, table, lines, matched, m)
+    if reason == 0:
+        reason = _effect_points(
+            r, table, settings, tier_accrual, facts, lines, paid, matched, m, out
+        )
+    if reason != 0:
+        out[:] = 0
+        return reason
+    full = out.sum()
+    total = _rule_limit(r, table, budget_used, full)
+    if total < full:
+        capped = np.empty(n, dtype=np.int64)
+        _allocate(max(total, 0), out, out.copy(), n, capped)
+        out[:] = capped
+    return 0 if out.sum() > 0 else _ZERO_AMOUNT
+
+
+@jit
+def _points_allowed(settings, facts):
+    """Points still allowed by the per-receipt and per-card-day caps; -1: no cap."""
+    allowed = settings[S_MAX_RECEIPT]
+    if settings[S_MAX_DAY] >= 0:
+        left_today = max(0, settings[S_MAX_DAY] - facts[F_EARNED_TODAY])
+        allowed = left_today if allowed < 0 else min(allowed, left_today)
+    return allowed
+
+
+@jit
+def _earn(
+    candidates,
+    ncand,
+    table,
+    settings,
+    tier_accrual,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    segment_ids,
+    unlocked,
+    incl,
+    discounts,
+    points_paid,
+    no_earn,
+    verdicts,
+    earned_out,
+):
+    n = lines.shape[0]
+    earned_out[:] = 0
+    earning = np.empty(ncand, dtype=np.int64)
+    count = 0
+    for k in range(ncand):
+        kind = table[candidates[k], R_KIND]
+        if _LAST_DISCOUNT < kind <= _LAST_EARNING:
+            earning[count] = k
+            count += 1
+    if facts[F_CARD] == 0:
+        for e in range(count):
+            verdicts[earning[e], V_REASON] = facts[F_CARD_REASON]
+        return
+    paid = np.empty(n, dtype=np.int64)
+    base = np.zeros(n, dtype=np.int64)
+    rate = _base_rate(settings, tier_accrual, facts)
+    for i in range(n):
+        paid[i] = lines[i, L_AMOUNT] - discounts[i] - points_paid[i]
+        if not lines[i, L_EXCLUDED] and not no_earn[i]:
+            base[i] = paid[i] * rate
+    components = np.zeros((count + 1, n), dtype=np.int64)
+    _rounded_spread(base, _BP * settings[S_POINT_VALUE], settings[S_ROUNDING], components[0])
+    owners = np.empty(count + 1, dtype=np.int64)
+    used = 1
+    for e in range(count):
+        k = earning[e]
+        reason = _rule_points(
+            candidates[k],
+            k,
+            table,
+            settings,
+            tier_accrual,
+            budget_used,
+            lines,
+            facts,
+            card_segments,
+            segment_ids,
+            unlocked,
+            incl,
+            paid,
+            no_earn,
+            components[used],
+        )
+        verdicts[k, V_REASON] = reason
+        if reason == 0:
+            owners[used] = k
+            used += 1
+    _cap_points(settings, facts, components, used, owners, verdicts, earned_out)
+
+
+@jit
+def _cap_points(settings, facts, components, used, owners, verdicts, earned_out):
+    """Sum the components; scale lines and rules down to the receipt and day caps."""
+    n = earned_out.shape[0]
+    totals = np.empty(used, dtype=np.int64)
+    for c in range(used):
+        totals[c] = components[c].sum()
+        for i in range(n):
+            earned_out[i] += components[c, i]
+    allowed = _points_allowed(settings, facts)
+    if allowed >= 0 and totals.sum() > allowed:
+        line_points = earned_out.copy()
+        _allocate(allowed, line_points, line_points, n, earned_out)
+        capped = np.empty(used, dtype=np.int64)
+        _allocate(allowed, totals, totals.copy(), used, capped)
+        totals[:] = capped
+    for c in range(1, used):
+        verdicts[owners[c], V_POINTS] = totals[c]
+        if totals[c] == 0:
+            verdicts[owners[c], V_REASON] = _POINTS_CAP
+
+
+# -- one receipt -------------------------------------------------------------------------
+
+
+@jit
+def _evaluate_one(
+    table,
+    step_from,
+    step_bp,
+    segment_ids,
+    inc_ptr,
+    inc_rules,
+    exc_ptr,
+    exc_rules,
+    all_rules,
+    store_mask,
+    tier_accrual,
+    tier_discount,
+    settings,
+    budget_used,
+    lines,
+    facts,
+    card_segments,
+    unlocked,
+    line_out,
+    verdicts,
+    applied,
+    totals,
+):
+    """Evaluate one receipt into the output arrays; 0, or OVERFLOW when a buffer is short."""
+    n = lines.shape[0]
+    n_rules = table.shape[0]
+    mark = np.zeros(n_rules, dtype=np.uint8)
+    candidates = np.empty(n_rules, dtype=np.int64)
+    ncand = _candidates(lines, inc_ptr, inc_rules, all_rules, store_mask, mark, candidates)
+    if ncand > verdicts.shape[0]:
+        return OVERFLOW
+    position = np.empty(n_rules, dtype=np.int64)
+    for k in range(ncand):
+        position[candidates[k]] = k
+        verdicts[k, V_RULE] = candidates[k]
+        verdicts[k, V_REASON] = 0
+        verdicts[k, V_AMOUNT] = 0
+        verdicts[k, V_POINTS] = 0
+    incl = np.zeros((n, ncand), dtype=np.uint8)
+    _target_matrix(lines, inc_ptr, inc_rules, exc_ptr, exc_rules, all_rules, mark, position, incl)
+    discounts = np.zeros(n, dtype=np.int64)
+    floors = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        floors[i] = min(lines[i, L_AMOUNT], settings[S_MIN_LINE])
+    applied_count = _discounts(
+        candidates,
+        ncand,
+        table,
+        step_from,
+        step_bp,
+        tier_discount,
+        budget_used,
+        lines,
+        facts,
+        card_segments,
+        segment_ids,
+        unlocked,
+        incl,
+        discounts,
+        floors,
+        verdicts,
+        applied,
+    )
+    if applied_count == OVERFLOW:
+        return OVERFLOW
+    no_earn = np.zeros(n, dtype=np.bool_)
+    no_pay = np.zeros(n, dtype=np.bool_)
+    _restrictions(
+        candidates,
+        ncand,
+        table,
+        budget_used,
+        lines,
+        facts,
+        card_segments,
+        segment_ids,
+        unlocked,
+        incl,
+        discounts,
+        no_earn,
+        no_pay,
+        verdicts,
+    )
+    points_paid = np.empty(n, dtype=np.int64)
+    _redeem(settings, lines, facts, discounts, floors, no_pay, points_paid, totals)
+    earned = np.empty(n, dtype=np.int64)
+    _earn(
+        candidates,
+        ncand,
+        table,
+        settings,
+        tier_accrual,
+        budget_used,
+        lines,
+        facts,
+        card_segments,
+        segment_ids,
+        unlocked,
+        incl,
+        discounts,
+        points_paid,
+        no_earn,
+        verdicts,
+        earned,
+    )
+    for i in range(n):
+        line_out[i, O_DISCOUNT] = discounts[i]
+        line_out[i, O_PAID] = points_paid[i]
+        line_out[i, O_EARNED] = earned[i]
+    totals[T_VERDICTS] = ncand
+    totals[T_APPLIED] = applied_count
+    return 0

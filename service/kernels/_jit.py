@@ -1,0 +1,26 @@
+"""The one place that decides how kernels compile.
+
+``cache=True`` keeps compiled machine code on disk next to the sources, so a worker
+that starts after the first one loads it instead of compiling (SPEC §8: ready in 3 s).
+No ``fastmath``: every kernel is integer arithmetic that must equal the reference
+exactly. ``nogil`` lets threads run kernels side by side.
+
+Numba's cache is keyed on each kernel's own source file only: the column and code
+constants imported from ``service.rules.compiler``, ``service.rules.codes`` and
+``_layout`` are frozen into the machine code. After changing those, delete
+``service/kernels/__pycache__`` (a fresh checkout, as in CI, has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
+JIT_OPTIONS: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False}
+
+
+def jit(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``function`` as a kernel with the project's options."""
+    return numba.njit(**JIT_OPTIONS)(function)

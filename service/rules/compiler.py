@@ -1,0 +1,340 @@
+"""Compile a program document into flat integer arrays for the kernels.
+
+One row per active rule, in evaluation order (higher priority first, ties in
+document order), one column per condition or effect parameter. Rules are indexed
+by the SKU, category and brand their target names, so that the work for a receipt
+line grows with the rules that can touch it, not with all rules; rules that name
+none of them (whole-receipt rules) sit in one list of their own. Store targeting is
+a per-store mask, built on first use and kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from service.domain.calculation import RuleVerdict
+from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
+from service.rules.document import PointSettings, ProgramDocument, PromoCode, Rule
+
+IntArray = npt.NDArray[np.int64]
+NO_LIMIT = -1
+FAR_FUTURE = 10**9  # a date ordinal after any real date
+
+# Columns of CompiledProgram.table: one name per rule parameter.
+(
+    R_KIND,
+    R_MODE,
+    R_GROUP,
+    R_VALUE,
+    R_N,
+    R_FLAG,
+    R_MAX,
+    R_BUDGET,
+    R_STEP_START,
+    R_STEP_END,
+    C_CHANNELS,
+    C_PAYMENTS,
+    C_PICKUP,
+    C_DATE_FROM,
+    C_DATE_TO,
+    C_WEEKDAYS,
+    C_HOUR_FROM,
+    C_HOUR_TO,
+    C_HOLIDAY,
+    C_NEEDS_CARD,
+    C_TIERS,
+    C_SEG_START,
+    C_SEG_END,
+    C_BIRTHDAY,
+    C_PN_EQUALS,
+    C_PN_EVERY,
+    C_PROMO,
+    C_MIN_SUBTOTAL,
+    C_MIN_QUANTITY,
+) = range(29)
+TABLE_COLUMNS = 29
+
+# Positions in CompiledProgram.point_settings.
+S_POINT_VALUE, S_BASE_RATE, S_ROUNDING, S_MAX_SHARE, S_MIN_LINE, S_MAX_RECEIPT, S_MAX_DAY = range(7)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetIndex:
+    """Rules by the keys their targets name: ``rules[ptr[k]:ptr[k + 1]]`` for key ``k``."""
+
+    ptr: IntArray
+    rules: IntArray
+
+
+@dataclass(slots=True)
+class CompiledProgram:
+    """A program version ready to evaluate; immutable once built except the store-mask cache."""
+
+    version: int
+    document: ProgramDocument
+    rules: tuple[Rule, ...]
+    rule_index: dict[str, int]
+    table: IntArray
+    step_from: IntArray
+    step_bp: IntArray
+    segment_ids: IntArray
+    includes: TargetIndex
+    excludes: TargetIndex
+    all_lines_rules: IntArray
+    sku_keys: dict[str, int]
+    category_keys: dict[str, int]
+    brand_keys: dict[str, int]
+    payment_bits: dict[str, int]
+    segment_vocabulary: dict[str, int]
+    tier_codes: tuple[str, ...]
+    tier_threshold: IntArray
+    tier_accrual_bp: IntArray
+    tier_discount_bp: IntArray
+    point_settings: IntArray
+    holidays: frozenset[date]
+    promo_codes: dict[str, PromoCode]
+    no_budget_use: IntArray
+    _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
+    _refusals: dict[tuple[int, str], RuleVerdict] = field(default_factory=dict)
+
+    def refusal(self, r: int, reason: str) -> RuleVerdict:
+        """The verdict "rule ``r`` did not apply, because ``reason``": immutable, so built once."""
+        key = (r, reason)
+        verdict = self._refusals.get(key)
+        if verdict is None:
+            rule = self.rules[r]
+            verdict = RuleVerdict(rule.id, rule.name, False, reason, 0, 0)
+            self._refusals[key] = verdict
+        return verdict
+
+    @property
+    def settings(self) -> PointSettings:
+        return self.document.points
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.rules)
+
+    def tier_index(self, code: str | None) -> int:
+        """Rank of a tier code in the ladder; -1 for None or a code the program lacks."""
+        return self.tier_codes.index(code) if code in self.tier_codes else -1
+
+    def tier_name(self, code: str | None) -> str:
+        for tier in self.document.tiers.levels:
+            if tier.code == code:
+                return tier.name
+        return code or ""
+
+    def tier_for_spend(self, spend: int) -> str | None:
+        """The highest tier whose threshold ``spend`` reaches; None below the lowest."""
+        position = bisect.bisect_right(self.tier_threshold.tolist(), spend) - 1
+        return self.tier_codes[position] if position >= 0 else None
+
+    def next_tier(self, spend: int) -> tuple[str, int] | None:
+        """The next tier up and the spend still needed to reach it; None at the top."""
+        for code, threshold in zip(self.tier_codes, self.tier_threshold.tolist(), strict=True):
+            if threshold > spend:
+                return code, threshold - spend
+        return None
+
+    def store_mask(self, store_id: str, region: str) -> npt.NDArray[np.uint8]:
+        """1 for each rule whose store targeting admits this store; built once per store."""
+        key = (store_id, region)
+        mask = self._store_masks.get(key)
+        if mask is None:
+            mask = np.fromiter(
+                (_admits_store(rule, store_id, region) for rule in self.rules),
+                dtype=np.uint8,
+                count=len(self.rules),
+            )
+            self._store_masks[key] = mask
+        return mask
+
+
+def _admits_store(rule: Rule, store_id: str, region: str) -> bool:
+    target = rule.target
+    if not (target.stores or target.regions):
+        return True
+    return store_id in target.stores or region in target.regions
+
+
+def evaluation_order(document: ProgramDocument) -> tuple[Rule, ...]:
+    """Active rules, higher priority first; equal priorities keep document order."""
+    active = [rule for rule in document.rules if rule.active]
+    return tuple(sorted(active, key=lambda rule: -rule.priority))
+
+
+def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
+    rules = evaluation_order(doc)
+    tiers = doc.tiers.levels
+    payment_bits = _vocabulary(m for r in rules for m in r.conditions.payment_methods)
+    segments = _vocabulary(s for r in rules for s in r.conditions.segments)
+    group_ids = {group.id: i for i, group in enumerate(doc.groups)}
+    tier_codes = tuple(tier.code for tier in tiers)
+    steps_from: list[int] = []
+    steps_bp: list[int] = []
+    segment_ids: list[int] = []
+    table = np.zeros((len(rules), TABLE_COLUMNS), dtype=np.int64)
+    for row, rule in enumerate(rules):
+        _fill_effect(table[row], rule, group_ids, steps_from, steps_bp)
+        _fill_conditions(table[row], rule, payment_bits, tier_codes, segments, segment_ids)
+    keys = _Keys(rules)
+    base_rate = doc.points.accrual_percent
+    return CompiledProgram(
+        version=version,
+        document=doc,
+        rules=rules,
+        rule_index={rule.id: i for i, rule in enumerate(rules)},
+        table=table,
+        step_from=np.array(steps_from, dtype=np.int64),
+        step_bp=np.array(steps_bp, dtype=np.int64),
+        segment_ids=np.array(segment_ids, dtype=np.int64),
+        includes=keys.index(rules, include=True),
+        excludes=keys.index(rules, include=False),
+        all_lines_rules=np.array(
+            [i for i, rule in enumerate(rules) if rule.target.all_lines], dtype=np.int64
+        ),
+        sku_keys=keys.skus,
+        category_keys=keys.categories,
+        brand_keys=keys.brands,
+        payment_bits=payment_bits,
+        segment_vocabulary=segments,
+        tier_codes=tier_codes,
+        tier_threshold=np.array([t.threshold for t in tiers], dtype=np.int64),
+        tier_accrual_bp=np.array(
+            [base_rate if t.accrual_percent is None else t.accrual_percent for t in tiers],
+            dtype=np.int64,
+        ),
+        tier_discount_bp=np.array([t.discount_percent for t in tiers], dtype=np.int64),
+        point_settings=_point_settings(doc.points),
+        holidays=frozenset(doc.holidays),
+        promo_codes={promo.code.strip().upper(): promo for promo in doc.promo_codes},
+        no_budget_use=np.zeros(len(rules), dtype=np.int64),
+    )
+
+
+def _vocabulary(values: Iterable[str]) -> dict[str, int]:
+    vocabulary: dict[str, int] = {}
+    for value in values:
+        vocabulary.setdefault(value, len(vocabulary))
+    return vocabulary
+
+
+def _effect_parameters(rule: Rule) -> tuple[int, int, int]:
+    """(value, n, flag) of an effect; steps are stored apart."""
+    effect = rule.effect
+    value = 0
+    for name in ("percent", "amount", "price", "points", "multiplier"):
+        if hasattr(effect, name):
+            value = getattr(effect, name)
+            break
+    n = getattr(effect, "n", 0) or (effect.quantity if effect.type == "bundle" else 0)
+    return value, n, int(getattr(effect, "discounted_only", False))
+
+
+def _fill_effect(
+    row: IntArray,
+    rule: Rule,
+    group_ids: dict[str, int],
+    steps_from: list[int],
+    steps_bp: list[int],
+) -> None:
+    row[R_KIND] = EFFECT_CODES[rule.effect.type]
+    row[R_MODE] = STACKING_CODES[rule.stacking]
+    row[R_GROUP] = group_ids[rule.group] if rule.group is not None else -1
+    row[R_VALUE], row[R_N], row[R_FLAG] = _effect_parameters(rule)
+    row[R_MAX] = NO_LIMIT if rule.max_per_receipt is None else rule.max_per_receipt
+    row[R_BUDGET] = NO_LIMIT if rule.budget is None else rule.budget
+    row[R_STEP_START] = len(steps_from)
+    for step in getattr(rule.effect, "steps", ()):
+        steps_from.append(step.from_)
+        steps_bp.append(step.percent)
+    row[R_STEP_END] = len(steps_from)
+
+
+def _fill_conditions(
+    row: IntArray,
+    rule: Rule,
+    payment_bits: dict[str, int],
+    tier_codes: tuple[str, ...],
+    segments: dict[str, int],
+    segment_ids: list[int],
+) -> None:
+    cond = rule.conditions
+    row[C_CHANNELS] = sum(CHANNEL_BITS[c] for c in set(cond.channels))
+    row[C_PAYMENTS] = sum(1 << payment_bits[m] for m in set(cond.payment_methods))
+    row[C_PICKUP] = -1 if cond.pickup is None else int(cond.pickup)
+    row[C_DATE_FROM] = cond.dates.from_.toordinal() if cond.dates else 0
+    row[C_DATE_TO] = cond.dates.to.toordinal() if cond.dates else FAR_FUTURE
+    row[C_WEEKDAYS] = sum(WEEKDAY_BITS[d] for d in set(cond.weekdays))
+    row[C_HOUR_FROM] = cond.hours.from_.hour * 60 + cond.hours.from_.minute if cond.hours else -1
+    row[C_HOUR_TO] = cond.hours.to.hour * 60 + cond.hours.to.minute if cond.hours else -1
+    row[C_HOLIDAY] = -1 if cond.on_holidays is None else int(cond.on_holidays)
+    row[C_NEEDS_CARD] = int(rule.needs_card)
+    row[C_TIERS] = sum(1 << tier_codes.index(code) for code in set(cond.tiers))
+    row[C_SEG_START] = len(segment_ids)
+    segment_ids.extend(segments[s] for s in cond.segments)
+    row[C_SEG_END] = len(segment_ids)
+    days = cond.birthday_window_days
+    row[C_BIRTHDAY] = -1 if days is None else days
+    number = cond.purchase_number
+    row[C_PN_EQUALS] = number.equals or 0 if number else 0
+    row[C_PN_EVERY] = number.every or 0 if number else 0
+    row[C_PROMO] = int(cond.promo_code)
+    row[C_MIN_SUBTOTAL] = cond.min_subtotal or 0
+    row[C_MIN_QUANTITY] = cond.min_quantity or 0
+
+
+class _Keys:
+    """One id space for every SKU, category and brand that a rule's target names."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.skus: dict[str, int] = {}
+        self.categories: dict[str, int] = {}
+        self.brands: dict[str, int] = {}
+        self.count = 0
+        for rule in rules:
+            for part in (rule.target, rule.target.exclude):
+                self._add(self.skus, part.skus)
+                self._add(self.categories, part.categories)
+                self._add(self.brands, part.brands)
+
+    def _add(self, keys: dict[str, int], values: list[str]) -> None:
+        for value in values:
+            if value not in keys:
+                keys[value] = self.count
+                self.count += 1
+
+    def index(self, rules: tuple[Rule, ...], *, include: bool) -> TargetIndex:
+        buckets: list[list[int]] = [[] for _ in range(self.count)]
+        for row, rule in enumerate(rules):
+            part = rule.target if include else rule.target.exclude
+            named = (
+                [self.skus[v] for v in part.skus]
+                + [self.categories[v] for v in part.categories]
+                + [self.brands[v] for v in part.brands]
+            )
+            for key in set(named):
+                buckets[key].append(row)
+        ptr = np.zeros(self.count + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(bucket) for bucket in buckets])
+        flat = [row for bucket in buckets for row in bucket]
+        return TargetIndex(ptr=ptr, rules=np.array(flat, dtype=np.int64))
+
+
+def _point_settings(points: PointSettings) -> IntArray:
+    values = [0] * 7
+    values[S_POINT_VALUE] = points.point_value
+    values[S_BASE_RATE] = points.accrual_percent
+    values[S_ROUNDING] = ("down", "half_up", "up").index(points.rounding)
+    values[S_MAX_SHARE] = points.max_share_percent
+    values[S_MIN_LINE] = points.min_line_amount
+    values[S_MAX_RECEIPT] = points.max_points_per_receipt or NO_LIMIT
+    values[S_MAX_DAY] = points.max_points_per_card_day or NO_LIMIT
+    return np.array(values, dtype=np.int64)
