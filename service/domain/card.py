@@ -50,6 +50,7 @@ class CardState:
     promo_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
     customer_id: int | None = None
     ledger_version: int = 0
+    debt: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -61,6 +62,15 @@ class CardState:
         Pending or expired points never count, whether or not a job has moved them.
         """
         return sum(lot.points for lot in self.lots if lot.is_active(now))
+
+    def balance(self, now: datetime) -> int:
+        """Active points less the points the card owes (a return after spending them under
+        the negative-balance policy); below zero while the debt exceeds the points."""
+        return self.active_points(now) - self.debt
+
+    def spendable_points(self, now: datetime) -> int:
+        """What a redemption may take now: the balance, never below zero."""
+        return max(self.balance(now), 0)
 
     def pending_points(self, now: datetime) -> int:
         """Points accrued but not yet active at ``now``."""

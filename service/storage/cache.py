@@ -54,7 +54,7 @@ def encode_state(state: CardState, day: date) -> bytes:
             "personal_discount_bp": state.personal_discount_bp,
             "earned_today": state.points_earned_today, "day": day,
             "promo_uses": dict(state.promo_uses), "customer_id": state.customer_id,
-            "ledger_version": state.ledger_version,
+            "ledger_version": state.ledger_version, "debt": state.debt,
             "lots": [[lot.lot_id, lot.points, lot.activates_at, lot.expires_at]
                      for lot in state.lots],
         }
@@ -85,6 +85,7 @@ def decode_state(payload: bytes, day: date) -> CardState:
         promo_uses=raw["promo_uses"],
         customer_id=raw["customer_id"],
         ledger_version=raw["ledger_version"],
+        debt=raw["debt"],
     )
 
 

@@ -96,10 +96,10 @@ def _refuse_balance_shortfall(
     (the program's share cap and floors may still lower it, as the calculation showed)."""
     if card is None or receipt.redeem_max or redeemed >= receipt.redeem_points:
         return
-    balance = card.active_points(now)
+    balance = card.spendable_points(now)
     if redeemed >= balance:
         raise InsufficientPoints(
-            "the card no longer holds the points asked for", extra={"balance": max(balance, 0)}
+            "the card no longer holds the points asked for", extra={"balance": balance}
         )
 
 

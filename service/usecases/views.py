@@ -37,7 +37,7 @@ def card_view(
         "number": card.number,
         "status": card.status,
         "tier": tier,
-        "balance": card.active_points(now),
+        "balance": card.balance(now),
         "pending": card.pending_points(now),
         "expiring": [
             {"date": day.isoformat(), "points": points}

@@ -212,6 +212,15 @@ async def test_refund_after_the_earned_points_were_spent_leaves_a_debt(
     assert back.json()["policy"] == "negative_balance"
     assert (totals["points_taken"], totals["debt"], totals["withhold"]) == (100, 100, 0)
     assert back.json()["card"]["balance"] == -100
+    info = await card_info(client, number)
+    assert info["balance"] == -100
+    owed = await post(client, "/v1/calculate", shirts(number, redeem=10))
+    assert owed.json()["totals"]["points_redeemable_max"] == 0
+    # The next accrual repays the debt first (the card is silver now: 3% of 950.00).
+    repay = {**shirts(number, days_ago=20), "transaction_id": "S-9c"}
+    earned = (await post(client, "/v1/commit", repay)).json()["totals"]["points_earned"]
+    assert earned == 28
+    assert (await card_info(client, number))["balance"] == -100 + earned
 
 
 async def test_withhold_policy_keeps_back_cash_for_spent_points(
