@@ -12,7 +12,8 @@ from service.storage.postgres import database_errors
 
 _CARD_STATE_SQL = """
 SELECT c.card_id, c.number, c.status, c.tier, c.personal_discount_bp, c.purchase_count,
-       c.ledger_version, c.debt, c.customer_id, cu.birthday, coalesce(cu.segments, '{}') AS segments,
+       c.ledger_version, c.debt, c.customer_id, cu.birthday,
+       coalesce(cu.segments, '{}') AS segments,
        (SELECT coalesce(sum(t.amount), 0) FROM tier_spend t
          WHERE t.card_id = c.card_id AND ($2::timestamptz IS NULL OR t.occurred_at >= $2)
        ) AS tier_spend,

@@ -49,7 +49,7 @@ def _encode(state: PromoCodeState) -> bytes:
     return orjson.dumps(state)
 
 
-def _decode(payload: bytes) -> PromoCodeState:
+def _decode(payload: bytes | str) -> PromoCodeState:
     raw = orjson.loads(payload)
     for key in ("valid_from", "valid_to"):
         if raw[key] is not None:
