@@ -8,6 +8,7 @@ that read Postgres before a commit) can never put an older state back.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.domain.card import CardState, PointLot
+
+_log = logging.getLogger(__name__)
 
 CARD_TTL_S = 3600
 PROGRAM_KEY = "loyalty:program:current"
@@ -31,8 +34,12 @@ return 1
 """
 
 
+# Bumped whenever the cached shape changes: a new release never reads an old entry.
+CARD_STATE_FORMAT = 2
+
+
 def card_key(number: str) -> str:
-    return f"loyalty:card:{{{number}}}:state"
+    return f"loyalty:card:{{{number}}}:state:v{CARD_STATE_FORMAT}"
 
 
 def create_client(url: str, timeout_s: float) -> aioredis.Redis:
@@ -99,7 +106,11 @@ class CardCache:
         payload = await self._client.hget(card_key(number), "s")
         if payload is None:
             return None
-        return decode_state(payload if isinstance(payload, bytes) else payload.encode(), day)
+        try:
+            return decode_state(payload if isinstance(payload, bytes) else payload.encode(), day)
+        except (KeyError, TypeError, ValueError):  # unreadable: a miss, never an error
+            _log.warning("unreadable card-state cache entry; reading the ledger")
+            return None
 
     async def put(self, state: CardState, day: date) -> bool:
         """Cache ``state`` unless a newer ledger version is already cached."""

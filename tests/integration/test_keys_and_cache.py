@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 
 from service.domain.access import KeyRing
 from service.domain.card import CardState, PointLot
-from service.storage.cache import CardCache
+from service.storage.cache import CardCache, card_key
 from service.storage.keys import active_keys, create_key, revoke_key
 
 
@@ -48,4 +48,14 @@ async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) ->
         assert (await cache.get("4000000000099", tomorrow)).points_earned_today == 0  # type: ignore[union-attr]
     finally:
         await cache.forget("4000000000099")
+        await client.aclose()
+
+
+async def test_an_unreadable_cache_entry_is_a_miss(clean_redis: str) -> None:
+    client = aioredis.Redis.from_url(clean_redis)
+    try:
+        await client.hset(card_key("4000000000098"), mapping={"v": 1, "s": b'{"number": 1}'})
+        assert await CardCache(client).get("4000000000098", NOW.date()) is None
+    finally:
+        await client.delete(card_key("4000000000098"))
         await client.aclose()
