@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.domain.card import CardState, PointLot
+from service.storage.resp import RespClient
 
 _log = logging.getLogger(__name__)
 
@@ -97,13 +98,23 @@ def decode_state(payload: bytes, day: date) -> CardState:
 
 
 class CardCache:
-    def __init__(self, client: aioredis.Redis, ttl_s: int = CARD_TTL_S) -> None:
+    """Reads go through ``reader`` when given (the hot path's pipelined client,
+    service.storage.resp), writes and scripts through redis-py."""
+
+    def __init__(
+        self, client: aioredis.Redis, ttl_s: int = CARD_TTL_S, reader: RespClient | None = None
+    ) -> None:
         self._client = client
         self._ttl_s = ttl_s
+        self._reader = reader
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
 
     async def get(self, number: str, day: date) -> CardState | None:
-        payload = await self._client.hget(card_key(number), "s")
+        key = card_key(number)
+        if self._reader is not None:
+            payload = await self._reader.command("HGET", key, "s")
+        else:
+            payload = await self._client.hget(key, "s")
         if payload is None:
             return None
         try:
@@ -119,6 +130,10 @@ class CardCache:
             args=[state.ledger_version, encode_state(state, day), self._ttl_s],
         )
         return bool(written)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
     async def forget(self, number: str) -> None:
         await self._client.delete(card_key(number))
