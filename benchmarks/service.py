@@ -1,0 +1,381 @@
+"""The service measured against the limits of its own stack, side by side, in one run.
+
+    .venv/bin/python -m benchmarks.service              # `make bench`
+    .venv/bin/python -m benchmarks.service --seconds 5 --no-write
+
+What it does, each step on the same machine within minutes of the others:
+ 1. starts Postgres and Redis (embedded, in a temporary folder) unless
+    LOYALTY_BENCH_DATABASE_URL / LOYALTY_BENCH_REDIS_URL name running ones; a fresh
+    database with the demo program and 2,000 cards holding points;
+ 2. the bare stack ceiling (benchmarks/bare_app.py: the service's FastAPI setup, an
+    endpoint that validates the same receipt and echoes it), 2 uvicorn workers, wrk;
+ 3. the service, 2 workers: time to ready; /v1/calculate (10-line receipt, card in
+    cache) with wrk; latency at half that rate (open loop, benchmarks/pace.py) and the
+    same percentiles read from /metrics; /v1/commit with wrk (a new sale each, over
+    2,000 cards, 10 points redeemed) and its latency at half rate;
+ 4. pgbench -N (the TPC-B-like write transaction without the contended branch/teller
+    updates) on the same Postgres, as the ledger's reference;
+ 5. the numba kernel vs the pure-Python reference (1,000 rules, 30 lines);
+ 6. /v1/calculate again with 5,000 active rules (the demo's plus 4,990 that target
+    other goods and stores) against the demo's rules.
+It prints the ratios of SPEC §8 and writes them to the "Service" section of
+docs/performance.md. wrk comes from Debian (`apt-get install wrk`); pgbench from the
+embedded Postgres wheel or the system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from benchmarks import pace
+from benchmarks.fixtures import (
+    ADMIN_KEY,
+    BENCH_CARDS,
+    POS_KEY,
+    calculate_body,
+    commit_body,
+    prepare_database,
+    publish_many_rules,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
+COMMAND = "make bench  (.venv/bin/python -m benchmarks.service)"
+WORKERS = 2
+CONNECTIONS = 32
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, timeout_s: float = 180) -> float:
+    """Seconds until ``url`` answers 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout_s} s")
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            yield proc
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wrk(url: str, script: Path, seconds: int, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "non_2xx": float(bad.group(1)) if bad else 0.0}
+
+
+def _histogram(metrics_text: str, route: str) -> dict[float, float]:
+    pattern = re.compile(
+        r'loyalty_http_request_duration_seconds_bucket\{le="([^"]+)",method="POST",'
+        rf'route="{re.escape(route)}"\}} (\S+)'
+    )
+    return {float(le): float(n) for le, n in pattern.findall(metrics_text)}
+
+
+def _histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile ``q`` of what was observed between
+    two scrapes (Prometheus' histogram_quantile without interpolation)."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1]
+    for le, cumulative in counts:
+        if cumulative >= q * total:
+            return le
+    return float("inf")
+
+
+def _paced(url: str, bodies: Any, rate: float, seconds: int) -> dict[str, float]:
+    result = asyncio.run(pace.run_paced(url, bodies, rate, seconds, connections=CONNECTIONS))
+    return result.summary()
+
+
+def _request_factory(path_url: str, body_for: Any) -> Any:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {POS_KEY}"}
+
+    def request(k: int) -> bytes:
+        return pace.http_request("POST", path_url, body_for(k), headers)
+
+    return request
+
+
+def _lua(work: Path, name: str, text: str) -> Path:
+    path = work / name
+    path.write_text(text)
+    return path
+
+
+def measure_ceiling(work: Path, seconds: int) -> dict[str, float]:
+    port = _free_port()
+    body = work / "calculate.json"
+    args = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_app:create_bare_app",
+            "--port", str(port), "--workers", str(WORKERS), "--loop", "uvloop", "--http",
+            "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""}
+    with _process(args, env, work / "bare.log"):
+        _wait_ready(f"http://127.0.0.1:{port}/healthz")
+        script = _lua(work, "echo.lua", STATIC_LUA)
+        return _wrk(f"http://127.0.0.1:{port}/v1/echo", script, seconds, {"BODY": str(body)})
+
+
+STATIC_LUA = """
+local f = io.open(os.getenv("BODY"), "r"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("KEY") or "")
+"""
+
+COMMIT_LUA = """
+local f = io.open(os.getenv("BODY"), "r"); local template = f:read("*a"); f:close()
+local cards = tonumber(os.getenv("CARDS")); local run = os.getenv("RUN")
+local counter = 0
+local headers = {["Content-Type"] = "application/json",
+                 ["Authorization"] = "Bearer " .. os.getenv("KEY")}
+request = function()
+  counter = counter + 1
+  local card = string.format("88%011d", counter % cards)
+  local body = template:gsub("@CARD@", card):gsub("@TX@", run .. "-" .. counter)
+  return wrk.format("POST", "/v1/commit", headers, body)
+end
+"""
+
+
+def _serve_env(urls: dict[str, str], work: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LOYALTY_DATABASE_URL": urls["database"], "LOYALTY_REDIS_URL": urls["redis"],
+        "LOYALTY_PORT": str(port), "LOYALTY_WORKERS": str(WORKERS),
+        "LOYALTY_DATA_DIR": str(work / "serve"), "LOYALTY_LOG_LEVEL": "warning",
+        "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY, "LOYALTY_DEMO_POS_KEY": POS_KEY,
+    }  # fmt: skip
+
+
+def measure_service(urls: dict[str, str], work: Path, seconds: int, label: str) -> dict[str, Any]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "service.cli", "serve"]
+    with _process(args, _serve_env(urls, work, port), work / f"serve-{label}.log"):
+        ready_s = _wait_ready(f"{base}/readyz")
+        key = {"KEY": POS_KEY}
+        httpx.post(f"{base}/v1/calculate", content=calculate_body(), timeout=10,
+                   headers={"Authorization": f"Bearer {POS_KEY}",
+                            "Content-Type": "application/json"}).raise_for_status()  # fmt: skip
+        script = _lua(work, "calculate.lua", STATIC_LUA)
+        body = {"BODY": str(work / "calculate.json")}
+        calc = _wrk(f"{base}/v1/calculate", script, seconds, {**key, **body})
+        out: dict[str, Any] = {"ready_s": ready_s, "calculate": calc}
+        if label != "demo":
+            return out
+        out |= _latencies_and_commits(base, work, seconds, calc["rps"])
+    return out
+
+
+def _latencies_and_commits(base: str, work: Path, seconds: int, calc_rps: float) -> dict[str, Any]:
+    before = _histogram(httpx.get(f"{base}/metrics").text, "/v1/calculate")
+    static = calculate_body()
+    paced = _paced(f"{base}/v1/calculate", _request_factory(f"{base}/v1/calculate",
+                                                              lambda k: static),
+                   calc_rps / 2, seconds)  # fmt: skip
+    after = _histogram(httpx.get(f"{base}/metrics").text, "/v1/calculate")
+    paced["metrics_p50_le_ms"] = _histogram_quantile(before, after, 0.50) * 1000
+    paced["metrics_p99_le_ms"] = _histogram_quantile(before, after, 0.99) * 1000
+    script = _lua(work, "commit.lua", COMMIT_LUA)
+    env = {"KEY": POS_KEY, "BODY": str(work / "commit.json"), "CARDS": str(BENCH_CARDS),
+           "RUN": f"w{int(time.time())}"}  # fmt: skip
+    commit = _wrk(f"{base}/v1/commit", script, seconds, env)
+    run = f"p{int(time.time())}"
+    commit_paced = _paced(
+        f"{base}/v1/commit",
+        _request_factory(f"{base}/v1/commit", lambda k: commit_body(k % BENCH_CARDS, f"{run}-{k}")),
+        commit["rps"] / 2, seconds,
+    )  # fmt: skip
+    return {"calculate_paced": paced, "commit": commit, "commit_paced": commit_paced}
+
+
+def measure_pgbench(urls: dict[str, str], seconds: int) -> float:
+    from benchmarks.fixtures import pgbench_binary, pgbench_database
+
+    dsn = asyncio.run(pgbench_database(urls["server"]))
+    binary = pgbench_binary()
+    subprocess.run([binary, "-i", "-q", dsn], check=True, capture_output=True)
+    out = subprocess.run(
+        [binary, "-N", "-c", "16", "-j", "2", "-T", str(seconds), dsn],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def measure_kernel() -> dict[str, float]:
+    from benchmarks.kernels import measure_cell, program
+
+    cell = measure_cell(program(1_000, 50), 30)
+    return {"reference_us": cell["reference"] * 1e6, "kernel_us": cell["kernel"] * 1e6,
+            "evaluate_us": cell["evaluate"] * 1e6}  # fmt: skip
+
+
+@contextmanager
+def _servers(work: Path) -> Iterator[dict[str, str]]:
+    database = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
+    redis_url = os.environ.get("LOYALTY_BENCH_REDIS_URL")
+    servers = None
+    if not (database and redis_url):
+        from service.storage.embedded import start_embedded
+
+        servers = start_embedded(work / "data", need_postgres=not database,
+                                 need_redis=not redis_url)  # fmt: skip
+        database = database or servers.database_url
+        redis_url = redis_url or servers.redis_url
+    assert database and redis_url
+    try:
+        yield {"server": database, "redis": redis_url}
+    finally:
+        if servers is not None:
+            servers.stop()
+
+
+def run(seconds: int) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+    os.chmod(work, 0o755)
+    (work / "calculate.json").write_bytes(calculate_body())
+    (work / "commit.json").write_bytes(commit_body(None, None))
+    results: dict[str, Any] = {}
+    with _servers(work) as urls:
+        urls["database"] = asyncio.run(prepare_database(urls["server"], urls["redis"]))
+        results["ceiling"] = measure_ceiling(work, seconds)
+        results["demo"] = measure_service(urls, work, seconds, "demo")
+        results["pgbench_tps"] = measure_pgbench(urls, seconds)
+        asyncio.run(publish_many_rules(urls["database"], 5_000))
+        results["rules_5000"] = measure_service(urls, work, seconds, "rules_5000")
+    results["kernel"] = measure_kernel()
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, figure, target, verdict) rows of SPEC §8."""
+    calc, ceiling = r["demo"]["calculate"]["rps"], r["ceiling"]["rps"]
+    commit, pgb = r["demo"]["commit"]["rps"], r["pgbench_tps"]
+    kernel = r["kernel"]["reference_us"] / r["kernel"]["kernel_us"]
+    slow = r["demo"]["calculate"]["rps"] / r["rules_5000"]["calculate"]["rps"]
+    p99 = r["demo"]["calculate_paced"]["p99_ms"]
+    commit_p99 = r["demo"]["commit_paced"]["p99_ms"]
+    ready = max(r["demo"]["ready_s"], r["rules_5000"]["ready_s"])
+
+    def verdict(ok: bool) -> str:
+        return "meets" if ok else "**misses**"
+
+    return [
+        ("/v1/calculate vs bare stack ceiling", f"{calc / ceiling:.0%}", ">= 55%",
+         verdict(calc / ceiling >= 0.55)),
+        ("/v1/calculate p99 at half its throughput", f"{p99:.1f} ms", "<= 20 ms",
+         verdict(p99 <= 20)),
+        ("/v1/commit vs pgbench -N", f"{commit / pgb:.0%}", "context", ""),
+        ("/v1/commit p99 at half its throughput", f"{commit_p99:.1f} ms", "<= 40 ms",
+         verdict(commit_p99 <= 40)),
+        ("kernel vs reference, 1,000 rules x 30 lines", f"{kernel:.0f}x", ">= 100x",
+         verdict(kernel >= 100)),
+        ("/v1/calculate time at 5,000 rules vs the demo's", f"{slow:.2f}x", "<= 2x",
+         verdict(slow <= 2)),
+        ("worker ready after start (slowest of two starts)", f"{ready:.1f} s", "<= 3 s",
+         verdict(ready <= 3)),
+    ]  # fmt: skip
+
+
+def section(r: dict[str, Any]) -> str:
+    demo = r["demo"]
+    rows = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in ratios(r))
+    cp, mp = demo["calculate_paced"], demo["commit_paced"]
+    return f"""## Service
+
+Reproduce with `{COMMAND}`; benchmarks/service.py says what each step does. All
+figures below come from one run on this shared 2-core machine, wrk and the service
+on the same cores; compare ratios, not absolute numbers.
+
+| SPEC §8 | measured | target | |
+| --- | ---: | ---: | --- |
+{rows}
+
+Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s; /v1/calculate
+{demo["calculate"]["rps"]:.0f} req/s (demo program) and {r["rules_5000"]["calculate"]["rps"]:.0f}
+req/s (5,000 rules); /v1/commit {demo["commit"]["rps"]:.0f} sales/s
+({demo["commit"]["non_2xx"]:.0f} non-2xx) against pgbench -N {r["pgbench_tps"]:.0f} tps;
+calculate at {cp["rate"]:.0f}/s: p50 {cp["p50_ms"]:.1f} ms, p99 {cp["p99_ms"]:.1f} ms,
+p99.9 {cp["p999_ms"]:.1f} ms ({cp["errors"]:.0f} errors), and /metrics puts p50 at
+<= {cp["metrics_p50_le_ms"]:g} ms and p99 at <= {cp["metrics_p99_le_ms"]:g} ms (bucket bounds);
+commit at {mp["rate"]:.0f}/s: p50 {mp["p50_ms"]:.1f} ms, p99 {mp["p99_ms"]:.1f} ms,
+p99.9 {mp["p999_ms"]:.1f} ms ({mp["errors"]:.0f} errors); kernel {r["kernel"]["kernel_us"]:.0f} µs,
+evaluate() {r["kernel"]["evaluate_us"]:.0f} µs, reference {r["kernel"]["reference_us"]:.0f} µs
+per receipt; ready after {demo["ready_s"]:.1f} s (demo) and {r["rules_5000"]["ready_s"]:.1f} s
+(5,000 rules).
+"""
+
+
+def write_section(text: str) -> None:
+    current = DOC.read_text() if DOC.exists() else "# Performance\n"
+    pattern = re.compile(r"## Service\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text + "\n", current).rstrip() + "\n"
+    else:
+        updated = current.rstrip() + "\n\n" + text
+    DOC.write_text(updated)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    results = run(args.seconds)
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    text = section(results)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
