@@ -102,3 +102,8 @@ class PromoCodeState:
     valid_to: datetime | None = None
     uses_left: int | None = None
     per_card_limit: int | None = None
+
+
+def day_start(now: datetime) -> datetime:
+    """Start of the (UTC) day of ``now``: the per-card daily earning cap counts from here."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)

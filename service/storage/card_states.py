@@ -13,18 +13,13 @@ from datetime import datetime, timedelta
 import asyncpg
 from redis.exceptions import RedisError
 
-from service.domain.card import CardState
+from service.domain.card import CardState, day_start
 from service.rules.compiler import CompiledProgram
 from service.storage.cache import CardCache
 from service.storage.cards import load_card_state
 from service.storage.postgres import database_errors
 
 _log = logging.getLogger(__name__)
-
-
-def day_start(now: datetime) -> datetime:
-    """Start of the (UTC) day: the per-card daily earning cap counts from here."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class CachedCardStates:
@@ -53,6 +48,13 @@ class CachedCardStates:
             except (RedisError, OSError):
                 _log.warning("card cache unavailable; state not cached")
         return state
+
+    async def remember(self, state: CardState, now: datetime) -> None:
+        """Cache a state the ledger just returned (after a write); a newer one wins."""
+        try:
+            await self._cache.put(state, now.date())
+        except (RedisError, OSError):
+            _log.warning("card cache unavailable; state not refreshed")
 
     async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
         """Cache the card's state as the ledger now has it; a newer cached version wins."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -11,26 +11,7 @@ from service.domain.card import CardState, PointLot
 from service.storage.postgres import database_errors
 
 _CARD_STATE_SQL = """
-SELECT c.card_id, c.number, c.status, c.tier, c.personal_discount_bp, c.purchase_count,
-       c.ledger_version, c.debt, c.customer_id, cu.birthday,
-       coalesce(cu.segments, '{}') AS segments,
-       (SELECT coalesce(sum(t.amount), 0) FROM tier_spend t
-         WHERE t.card_id = c.card_id AND ($2::timestamptz IS NULL OR t.occurred_at >= $2)
-       ) AS tier_spend,
-       (SELECT coalesce(sum(l.points), 0) FROM ledger_entries l
-         WHERE l.card_id = c.card_id AND l.kind = 'accrual' AND l.created_at >= $3
-       ) AS earned_today,
-       (SELECT coalesce(json_agg(json_build_array(p.lot_id, p.remaining, p.activates_at,
-                                                  p.expires_at)
-                                 ORDER BY p.expires_at NULLS LAST, p.lot_id), '[]')
-          FROM point_lots p WHERE p.card_id = c.card_id AND p.remaining > 0
-       ) AS lots,
-       (SELECT coalesce(json_object_agg(u.code, u.n), '{}')
-          FROM (SELECT code, count(*) AS n FROM promo_code_uses
-                 WHERE card_id = c.card_id AND released_at IS NULL GROUP BY code) u
-       ) AS promo_uses
-FROM cards c LEFT JOIN customers cu USING (customer_id)
-WHERE c.number = $1
+SELECT loyalty_card_state(card_id, $2, $3) FROM cards WHERE number = $1
 """
 
 
@@ -56,24 +37,30 @@ async def load_card_state(
     ``tier_window_start`` bounds the tier spend (None: lifetime); ``day_start`` is the
     start of the current day for the per-card daily earning cap.
     """
-    row = await conn.fetchrow(_CARD_STATE_SQL, number, tier_window_start, day_start)
-    if row is None:
-        return None
+    state: dict[str, Any] | None = await conn.fetchval(
+        _CARD_STATE_SQL, number, tier_window_start, day_start
+    )
+    return None if state is None else card_state_from(state)
+
+
+def card_state_from(raw: dict[str, Any]) -> CardState:
+    """A card state from ``loyalty_card_state``'s JSON."""
+    birthday = raw["birthday"]
     return CardState(
-        number=row["number"],
-        status=row["status"],
-        tier=row["tier"],
-        tier_spend=int(row["tier_spend"]),
-        lots=tuple(_lot(raw) for raw in row["lots"]),
-        birthday=row["birthday"],
-        segments=frozenset(row["segments"]),
-        purchase_count=row["purchase_count"],
-        personal_discount_bp=row["personal_discount_bp"],
-        points_earned_today=int(row["earned_today"]),
-        promo_uses={str(k): int(v) for k, v in row["promo_uses"].items()},
-        customer_id=row["customer_id"],
-        ledger_version=row["ledger_version"],
-        debt=row["debt"],
+        number=raw["number"],
+        status=raw["status"],
+        tier=raw["tier"],
+        tier_spend=int(raw["tier_spend"]),
+        lots=tuple(_lot(lot) for lot in raw["lots"]),
+        birthday=None if birthday is None else date.fromisoformat(birthday),
+        segments=frozenset(raw["segments"]),
+        purchase_count=raw["purchase_count"],
+        personal_discount_bp=raw["personal_discount_bp"],
+        points_earned_today=int(raw["earned_today"]),
+        promo_uses={str(k): int(v) for k, v in raw["promo_uses"].items()},
+        customer_id=raw["customer_id"],
+        ledger_version=raw["ledger_version"],
+        debt=raw["debt"],
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from service.storage.cards import card_state_from
 from service.storage.postgres import database_errors
 
 
@@ -23,6 +24,7 @@ class Ledger:
 
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
         """Record a sale; returns the function's outcome (``committed``, ``replay`` or a refusal).
+        A committed sale's outcome carries the card's new ``state`` (a CardState).
 
         A concurrent duplicate of an anonymous sale loses the race on the receipt's
         primary key; it is retried once and then answers as a replay or a conflict.
@@ -46,4 +48,6 @@ class Ledger:
                         raise OutcomeRefused(outcome)
             except OutcomeRefused as refused:
                 return refused.outcome
+            if outcome.get("state") is not None:
+                outcome["state"] = card_state_from(outcome["state"])
             return outcome

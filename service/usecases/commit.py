@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from service.domain.card import CardState
+from service.domain.card import CardState, day_start
 from service.domain.errors import (
     Conflict,
     IdempotencyConflict,
@@ -161,6 +161,7 @@ def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
         "expires_at": expires_at,
         "tier_spend": shown.tier_spend,
         "tier_window_start": None if window is None else (now - timedelta(days=window)).isoformat(),
+        "day_start": day_start(now).isoformat(),
         "tiers": [[t.code, t.threshold] for t in program.document.tiers.levels],
         "promo_codes": [p["code"] for p in view["promo_codes"] if p["status"] == "accepted"],
         "budgets": sorted(shown.budget_use.items()),
@@ -200,7 +201,10 @@ async def commit(
     if outcome["outcome"] not in ("committed", "replay"):
         raise _refusal(outcome)
     await promotions.forget(sale.receipt.promo_codes)
-    for number in (sale.receipt.card, outcome.get("referrer")):
-        if number is not None:
-            await cards.refresh(number, now, shown.program)
+    if outcome.get("state") is not None:
+        await cards.remember(outcome["state"], now)
+    elif sale.receipt.card is not None:  # a replay: the first commit cached the card
+        await cards.refresh(sale.receipt.card, now, shown.program)
+    if outcome.get("referrer") is not None:
+        await cards.refresh(outcome["referrer"], now, shown.program)
     return outcome["response"], outcome["outcome"] == "replay"

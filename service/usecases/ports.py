@@ -25,6 +25,10 @@ class CardStates(Protocol):
         """Re-read the card from the ledger and cache it (after a write)."""
         ...
 
+    async def remember(self, state: CardState, now: datetime) -> None:
+        """Cache a state the ledger returned with a write."""
+        ...
+
 
 class Stores(Protocol):
     def get(self, store_id: str) -> StoreInfo | None: ...
