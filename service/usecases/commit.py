@@ -41,7 +41,6 @@ from service.usecases.ports import (
     PromotionState,
     Stores,
 )
-from service.usecases.views import plain
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ async def _shown(
         promotions=promotions,
     )  # fmt: skip
     _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
-    view = plain({"calculation_id": sale.calculation_id, **calc.view()})
+    view = {"calculation_id": sale.calculation_id, **calc.view()}
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
 
 
