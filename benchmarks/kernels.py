@@ -144,9 +144,9 @@ def kernel_call(
     Reaches into the package's private helpers on purpose: a benchmark, not an API.
     """
     from service.kernels import _evaluate_one, _Inputs, _program_arrays
-    from service.rules.facts import receipt_facts
+    from service.kernels._layout import OUTPUT_COLUMNS
 
-    inputs = _Inputs(receipt, ctx, compiled, receipt_facts(receipt, ctx, compiled))
+    inputs = _Inputs(receipt, ctx, compiled)
     count = len(receipt.lines)
     arguments = (
         *_program_arrays(compiled),
@@ -156,10 +156,10 @@ def kernel_call(
         compiled.point_settings,
         inputs.budget_used,
         inputs.lines,
-        inputs.facts,
+        inputs.fact_vector,
         inputs.segments,
         inputs.unlocked,
-        np.empty((count, 3), dtype=np.int64),
+        np.empty((count, OUTPUT_COLUMNS), dtype=np.int64),
         np.empty((compiled.rule_count, 4), dtype=np.int64),
         np.empty((count * compiled.rule_count + 8, 3), dtype=np.int64),
         np.empty(4, dtype=np.int64),

@@ -44,7 +44,8 @@ def _evaluate_batch(
 ):
     """Evaluate receipts from ``start`` on; returns how many are done.
 
-    Receipt ``b`` writes its verdicts from ``verdict_ptr[b]`` and its applied rules from
+    Receipt ``b`` writes its rows of ``line_out`` from ``line_ptr[b]`` (OUTPUT_COLUMNS
+    wide), its verdicts from ``verdict_ptr[b]`` and its applied rules from
     ``applied_ptr[b]``. When a buffer runs short the loop stops before that receipt,
     so the caller can grow the buffers and resume there.
     """

@@ -46,6 +46,7 @@ from service.kernels._layout import (
     L_SKU,
     O_DISCOUNT,
     O_EARNED,
+    O_FINAL,
     O_PAID,
     T_APPLIED,
     T_REDEEMABLE,
@@ -1067,6 +1068,7 @@ def _evaluate_one(
         line_out[i, O_DISCOUNT] = discounts[i]
         line_out[i, O_PAID] = points_paid[i]
         line_out[i, O_EARNED] = earned[i]
+        line_out[i, O_FINAL] = lines[i, L_AMOUNT] - discounts[i] - points_paid[i]
     totals[T_VERDICTS] = ncand
     totals[T_APPLIED] = applied_count
     return 0

@@ -29,8 +29,9 @@ LINE_COLUMNS = 7
 ) = range(18)
 FACT_COUNT = 18
 
-# line_out[i, column]
-O_DISCOUNT, O_PAID, O_EARNED = range(3)
+# line_out[i, column]; O_FINAL = amount - discount - points paid
+O_DISCOUNT, O_PAID, O_EARNED, O_FINAL = range(4)
+OUTPUT_COLUMNS = 4
 # verdicts[k, column]
 V_RULE, V_REASON, V_AMOUNT, V_POINTS = range(4)
 # applied[k, column]

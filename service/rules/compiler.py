@@ -18,9 +18,9 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.calculation import RuleVerdict
+from service.domain.calculation import Gift, RuleVerdict
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
-from service.rules.document import PointSettings, ProgramDocument, PromoCode, Rule
+from service.rules.document import GiftEffect, PointSettings, ProgramDocument, PromoCode, Rule
 
 IntArray = npt.NDArray[np.int64]
 NO_LIMIT = -1
@@ -72,9 +72,26 @@ class TargetIndex:
     rules: IntArray
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedInfo:
+    """What a result needs of a rule that applied, looked up once per program, not per receipt."""
+
+    rule_id: str
+    name: str
+    gift: Gift | None
+    free_delivery: bool
+    birthday: bool  # a birthday rule applied: the cashier is told
+    has_budget: bool  # its use goes into ``budget_use``
+
+
 @dataclass(slots=True)
 class CompiledProgram:
-    """A program version ready to evaluate; immutable once built except the store-mask cache."""
+    """A program version ready to evaluate; immutable once built except the store-mask cache.
+
+    The fields after ``no_budget_use`` are derived in ``__post_init__``: per-receipt
+    lookups (a rule's id and name, a tier threshold) read them instead of walking the
+    document's pydantic models on every receipt.
+    """
 
     version: int
     document: ProgramDocument
@@ -100,8 +117,22 @@ class CompiledProgram:
     holidays: frozenset[date]
     promo_codes: dict[str, PromoCode]
     no_budget_use: IntArray
+    rule_ids: tuple[str, ...] = field(init=False)
+    rule_names: tuple[str, ...] = field(init=False)
+    applied_info: tuple[AppliedInfo, ...] = field(init=False)
+    tier_thresholds: tuple[int, ...] = field(init=False)
+    no_segments: npt.NDArray[np.uint8] = field(init=False)  # a card in no known segment
+    no_unlocked: IntArray = field(init=False)  # no rule unlocked by a promo code
     _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
     _refusals: dict[tuple[int, str], RuleVerdict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rule_ids = tuple(rule.id for rule in self.rules)
+        self.rule_names = tuple(rule.name for rule in self.rules)
+        self.applied_info = tuple(_applied_info(rule) for rule in self.rules)
+        self.tier_thresholds = tuple(self.tier_threshold.tolist())
+        self.no_segments = np.zeros(len(self.segment_vocabulary), dtype=np.uint8)
+        self.no_unlocked = np.zeros(0, dtype=np.int64)
 
     def refusal(self, r: int, reason: str) -> RuleVerdict:
         """The verdict "rule ``r`` did not apply, because ``reason``": immutable, so built once."""
@@ -133,12 +164,12 @@ class CompiledProgram:
 
     def tier_for_spend(self, spend: int) -> str | None:
         """The highest tier whose threshold ``spend`` reaches; None below the lowest."""
-        position = bisect.bisect_right(self.tier_threshold.tolist(), spend) - 1
+        position = bisect.bisect_right(self.tier_thresholds, spend) - 1
         return self.tier_codes[position] if position >= 0 else None
 
     def next_tier(self, spend: int) -> tuple[str, int] | None:
         """The next tier up and the spend still needed to reach it; None at the top."""
-        for code, threshold in zip(self.tier_codes, self.tier_threshold.tolist(), strict=True):
+        for code, threshold in zip(self.tier_codes, self.tier_thresholds, strict=True):
             if threshold > spend:
                 return code, threshold - spend
         return None
@@ -155,6 +186,18 @@ class CompiledProgram:
             )
             self._store_masks[key] = mask
         return mask
+
+
+def _applied_info(rule: Rule) -> AppliedInfo:
+    effect = rule.effect
+    return AppliedInfo(
+        rule_id=rule.id,
+        name=rule.name,
+        gift=Gift(effect.sku, effect.quantity, rule.id) if isinstance(effect, GiftEffect) else None,
+        free_delivery=effect.type == "free_delivery",
+        birthday=rule.conditions.birthday_window_days is not None,
+        has_budget=rule.budget is not None,
+    )
 
 
 def _admits_store(rule: Rule, store_id: str, region: str) -> bool:
