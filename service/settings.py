@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
     api_key_refresh_s: float = Field(default=5.0, gt=0)
     expire_interval_s: float = Field(default=300.0, gt=0, description="expiry job period")
+    back_office_interval_s: float = Field(
+        default=1.0, gt=0, description="period of scheduled publications and webhook delivery"
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_backoff_s: float = Field(default=1.0, gt=0, description="first retry delay")
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, description="longest delay")
+    expiring_notice_days: int = Field(
+        default=7, ge=1, le=365, description="'expiring' webhook this many days ahead"
+    )
+    import_max_rows: int = Field(default=100_000, ge=1, description="rows per CSV import")
+    import_max_bytes: int = Field(default=20_000_000, ge=1, description="bytes per CSV import")
     metrics_dir: Path | None = Field(
         default=None, description="prometheus multiprocess folder (set by `loyalty serve`)"
     )

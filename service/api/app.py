@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,23 +14,45 @@ import asyncpg
 from fastapi import FastAPI
 
 from service import kernels
+from service.api import back_office
 from service.api.errors import install_error_handlers
 from service.api.logs import configure_logging
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
-from service.api.routers import cards, health, pos
+from service.api.routers import (
+    admin_cards,
+    admin_customers,
+    admin_programs,
+    admin_promos,
+    admin_reports,
+    admin_stores,
+    admin_webhooks,
+    cards,
+    health,
+    pos,
+)
 from service.api.state import Services
 from service.domain.access import KeyRing
 from service.rules.compiler import CompiledProgram, compile_program
 from service.rules.document import parse_program
 from service.settings import Settings
 from service.storage import cache, expiry, keys, postgres, programs, stores
+from service.storage.admin_cards import CardAdmin
+from service.storage.admin_stores import StoreAdmin
 from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
 from service.storage.cards import CardQueries
+from service.storage.customers import Customers
+from service.storage.http_sender import HttpxSender
 from service.storage.ledger import Ledger
+from service.storage.program_switch import RedisProgramSwitch
+from service.storage.programs import ProgramVersions
+from service.storage.promo_batches import PromoBatches
 from service.storage.promotions import Promotions
 from service.storage.refunds import ReturnsLedger
+from service.storage.reports import Reports
+from service.storage.resp import RespClient
+from service.storage.webhooks import Webhooks
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
@@ -71,7 +94,8 @@ async def _refresh(services: Services) -> None:
 
 
 async def _refresh_forever(services: Services) -> None:
-    """Keys, stores and the program version, re-read in the background."""
+    """Keys, stores and the program version, re-read in the background. Program switches
+    arrive at once over Redis pub/sub (``back_office``); this re-read is the safety net."""
     while True:
         await asyncio.sleep(services.settings.api_key_refresh_s)
         try:
@@ -109,7 +133,8 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         command_timeout=settings.db_command_timeout_s,
     )
     redis = cache.create_client(settings.redis_url, settings.redis_timeout_s)
-    card_cache = cache.CardCache(redis)
+    reader = RespClient(settings.redis_url, settings.redis_timeout_s)
+    card_cache = cache.CardCache(redis, reader=reader)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -129,6 +154,15 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             max_lines=settings.max_lines,
             max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         ),
+        program_versions=ProgramVersions(pool),
+        program_switch=RedisProgramSwitch(redis),
+        card_admin=CardAdmin(pool),
+        customers=Customers(pool),
+        store_admin=StoreAdmin(pool),
+        promo_batches=PromoBatches(pool),
+        reports=Reports(pool),
+        webhooks=Webhooks(pool),
+        webhook_sender=HttpxSender(settings.webhook_timeout_s),
     )
 
 
@@ -141,14 +175,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _refresh(services)
         await asyncio.to_thread(kernels.warm_up)
         services.kernels_warm = True
+        # Everything built so far lives as long as the worker: keep it out of the
+        # collector's scans, which otherwise walk the whole heap on every full pass.
+        gc.collect()
+        gc.freeze()
         services.tasks.append(asyncio.create_task(_refresh_forever(services)))
         services.tasks.append(asyncio.create_task(_ledger_jobs_forever(services)))
+        services.tasks += back_office.start_tasks(services, lambda: _load_program(services))
         app.state.services = services
         yield
     finally:
         for task in services.tasks:
             task.cancel()
-        await asyncio.gather(*services.tasks, return_exceptions=True)
+        # Bounded: a task that swallowed its cancellation must not hold the shutdown.
+        if services.tasks:
+            await asyncio.wait(services.tasks, timeout=5)
+        await services.webhook_sender.aclose()
+        await services.calculations.close()
+        services.card_cache.close()
         await services.redis.aclose()
         await services.pool.close()
 
@@ -165,6 +209,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pos.router)
     app.include_router(cards.router)
+    for admin in (
+        admin_programs,
+        admin_stores,
+        admin_cards,
+        admin_customers,
+        admin_promos,
+        admin_reports,
+        admin_webhooks,
+    ):
+        app.include_router(admin.router)
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app
 

@@ -11,13 +11,22 @@ import redis.asyncio as aioredis
 from service.api.metrics import Metrics
 from service.domain.access import KeyRing
 from service.settings import Settings
+from service.storage.admin_cards import CardAdmin
+from service.storage.admin_stores import StoreAdmin
 from service.storage.cache import CardCache
 from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
 from service.storage.cards import CardQueries
+from service.storage.customers import Customers
+from service.storage.http_sender import HttpxSender
 from service.storage.ledger import Ledger
+from service.storage.program_switch import RedisProgramSwitch
+from service.storage.programs import ProgramVersions
+from service.storage.promo_batches import PromoBatches
 from service.storage.promotions import Promotions
 from service.storage.refunds import ReturnsLedger
+from service.storage.reports import Reports
+from service.storage.webhooks import Webhooks
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
@@ -39,5 +48,14 @@ class Services:
     card_queries: CardQueries
     promotions: Promotions
     limits: ReceiptLimits
+    program_versions: ProgramVersions
+    program_switch: RedisProgramSwitch
+    card_admin: CardAdmin
+    customers: Customers
+    store_admin: StoreAdmin
+    promo_batches: PromoBatches
+    reports: Reports
+    webhooks: Webhooks
+    webhook_sender: HttpxSender
     kernels_warm: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -92,3 +92,10 @@ class Unavailable(DomainError):
     def __init__(self, message: str, *, retry_after: int = 1, code: str | None = None) -> None:
         super().__init__(message, code=code, extra={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+def invalid_field(field: str, message: str, *, code: str = "invalid_input") -> InvalidInput:
+    """Bad input found past the schema (an unknown region, a taken phone): names the field
+    as request validation does."""
+    return InvalidInput(f"{field}: {message}", code=code, extra={"fields": [
+        {"field": field, "message": message}]})  # fmt: skip

@@ -1,0 +1,844 @@
+"""Pydantic schemas of the back office API (/v1/admin), each with an example for the
+OpenAPI document. Money is integer kopecks; points are integers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from service.api.schemas import (
+    CalculateRequest,
+    CardNumber,
+    CardOut,
+    GiftOut,
+    LineOut,
+    MessageOut,
+    Phone,
+    PromoCodeOut,
+    RuleOut,
+    TotalsOut,
+)
+from service.rules.demo import demo_program
+
+
+def _examples(*examples: dict[str, Any], strict: bool = True) -> ConfigDict:
+    """A model config whose JSON schema carries ``examples``; requests refuse unknown fields."""
+    extra: Literal["forbid", "ignore"] = "forbid" if strict else "ignore"
+    return ConfigDict(extra=extra, json_schema_extra={"examples": list(examples)})
+
+
+AT = "2026-11-22T10:00:00Z"
+DEMO_CARD = "2000000000022"
+# Postgres text and jsonb cannot hold a NUL character: refuse it here, naming the field.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _no_nul_inside(value: dict[str, Any]) -> dict[str, Any]:
+    if "\\u0000" in orjson.dumps(value).decode():
+        raise ValueError("a NUL character cannot be stored")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_inside)]
+
+# ---------------------------------------------------------------- common
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
+
+class AdminErrorOut(BaseModel):
+    error: str = Field(description="machine-readable code")
+    detail: str = Field(description="what went wrong, for a human")
+    fields: list[FieldErrorOut] | None = Field(default=None, description="each bad field")
+
+    model_config = _examples(
+        {"error": "validation_error", "detail": "points: Input should be a valid integer",
+         "fields": [{"field": "points", "message": "Input should be a valid integer"}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+
+    model_config = _examples({"ok": True}, strict=False)
+
+
+# ---------------------------------------------------------------- programs
+
+
+class DocumentIn(BaseModel):
+    document: JsonObject = Field(description="a program document (service/rules/README.md)")
+
+    model_config = _examples({"document": demo_program()})
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    errors: list[FieldErrorOut]
+
+    model_config = _examples(
+        {"valid": False, "errors": [
+            {"field": "document.rules[3].effect.percent",
+             "message": "Input should be greater than 0"}]},
+        strict=False,
+    )  # fmt: skip
+
+
+_VERSION_EXAMPLE: dict[str, Any] = {
+    "version": 8, "status": "draft", "name": "Style", "created_by": "marketing (3f2a9c0d1e4b5a6c)",
+    "created_at": AT, "publish_at": "2026-12-01T00:00:00Z", "published_at": None,
+    "current": False,
+}  # fmt: skip
+
+
+class VersionSummaryOut(BaseModel):
+    version: int
+    status: Literal["draft", "published", "retired"]
+    name: str | None
+    created_by: str
+    created_at: datetime
+    publish_at: datetime | None
+    published_at: datetime | None
+    current: bool
+
+    model_config = _examples(_VERSION_EXAMPLE, strict=False)
+
+
+class VersionOut(VersionSummaryOut):
+    document: dict[str, Any]
+
+    model_config = _examples({**_VERSION_EXAMPLE, "document": demo_program()}, strict=False)
+
+
+class VersionsOut(BaseModel):
+    versions: list[VersionSummaryOut]
+    next_cursor: int | None = Field(description="pass as `before` for the next page")
+
+    model_config = _examples({"versions": [_VERSION_EXAMPLE], "next_cursor": None}, strict=False)
+
+
+class ScheduleIn(BaseModel):
+    publish_at: AwareDatetime | None = Field(description="when to publish; null unschedules")
+
+    model_config = _examples({"publish_at": "2026-12-01T00:00:00+03:00"})
+
+
+class DryRunIn(BaseModel):
+    receipt: CalculateRequest
+    now: AwareDatetime | None = Field(
+        default=None, description="evaluate as of this moment (default: now)"
+    )
+
+    model_config = _examples(
+        {
+            "receipt": {
+                "store_id": "msk-001", "timestamp": "2026-11-20T12:00:00+03:00",
+                "card": DEMO_CARD, "payment_method": "card",
+                "lines": [{"line_id": "1", "sku": "460001", "category": "dresses",
+                           "quantity": "1", "unit_price": 349900}],
+            },
+            "now": "2026-11-20T12:00:05+03:00",
+        }
+    )  # fmt: skip
+
+
+_RESULT_EXAMPLE: dict[str, Any] = {
+    "program_version": 8,
+    "lines": [{"line_id": "1", "amount": 349900, "discount": 17495, "points_paid": 0,
+               "final_amount": 332405, "points_earned": 99,
+               "applied": [{"rule_id": "tier-discount", "name": "Tier discount",
+                            "amount": 17495}]}],
+    "totals": {"subtotal": 349900, "discount": 17495, "points_redeemable_max": 1662,
+               "points_redeemed": 0, "amount_due": 332405, "points_earned": 99},
+    "card": {"number": DEMO_CARD, "status": "active", "tier": "silver", "balance": 5000,
+             "pending": 0, "expiring": [], "next_tier": {"tier": "gold", "spend_needed": 3500000}},
+    "promo_codes": [], "gifts": [], "free_delivery": False,
+    "rules": [{"rule_id": "tier-discount", "name": "Tier discount", "applied": True,
+               "reason": None, "amount": 17495, "points": 0}],
+    "messages": [],
+}  # fmt: skip
+
+
+class DryRunOut(BaseModel):
+    """A calculation's answer, without a calculation id: nothing is kept for a commit."""
+
+    program_version: int
+    lines: list[LineOut]
+    totals: TotalsOut
+    card: CardOut | None
+    promo_codes: list[PromoCodeOut]
+    gifts: list[GiftOut]
+    free_delivery: bool
+    rules: list[RuleOut]
+    messages: list[MessageOut]
+
+    model_config = _examples(_RESULT_EXAMPLE, strict=False)
+
+
+class ActiveProgramOut(BaseModel):
+    version: int | None = Field(description="the version this worker calculates with")
+    worker: int = Field(description="the answering worker's process id")
+
+    model_config = _examples({"version": 7, "worker": 4121}, strict=False)
+
+
+# ---------------------------------------------------------------- audit
+
+
+class AuditEntryOut(BaseModel):
+    audit_id: int
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    created_at: datetime
+
+    model_config = _examples(
+        {"audit_id": 42, "actor": "marketing (3f2a9c0d1e4b5a6c)", "action": "program.publish",
+         "subject": "program:8", "details": {"version": 8}, "created_at": AT},
+        strict=False,
+    )  # fmt: skip
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next_cursor: int | None
+
+    model_config = _examples(
+        {"entries": [{"audit_id": 42, "actor": "marketing (3f2a9c0d1e4b5a6c)",
+                      "action": "program.publish", "subject": "program:8",
+                      "details": {"version": 8}, "created_at": AT}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- stores and regions
+
+Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Text = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_known_timezone)]
+
+
+class RegionIn(BaseModel):
+    name: Text = ""
+
+    model_config = _examples({"name": "Moscow and the region"})
+
+
+class RegionOut(BaseModel):
+    region_id: str
+    name: str
+    stores: list[str]
+
+    model_config = _examples(
+        {"region_id": "moscow", "name": "Moscow and the region", "stores": ["msk-001"]},
+        strict=False,
+    )  # fmt: skip
+
+
+class RegionsOut(BaseModel):
+    regions: list[RegionOut]
+
+    model_config = _examples(
+        {"regions": [{"region_id": "moscow", "name": "Moscow", "stores": ["msk-001"]}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class StoreIn(BaseModel):
+    name: Text = ""
+    region: Slug
+    timezone: TimeZone
+    active: bool = True
+
+    model_config = _examples(
+        {"name": "Style Kazan", "region": "volga", "timezone": "Europe/Moscow", "active": True}
+    )
+
+
+_STORE_EXAMPLE = {
+    "store_id": "kzn-001", "name": "Style Kazan", "region": "volga",
+    "timezone": "Europe/Moscow", "active": True, "created_at": AT,
+}  # fmt: skip
+
+
+class StoreOut(BaseModel):
+    store_id: str
+    name: str
+    region: str
+    timezone: str
+    active: bool
+    created_at: datetime
+
+    model_config = _examples(_STORE_EXAMPLE, strict=False)
+
+
+class StoresOut(BaseModel):
+    stores: list[StoreOut]
+
+    model_config = _examples({"stores": [_STORE_EXAMPLE]}, strict=False)
+
+
+# ---------------------------------------------------------------- customers
+
+Email = Annotated[
+    str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    AfterValidator(str.lower),
+]  # fmt: skip
+Segment = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
+class CustomerIn(BaseModel):
+    name: Text | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    birthday: date | None = None
+    attributes: JsonObject = Field(default_factory=dict, max_length=100)
+    segments: list[Segment] = Field(default_factory=list, max_length=100)
+
+    model_config = _examples(
+        {"name": "Anna Petrova", "phone": "+79001234567", "email": "anna@example.com",
+         "birthday": "1990-03-15", "attributes": {"size": "M"}, "segments": ["vip"]}
+    )  # fmt: skip
+
+
+class CustomerPatch(CustomerIn):
+    """Only the fields given change; null clears a field."""
+
+    model_config = _examples({"email": "anna.petrova@example.com", "segments": ["vip", "kids"]})
+
+
+_CUSTOMER_EXAMPLE = {
+    "customer_id": 17, "name": "Anna Petrova", "phone": "+79001234567",
+    "email": "anna@example.com", "birthday": "1990-03-15", "attributes": {"size": "M"},
+    "segments": ["vip"], "created_at": AT, "erased_at": None, "cards": ["2000000000015"],
+}  # fmt: skip
+
+
+class CustomerOut(BaseModel):
+    customer_id: int
+    name: str | None
+    phone: str | None
+    email: str | None
+    birthday: date | None
+    attributes: dict[str, Any]
+    segments: list[str]
+    created_at: datetime
+    erased_at: datetime | None
+    cards: list[str]
+
+    model_config = _examples(_CUSTOMER_EXAMPLE, strict=False)
+
+
+class CustomersOut(BaseModel):
+    customers: list[CustomerOut]
+
+    model_config = _examples({"customers": [_CUSTOMER_EXAMPLE]}, strict=False)
+
+
+# ---------------------------------------------------------------- cards
+
+CardKind = Literal["physical", "virtual"]
+CardStatus = Literal["active", "blocked", "inactive"]
+CustomerId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+class CardIssueIn(BaseModel):
+    number: CardNumber
+    kind: CardKind = "physical"
+    status: CardStatus = "active"
+    customer_id: CustomerId | None = Field(default=None, description="registers the card")
+    referred_by: CardNumber | None = Field(default=None, description="the referrer's card")
+
+    model_config = _examples(
+        {"number": "2000000001234", "kind": "physical", "customer_id": 17,
+         "referred_by": "2000000000015"}
+    )  # fmt: skip
+
+
+class CardRangeIn(BaseModel):
+    first: CardNumber
+    last: CardNumber
+    kind: CardKind = "physical"
+    status: CardStatus = "inactive"
+
+    model_config = _examples(
+        {"first": "2000000100000", "last": "2000000100999", "kind": "physical",
+         "status": "inactive"}
+    )  # fmt: skip
+
+
+class CardRangeOut(BaseModel):
+    requested: int
+    issued: int = Field(description="numbers not issued before")
+
+    model_config = _examples({"requested": 1000, "issued": 1000}, strict=False)
+
+
+class CardStatusIn(BaseModel):
+    reason: Reason
+
+    model_config = _examples({"reason": "reported stolen by the customer"})
+
+
+class CardLinkIn(BaseModel):
+    customer_id: CustomerId
+
+    model_config = _examples({"customer_id": 17})
+
+
+class CardReplaceIn(BaseModel):
+    new_number: CardNumber
+    kind: CardKind = "physical"
+
+    model_config = _examples({"new_number": "2000000001241", "kind": "physical"})
+
+
+_CARD_EXAMPLE = {
+    "number": DEMO_CARD, "kind": "physical", "status": "active", "tier": "silver",
+    "customer_id": 2, "personal_discount_bp": 0, "purchase_count": 12, "debt": 0,
+    "created_at": AT, "replaced_by": None, "referred_by": None, "balance": 5000, "pending": 120,
+}  # fmt: skip
+
+
+class AdminCardOut(BaseModel):
+    number: str
+    kind: CardKind
+    status: CardStatus
+    tier: str | None
+    customer_id: int | None
+    personal_discount_bp: int
+    purchase_count: int
+    debt: int
+    created_at: datetime
+    replaced_by: str | None
+    referred_by: str | None
+    balance: int = Field(description="spendable points now, less debt")
+    pending: int
+
+    model_config = _examples(_CARD_EXAMPLE, strict=False)
+
+
+class AdjustmentIn(BaseModel):
+    points: int = Field(ge=-(10**9), le=10**9, description="credit (>0) or debit (<0)")
+    reason: Reason
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="credits only; default: the program's validity"
+    )
+
+    model_config = _examples({"points": 500, "reason": "apology for a late delivery"})
+
+    @field_validator("points")
+    @classmethod
+    def _not_zero(cls, points: int) -> int:
+        if points == 0:
+            raise ValueError("an adjustment moves at least one point")
+        return points
+
+
+class AdjustmentOut(BaseModel):
+    adjustment_id: int
+    points: int
+    reason: str
+    author: str
+    created_at: datetime
+
+    model_config = _examples(
+        {"adjustment_id": 5, "points": 500, "reason": "apology for a late delivery",
+         "author": "support (3f2a9c0d1e4b5a6c)", "created_at": AT},
+        strict=False,
+    )  # fmt: skip
+
+
+class AdjustmentsOut(BaseModel):
+    adjustments: list[AdjustmentOut]
+    next_cursor: int | None
+
+    model_config = _examples(
+        {"adjustments": [{"adjustment_id": 5, "points": 500, "reason": "apology",
+                          "author": "support (3f2a9c0d1e4b5a6c)", "created_at": AT}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- CSV import
+
+
+class RejectedRowOut(BaseModel):
+    line: int = Field(description="line of the file, the header being line 1")
+    reason: str
+
+    model_config = _examples({"line": 3, "reason": "phone: already taken"}, strict=False)
+
+
+class ImportOut(BaseModel):
+    imported: int
+    rejected: list[RejectedRowOut]
+
+    model_config = _examples(
+        {"imported": 2, "rejected": [{"line": 3, "reason": "phone: already taken"}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class CustomerRow(CustomerIn):
+    """A row of a customers CSV: the customer, and optionally a card to register to them."""
+
+    card: CardNumber | None = None
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class CardRow(BaseModel):
+    """A row of a cards CSV; ``phone`` registers the card to the customer with it."""
+
+    number: CardNumber
+    kind: CardKind = "physical"
+    status: CardStatus = "active"
+    phone: Phone | None = None
+
+    model_config = ConfigDict(extra="ignore")
+
+
+CUSTOMERS_CSV = (
+    "name,phone,email,birthday,segments,card\n"
+    "Anna Petrova,+79001234567,anna@example.com,1990-03-15,vip;kids,2000000001234\n"
+    "Boris Ivanov,+79001234568,,,,\n"
+)
+CARDS_CSV = "number,kind,status,phone\n2000000001241,physical,active,+79001234568\n"
+
+
+# ---------------------------------------------------------------- promo codes
+
+Prefix = Annotated[str, Field(max_length=20, pattern=r"^[A-Z0-9_-]*$")]
+
+
+class PromoBatchIn(BaseModel):
+    count: int = Field(ge=1, le=100_000)
+    prefix: Prefix = ""
+    length: int = Field(default=8, ge=4, le=32, description="random characters after the prefix")
+    rule_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=20, description="promo rules of the program the codes unlock"
+    )
+    single_use: bool = Field(default=True, description="each code works once in all")
+    max_uses: int | None = Field(default=None, ge=1, le=10**9, description="multi-use limit")
+    per_card_limit: int | None = Field(default=None, ge=1, le=10**6)
+    valid_from: AwareDatetime | None = None
+    valid_to: AwareDatetime | None = None
+
+    model_config = _examples(
+        {"count": 1000, "prefix": "BF24-", "length": 8, "rule_ids": ["autumn10"],
+         "single_use": True, "per_card_limit": 1, "valid_from": "2026-11-25T00:00:00+03:00",
+         "valid_to": "2026-11-30T23:59:59+03:00"}
+    )  # fmt: skip
+
+    @field_validator("max_uses")
+    @classmethod
+    def _multi_use_only(cls, max_uses: int | None, info: ValidationInfo) -> int | None:
+        if max_uses is not None and info.data.get("single_use", True):
+            raise ValueError("a single-use code is used once; set single_use false")
+        return max_uses
+
+    @field_validator("valid_to")
+    @classmethod
+    def _after_start(cls, valid_to: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("valid_from")
+        if valid_to is not None and start is not None and valid_to <= start:
+            raise ValueError("must be after valid_from")
+        return valid_to
+
+
+_BATCH_EXAMPLE: dict[str, Any] = {
+    "batch_id": "b_4f1c2a9e7d3b", "prefix": "BF24-", "count": 1000, "rule_ids": ["autumn10"],
+    "max_uses": 1, "per_card_limit": 1, "valid_from": "2026-11-24T21:00:00Z",
+    "valid_to": "2026-11-30T20:59:59Z", "created_by": "marketing (3f2a9c0d1e4b5a6c)",
+    "created_at": AT, "revoked_at": None, "uses": 37,
+}  # fmt: skip
+
+
+class PromoBatchOut(BaseModel):
+    batch_id: str
+    prefix: str
+    count: int
+    rule_ids: list[str]
+    max_uses: int | None
+    per_card_limit: int | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    uses: int = Field(description="uses of the batch's codes, returns excluded")
+
+    model_config = _examples(_BATCH_EXAMPLE, strict=False)
+
+
+class PromoBatchCreatedOut(PromoBatchOut):
+    codes: list[str]
+
+    model_config = _examples({**_BATCH_EXAMPLE, "uses": 0, "codes": ["BF24-7KQ2M9XA"]},
+                             strict=False)  # fmt: skip
+
+
+class PromoCodeStatusOut(BaseModel):
+    code: str
+    state: Literal["active", "revoked", "not_yet_valid", "expired", "used_up"]
+    batch_id: str | None
+    declared: bool = Field(description="declared by the program document, not a batch")
+    rule_ids: list[str]
+    max_uses: int | None
+    uses: int
+    per_card_limit: int | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+    model_config = _examples(
+        {"code": "BF24-7KQ2M9XA", "state": "active", "batch_id": "b_4f1c2a9e7d3b",
+         "declared": False, "rule_ids": ["autumn10"], "max_uses": 1, "uses": 0,
+         "per_card_limit": 1, "valid_from": None, "valid_to": None, "revoked_at": None,
+         "created_at": AT},
+        strict=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- reports
+
+
+class BalanceRowOut(BaseModel):
+    card_id: int
+    number: str
+    status: str
+    tier: str | None
+    customer_id: int | None
+    balance: int
+    pending: int
+    debt: int
+
+
+class BalancesOut(BaseModel):
+    rows: list[BalanceRowOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+    model_config = _examples(
+        {"rows": [{"card_id": 2, "number": DEMO_CARD, "status": "active", "tier": "silver",
+                   "customer_id": 2, "balance": 5000, "pending": 120, "debt": 0}],
+         "next_cursor": "2"},
+        strict=False,
+    )  # fmt: skip
+
+
+class EntryRowOut(BaseModel):
+    entry_id: int
+    card_id: int
+    card: str
+    created_at: datetime
+    kind: str
+    points: int
+    store_id: str | None
+    transaction_id: str | None
+    refund_id: str | None
+    reason: str | None
+    author: str | None
+
+
+class EntriesOut(BaseModel):
+    rows: list[EntryRowOut]
+    next_cursor: str | None
+
+    model_config = _examples(
+        {"rows": [{"entry_id": 981, "card_id": 2, "card": DEMO_CARD, "created_at": AT,
+                   "kind": "accrual", "points": 99, "store_id": "msk-001",
+                   "transaction_id": "R-0001", "refund_id": None, "reason": None,
+                   "author": None}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+class PromotionRowOut(BaseModel):
+    rule_id: str
+    name: str
+    receipts: int
+    discount: int = Field(description="kopecks of discount the rule gave")
+    points_on_receipts: int = Field(description="points earned by the receipts it applied to")
+
+
+class PromotionsOut(BaseModel):
+    rows: list[PromotionRowOut]
+    next_cursor: str | None
+
+    model_config = _examples(
+        {"rows": [{"rule_id": "tier-discount", "name": "Tier discount", "receipts": 412,
+                   "discount": 7321500, "points_on_receipts": 40210}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+class HealthReportOut(BaseModel):
+    since: datetime
+    until: datetime
+    receipts: int
+    receipts_with_card: int
+    active_cards: int
+    points_earned: int
+    points_redeemed: int
+    sales_with_card: int
+    sales_without_card: int
+    participation_bp: int | None = Field(description="receipts with a card, basis points")
+    redeemed_to_earned_bp: int | None
+    average_receipt_with_card: int | None = Field(description="kopecks, after discounts")
+    average_receipt_without_card: int | None
+
+    model_config = _examples(
+        {"since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "receipts": 1000,
+         "receipts_with_card": 640, "active_cards": 512, "points_earned": 80000,
+         "points_redeemed": 36000, "sales_with_card": 224000000,
+         "sales_without_card": 90000000, "participation_bp": 6400,
+         "redeemed_to_earned_bp": 4500, "average_receipt_with_card": 350000,
+         "average_receipt_without_card": 250000},
+        strict=False,
+    )  # fmt: skip
+
+
+class LiabilityRowOut(BaseModel):
+    month: str = Field(description="YYYY-MM of expiry (UTC), or 'never'")
+    active: int
+    pending: int
+    points: int
+    value: int = Field(description="kopecks the points pay for at the current point value")
+
+
+class LiabilityOut(BaseModel):
+    rows: list[LiabilityRowOut]
+    next_cursor: str | None
+
+    model_config = _examples(
+        {"rows": [{"month": "2027-01", "active": 25000, "pending": 1200, "points": 26200,
+                   "value": 2620000}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+class BreakageRowOut(BaseModel):
+    month: str = Field(description="YYYY-MM (UTC) the points expired in")
+    points_expired: int
+    cards: int
+    value: int
+
+
+class BreakageOut(BaseModel):
+    rows: list[BreakageRowOut]
+    next_cursor: str | None
+
+    model_config = _examples(
+        {"rows": [{"month": "2026-10", "points_expired": 3100, "cards": 12, "value": 310000}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- webhooks
+
+WebhookEvent = Literal[
+    "accrual", "redemption", "tier_change", "expiring", "expiration", "refund", "cancel"
+]
+
+
+class WebhookIn(BaseModel):
+    url: AnyHttpUrl
+    events: list[WebhookEvent] = Field(min_length=1, max_length=7)
+    secret: str | None = Field(
+        default=None, min_length=16, max_length=200,
+        description="HMAC key; default: a random one, shown in this answer only",
+    )  # fmt: skip
+
+    model_config = _examples(
+        {"url": "https://crm.example.com/loyalty/events", "events": ["accrual", "tier_change"]}
+    )
+
+
+_WEBHOOK_EXAMPLE = {
+    "subscription_id": 3, "url": "https://crm.example.com/loyalty/events",
+    "events": ["accrual", "tier_change"], "active": True,
+    "created_by": "it (3f2a9c0d1e4b5a6c)", "created_at": AT,
+}  # fmt: skip
+
+
+class WebhookOut(BaseModel):
+    subscription_id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_by: str
+    created_at: datetime
+
+    model_config = _examples(_WEBHOOK_EXAMPLE, strict=False)
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(description="verify X-Loyalty-Signature with it; not shown again")
+
+    model_config = _examples({**_WEBHOOK_EXAMPLE, "secret": "whsec_Zx3..."}, strict=False)
+
+
+class WebhooksOut(BaseModel):
+    webhooks: list[WebhookOut]
+
+    model_config = _examples({"webhooks": [_WEBHOOK_EXAMPLE]}, strict=False)
+
+
+class DeliveryOut(BaseModel):
+    event_id: int
+    event: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class DeliveriesOut(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_cursor: int | None
+
+    model_config = _examples(
+        {"deliveries": [{"event_id": 1201, "event": "accrual", "status": "delivered",
+                         "attempts": 2, "next_attempt_at": AT, "last_error": "HTTP 503",
+                         "delivered_at": AT}],
+         "next_cursor": None},
+        strict=False,
+    )  # fmt: skip

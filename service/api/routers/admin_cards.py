@@ -1,0 +1,150 @@
+"""Back office: cards (issue, ranges, block, link, replace) and manual adjustments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from service.api.admin_schemas import (
+    AdjustmentIn,
+    AdjustmentsOut,
+    AdminCardOut,
+    CardIssueIn,
+    CardLinkIn,
+    CardRangeIn,
+    CardRangeOut,
+    CardReplaceIn,
+    CardStatusIn,
+)
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import ERRORS, PREFIX, Before, Limit, author, next_cursor
+from service.api.schemas import CardNumber
+from service.api.state import Services
+from service.domain.errors import invalid_field
+from service.storage.admin_cards import NewCard
+from service.usecases import admin_cards as use
+
+router = APIRouter(prefix=f"{PREFIX}/cards", tags=["admin: cards"], responses=ERRORS)
+
+MAX_RANGE = 100_000
+
+
+async def _card(services: Services, number: str, status: int = 200) -> OrjsonResponse:
+    return OrjsonResponse(await services.card_admin.view(number, datetime.now(UTC)), status)
+
+
+@router.post("", response_model=AdminCardOut, status_code=201, summary="Issue a card")
+async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    card = NewCard(body.number, body.kind, body.status, body.customer_id, body.referred_by)
+    await use.issue(
+        services.card_admin, services.cards, services.programs, card, author(admin),
+        datetime.now(UTC),
+    )  # fmt: skip
+    return await _card(services, body.number, 201)
+
+
+@router.post(
+    "/ranges", response_model=CardRangeOut, status_code=201,
+    summary="Issue every number of a range (stock for the stores); issued ones are skipped",
+)  # fmt: skip
+async def issue_range(body: CardRangeIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    first, last = int(body.first), int(body.last)
+    if len(body.first) != len(body.last):
+        raise invalid_field("last", "first and last must have the same number of digits")
+    if not 0 <= last - first < MAX_RANGE:
+        raise invalid_field("last", f"from first, at most {MAX_RANGE} numbers up")
+    issued = await services.card_admin.issue_range(
+        first, last, len(body.first), body.kind, body.status, author(admin)
+    )
+    return OrjsonResponse({"requested": last - first + 1, "issued": issued}, 201)
+
+
+@router.get("/{number}", response_model=AdminCardOut, summary="A card as the ledger has it")
+async def get_card(number: CardNumber, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return await _card(services, number)
+
+
+async def _set_status(
+    services: Services, number: str, status: str, reason: str, who: str
+) -> OrjsonResponse:
+    await use.set_status(
+        services.card_admin, services.cards, services.programs, number, status, reason, who,
+        datetime.now(UTC),
+    )  # fmt: skip
+    return await _card(services, number)
+
+
+@router.post(
+    "/{number}/block", response_model=AdminCardOut, summary="Block: no earning, no spending"
+)
+async def block(
+    number: CardNumber, body: CardStatusIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    return await _set_status(services, number, "blocked", body.reason, author(admin))
+
+
+@router.post("/{number}/unblock", response_model=AdminCardOut, summary="Make a card active again")
+async def unblock(
+    number: CardNumber, body: CardStatusIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    return await _set_status(services, number, "active", body.reason, author(admin))
+
+
+@router.post(
+    "/{number}/link", response_model=AdminCardOut,
+    summary="Register a card to a customer (welcome points, once per card)",
+)  # fmt: skip
+async def link(
+    number: CardNumber, body: CardLinkIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await use.link(
+        services.card_admin, services.cards, services.programs, number, body.customer_id,
+        author(admin), datetime.now(UTC),
+    )  # fmt: skip
+    return await _card(services, number)
+
+
+@router.post(
+    "/{number}/replace", response_model=AdminCardOut,
+    summary="Replace a lost card: balance, expiry dates, tier and customer move to the new one",
+)  # fmt: skip
+async def replace(
+    number: CardNumber, body: CardReplaceIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await use.replace(
+        services.card_admin, services.cards, services.programs, number, body.new_number,
+        body.kind, author(admin), datetime.now(UTC),
+    )  # fmt: skip
+    return await _card(services, body.new_number)
+
+
+@router.post(
+    "/{number}/adjustments", response_model=AdminCardOut, status_code=201,
+    tags=["admin: adjustments"], summary="Credit or debit points with a reason",
+)  # fmt: skip
+async def adjust(
+    number: CardNumber, body: AdjustmentIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    if body.expires_at is not None and body.points < 0:
+        raise invalid_field("expires_at", "a debit takes existing points; it has no expiry")
+    await use.adjust(
+        services.card_admin, services.cards, services.programs, number, body.points,
+        body.reason, author(admin), datetime.now(UTC), body.expires_at,
+    )  # fmt: skip
+    return await _card(services, number, 201)
+
+
+@router.get(
+    "/{number}/adjustments", response_model=AdjustmentsOut, tags=["admin: adjustments"],
+    summary="A card's manual adjustments, newest first",
+)  # fmt: skip
+async def adjustments(
+    number: CardNumber, admin: AdminDep, services: ServicesDep, before: Before = None,
+    limit: Limit = 50,
+) -> OrjsonResponse:  # fmt: skip
+    await services.card_admin.view(number, datetime.now(UTC))  # 404 for an unknown card
+    rows = await services.card_admin.adjustments(number, before=before, limit=limit)
+    cursor = next_cursor(rows, "adjustment_id", limit)
+    return OrjsonResponse({"adjustments": rows, "next_cursor": cursor})

@@ -1,0 +1,34 @@
+"""What every back office router shares: the error table for OpenAPI, authorship, ids."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+
+from service.api.admin_schemas import AdminErrorOut
+from service.domain.access import Principal
+
+PREFIX = "/v1/admin"
+MAX_INT4 = 2**31 - 1
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": AdminErrorOut, "description": "no key or an unknown key"},
+    403: {"model": AdminErrorOut, "description": "not an admin key"},
+    404: {"model": AdminErrorOut, "description": "no such object"},
+    409: {"model": AdminErrorOut, "description": "contradicts the recorded state"},
+    422: {"model": AdminErrorOut, "description": "malformed input; `fields` names each field"},
+}
+
+VersionPath = Annotated[int, Path(ge=1, le=MAX_INT4, description="program version")]
+Before = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="cursor of the next page")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def author(principal: Principal) -> str:
+    """Who did it, as the audit log and the ledger record it: the key's name and id."""
+    return f"{principal.name} ({principal.key_id})"
+
+
+def next_cursor(rows: list[dict[str, Any]], key: str, limit: int) -> Any:
+    return rows[-1][key] if len(rows) == limit else None

@@ -1,0 +1,130 @@
+"""Back office: customers (create, update, find, erase) and CSV imports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from service.api.admin_schemas import (
+    CARDS_CSV,
+    CUSTOMERS_CSV,
+    CardRow,
+    CustomerIn,
+    CustomerOut,
+    CustomerPatch,
+    CustomerRow,
+    CustomersOut,
+    Email,
+    ImportOut,
+)
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import ERRORS, PREFIX, author
+from service.api.schemas import Phone
+from service.domain.errors import invalid_field
+from service.storage.imports import import_rows
+from service.usecases import admin_cards as use
+from service.usecases.admin_import import decode, parse_rows
+
+router = APIRouter(prefix=PREFIX, tags=["admin: customers"], responses=ERRORS)
+
+CustomerPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.post("/customers", response_model=CustomerOut, status_code=201, summary="New customer")
+async def create(body: CustomerIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    customer_id = await services.customers.create(body.model_dump(), author(admin))
+    return OrjsonResponse(await services.customers.get(customer_id), 201)
+
+
+@router.get("/customers", response_model=CustomersOut, summary="Find customers by phone or email")
+async def find(
+    admin: AdminDep,
+    services: ServicesDep,
+    phone: Annotated[Phone | None, Query(examples=["+79000000001"])] = None,
+    email: Annotated[Email | None, Query(examples=["anna@example.com"])] = None,
+) -> OrjsonResponse:
+    if phone is None and email is None:
+        raise invalid_field("phone", "give a phone or an email to search by")
+    return OrjsonResponse({"customers": await services.customers.find(phone=phone, email=email)})
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut, summary="One customer")
+async def get(customer_id: CustomerPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse(await services.customers.get(customer_id))
+
+
+@router.patch("/customers/{customer_id}", response_model=CustomerOut, summary="Change fields")
+async def update(
+    customer_id: CustomerPath, body: CustomerPatch, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("attributes", "segments"):
+        if name in changes and changes[name] is None:
+            raise invalid_field(name, "cannot be null; send an empty value")
+    await use.update_customer(
+        services.customers, services.cards, services.programs, customer_id, changes,
+        author(admin), datetime.now(UTC),
+    )  # fmt: skip
+    return OrjsonResponse(await services.customers.get(customer_id))
+
+
+@router.post(
+    "/customers/{customer_id}/erase", response_model=CustomerOut,
+    summary="Erase personal data on request; cards and the ledger stay, anonymised",
+)  # fmt: skip
+async def erase(
+    customer_id: CustomerPath, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await use.erase_customer(
+        services.customers, services.cards, services.programs, customer_id, author(admin),
+        datetime.now(UTC),
+    )  # fmt: skip
+    return OrjsonResponse(await services.customers.get(customer_id))
+
+
+def _csv_body(example: str) -> dict[str, Any]:
+    content = {"text/csv": {"schema": {"type": "string"}, "example": example}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+async def _import(request: Request, services: Any, kind: str, who: str) -> OrjsonResponse:
+    settings = services.settings
+    body = await request.body()
+    if len(body) > settings.import_max_bytes:
+        raise invalid_field("body", f"at most {settings.import_max_bytes} bytes per import")
+    model, required = (CustomerRow, ("phone",)) if kind == "customers" else (CardRow, ("number",))
+    rows, rejected = parse_rows(decode(body), model, required, settings.import_max_rows)
+    now = datetime.now(UTC)
+    touched, refused = await import_rows(
+        services.pool, kind, [(r.line, r.value.model_dump(exclude_none=True)) for r in rows],
+        use.welcome_for(services.programs.current, now), who,
+    )  # fmt: skip
+    await use.refresh(services.cards, services.programs, touched, now)
+    report = sorted([(r.line, r.reason) for r in rejected] + refused)
+    return OrjsonResponse(
+        {"imported": len(rows) - len(refused),
+         "rejected": [{"line": line, "reason": reason} for line, reason in report]}
+    )  # fmt: skip
+
+
+@router.post(
+    "/import/customers", response_model=ImportOut, tags=["admin: import"],
+    openapi_extra=_csv_body(CUSTOMERS_CSV),
+    summary="Import customers (and a card each) from CSV; bad rows reported by line",
+)  # fmt: skip
+async def import_customers(
+    request: Request, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    return await _import(request, services, "customers", author(admin))
+
+
+@router.post(
+    "/import/cards", response_model=ImportOut, tags=["admin: import"],
+    openapi_extra=_csv_body(CARDS_CSV),
+    summary="Import cards from CSV (a phone registers the card); bad rows reported by line",
+)  # fmt: skip
+async def import_cards(request: Request, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return await _import(request, services, "cards", author(admin))

@@ -1,0 +1,182 @@
+"""Back office: program versions (drafts, validation, dry runs, publication, schedules,
+rollbacks) and the audit log."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from service.api.admin_schemas import (
+    ActiveProgramOut,
+    AuditOut,
+    DocumentIn,
+    DryRunIn,
+    DryRunOut,
+    OkOut,
+    ScheduleIn,
+    ValidationOut,
+    VersionOut,
+    VersionsOut,
+)
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import (
+    ERRORS,
+    MAX_INT4,
+    PREFIX,
+    Before,
+    Limit,
+    VersionPath,
+    author,
+    next_cursor,
+)
+from service.api.schemas import receipt_from
+from service.api.state import Services
+from service.domain.errors import NotFound
+from service.storage import audit
+from service.usecases import admin_programs as programs
+
+router = APIRouter(prefix=PREFIX, tags=["admin: programs"], responses=ERRORS)
+
+TOKEN = r"^[A-Za-z0-9_.:-]*$"  # audit subjects and actions
+
+
+async def _version(services: Services, version: int, status: int = 200) -> OrjsonResponse:
+    row = await services.program_versions.get(version)
+    if row is None:
+        raise NotFound(f"program version {version} does not exist", code="program_not_found")
+    return OrjsonResponse(row, status)
+
+
+@router.post(
+    "/programs/validate", response_model=ValidationOut,
+    summary="Validate a program document; errors name each field",
+)  # fmt: skip
+async def validate(body: DocumentIn, admin: AdminDep) -> OrjsonResponse:
+    return OrjsonResponse(programs.validation_report(body.document))
+
+
+@router.post(
+    "/programs", response_model=VersionOut, status_code=201,
+    summary="Create a draft version (a valid document; not yet in force)",
+)  # fmt: skip
+async def create_draft(body: DocumentIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    version = await programs.create_draft(services.program_versions, body.document, author(admin))
+    return await _version(services, version, 201)
+
+
+@router.get("/programs", response_model=VersionsOut, summary="Versions, newest first")
+async def list_versions(
+    admin: AdminDep,
+    services: ServicesDep,
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT4)] = None,
+    limit: Limit = 50,
+) -> OrjsonResponse:
+    rows = await services.program_versions.summaries(before=before, limit=limit)
+    return OrjsonResponse({"versions": rows, "next_cursor": next_cursor(rows, "version", limit)})
+
+
+@router.get(
+    "/programs/active", response_model=ActiveProgramOut,
+    summary="The version the answering worker calculates with",
+)  # fmt: skip
+async def active(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse({"version": services.programs.version, "worker": os.getpid()})
+
+
+@router.get("/programs/{version}", response_model=VersionOut, summary="One version")
+async def get_version(
+    version: VersionPath, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    return await _version(services, version)
+
+
+@router.put("/programs/{version}", response_model=VersionOut, summary="Replace a draft's document")
+async def update_draft(
+    version: VersionPath, body: DocumentIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await programs.update_draft(services.program_versions, version, body.document, author(admin))
+    return await _version(services, version)
+
+
+@router.delete("/programs/{version}", response_model=OkOut, summary="Delete a draft")
+async def delete_draft(
+    version: VersionPath, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await services.program_versions.delete_draft(version, author(admin))
+    return OrjsonResponse({"ok": True})
+
+
+@router.post(
+    "/programs/{version}/dry-run", response_model=DryRunOut,
+    summary="Calculate a sample receipt and card with this version (writes nothing)",
+)  # fmt: skip
+async def dry_run(
+    version: VersionPath, body: DryRunIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    view = await programs.dry_run(
+        services.program_versions, version, receipt_from(body.receipt),
+        now=body.now or datetime.now(UTC), limits=services.limits, stores=services.stores,
+        cards=services.cards, promotions=services.promotions,
+    )  # fmt: skip
+    return OrjsonResponse(view)
+
+
+@router.post(
+    "/programs/{version}/publish", response_model=VersionOut,
+    summary="Publish a draft now: every worker switches to it within a second",
+)  # fmt: skip
+async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    await programs.publish(
+        services.program_versions, services.program_switch, version, author(admin)
+    )
+    return await _version(services, version)
+
+
+@router.post(
+    "/programs/{version}/schedule", response_model=VersionOut,
+    summary="Publish a draft at a given time (null: unschedule)",
+)  # fmt: skip
+async def schedule(
+    version: VersionPath, body: ScheduleIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await services.program_versions.schedule(version, body.publish_at, author(admin))
+    return await _version(services, version)
+
+
+@router.post(
+    "/programs/{version}/rollback", response_model=VersionOut,
+    summary="Make an earlier published version current again",
+)  # fmt: skip
+async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    await programs.roll_back(
+        services.program_versions, services.program_switch, version, author(admin)
+    )
+    return await _version(services, version)
+
+
+@router.get(
+    "/audit", response_model=AuditOut, tags=["admin: audit"],
+    summary="Who changed what and when, newest first",
+)  # fmt: skip
+async def audit_log(
+    admin: AdminDep,
+    services: ServicesDep,
+    subject: Annotated[
+        str | None, Query(max_length=200, pattern=TOKEN, examples=["program"])
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=100, pattern=TOKEN, examples=["program.publish"])
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    before: Before = None,
+    limit: Limit = 50,
+) -> OrjsonResponse:
+    rows = await audit.page(
+        services.pool, subject=subject, action=action, since=since, before=before, limit=limit
+    )
+    return OrjsonResponse({"entries": rows, "next_cursor": next_cursor(rows, "audit_id", limit)})

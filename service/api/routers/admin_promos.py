@@ -1,0 +1,98 @@
+"""Back office: promo code batches (generation, codes as CSV, revocation) and the status
+of any code."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from starlette.responses import StreamingResponse
+
+from service.api.admin_schemas import (
+    OkOut,
+    PromoBatchCreatedOut,
+    PromoBatchIn,
+    PromoBatchOut,
+    PromoCodeStatusOut,
+)
+from service.api.csv_export import csv_content, csv_response
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import ERRORS, PREFIX, author
+from service.storage.promo_batches import BatchSpec
+from service.usecases import admin_promos as use
+
+router = APIRouter(prefix=f"{PREFIX}/promo-codes", tags=["admin: promo codes"], responses=ERRORS)
+
+BatchId = Annotated[str, Path(max_length=40, pattern=r"^b_[0-9a-f]+$")]
+CodePath = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+PAGE = 1000
+CODE_COLUMNS = ("code", "max_uses", "uses", "per_card_limit", "valid_from", "valid_to",
+                "revoked_at")  # fmt: skip
+
+
+@router.post(
+    "/batches", response_model=PromoBatchCreatedOut, status_code=201,
+    summary="Generate N unique codes for promo rules of the current program",
+)  # fmt: skip
+async def create_batch(
+    body: PromoBatchIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    spec = BatchSpec(
+        count=body.count, prefix=body.prefix, rule_ids=tuple(body.rule_ids),
+        max_uses=1 if body.single_use else body.max_uses, per_card_limit=body.per_card_limit,
+        valid_from=body.valid_from, valid_to=body.valid_to,
+    )  # fmt: skip
+    document = services.programs.current.document
+    batch_id = await use.generate(
+        services.promo_batches, document, spec, body.length, author(admin)
+    )
+    batch = await services.promo_batches.batch(batch_id)
+    codes = await services.promo_batches.codes(batch_id, after=None, limit=body.count)
+    return OrjsonResponse({**batch, "codes": [c["code"] for c in codes]}, 201)
+
+
+@router.get("/batches/{batch_id}", response_model=PromoBatchOut, summary="A batch and its uses")
+async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse(await services.promo_batches.batch(batch_id))
+
+
+@router.get(
+    "/batches/{batch_id}/codes.csv", response_class=StreamingResponse,
+    responses=csv_content("code,max_uses,uses,per_card_limit,valid_from,valid_to,revoked_at\n"
+                          "BF24-7KQ2M9XA,1,0,1,,,\n"),
+    summary="The batch's codes as CSV (streamed)",
+)  # fmt: skip
+async def batch_codes(
+    batch_id: BatchId, admin: AdminDep, services: ServicesDep
+) -> StreamingResponse:
+    await services.promo_batches.batch(batch_id)  # 404 before the stream starts
+
+    async def page(after: Any) -> tuple[list[dict[str, Any]], Any]:
+        rows = await services.promo_batches.codes(batch_id, after=after, limit=PAGE)
+        return rows, rows[-1]["code"] if len(rows) == PAGE else None
+
+    return csv_response(f"{batch_id}.csv", CODE_COLUMNS, page)
+
+
+@router.post("/batches/{batch_id}/revoke", response_model=OkOut, summary="Revoke every code")
+async def revoke_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    codes = await services.promo_batches.revoke_batch(batch_id, author(admin))
+    for chunk in use.chunks(codes):
+        await services.promotions.forget(chunk)
+    return OrjsonResponse({"ok": True})
+
+
+@router.get("/{code}", response_model=PromoCodeStatusOut, summary="A code's status and uses")
+async def code_status(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    row = await services.promo_batches.code(code.upper())
+    return OrjsonResponse({**row, "state": use.code_state(row, datetime.now(UTC))})
+
+
+@router.post("/{code}/revoke", response_model=PromoCodeStatusOut, summary="Revoke one code")
+async def revoke_code(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    await services.promo_batches.revoke_code(code.upper(), author(admin))
+    await services.promotions.forget([code.upper()])
+    row = await services.promo_batches.code(code.upper())
+    return OrjsonResponse({**row, "state": use.code_state(row, datetime.now(UTC))})

@@ -1,0 +1,197 @@
+"""Back office: reports, each a JSON page (`cursor`, `limit`) or a streamed CSV export
+(`format=csv`: every row, read page by page)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from service.api.admin_schemas import (
+    BalancesOut,
+    BreakageOut,
+    EntriesOut,
+    HealthReportOut,
+    LiabilityOut,
+    PromotionsOut,
+    Slug,
+)
+from service.api.csv_export import csv_content, csv_response
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import ERRORS, PREFIX
+from service.api.schemas import CardNumber
+from service.domain.errors import invalid_field
+from service.storage.reports import Page, Period
+from service.usecases import admin_reports as figures
+
+router = APIRouter(prefix=f"{PREFIX}/reports", tags=["admin: reports"], responses=ERRORS)
+
+Format = Annotated[Literal["json", "csv"], Query(description="csv: every row, streamed")]
+Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.:|+-]*$")]
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+Since = Annotated[AwareDatetime | None, Query(description="default: 30 days before until")]
+Until = Annotated[AwareDatetime | None, Query(description="default: now")]
+CSV_PAGE = 1000
+
+BALANCE_COLUMNS = ("number", "status", "tier", "customer_id", "balance", "pending", "debt")
+ENTRY_COLUMNS = ("entry_id", "card", "created_at", "kind", "points", "store_id",
+                 "transaction_id", "refund_id", "reason", "author")  # fmt: skip
+PROMOTION_COLUMNS = ("rule_id", "name", "receipts", "discount", "points_on_receipts")
+LIABILITY_COLUMNS = ("month", "active", "pending", "points", "value")
+BREAKAGE_COLUMNS = ("month", "points_expired", "cards", "value")
+
+Fetch = Callable[[str | None, int], Awaitable[Page]]
+
+
+def _period(since: datetime | None, until: datetime | None) -> Period:
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=30)
+    if start >= end:
+        raise invalid_field("since", "must be before until")
+    return Period(start, end)
+
+
+async def _answer(
+    fmt: str, name: str, columns: tuple[str, ...], fetch: Fetch, cursor: str | None, limit: int
+) -> Response:
+    if fmt == "csv":
+        return csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
+    rows, next_cursor = await fetch(cursor, limit)
+    return OrjsonResponse({"rows": rows, "next_cursor": next_cursor})
+
+
+def _csv_example(columns: tuple[str, ...], row: str) -> dict[int | str, dict[str, Any]]:
+    return csv_content(",".join(columns) + "\n" + row + "\n")
+
+
+@router.get(
+    "/balances", response_model=BalancesOut,
+    responses=_csv_example(BALANCE_COLUMNS, "2000000000022,active,silver,2,5000,120,0"),
+    summary="Every card's balance, pending points and debt",
+)  # fmt: skip
+async def balances(
+    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    now = datetime.now(UTC)
+
+    async def fetch(after: str | None, size: int) -> Page:
+        return await services.reports.balances(now, after, size)
+
+    return await _answer(format, "balances", BALANCE_COLUMNS, fetch, cursor, limit)
+
+
+@router.get(
+    "/cards/{number}/history", response_model=EntriesOut,
+    responses=_csv_example(ENTRY_COLUMNS, "981,2000000000022,2026-11-22T10:00:00+00:00,"
+                                          "accrual,99,msk-001,R-0001,,,"),
+    summary="Accruals, redemptions and every other ledger entry of a card, oldest first",
+)  # fmt: skip
+async def card_history(
+    number: CardNumber, admin: AdminDep, services: ServicesDep, since: Since = None,
+    until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    period = _period(since, until)
+
+    async def fetch(after: str | None, size: int) -> Page:
+        return await services.reports.card_history(number, period, after, size)
+
+    return await _answer(format, f"card-{number}", ENTRY_COLUMNS, fetch, cursor, limit)
+
+
+@router.get(
+    "/stores/{store_id}/history", response_model=EntriesOut,
+    responses=_csv_example(ENTRY_COLUMNS, "981,2000000000022,2026-11-22T10:00:00+00:00,"
+                                          "accrual,99,msk-001,R-0001,,,"),
+    summary="Ledger entries of sales, returns and cancellations in a store, oldest first",
+)  # fmt: skip
+async def store_history(
+    store_id: Slug, admin: AdminDep, services: ServicesDep, since: Since = None,
+    until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    period = _period(since, until)
+
+    async def fetch(after: str | None, size: int) -> Page:
+        return await services.reports.store_history(store_id, period, after, size)
+
+    return await _answer(format, f"store-{store_id}", ENTRY_COLUMNS, fetch, cursor, limit)
+
+
+@router.get(
+    "/promotions", response_model=PromotionsOut,
+    responses=_csv_example(PROMOTION_COLUMNS, "tier-discount,Tier discount,412,7321500,40210"),
+    summary="Promotion effectiveness: receipts, discount given, points (by sale time)",
+)  # fmt: skip
+async def promotions(
+    admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
+    format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    period = _period(since, until)
+
+    async def fetch(after: str | None, size: int) -> Page:
+        return await services.reports.promotions(period, after, size)
+
+    return await _answer(format, "promotions", PROMOTION_COLUMNS, fetch, cursor, limit)
+
+
+@router.get(
+    "/health", response_model=HealthReportOut,
+    responses=csv_content("receipts,receipts_with_card,participation_bp\n1000,640,6400\n"),
+    summary="Program health: participation, redeemed to earned, average receipts",
+)  # fmt: skip
+async def health(
+    admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
+    format: Format = "json",
+) -> Response:  # fmt: skip
+    period = _period(since, until)
+    row = {"since": period.since, "until": period.until,
+           **figures.health(await services.reports.health(period))}  # fmt: skip
+    if format == "csv":
+        columns = tuple(row)
+        return csv_response("health.csv", columns, lambda _after: _one(row))
+    return OrjsonResponse(row)
+
+
+async def _one(row: dict[str, Any]) -> Page:
+    return [row], None
+
+
+@router.get(
+    "/liability", response_model=LiabilityOut,
+    responses=_csv_example(LIABILITY_COLUMNS, "2027-01,25000,1200,26200,2620000"),
+    summary="Outstanding points by month of expiry, and what they are worth",
+)  # fmt: skip
+async def liability(
+    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    now, point_value = datetime.now(UTC), services.programs.current.settings.point_value
+
+    async def fetch(after: str | None, size: int) -> Page:
+        rows, next_cursor = await services.reports.liability(now, after, size)
+        return figures.valued(rows, "points", point_value), next_cursor
+
+    return await _answer(format, "liability", LIABILITY_COLUMNS, fetch, cursor, limit)
+
+
+@router.get(
+    "/breakage", response_model=BreakageOut,
+    responses=_csv_example(BREAKAGE_COLUMNS, "2026-10,3100,12,310000"),
+    summary="Breakage: points that expired unspent, by month",
+)  # fmt: skip
+async def breakage(
+    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:  # fmt: skip
+    point_value = services.programs.current.settings.point_value
+
+    async def fetch(after: str | None, size: int) -> Page:
+        rows, next_cursor = await services.reports.breakage(after, size)
+        return figures.valued(rows, "points_expired", point_value), next_cursor
+
+    return await _answer(format, "breakage", BREAKAGE_COLUMNS, fetch, cursor, limit)

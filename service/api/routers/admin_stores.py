@@ -1,0 +1,51 @@
+"""Back office: stores and regions. A change reaches the other workers with their
+periodic re-read (LOYALTY_API_KEY_REFRESH_S); this worker sees it at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.admin_schemas import RegionIn, RegionsOut, Slug, StoreIn, StoreOut, StoresOut
+from service.api.deps import AdminDep, ServicesDep
+from service.api.responses import OrjsonResponse
+from service.api.routers.admin_common import ERRORS, PREFIX, author
+from service.storage.stores import list_stores
+
+router = APIRouter(prefix=PREFIX, tags=["admin: stores"], responses=ERRORS)
+
+
+@router.get("/regions", response_model=RegionsOut, summary="Regions with their stores")
+async def regions(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse({"regions": await services.store_admin.regions()})
+
+
+@router.put("/regions/{region_id}", response_model=RegionsOut, summary="Create or rename a region")
+async def put_region(
+    region_id: Slug, body: RegionIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await services.store_admin.put_region(region_id, body.name, author(admin))
+    return OrjsonResponse({"regions": await services.store_admin.regions()})
+
+
+@router.get("/stores", response_model=StoresOut, summary="Every store, active or not")
+async def stores(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse({"stores": await services.store_admin.stores()})
+
+
+@router.get("/stores/{store_id}", response_model=StoreOut, summary="One store")
+async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    return OrjsonResponse((await services.store_admin.stores(store_id))[0])
+
+
+@router.put(
+    "/stores/{store_id}", response_model=StoreOut,
+    summary="Create or change a store (its region must exist)",
+)  # fmt: skip
+async def put_store(
+    store_id: Slug, body: StoreIn, admin: AdminDep, services: ServicesDep
+) -> OrjsonResponse:
+    await services.store_admin.put_store(
+        store_id, body.name, body.region, body.timezone, body.active, author(admin)
+    )
+    services.stores.replace(await list_stores(services.pool))
+    return OrjsonResponse((await services.store_admin.stores(store_id))[0])

@@ -1,0 +1,357 @@
+"""Cards in the back office: issue (one or a range), block, link to a customer, replace
+a lost card, manual adjustments. Every change bumps the card's ledger version, so that
+a cached state of the card is never preferred to the new one.
+
+The ledger invariant holds throughout: for every card, the sum of its entries equals
+the points left in its lots minus its debt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from service.domain.errors import Conflict, InsufficientPoints, NotFound
+from service.storage import audit
+from service.storage.postgres import database_errors
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Points granted when a card is registered to a customer, once per card."""
+
+    points: int
+    activates_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    number: str
+    kind: str = "physical"
+    status: str = "active"
+    customer_id: int | None = None
+    referred_by: str | None = None
+
+
+def card_not_found(number: str) -> NotFound:
+    return NotFound("no such loyalty card", code="card_not_found", extra={"card": number})
+
+
+async def _locked_card(conn: asyncpg.Connection, number: str) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM cards WHERE number = $1 FOR UPDATE", number)
+    if row is None:
+        raise card_not_found(number)
+    return row
+
+
+async def _bump(conn: asyncpg.Connection, *card_ids: int) -> None:
+    await conn.execute(
+        "UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = ANY($1)",
+        list(card_ids),
+    )
+
+
+async def _customer_exists(conn: asyncpg.Connection, customer_id: int) -> None:
+    found = await conn.fetchval(
+        "SELECT erased_at IS NULL FROM customers WHERE customer_id = $1", customer_id
+    )
+    if found is None:
+        raise NotFound(f"no customer {customer_id}", code="customer_not_found")
+    if not found:
+        raise Conflict(f"customer {customer_id} was erased", code="customer_erased")
+
+
+async def grant_welcome(conn: asyncpg.Connection, card_id: int, welcome: Welcome | None) -> int:
+    """Welcome points on registration, unless this card already had them."""
+    if welcome is None or welcome.points <= 0:
+        return 0
+    had = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE card_id = $1 AND kind = 'welcome')",
+        card_id,
+    )
+    if had:
+        return 0
+    await conn.execute(
+        "SELECT loyalty_grant($1, $2, 'welcome', $3, $4, NULL, NULL)",
+        card_id, welcome.points, welcome.activates_at, welcome.expires_at,
+    )  # fmt: skip
+    return welcome.points
+
+
+async def insert_card(
+    conn: asyncpg.Connection, card: NewCard, welcome: Welcome | None, author: str
+) -> int:
+    """A new card (and its welcome points when issued to a customer), in the caller's
+    transaction."""
+    if card.customer_id is not None:
+        await _customer_exists(conn, card.customer_id)
+    referrer = None
+    if card.referred_by is not None:
+        referrer = await conn.fetchval(
+            "SELECT card_id FROM cards WHERE number = $1", card.referred_by
+        )
+        if referrer is None:
+            raise card_not_found(card.referred_by)
+    try:
+        async with conn.transaction():
+            card_id: int = await conn.fetchval(
+                "INSERT INTO cards (number, kind, status, customer_id, referred_by)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING card_id",
+                card.number, card.kind, card.status, card.customer_id, referrer,
+            )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            "a card with this number exists", code="card_exists",
+            extra={"fields": [{"field": "number", "message": "already issued"}]},
+        ) from None  # fmt: skip
+    if card.customer_id is not None:
+        await grant_welcome(conn, card_id, welcome)
+    await audit.record(conn, author, "card.issue", f"card:{card_id}")
+    return card_id
+
+
+async def link_card(
+    conn: asyncpg.Connection, number: str, customer_id: int, welcome: Welcome | None, author: str
+) -> int:
+    """Link a card to a customer (registration); returns the welcome points granted."""
+    card = await _locked_card(conn, number)
+    await _customer_exists(conn, customer_id)
+    if card["customer_id"] not in (None, customer_id):
+        raise Conflict("the card belongs to another customer", code="card_linked")
+    await conn.execute(
+        "UPDATE cards SET customer_id = $2 WHERE card_id = $1", card["card_id"], customer_id
+    )
+    granted = await grant_welcome(conn, card["card_id"], welcome)
+    await _bump(conn, card["card_id"])
+    await audit.record(
+        conn, author, "card.link", f"card:{card['card_id']}", {"customer_id": customer_id}
+    )
+    return granted
+
+
+class CardAdmin:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def issue(self, card: NewCard, welcome: Welcome | None, author: str) -> None:
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            await insert_card(conn, card, welcome, author)
+
+    async def issue_range(
+        self, first: int, last: int, width: int, kind: str, status: str, author: str
+    ) -> int:
+        """Issue every number from ``first`` to ``last``, zero-padded to ``width`` digits;
+        numbers already issued are skipped. Returns how many were issued. (Numeric, not
+        bigint: a 19-digit card number may exceed a bigint.)"""
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            issued: int = await conn.fetchval(
+                """
+                WITH issued AS (
+                    INSERT INTO cards (number, kind, status)
+                    SELECT lpad(n::text, $3, '0'), $4, $5
+                    FROM generate_series($1::numeric, $2::numeric) AS n
+                    ON CONFLICT (number) DO NOTHING RETURNING 1)
+                SELECT count(*) FROM issued
+                """,
+                Decimal(first), Decimal(last), width, kind, status,
+            )  # fmt: skip
+            details = {"first": str(first), "last": str(last), "issued": issued}
+            await audit.record(conn, author, "card.issue_range", f"cards:{kind}", details)
+        return issued
+
+    async def set_status(self, number: str, status: str, reason: str, author: str) -> None:
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            card = await _locked_card(conn, number)
+            if card["replaced_by"] is not None and status == "active":
+                raise Conflict("a replaced card stays blocked", code="card_replaced")
+            await conn.execute(
+                "UPDATE cards SET status = $2, ledger_version = ledger_version + 1"
+                " WHERE card_id = $1",
+                card["card_id"], status,
+            )  # fmt: skip
+            details = {"from": card["status"], "to": status, "reason": reason}
+            await audit.record(conn, author, "card.status", f"card:{card['card_id']}", details)
+
+    async def link(
+        self, number: str, customer_id: int, welcome: Welcome | None, author: str
+    ) -> int:
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            return await link_card(conn, number, customer_id, welcome, author)
+
+    async def view(self, number: str, now: datetime) -> dict[str, Any]:
+        async with database_errors():
+            row = await self._pool.fetchrow(_VIEW_SQL, number, now)
+        if row is None:
+            raise card_not_found(number)
+        return dict(row)
+
+    async def adjust(
+        self, number: str, points: int, reason: str, author: str, now: datetime,
+        expires_at: datetime | None,
+    ) -> int:  # fmt: skip
+        """Credit (a new lot) or debit (soonest-expiring points first) with reason and
+        author; returns the adjustment id. A debit never goes beyond the spendable balance."""
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            card = await _locked_card(conn, number)
+            card_id = card["card_id"]
+            if points < 0:
+                balance = await conn.fetchval(
+                    "SELECT loyalty_spendable($1, $2) - $3", card_id, now, card["debt"]
+                )
+                if balance < -points:
+                    raise InsufficientPoints(
+                        "the card has fewer spendable points than the debit",
+                        extra={"balance": max(balance, 0)},
+                    )
+            adjustment_id: int = await conn.fetchval(
+                "INSERT INTO adjustments (card_id, points, reason, author, created_at)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING adjustment_id",
+                card_id, points, reason, author, now,
+            )  # fmt: skip
+            ref = f"adj:{adjustment_id}"
+            if points > 0:
+                await conn.execute(
+                    "SELECT loyalty_grant($1, $2, 'adjustment', $3, $4, NULL, $5)",
+                    card_id, points, now, expires_at, ref,
+                )  # fmt: skip
+            else:
+                await conn.execute(
+                    "SELECT loyalty_take_points($1, $2, $3, 'adjustment', NULL, $4, NULL)",
+                    card_id, -points, now, ref,
+                )  # fmt: skip
+                await _bump(conn, card_id)
+            details = {"points": points, "reason": reason, "adjustment_id": adjustment_id}
+            await audit.record(conn, author, "card.adjust", f"card:{card_id}", details)
+        return adjustment_id
+
+    async def replace(self, old: str, new: str, kind: str, author: str) -> int:
+        return await replace_card(self._pool, old, new, kind, author)
+
+    async def adjustments(
+        self, number: str, *, before: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        async with database_errors():
+            rows = await self._pool.fetch(
+                """
+                SELECT a.adjustment_id, a.points, a.reason, a.author, a.created_at
+                FROM adjustments a JOIN cards c USING (card_id)
+                WHERE c.number = $1 AND ($2::bigint IS NULL OR a.adjustment_id < $2)
+                ORDER BY a.adjustment_id DESC LIMIT $3
+                """,
+                number, before, limit,
+            )  # fmt: skip
+        return [dict(row) for row in rows]
+
+
+_VIEW_SQL = """
+SELECT c.number, c.kind, c.status, c.tier, c.customer_id, c.personal_discount_bp,
+       c.purchase_count, c.debt, c.created_at,
+       (SELECT r.number FROM cards r WHERE r.card_id = c.replaced_by) AS replaced_by,
+       (SELECT r.number FROM cards r WHERE r.card_id = c.referred_by) AS referred_by,
+       loyalty_spendable(c.card_id, $2) - c.debt AS balance,
+       (SELECT coalesce(sum(remaining), 0)::bigint FROM point_lots p
+         WHERE p.card_id = c.card_id AND remaining > 0 AND activates_at > $2) AS pending
+FROM cards c WHERE c.number = $1
+"""
+
+
+async def _replacement_target(conn: asyncpg.Connection, number: str, kind: str) -> asyncpg.Record:
+    """The new card: a fresh one, or one issued from stock that nobody has used yet."""
+    row = await conn.fetchrow(
+        """
+        SELECT c.*, EXISTS (SELECT 1 FROM ledger_entries e WHERE e.card_id = c.card_id) AS used
+        FROM cards c WHERE number = $1 FOR UPDATE
+        """,
+        number,
+    )
+    if row is None:
+        await conn.execute("INSERT INTO cards (number, kind) VALUES ($1, $2)", number, kind)
+        return await _locked_card(conn, number)
+    if row["used"] or row["customer_id"] is not None or row["replaced_by"] is not None:
+        raise Conflict(
+            "the new card is already in use", code="card_in_use",
+            extra={"fields": [{"field": "new_number", "message": "already in use"}]},
+        )  # fmt: skip
+    return row
+
+
+async def _move_points(
+    conn: asyncpg.Connection, old: asyncpg.Record, new: asyncpg.Record, author: str
+) -> int:
+    """Every open lot of the old card moves to the new one with its own activation and
+    expiry; debt moves too. Returns the points moved."""
+    lots = await conn.fetch(
+        "SELECT lot_id, remaining, activates_at, expires_at FROM point_lots"
+        " WHERE card_id = $1 AND remaining > 0 ORDER BY lot_id FOR UPDATE",
+        old["card_id"],
+    )
+    entry = (
+        "INSERT INTO ledger_entries (card_id, kind, points, lot_id, transaction_id, reason,"
+        " author) VALUES ($1, 'adjustment', $2, $3, $4, 'card replaced', $5)"
+    )
+    for lot in lots:
+        await conn.execute(
+            "UPDATE point_lots SET remaining = 0 WHERE card_id = $1 AND lot_id = $2",
+            old["card_id"], lot["lot_id"],
+        )  # fmt: skip
+        await conn.execute(entry, old["card_id"], -lot["remaining"], lot["lot_id"],
+                           f"replaced-by:{new['number']}", author)  # fmt: skip
+        lot_id = await conn.fetchval(
+            "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
+            " source) VALUES ($1, $2, $2, $3, $4, 'replacement') RETURNING lot_id",
+            new["card_id"], lot["remaining"], lot["activates_at"], lot["expires_at"],
+        )  # fmt: skip
+        await conn.execute(entry, new["card_id"], lot["remaining"], lot_id,
+                           f"replaces:{old['number']}", author)  # fmt: skip
+    if old["debt"]:
+        await conn.execute(entry, old["card_id"], old["debt"], None,
+                           f"replaced-by:{new['number']}", author)  # fmt: skip
+        await conn.execute(entry, new["card_id"], -old["debt"], None,
+                           f"replaces:{old['number']}", author)  # fmt: skip
+    return sum(lot["remaining"] for lot in lots)
+
+
+async def replace_card(
+    pool: asyncpg.Pool, old_number: str, new_number: str, kind: str, author: str
+) -> int:
+    """Move a lost card's balance, debt, tier, spend history and customer to a new card;
+    the old one is blocked for good. One transaction. Returns the points moved."""
+    if old_number == new_number:
+        raise Conflict("a card cannot replace itself", code="card_in_use")
+    async with database_errors(), pool.acquire() as conn, conn.transaction():
+        old = await _locked_card(conn, old_number)
+        if old["replaced_by"] is not None:
+            raise Conflict("this card was already replaced", code="card_replaced")
+        new = await _replacement_target(conn, new_number, kind)
+        moved = await _move_points(conn, old, new, author)
+        await conn.execute(
+            """
+            INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
+            SELECT $2, amount, occurred_at, store_id, transaction_id FROM tier_spend
+            WHERE card_id = $1
+            """,
+            old["card_id"], new["card_id"],
+        )  # fmt: skip
+        await conn.execute(
+            """
+            UPDATE cards n SET tier = o.tier, personal_discount_bp = o.personal_discount_bp,
+                purchase_count = o.purchase_count, referred_by = o.referred_by,
+                customer_id = o.customer_id, debt = o.debt, status = 'active',
+                ledger_version = n.ledger_version + 1
+            FROM cards o WHERE o.card_id = $1 AND n.card_id = $2
+            """,
+            old["card_id"], new["card_id"],
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE cards SET status = 'blocked', replaced_by = $2, customer_id = NULL, debt = 0,"
+            " ledger_version = ledger_version + 1 WHERE card_id = $1",
+            old["card_id"], new["card_id"],
+        )  # fmt: skip
+        details = {"new_card_id": new["card_id"], "points": moved, "debt": old["debt"]}
+        await audit.record(conn, author, "card.replace", f"card:{old['card_id']}", details)
+    return moved

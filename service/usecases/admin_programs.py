@@ -1,0 +1,144 @@
+"""Use cases of the back office over program versions: drafts, validation, dry runs,
+publication (now or scheduled), rollback.
+
+Publishing is one database transaction (the version becomes current), then an
+announcement that makes every worker of every pod load it; a lost announcement costs
+only the delay of the workers' periodic re-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from service.domain.errors import Conflict, NotFound, ProgramInvalid
+from service.domain.receipt import Receipt
+from service.rules.compiler import compile_program
+from service.rules.document import ProgramDocument, parse_program
+from service.storage.programs import DeclaredCode, declared_codes
+from service.usecases.calculate import ReceiptLimits, evaluate
+from service.usecases.ports import CardStates, PromotionState, Stores
+
+_log = logging.getLogger(__name__)
+
+
+class ProgramStore(Protocol):
+    async def create_draft(self, document: Mapping[str, Any], author: str) -> int: ...
+
+    async def update_draft(
+        self, version: int, document: Mapping[str, Any], author: str
+    ) -> None: ...
+
+    async def schedule(self, version: int, publish_at: datetime | None, author: str) -> None: ...
+
+    async def publish(self, version: int, author: str, codes: Sequence[DeclaredCode]) -> None: ...
+
+    async def roll_back(self, version: int, author: str, codes: Sequence[DeclaredCode]) -> None: ...
+
+    async def document(self, version: int) -> dict[str, Any] | None: ...
+
+    async def due_drafts(self, now: datetime) -> list[int]: ...
+
+
+class ProgramSwitch(Protocol):
+    async def announce(self, version: int) -> None:
+        """Tell every worker that ``version`` is now current."""
+        ...
+
+
+def checked(document: Mapping[str, Any]) -> ProgramDocument:
+    """The parsed document, or ``ProgramInvalid`` naming each field as the request does
+    (``document.rules[2].effect.percent``)."""
+    try:
+        return parse_program(document)
+    except ProgramInvalid as invalid:
+        errors = [{**e, "field": f"document.{e['field']}"} for e in invalid.errors]
+        error = ProgramInvalid(invalid.message, errors)
+        error.extra["fields"] = errors
+        raise error from None
+
+
+def validation_report(document: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        checked(document)
+    except ProgramInvalid as invalid:
+        return {"valid": False, "errors": invalid.errors}
+    return {"valid": True, "errors": []}
+
+
+async def _document(store: ProgramStore, version: int) -> dict[str, Any]:
+    document = await store.document(version)
+    if document is None:
+        raise NotFound(f"program version {version} does not exist", code="program_not_found")
+    return document
+
+
+async def create_draft(store: ProgramStore, document: Mapping[str, Any], author: str) -> int:
+    checked(document)
+    return await store.create_draft(document, author)
+
+
+async def update_draft(
+    store: ProgramStore, version: int, document: Mapping[str, Any], author: str
+) -> None:
+    checked(document)
+    await store.update_draft(version, document, author)
+
+
+async def _announce(switch: ProgramSwitch, version: int) -> None:
+    try:
+        await switch.announce(version)
+    except Exception:  # committed already; workers re-read the current version anyway
+        _log.warning("program switch not announced", exc_info=True)
+
+
+async def publish(store: ProgramStore, switch: ProgramSwitch, version: int, author: str) -> None:
+    codes = declared_codes(checked(await _document(store, version)))
+    await store.publish(version, author, codes)
+    await _announce(switch, version)
+
+
+async def roll_back(store: ProgramStore, switch: ProgramSwitch, version: int, author: str) -> None:
+    codes = declared_codes(checked(await _document(store, version)))
+    await store.roll_back(version, author, codes)
+    await _announce(switch, version)
+
+
+async def publish_due(store: ProgramStore, switch: ProgramSwitch, now: datetime) -> list[int]:
+    """Publish the drafts scheduled up to ``now``, in their order; returns those published."""
+    published = []
+    for version in await store.due_drafts(now):
+        codes = declared_codes(checked(await _document(store, version)))
+        try:
+            await store.publish(version, "scheduler", codes)
+        except Conflict:  # another worker published it first
+            continue
+        published.append(version)
+    if published:
+        await _announce(switch, published[-1])
+    return published
+
+
+async def dry_run(
+    store: ProgramStore,
+    version: int,
+    receipt: Receipt,
+    *,
+    now: datetime,
+    limits: ReceiptLimits,
+    stores: Stores,
+    cards: CardStates,
+    promotions: PromotionState,
+) -> dict[str, Any]:
+    """What ``version`` (a draft, typically) would answer for ``receipt``; writes nothing."""
+    parsed = checked(await _document(store, version))
+    program = await asyncio.to_thread(compile_program, parsed, version)
+    card = None if receipt.card is None else await cards.load(receipt.card, now, program)
+    calc = await evaluate(
+        receipt, now=now, limits=limits, stores=stores, program=program, card=card,
+        promotions=promotions,
+    )  # fmt: skip
+    return calc.view()

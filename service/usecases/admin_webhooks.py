@@ -1,0 +1,101 @@
+"""Webhook delivery: signed with HMAC-SHA256, retried with exponential backoff.
+
+The receiver checks ``X-Loyalty-Signature: t=<unix time>,v1=<hex>``, where the hex is
+HMAC-SHA256 of ``"<t>." + body`` under the subscription's secret, and may refuse old
+``t`` values to stop replays. Delivery is at least once: ``event_id`` and ``event``
+together identify an event for deduplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import orjson
+
+from service.storage.webhooks import Delivery
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    timeout_s: float
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
+
+    def delay(self, attempts: int) -> timedelta:
+        """Wait before the next attempt after ``attempts`` failed: doubling, capped."""
+        return timedelta(seconds=min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1)))
+
+
+class DeliveryStore(Protocol):
+    async def fan_out(self, limit: int = 1000) -> int: ...
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]: ...
+
+    async def settle(
+        self, delivery: Delivery, *, status: str, error: str | None, retry_at: datetime | None
+    ) -> None: ...
+
+
+class Sender(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST ``body``; the HTTP status, or raise on a transport failure."""
+        ...
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def body_of(delivery: Delivery) -> bytes:
+    return orjson.dumps(
+        {"event_id": delivery.event_id, "event": delivery.event,
+         "created_at": delivery.created_at, "data": delivery.payload}
+    )  # fmt: skip
+
+
+async def _attempt(delivery: Delivery, sender: Sender, now: datetime) -> str | None:
+    """None when delivered; else why not."""
+    body = body_of(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Loyalty-Event": delivery.event,
+        "X-Loyalty-Signature": signature(delivery.secret, int(now.timestamp()), body),
+    }
+    try:
+        status = await sender.post(delivery.url, body, headers)
+    except Exception as error:  # any transport failure is a failed attempt, retried
+        return f"{type(error).__name__}: {error}"[:500]
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+async def deliver_due(
+    store: DeliveryStore, sender: Sender, policy: RetryPolicy, now: datetime, limit: int = 100
+) -> int:
+    """Fan new events out, then attempt the deliveries due; returns how many succeeded."""
+    await store.fan_out()
+    lease = now + timedelta(seconds=policy.timeout_s * 2)
+    delivered = 0
+    for delivery in await store.claim(now, lease, limit):
+        if not delivery.active:
+            await store.settle(delivery, status="failed", error="unsubscribed", retry_at=None)
+            continue
+        error = await _attempt(delivery, sender, now)
+        if error is None:
+            delivered += 1
+            await store.settle(delivery, status="delivered", error=None, retry_at=None)
+        elif delivery.attempts >= policy.max_attempts:
+            _log.warning("webhook given up", extra={"event_id": delivery.event_id})
+            await store.settle(delivery, status="failed", error=error, retry_at=None)
+        else:
+            retry_at = now + policy.delay(delivery.attempts)
+            await store.settle(delivery, status="pending", error=error, retry_at=retry_at)
+    return delivered
