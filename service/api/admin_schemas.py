@@ -23,6 +23,7 @@ from service.api.schemas import (
     CalculateRequest,
     CardNumber,
     CardOut,
+    FieldErrorOut,
     GiftOut,
     LineOut,
     MessageOut,
@@ -55,23 +56,6 @@ def _no_nul_inside(value: dict[str, Any]) -> dict[str, Any]:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_inside)]
 
 # ---------------------------------------------------------------- common
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    message: str
-
-
-class AdminErrorOut(BaseModel):
-    error: str = Field(description="machine-readable code")
-    detail: str = Field(description="what went wrong, for a human")
-    fields: list[FieldErrorOut] | None = Field(default=None, description="each bad field")
-
-    model_config = _examples(
-        {"error": "validation_error", "detail": "points: Input should be a valid integer",
-         "fields": [{"field": "points", "message": "Input should be a valid integer"}]},
-        strict=False,
-    )  # fmt: skip
 
 
 class OkOut(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -30,6 +30,39 @@ PromoCode = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z
 Quantity = Annotated[
     Decimal, Field(gt=0, le=MAX_QUANTITY, decimal_places=3, description="at most 3 decimals")
 ]
+
+
+# Examples shown in the OpenAPI document (the demo program's numbers).
+_LINE_EXAMPLE: dict[str, Any] = {
+    "line_id": "1",
+    "amount": 349900,
+    "discount": 17495,
+    "points_paid": 50000,
+    "final_amount": 282405,
+    "points_earned": 84,
+    "applied": [{"rule_id": "tier-discount", "name": "Tier discount", "amount": 17495}],
+}
+_TOTALS_EXAMPLE: dict[str, Any] = {
+    "subtotal": 349900,
+    "discount": 17495,
+    "points_redeemable_max": 1662,
+    "points_redeemed": 500,
+    "amount_due": 282405,
+    "points_earned": 84,
+}
+_CARD_EXAMPLE: dict[str, Any] = {
+    "number": "2000000000022",
+    "status": "active",
+    "tier": "silver",
+    "balance": 5000,
+    "pending": 120,
+    "expiring": [{"date": "2026-12-15", "points": 300}],
+    "next_tier": {"tier": "gold", "spend_needed": 3500000},
+}
+_RULE_EXAMPLE: dict[str, Any] = {
+    "rule_id": "happy-hours", "name": "Happy hours: drinks -20%", "applied": False,
+    "reason": "outside_hours", "amount": 0, "points": 0,
+}  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -96,6 +129,21 @@ class CommitRequest(ReceiptIn):
         default=None, description="the calculation the customer was shown, if any"
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"store_id": "msk-001", "terminal_id": "pos-07", "transaction_id": "R-0001",
+                 "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                 "timestamp": "2026-11-22T18:05:00+03:00", "card": "2000000000022",
+                 "payment_method": "card", "redeem_points": 500,
+                 "lines": [{"line_id": "1", "sku": "460001", "category": "dresses",
+                            "quantity": "1", "unit_price": 349900}]}
+            ]
+        },
+    )  # fmt: skip
+
 
 class AppliedRuleOut(BaseModel):
     rule_id: str
@@ -141,6 +189,20 @@ class CardOut(BaseModel):
     expiring: list[ExpiringOut]
     next_tier: NextTierOut | None
 
+    model_config = ConfigDict(json_schema_extra={"examples": [_CARD_EXAMPLE]})
+
+
+class CardFoundOut(BaseModel):
+    number: str
+
+
+class CardsFoundOut(BaseModel):
+    cards: list[CardFoundOut]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"cards": [{"number": "2000000000022"}]}]}
+    )
+
 
 class PromoCodeOut(BaseModel):
     code: str
@@ -179,6 +241,17 @@ class CalculateResponse(BaseModel):
     rules: list[RuleOut]
     messages: list[MessageOut]
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                 "program_version": 1, "lines": [_LINE_EXAMPLE], "totals": _TOTALS_EXAMPLE,
+                 "card": _CARD_EXAMPLE, "promo_codes": [], "gifts": [],
+                 "free_delivery": False, "rules": [_RULE_EXAMPLE], "messages": []}
+            ]
+        }
+    )  # fmt: skip
+
 
 class ReturnLineIn(_Strict):
     line_id: Identifier
@@ -193,10 +266,27 @@ class RefundRequest(_Strict):
         default=None, max_length=MAX_LINES_SCHEMA, description="absent: everything left"
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"store_id": "msk-001", "transaction_id": "R-0001", "refund_id": "RET-1",
+                 "lines": [{"line_id": "1", "quantity": "1"}]}
+            ]
+        },
+    )  # fmt: skip
+
 
 class CancelRequest(_Strict):
     store_id: Identifier
     transaction_id: Identifier
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"store_id": "msk-001", "transaction_id": "R-0001"}]},
+    )
 
 
 class ReturnLineOut(BaseModel):
@@ -237,6 +327,19 @@ class CommitResponse(BaseModel):
     messages: list[MessageOut]
     card: CardAfterOut | None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"transaction_id": "R-0001", "status": "committed",
+                 "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b", "program_version": 1,
+                 "lines": [_LINE_EXAMPLE], "totals": _TOTALS_EXAMPLE, "promo_codes": [],
+                 "gifts": [], "free_delivery": False, "messages": [],
+                 "card": {"number": "2000000000022", "status": "active", "tier": "silver",
+                          "balance": 4500, "pending": 204}}
+            ]
+        }
+    )  # fmt: skip
+
 
 class RefundResponse(BaseModel):
     refund_id: str
@@ -246,6 +349,21 @@ class RefundResponse(BaseModel):
     totals: ReturnTotalsOut
     policy: Literal["negative_balance", "withhold"]
     card: CardAfterOut | None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"refund_id": "RET-1", "transaction_id": "R-0001", "status": "refunded",
+                 "lines": [{"line_id": "1", "quantity": "1", "amount": 282405,
+                            "points_returned": 500, "points_taken": 84}],
+                 "totals": {"amount": 282405, "withhold": 0, "cash_refund": 282405,
+                            "points_returned": 500, "points_taken": 84, "debt": 0},
+                 "policy": "negative_balance",
+                 "card": {"number": "2000000000022", "status": "active", "tier": "silver",
+                          "balance": 5000, "pending": 120}}
+            ]
+        }
+    )  # fmt: skip
 
 
 class HistoryEntryOut(BaseModel):
@@ -264,10 +382,41 @@ class HistoryOut(BaseModel):
     entries: list[HistoryEntryOut]
     next_cursor: int | None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"entries": [{"entry_id": 42, "kind": "accrual", "points": 84,
+                              "created_at": "2026-11-22T15:05:10Z", "store_id": "msk-001",
+                              "transaction_id": "R-0001", "refund_id": None, "reason": None,
+                              "expires_at": "2027-12-06T15:05:00Z"}],
+                 "next_cursor": 42}
+            ]
+        }
+    )  # fmt: skip
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
 
 class ErrorOut(BaseModel):
     error: str = Field(description="machine-readable code")
     detail: str = Field(description="what went wrong, for a human")
+    fields: list[FieldErrorOut] | None = Field(default=None, description="each bad field (422)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "validation_error",
+                 "detail": "lines[0].unit_price: Input should be greater than or equal to 0",
+                 "fields": [{"field": "lines[0].unit_price",
+                             "message": "Input should be greater than or equal to 0"}]},
+                {"error": "insufficient_points",
+                 "detail": "the card no longer holds the points asked for", "balance": 120},
+            ]
+        }
+    )  # fmt: skip
 
 
 class HealthOut(BaseModel):

@@ -6,18 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 
-from service.api.admin_schemas import AdminErrorOut
+from service.api.schemas import ErrorOut
 from service.domain.access import Principal
 
 PREFIX = "/v1/admin"
 MAX_INT4 = 2**31 - 1
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": AdminErrorOut, "description": "no key or an unknown key"},
-    403: {"model": AdminErrorOut, "description": "not an admin key"},
-    404: {"model": AdminErrorOut, "description": "no such object"},
-    409: {"model": AdminErrorOut, "description": "contradicts the recorded state"},
-    422: {"model": AdminErrorOut, "description": "malformed input; `fields` names each field"},
+    401: {"model": ErrorOut, "description": "no key or an unknown key"},
+    403: {"model": ErrorOut, "description": "not an admin key"},
+    404: {"model": ErrorOut, "description": "no such object"},
+    409: {"model": ErrorOut, "description": "contradicts the recorded state"},
+    422: {"model": ErrorOut, "description": "malformed input; `fields` names each field"},
 }
 
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT4, description="program version")]

@@ -9,18 +9,32 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import PrincipalDep, ServicesDep
 from service.api.responses import OrjsonResponse
-from service.api.schemas import CardNumber, CardOut, ErrorOut, HistoryOut, Phone
+from service.api.schemas import (
+    CardNumber,
+    CardOut,
+    CardsFoundOut,
+    ErrorOut,
+    HistoryOut,
+    Phone,
+)
 from service.domain.errors import NotFound
 from service.usecases.views import card_view
 
 router = APIRouter(prefix="/v1/cards", tags=["cards"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "no such card"}
+    401: {"model": ErrorOut, "description": "no key or an unknown key"},
+    404: {"model": ErrorOut, "description": "no such card"},
+    422: {"model": ErrorOut, "description": "malformed card number or query"},
 }
 
 
-@router.get("", summary="Find cards by the customer's phone number")
+@router.get(
+    "",
+    response_model=CardsFoundOut,
+    responses=NOT_FOUND,
+    summary="Find cards by the customer's phone number",
+)
 async def find_cards(
     phone: Annotated[Phone, Query(description="E.164, e.g. +79000000001")],
     principal: PrincipalDep,
