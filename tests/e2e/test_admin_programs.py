@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from service.rules.demo import demo_program
-from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY
+from tests.conftest import ADMIN, POS
+from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt
 
 PROGRAMS = "/v1/admin/programs"
@@ -190,60 +184,23 @@ async def test_a_scheduled_draft_is_published_on_time(client: httpx.AsyncClient)
     assert row["status"] == "published" and row["publish_at"] is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _active_once(port: int) -> dict[str, Any]:
     """A fresh connection each time, so that either worker may answer."""
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=ADMIN) as one:
         return dict((await one.get(f"{PROGRAMS}/active")).json())
 
 
-async def _wait_serving(port: int) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("the server did not become ready")
-
-
 async def test_a_publish_is_seen_by_both_workers_within_a_second(
     demo_database: str, clean_redis: str
 ) -> None:
-    port, folder = _free_port(), Path(tempfile.mkdtemp(prefix="loyalty-publish-"))
-    env = {
-        **os.environ, "LOYALTY_DATABASE_URL": demo_database, "LOYALTY_REDIS_URL": clean_redis,
-        "LOYALTY_DATA_DIR": str(folder), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
-        "LOYALTY_DEMO_POS_KEY": POS_KEY, "LOYALTY_LOG_LEVEL": "warning",
-        # The periodic re-read is the safety net; a minute is too slow to explain the switch.
-        "LOYALTY_API_KEY_REFRESH_S": "60",
-    }  # fmt: skip
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for over HTTP
-        [sys.executable, "-m", "service.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await _wait_serving(port)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=ADMIN) as c:
+    # The periodic re-read is the safety net; a minute is too slow to explain the switch.
+    async with two_workers(demo_database, clean_redis, LOYALTY_API_KEY_REFRESH_S="60") as served:
+        async with httpx.AsyncClient(base_url=served.url, headers=ADMIN) as c:
             version = await new_draft(c, same_program("two workers"))
             published = await c.post(f"{PROGRAMS}/{version}/publish")
             assert published.status_code == 200, published.text
         await asyncio.sleep(1.0)
-        answers = [await _active_once(port) for _ in range(40)]
+        answers = [await _active_once(served.port) for _ in range(40)]
         workers = {a["worker"] for a in answers}
         assert len(workers) == 2, answers
         assert {a["version"] for a in answers} == {version}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +21,7 @@ from service.storage.embedded import start_postgres
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
 from tests.conftest import ADMIN_KEY, POS, POS_KEY, app_settings
+from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt
 
 
@@ -80,12 +77,6 @@ async def test_readiness_is_false_while_postgres_is_down(
             await _wait_ready(client, 200)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _served_count(metrics_text: str) -> float:
     pattern = r'loyalty_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)'
     match = re.search(pattern, metrics_text)
@@ -110,39 +101,14 @@ def _healthz_per_worker(folder: Path) -> dict[str, float]:
 
 
 async def test_metrics_gather_both_workers(demo_database: str, clean_redis: str) -> None:
-    port, folder = _free_port(), Path(tempfile.mkdtemp(prefix="loyalty-workers-"))
-    env = {
-        **os.environ, "LOYALTY_DATABASE_URL": demo_database, "LOYALTY_REDIS_URL": clean_redis,
-        "LOYALTY_DATA_DIR": str(folder), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
-        "LOYALTY_DEMO_POS_KEY": POS_KEY, "LOYALTY_LOG_LEVEL": "warning",
-    }  # fmt: skip
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for over HTTP
-        [sys.executable, "-m", "service.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
+    async with two_workers(demo_database, clean_redis) as served:
         sent = 120
         for _ in range(sent // 20):  # fresh concurrent connections, so both workers take some
-            statuses = await asyncio.gather(*(_one_shot_health(port) for _ in range(20)))
+            statuses = await asyncio.gather(*(_one_shot_health(served.port) for _ in range(20)))
             assert set(statuses) == {200}
-        per_worker = _healthz_per_worker(folder / "metrics")
+        per_worker = _healthz_per_worker(served.data_dir / "metrics")
         assert sum(per_worker.values()) == sent
         assert len([n for n in per_worker.values() if n]) >= 2, per_worker
         for _ in range(8):  # whichever worker answers, the scrape sums all of them
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as scraper:
+            async with httpx.AsyncClient(base_url=served.url) as scraper:
                 assert _served_count((await scraper.get("/metrics")).text) == sent
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -1,0 +1,73 @@
+"""A real `loyalty serve --workers 2` process over the test session's Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ADMIN_KEY, POS_KEY
+
+
+@dataclass(frozen=True)
+class Served:
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_ready(url: str, attempts: int = 300) -> None:
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(attempts):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} did not become ready")
+
+
+@contextlib.asynccontextmanager
+async def two_workers(database_url: str, redis_url: str, **settings: str) -> AsyncIterator[Served]:
+    """Serve with two workers until the block ends (then SIGINT, as an operator would)."""
+    served = Served(free_port(), Path(tempfile.mkdtemp(prefix="loyalty-served-")))
+    env = {
+        **os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_REDIS_URL": redis_url,
+        "LOYALTY_DATA_DIR": str(served.data_dir), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
+        "LOYALTY_DEMO_POS_KEY": POS_KEY, "LOYALTY_LOG_LEVEL": "warning", **settings,
+    }  # fmt: skip
+    command = [sys.executable, "-m", "service.cli", "serve", "--workers", "2",
+               "--port", str(served.port)]  # fmt: skip
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for over HTTP
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await wait_ready(served.url)
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
