@@ -13,15 +13,14 @@ reference, and the kernel's cost at N rules over its cost at 10 rules.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.docs import replace_section
 from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState, PointLot
@@ -35,7 +34,6 @@ LINE_COUNTS = (10, 30, 100)
 CATEGORIES = [f"cat{k}" for k in range(10)]
 STORE = StoreInfo("msk-001", "moscow", "Europe/Moscow")
 WHEN = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 COMMAND = ".venv/bin/python -m benchmarks.kernels"
 
 
@@ -225,14 +223,7 @@ def write_section(text: str) -> None:
         '"10 + idle" only ten can, and the cost should stay flat.\n\n'
         f"{text}\n"
     )
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    pattern = re.compile(r"## Kernels\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: section + "\n", current).rstrip() + "\n"
-    else:
-        updated = current.rstrip() + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(updated)
+    replace_section("Kernels", section)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ import httpx
 import orjson
 
 from benchmarks import pace
+from benchmarks.docs import replace_section
 from benchmarks.fixtures import (
     ADMIN_KEY,
     BENCH_CARDS,
@@ -54,8 +55,6 @@ from benchmarks.fixtures import (
     publish_many_rules,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
 COMMAND = "make bench  (.venv/bin/python -m benchmarks.service)"
 WORKERS = 2
 CONNECTIONS = 32
@@ -368,13 +367,7 @@ per receipt; ready after {demo["ready_s"]:.1f} s (demo) and {r["rules_5000"]["re
 
 
 def write_section(text: str) -> None:
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    pattern = re.compile(r"## Service\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current).rstrip() + "\n"
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    DOC.write_text(updated)
+    replace_section("Service", text)
 
 
 def main() -> None:
