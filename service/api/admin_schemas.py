@@ -21,16 +21,10 @@ from pydantic import (
 
 from service.api.schemas import (
     CalculateRequest,
+    CalculationOut,
     CardNumber,
-    CardOut,
     FieldErrorOut,
-    GiftOut,
-    LineOut,
-    MessageOut,
     Phone,
-    PromoCodeOut,
-    RuleOut,
-    TotalsOut,
 )
 from service.rules.demo import demo_program
 
@@ -160,18 +154,8 @@ _RESULT_EXAMPLE: dict[str, Any] = {
 }  # fmt: skip
 
 
-class DryRunOut(BaseModel):
+class DryRunOut(CalculationOut):
     """A calculation's answer, without a calculation id: nothing is kept for a commit."""
-
-    program_version: int
-    lines: list[LineOut]
-    totals: TotalsOut
-    card: CardOut | None
-    promo_codes: list[PromoCodeOut]
-    gifts: list[GiftOut]
-    free_delivery: bool
-    rules: list[RuleOut]
-    messages: list[MessageOut]
 
     model_config = _examples(_RESULT_EXAMPLE, strict=False)
 

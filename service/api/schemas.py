@@ -229,8 +229,9 @@ class MessageOut(BaseModel):
     text: str
 
 
-class CalculateResponse(BaseModel):
-    calculation_id: str
+class CalculationOut(BaseModel):
+    """A calculation's answer (SPEC §3); /v1/calculate adds the id a commit refers to."""
+
     program_version: int
     lines: list[LineOut]
     totals: TotalsOut
@@ -240,6 +241,10 @@ class CalculateResponse(BaseModel):
     free_delivery: bool
     rules: list[RuleOut]
     messages: list[MessageOut]
+
+
+class CalculateResponse(CalculationOut):
+    calculation_id: str
 
     model_config = ConfigDict(
         json_schema_extra={
