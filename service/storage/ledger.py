@@ -1,53 +1,142 @@
-"""The ledger of record: sales written by ``loyalty_commit`` in one round trip."""
+"""The ledger of record: sales written by ``loyalty_commit``, grouped into batches.
+
+A sale waits for nothing when the ledger is idle: it is sent alone at once. While
+``max_in_flight`` batches are already at Postgres, the sales that arrive queue up and
+leave together in the next batch: one statement, one round trip and one WAL flush for
+all of them (``loyalty_commit_many``, migration 0004). Each sale in a batch is decided on
+its own; a refused sale writes nothing and does not affect the others.
+
+A batch is sent with its card sales in card-number order, so two batches lock cards in
+the same order. If a batch fails as a whole (a deadlock with a refund or a referral
+grant, two workers racing on the same anonymous receipt id), nothing of it was written,
+and its sales are committed again one by one, each with its own outcome or error.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
+from service.domain.errors import Unavailable
 from service.storage.cards import card_state_from
 from service.storage.postgres import database_errors
 
+_log = logging.getLogger(__name__)
 
-class OutcomeRefused(Exception):
-    """Raised inside the transaction so that a refused sale rolls back whatever it touched."""
+_Waiting = tuple[dict[str, Any], "asyncio.Future[dict[str, Any]]"]
 
-    def __init__(self, outcome: dict[str, Any]) -> None:
-        super().__init__(outcome.get("outcome"))
-        self.outcome = outcome
+
+def _card_order(waiting: _Waiting) -> str:
+    card = waiting[0].get("card")
+    return "" if card is None else str(card)
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 2,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:  # fmt: skip
+        """``on_batch`` is told the size of every batch sent (a metric)."""
         self._pool = pool
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self.on_batch = on_batch
+        self._queue: list[_Waiting] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
         """Record a sale; returns the function's outcome (``committed``, ``replay`` or a refusal).
         A committed sale's outcome carries the card's new ``state`` (a CardState).
 
-        A concurrent duplicate of an anonymous sale loses the race on the receipt's
-        primary key; it is retried once and then answers as a replay or a conflict.
+        If the caller stops waiting, the sale may still be committed: the POS's retry
+        with the same transaction id then gets the stored answer.
         """
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((params, future))
+        self._send_batches()
+        return await future
+
+    def _send_batches(self) -> None:
+        while self._queue and self._in_flight < self._max_in_flight:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            self._in_flight += 1
+            task = asyncio.create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            batch.sort(key=_card_order)  # stable: one card's sales keep their order
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            try:
+                outcomes = await self._commit_many([params for params, _ in batch])
+            except Unavailable as error:
+                for _, future in batch:
+                    _settle(future, error=error)
+                return
+            except asyncpg.PostgresError:
+                if len(batch) > 1:
+                    _log.warning("a commit batch failed; its sales go one by one", exc_info=True)
+                await self._one_by_one(batch)
+                return
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                _settle(future, outcome=outcome)
+        except BaseException as error:  # never leave a caller waiting forever
+            for _, future in batch:
+                _settle(future, error=error)
+            raise
+        finally:
+            self._in_flight -= 1
+            self._send_batches()
+
+    async def _one_by_one(self, batch: list[_Waiting]) -> None:
+        for params, future in batch:
+            try:
+                outcome = await self._commit_alone(params)
+            except Exception as error:
+                _settle(future, error=error)
+            else:
+                _settle(future, outcome=outcome)
+
+    async def _commit_alone(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A concurrent duplicate of an anonymous sale loses the race on the receipt's
+        primary key; it is tried once more and then answers as a replay or a conflict."""
         for attempt in (1, 2):
             try:
-                return await self._commit_once(params)
+                [outcome] = await self._commit_many([params])
+                return outcome
             except asyncpg.UniqueViolationError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _commit_once(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def _commit_many(self, sales: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async with database_errors(), self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    outcome: dict[str, Any] = await conn.fetchval(
-                        "SELECT loyalty_commit($1::jsonb)", params
-                    )
-                    if outcome["outcome"] not in ("committed", "replay"):
-                        raise OutcomeRefused(outcome)
-            except OutcomeRefused as refused:
-                return refused.outcome
+            rows = await conn.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
+        outcomes: list[dict[str, Any]] = [row[0] for row in rows]
+        for outcome in outcomes:
             if outcome.get("state") is not None:
                 outcome["state"] = card_state_from(outcome["state"])
-            return outcome
+        return outcomes
+
+
+def _settle(
+    future: asyncio.Future[dict[str, Any]],
+    *,
+    outcome: dict[str, Any] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert outcome is not None
+        future.set_result(outcome)

@@ -1,0 +1,227 @@
+"""Group commit: many sales in one statement, each refused before it writes anything.
+
+``loyalty_commit`` is rewritten so that every refusal (replay, conflict, card missing or
+not active, points no longer there, a promo code revoked or used up) is decided before
+the first write. A refused sale therefore needs no rollback, and one statement can carry
+many sales: ``loyalty_commit_many`` runs them in order and returns one outcome per sale.
+The caller sends sales of cards in card-number order, so that two batches lock cards in
+the same order and cannot deadlock on them. Each call is one autocommitted statement:
+one round trip and one WAL flush for the whole batch, all of it or none of it.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-22
+"""
+
+from service.storage.sqlscript import execute_script
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+UPGRADE = r"""
+CREATE OR REPLACE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_now      timestamptz := (p ->> 'now')::timestamptz;
+    v_store    text := p ->> 'store_id';
+    v_tx       text := p ->> 'transaction_id';
+    v_hash     bytea := decode(p ->> 'request_hash', 'hex');
+    v_redeem   bigint := (p ->> 'points_redeemed')::bigint;
+    v_earned   bigint := (p ->> 'points_earned')::bigint;
+    v_codes    jsonb := coalesce(p -> 'promo_codes', '[]');
+    v_budgets  jsonb := coalesce(p -> 'budgets', '[]');
+    v_card     cards%ROWTYPE;
+    v_existing receipts%ROWTYPE;
+    v_balance  bigint;
+    v_repay    bigint := 0;
+    v_lot_id   bigint;
+    v_new_tier text;
+    v_code     text;
+    v_promo    promo_codes%ROWTYPE;
+    v_limited  text[] := '{}';
+    v_budget   jsonb;
+    v_response jsonb;
+    v_referral bigint := coalesce((p ->> 'referral_points')::bigint, 0);
+    v_referrer text;
+BEGIN
+    -- Checks first: nothing below this block refuses, so a refused sale writes nothing.
+    IF p ->> 'card' IS NOT NULL THEN
+        -- The card lock serialises every sale, refund and spend of this card.
+        SELECT * INTO v_card FROM cards WHERE number = p ->> 'card' FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN jsonb_build_object('outcome', 'card_not_found');
+        END IF;
+    END IF;
+
+    SELECT * INTO v_existing FROM receipts WHERE store_id = v_store AND transaction_id = v_tx;
+    IF FOUND THEN
+        IF v_existing.request_hash = v_hash THEN
+            RETURN jsonb_build_object('outcome', 'replay', 'response', v_existing.response);
+        END IF;
+        RETURN jsonb_build_object('outcome', 'conflict');
+    END IF;
+
+    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active' AND (v_redeem > 0 OR v_earned > 0)
+    THEN
+        RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
+    END IF;
+
+    IF v_redeem > 0 THEN
+        v_balance := loyalty_spendable(v_card.card_id, v_now) - v_card.debt;
+        IF v_balance < v_redeem THEN
+            RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
+        END IF;
+    END IF;
+
+    -- Promo codes: limits are checked under lock; a code without a total limit is not
+    -- locked, so that a popular campaign code does not serialise every sale.
+    IF jsonb_array_length(v_codes) > 0 THEN
+        FOR v_code IN SELECT jsonb_array_elements_text(v_codes)
+        LOOP
+            SELECT * INTO v_promo FROM promo_codes WHERE code = v_code;
+            IF NOT FOUND OR v_promo.revoked_at IS NOT NULL THEN
+                RETURN jsonb_build_object('outcome', 'promo_rejected', 'code', v_code);
+            END IF;
+            IF v_card.card_id IS NOT NULL AND v_promo.per_card_limit IS NOT NULL AND (
+                SELECT count(*) FROM promo_code_uses
+                WHERE card_id = v_card.card_id AND code = v_code AND released_at IS NULL
+            ) >= v_promo.per_card_limit THEN
+                RETURN jsonb_build_object('outcome', 'promo_used_up', 'code', v_code);
+            END IF;
+            IF v_promo.max_uses IS NOT NULL THEN
+                SELECT * INTO v_promo FROM promo_codes WHERE code = v_code FOR UPDATE;
+                IF v_promo.uses >= v_promo.max_uses THEN
+                    RETURN jsonb_build_object('outcome', 'promo_used_up', 'code', v_code);
+                END IF;
+                v_limited := v_limited || v_code;
+            END IF;
+        END LOOP;
+        -- Writes: every code passed.
+        UPDATE promo_codes SET uses = uses + 1 WHERE code = ANY (v_limited);
+        INSERT INTO promo_code_uses (card_id, code, store_id, transaction_id, used_at)
+        SELECT v_card.card_id, c, v_store, v_tx, v_now
+        FROM jsonb_array_elements_text(v_codes) AS c;
+    END IF;
+
+    IF v_redeem > 0 THEN
+        PERFORM loyalty_take_points(v_card.card_id, v_redeem, v_now, 'redemption',
+                                    v_store, v_tx, NULL);
+    END IF;
+
+    IF v_card.card_id IS NOT NULL THEN
+        IF v_earned > 0 THEN
+            -- Points owed from an earlier refund are repaid first.
+            v_repay := least(v_card.debt, v_earned);
+            IF v_earned > v_repay THEN
+                INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,
+                                        source)
+                VALUES (v_card.card_id, v_earned - v_repay, v_earned - v_repay,
+                        (p ->> 'activates_at')::timestamptz, (p ->> 'expires_at')::timestamptz,
+                        'accrual')
+                RETURNING lot_id INTO v_lot_id;
+            END IF;
+            INSERT INTO ledger_entries (card_id, kind, points, lot_id, store_id, transaction_id)
+            VALUES (v_card.card_id, 'accrual', v_earned, v_lot_id, v_store, v_tx);
+        END IF;
+        -- Referral: both sides earn on the referee's first purchase (pending like accruals).
+        IF v_card.referred_by IS NOT NULL AND v_card.purchase_count = 0 AND v_referral > 0
+           AND v_card.status = 'active' THEN
+            PERFORM loyalty_grant(v_card.card_id, v_referral, 'referral',
+                                  (p ->> 'activates_at')::timestamptz,
+                                  (p ->> 'expires_at')::timestamptz, v_store, v_tx);
+            PERFORM loyalty_grant(v_card.referred_by, v_referral, 'referral',
+                                  (p ->> 'activates_at')::timestamptz,
+                                  (p ->> 'expires_at')::timestamptz, v_store, v_tx);
+            SELECT number INTO v_referrer FROM cards WHERE card_id = v_card.referred_by;
+        END IF;
+        IF (p ->> 'tier_spend')::bigint <> 0 THEN
+            INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
+            VALUES (v_card.card_id, (p ->> 'tier_spend')::bigint,
+                    (p ->> 'occurred_at')::timestamptz, v_store, v_tx);
+        END IF;
+        v_new_tier := loyalty_upgraded_tier(v_card.card_id, v_card.tier,
+                                            (p ->> 'tier_window_start')::timestamptz,
+                                            p -> 'tiers');
+        UPDATE cards SET purchase_count = purchase_count + 1,
+                         ledger_version = ledger_version + 1,
+                         debt = debt - v_repay,
+                         tier = coalesce(v_new_tier, tier)
+        WHERE card_id = v_card.card_id;
+        IF v_new_tier IS NOT NULL THEN
+            INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
+                jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
+        END IF;
+        IF v_earned > 0 OR v_redeem > 0 THEN
+            INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'sale',
+                jsonb_build_object('card', v_card.number, 'store_id', v_store,
+                                   'transaction_id', v_tx, 'points_earned', v_earned,
+                                   'points_redeemed', v_redeem));
+        END IF;
+    END IF;
+
+    IF jsonb_array_length(v_budgets) > 0 THEN
+        FOR v_budget IN SELECT * FROM jsonb_array_elements(v_budgets)
+        LOOP
+            INSERT INTO campaign_budgets (rule_id, used)
+            VALUES (v_budget ->> 0, (v_budget ->> 1)::bigint)
+            ON CONFLICT (rule_id) DO UPDATE SET used = campaign_budgets.used + EXCLUDED.used;
+        END LOOP;
+    END IF;
+
+    v_response := (p -> 'response') || jsonb_build_object('card', CASE
+        WHEN v_card.card_id IS NULL THEN NULL
+        ELSE (SELECT jsonb_build_object(
+                'number', v_card.number,
+                'status', v_card.status,
+                'tier', coalesce(v_new_tier, v_card.tier),
+                'balance', coalesce(sum(l.remaining) FILTER (
+                               WHERE l.activates_at <= v_now
+                                 AND (l.expires_at IS NULL OR l.expires_at > v_now)), 0)
+                           - (v_card.debt - v_repay),
+                'pending', coalesce(sum(l.remaining) FILTER (WHERE l.activates_at > v_now), 0))
+              FROM point_lots l WHERE l.card_id = v_card.card_id AND l.remaining > 0)
+        END);
+    INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id, program_version,
+                          occurred_at, committed_at, request_hash, subtotal, discount,
+                          points_redeemed, points_paid, amount_due, points_earned, lines,
+                          response)
+    VALUES (v_store, v_tx, v_card.card_id, p ->> 'calculation_id',
+            (p ->> 'program_version')::int, (p ->> 'occurred_at')::timestamptz, v_now, v_hash,
+            (p ->> 'subtotal')::bigint, (p ->> 'discount')::bigint, v_redeem,
+            (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
+            p -> 'lines', v_response);
+    RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
+                              'referrer', v_referrer,
+                              'state', CASE WHEN v_card.card_id IS NOT NULL THEN
+                                  loyalty_card_state(v_card.card_id,
+                                                     (p ->> 'tier_window_start')::timestamptz,
+                                                     (p ->> 'day_start')::timestamptz)
+                              END);
+END $$;
+
+-- Sales in the order given, one outcome each, in that order.
+CREATE FUNCTION loyalty_commit_many(p jsonb) RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_sale jsonb;
+BEGIN
+    FOR v_sale IN SELECT value FROM jsonb_array_elements(p)
+    LOOP
+        RETURN NEXT loyalty_commit(v_sale);
+    END LOOP;
+END $$;
+"""
+
+DOWNGRADE = """
+DROP FUNCTION loyalty_commit_many(jsonb);
+"""
+
+
+def upgrade() -> None:
+    execute_script(UPGRADE)
+
+
+def downgrade() -> None:
+    # loyalty_commit keeps its rewritten body: it records the same sales and refuses the
+    # same ones as revision 0002's, without writing before a refusal.
+    execute_script(DOWNGRADE)

@@ -1,0 +1,129 @@
+"""Group commit (service/storage/ledger.py): concurrent sales leave in batches, and every
+sale in a batch is still decided on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.storage.ledger import Ledger
+from tests.integration.conftest import NewCard
+from tests.integration.test_sales import card_info, post, shirts
+
+
+@pytest.fixture
+def batch_sizes(app: FastAPI) -> Any:
+    ledger: Ledger = app.state.services.ledger
+    sizes: list[int] = []
+    before = ledger.on_batch
+    ledger.on_batch = sizes.append
+    yield sizes
+    ledger.on_batch = before
+
+
+async def test_concurrent_sales_share_batches_and_each_gets_its_own_answer(
+    client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection,
+    batch_sizes: list[int],
+) -> None:  # fmt: skip
+    short, plain = await new_card(500), await new_card(0)
+    sales = (
+        [{**shirts(short, redeem=100), "transaction_id": f"B-1-{short}-{i}"} for i in range(10)]
+        + [{**shirts(plain), "transaction_id": f"B-1-{plain}-{i}"} for i in range(10)]
+        + [{**shirts(None), "transaction_id": f"B-1-anon-{short}-{i}"} for i in range(10)]
+    )  # fmt: skip
+    responses = await asyncio.gather(*(post(client, "/v1/commit", s) for s in sales))
+    assert max(batch_sizes) > 1, batch_sizes
+    assert sum(batch_sizes) >= 25  # sales refused before the ledger never reach a batch
+    spends = [r.status_code for r in responses[:10]]
+    assert spends.count(200) == 5 and spends.count(409) == 5, spends
+    assert [r.status_code for r in responses[10:]] == [200] * 20
+    assert (await card_info(client, short))["balance"] == 0
+    # Each of the ten sales of 1,000.00 earns 1% of what was paid in money.
+    assert (await card_info(client, plain))["pending"] == 10 * 10
+    refused = [s["transaction_id"] for s, r in zip(sales, responses, strict=True)
+               if r.status_code == 409]  # fmt: skip
+    written = await ledger_db.fetchval(
+        "SELECT count(*) FROM receipts WHERE store_id = 'msk-001'"
+        " AND transaction_id = ANY($1::text[])", refused,
+    )  # fmt: skip
+    assert written == 0
+
+
+async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
+    app: FastAPI, client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
+) -> None:
+    number = await new_card(1_000)
+    services = app.state.services
+    captured: list[dict[str, Any]] = []
+    ledger: Ledger = services.ledger
+    original = ledger.commit_sale
+
+    async def capture(params: dict[str, Any]) -> dict[str, Any]:
+        captured.append(params)
+        return await original(params)
+
+    ledger.commit_sale = capture  # type: ignore[method-assign]
+    try:
+        sale = {**shirts(number, redeem=10), "transaction_id": f"B-2-{number}-0"}
+        assert (await post(client, "/v1/commit", sale)).status_code == 200
+    finally:
+        ledger.commit_sale = original  # type: ignore[method-assign]
+    [template] = captured
+    # One batch at a time: the first sale goes alone, the other five leave together.
+    sizes: list[int] = []
+    serial = Ledger(services.pool, max_in_flight=1, on_batch=sizes.append)
+    sales = [{**template, "transaction_id": f"B-2-{number}-{i}"} for i in range(1, 7)]
+    sales[3] = {**sales[3], "tier_spend": "not a number"}  # fails inside Postgres
+    outcomes = await asyncio.gather(*(serial.commit_sale(s) for s in sales),
+                                    return_exceptions=True)  # fmt: skip
+    assert sizes[:2] == [1, 5]
+    assert isinstance(outcomes[3], asyncpg.PostgresError)
+    assert [o["outcome"] for i, o in enumerate(outcomes) if i != 3] == ["committed"] * 5  # type: ignore[index]
+    redeemed = await ledger_db.fetchval(
+        "SELECT -sum(e.points) FROM ledger_entries e JOIN cards c USING (card_id)"
+        " WHERE c.number = $1 AND e.kind = 'redemption'", number,
+    )  # fmt: skip
+    assert redeemed == 6 * 10
+
+
+async def test_one_cards_sales_in_a_batch_are_decided_in_arrival_order(
+    app: FastAPI, client: httpx.AsyncClient, new_card: NewCard
+) -> None:
+    first, second = await new_card(100), await new_card(100)
+    services = app.state.services
+    captured: list[dict[str, Any]] = []
+    ledger: Ledger = services.ledger
+    original = ledger.commit_sale
+
+    async def capture(params: dict[str, Any]) -> dict[str, Any]:
+        captured.append(params)
+        return await original(params)
+
+    ledger.commit_sale = capture  # type: ignore[method-assign]
+    try:
+        for number in (first, second):
+            sale = {**shirts(number, redeem=10), "transaction_id": f"B-3-{number}-0"}
+            assert (await post(client, "/v1/commit", sale)).status_code == 200
+    finally:
+        ledger.commit_sale = original  # type: ignore[method-assign]
+    by_card = {p["card"]: p for p in captured}
+    serial = Ledger(services.pool, max_in_flight=1)
+    # Both cards now hold 90: for each, 90 then 1 more; the second card's sales come
+    # first in the queue, the batch is sorted by card, each card's order is kept.
+    queue = [
+        {**by_card[second], "transaction_id": f"B-3-{second}-1", "points_redeemed": 90},
+        {**by_card[first], "transaction_id": f"B-3-{first}-1", "points_redeemed": 90},
+        {**by_card[second], "transaction_id": f"B-3-{second}-2", "points_redeemed": 1},
+        {**by_card[first], "transaction_id": f"B-3-{first}-2", "points_redeemed": 1},
+    ]
+    warm = serial.commit_sale({**by_card[first], "transaction_id": f"B-3-{first}-0"})
+    outcomes = await asyncio.gather(warm, *(serial.commit_sale(s) for s in queue))
+    assert outcomes[0]["outcome"] == "replay"
+    assert [o["outcome"] for o in outcomes[1:]] == [
+        "committed", "committed", "insufficient", "insufficient"
+    ]  # fmt: skip
