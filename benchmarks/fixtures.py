@@ -49,15 +49,23 @@ def calculate_body() -> bytes:
     )  # fmt: skip
 
 
-def commit_body(card_index: int | None, transaction_id: str | None) -> bytes:
-    """A 3-line sale redeeming 10 points; placeholders @CARD@ / @TX@ when not given."""
+def sale_receipt(card_index: int | None) -> dict[str, Any]:
+    """A 3-line sale redeeming 10 points; placeholder @CARD@ when no card is given."""
     card = "@CARD@" if card_index is None else f"88{card_index:011d}"
+    return {"store_id": "msk-001", "terminal_id": "pos-01", "timestamp": WHEN, "card": card,
+            "payment_method": "card", "redeem_points": 10, "lines": _lines(3)}  # fmt: skip
+
+
+def commit_body(
+    card_index: int | None, transaction_id: str | None, calculation_id: str | None = None
+) -> bytes:
+    """The sale of ``sale_receipt`` committed; placeholders @CARD@ / @TX@ when not given.
+    With a ``calculation_id`` (or "@CALC@") it commits what that calculation showed."""
     tx = "@TX@" if transaction_id is None else transaction_id
-    return orjson.dumps(
-        {"store_id": "msk-001", "terminal_id": "pos-01", "timestamp": WHEN, "card": card,
-         "transaction_id": tx, "payment_method": "card", "redeem_points": 10,
-         "lines": _lines(3)}
-    )  # fmt: skip
+    body = {**sale_receipt(card_index), "transaction_id": tx}
+    if calculation_id is not None:
+        body["calculation_id"] = calculation_id
+    return orjson.dumps(body)
 
 
 def _database_url(server_url: str, name: str) -> str:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import asyncpg
 
 from service.domain.errors import Unavailable
+from service.storage.card_writes import CardStateWriter
 from service.storage.cards import card_state_from
 from service.storage.postgres import database_errors
 
@@ -38,10 +40,12 @@ def _card_order(waiting: _Waiting) -> str:
 class Ledger:
     def __init__(
         self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 2,
-        on_batch: Callable[[int], None] | None = None,
+        states: CardStateWriter | None = None, on_batch: Callable[[int], None] | None = None,
     ) -> None:  # fmt: skip
-        """``on_batch`` is told the size of every batch sent (a metric)."""
+        """``states`` caches the cards' new states the ledger returns; ``on_batch`` is
+        told the size of every batch sent (a metric)."""
         self._pool = pool
+        self._states = states
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self.on_batch = on_batch
@@ -51,7 +55,8 @@ class Ledger:
 
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
         """Record a sale; returns the function's outcome (``committed``, ``replay`` or a refusal).
-        A committed sale's outcome carries the card's new ``state`` (a CardState).
+        A committed sale's outcome carries the card's new ``state`` (a CardState), which
+        is in the card cache by the time this returns.
 
         If the caller stops waiting, the sale may still be committed: the POS's retry
         with the same transaction id then gets the stored answer.
@@ -121,10 +126,19 @@ class Ledger:
         async with database_errors(), self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
         outcomes: list[dict[str, Any]] = [row[0] for row in rows]
-        for outcome in outcomes:
+        states = []
+        for params, outcome in zip(sales, outcomes, strict=True):
             if outcome.get("state") is not None:
-                outcome["state"] = card_state_from(outcome["state"])
+                state = outcome["state"] = card_state_from(outcome["state"])
+                states.append((state, date.fromisoformat(params["now"][:10])))
+        if self._states is not None:
+            await self._states.write(states)
         return outcomes
+
+    async def close(self) -> None:
+        """Wait for the batches in flight (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _settle(

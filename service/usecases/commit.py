@@ -200,9 +200,8 @@ async def commit(
     if outcome["outcome"] not in ("committed", "replay"):
         raise _refusal(outcome)
     await promotions.forget(sale.receipt.promo_codes)
-    if outcome.get("state") is not None:
-        await cards.remember(outcome["state"], now)
-    elif sale.receipt.card is not None:  # a replay: the first commit cached the card
+    # A committed sale's new card state is cached by the ledger, with its batch.
+    if outcome["outcome"] == "replay" and sale.receipt.card is not None:
         await cards.refresh(sale.receipt.card, now, shown.program)
     if outcome.get("referrer") is not None:
         await cards.refresh(outcome["referrer"], now, shown.program)

@@ -25,10 +25,6 @@ class CardStates(Protocol):
         """Re-read the card from the ledger and cache it (after a write)."""
         ...
 
-    async def remember(self, state: CardState, now: datetime) -> None:
-        """Cache a state the ledger returned with a write."""
-        ...
-
 
 class Stores(Protocol):
     def get(self, store_id: str) -> StoreInfo | None: ...
@@ -48,7 +44,9 @@ class CalculationRecords(Protocol):
 
 
 class Ledger(Protocol):
-    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]: ...
+    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Record a sale; its outcome. The card's new state goes to the cache with it."""
+        ...
 
 
 class Returns(Protocol):
