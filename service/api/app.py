@@ -41,6 +41,7 @@ from service.storage.admin_cards import CardAdmin
 from service.storage.admin_stores import StoreAdmin
 from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
+from service.storage.card_writes import CardStateWriter
 from service.storage.cards import CardQueries
 from service.storage.customers import Customers
 from service.storage.http_sender import HttpxSender
@@ -146,7 +147,9 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         card_cache=card_cache,
         cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
         calculations=CalculationStore(redis),
-        ledger=Ledger(pool),
+        ledger=Ledger(
+            pool, states=CardStateWriter(reader), on_batch=metrics.commit_batch_size.observe
+        ),
         returns=ReturnsLedger(pool),
         card_queries=CardQueries(pool),
         promotions=Promotions(pool, redis),
@@ -191,6 +194,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.tasks:
             await asyncio.wait(services.tasks, timeout=5)
         await services.webhook_sender.aclose()
+        await services.ledger.close()
         await services.calculations.close()
         services.card_cache.close()
         await services.redis.aclose()

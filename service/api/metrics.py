@@ -57,6 +57,10 @@ class Metrics:
         self.card_cache = Counter(
             "loyalty_card_cache_lookups", "Card-state cache lookups", ["result"], registry=reg
         )
+        self.commit_batch_size = Histogram(
+            "loyalty_commit_batch_sales", "Sales per commit batch sent to the ledger",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=reg,
+        )  # fmt: skip
         self.commit_conflicts = Counter(
             "loyalty_commit_conflicts", "Commits refused by conflict", ["reason"], registry=reg
         )
