@@ -41,6 +41,15 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own clean-up (it
+    rolls back an open transaction and drops listeners): nothing. The service leaves no
+    session state behind: no SET outside a transaction, no LISTEN, no open cursor, and
+    the one session advisory lock (storage/expiry.py) is released by its holder. asyncpg's
+    default reset query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL) costs a
+    round trip on every release: half the client CPU of a short query."""
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 5.0
 ) -> asyncpg.Pool:
@@ -50,6 +59,7 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": "loyalty", "synchronous_commit": "on"},
     )
     assert pool is not None
