@@ -18,7 +18,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     LOYALTY_PORT=8000 \
     LOYALTY_ENVIRONMENT=production \
     LOYALTY_DATA_DIR=/tmp/loyalty
-# Compile the rule kernels at build time so that a worker is ready in well under 3 s.
+# Compile the rule kernels at build time: `loyalty serve` loads them from this cache once,
+# before it forks its workers (service/supervisor.py).
 RUN mkdir -p /opt/numba-cache && python -c "from service import kernels; kernels.warm_up()" \
     && chown -R loyalty:loyalty /opt/numba-cache
 USER loyalty

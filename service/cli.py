@@ -18,7 +18,7 @@ from pathlib import Path
 
 from service.api.logs import configure_logging
 from service.settings import Settings
-from service.storage.embedded import EmbeddedServers, export_environment, start_embedded
+from service.storage.embedded import EmbeddedServers, start_embedded
 from service.storage.migrate import upgrade
 from service.storage.postgres import connect
 
@@ -30,7 +30,6 @@ def _with_servers(settings: Settings) -> tuple[Settings, EmbeddedServers]:
         need_postgres=settings.database_url is None,
         need_redis=settings.redis_url is None,
     )
-    export_environment(servers)  # uvicorn workers read their settings from the environment
     update = {
         k: v
         for k, v in (("database_url", servers.database_url), ("redis_url", servers.redis_url))
@@ -85,8 +84,6 @@ def _metrics_dir(settings: Settings) -> Path:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
     settings, servers = _with_servers(settings)
     try:
         assert settings.database_url is not None
@@ -94,23 +91,15 @@ def serve(settings: Settings) -> int:
         keys = asyncio.run(_prepare(settings)) if settings.should_load_demo else None
         if keys is not None:
             _save_demo_keys(settings, *keys)
+        # Before the app is imported: prometheus_client picks its mode at import.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))
+        from service import supervisor
+
+        config, sock = supervisor.preload(settings)
         _announce(settings, keys)
-        uvicorn.run(
-            "service.api.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        return supervisor.Supervisor(config, sock, settings.workers).run()
     finally:
         servers.stop()
-    return 0
 
 
 def _announce(settings: Settings, keys: tuple[str, str] | None) -> None:

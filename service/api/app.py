@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from service import kernels
 from service.api import back_office
 from service.api.errors import install_error_handlers
-from service.api.logs import configure_logging
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
 from service.api.routers import (
@@ -226,9 +225,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app
 
-
-def app_from_environment() -> FastAPI:
-    """Factory for uvicorn workers: settings from ``LOYALTY_*`` variables."""
-    settings = Settings()
-    configure_logging(settings.log_level)
-    return create_app(settings)

@@ -9,7 +9,6 @@ data folder and survives restarts. Only used when no ``LOYALTY_DATABASE_URL`` /
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import tempfile
 import time
@@ -120,16 +119,3 @@ def start_embedded(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> 
         raise
     return servers
 
-
-def embedded_environment(servers: EmbeddedServers) -> dict[str, str]:
-    """The ``LOYALTY_*`` variables that point worker processes at these servers."""
-    env: dict[str, str] = {}
-    if servers.database_url:
-        env["LOYALTY_DATABASE_URL"] = servers.database_url
-    if servers.redis_url:
-        env["LOYALTY_REDIS_URL"] = servers.redis_url
-    return env
-
-
-def export_environment(servers: EmbeddedServers) -> None:
-    os.environ.update(embedded_environment(servers))

@@ -23,6 +23,7 @@ from tests.conftest import ADMIN_KEY, POS_KEY
 class Served:
     port: int
     data_dir: Path
+    process: subprocess.Popen[bytes]  # the supervisor
 
     @property
     def url(self) -> str:
@@ -50,17 +51,18 @@ async def wait_ready(url: str, attempts: int = 300) -> None:
 @contextlib.asynccontextmanager
 async def two_workers(database_url: str, redis_url: str, **settings: str) -> AsyncIterator[Served]:
     """Serve with two workers until the block ends (then SIGINT, as an operator would)."""
-    served = Served(free_port(), Path(tempfile.mkdtemp(prefix="loyalty-served-")))
+    port, data_dir = free_port(), Path(tempfile.mkdtemp(prefix="loyalty-served-"))
     env = {
         **os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_REDIS_URL": redis_url,
-        "LOYALTY_DATA_DIR": str(served.data_dir), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
+        "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
         "LOYALTY_DEMO_POS_KEY": POS_KEY, "LOYALTY_LOG_LEVEL": "warning", **settings,
     }  # fmt: skip
     command = [sys.executable, "-m", "service.cli", "serve", "--workers", "2",
-               "--port", str(served.port)]  # fmt: skip
+               "--port", str(port)]  # fmt: skip
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for over HTTP
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    served = Served(port, data_dir, proc)
     try:
         await wait_ready(served.url)
         yield served
