@@ -115,7 +115,7 @@ class CardCache:
             payload = await self._reader.command("HGET", key, "s")
         else:
             payload = await self._client.hget(key, "s")
-        if payload is None:
+        if not payload:  # none, or marked stale by a write (storage/card_writes.py)
             return None
         try:
             return decode_state(payload if isinstance(payload, bytes) else payload.encode(), day)

@@ -1,24 +1,27 @@
-"""Card states the ledger returned after its writes, cached a batch at a time.
+"""The card cache told about the ledger's writes, a commit batch at a time.
 
-A commit batch returns every touched card's new state; one pipelined round trip caches
-them all, each through the cache's set-if-newer script, so an older state can never
-replace a newer one whatever the order of the writes. The batch's sales are answered
-after that round trip, so the card's next calculation sees the sale. Redis being down
-loses the write, never a point: the next read misses or finds an older version, and
-the ledger re-checks any spend under the card's lock.
+A committed sale changes its card's state; the ledger returns the card's new ledger
+version, and one pipelined round trip marks every card of the batch stale at that
+version, through the cache's set-if-newer script: the cached state is dropped and the
+version stays, so a slow reader that read the ledger before the sale cannot put its
+older state back, and the card's next calculation reads the ledger afresh and caches
+that. The batch's sales are answered after the round trip, so the card's next
+calculation sees the sale. Redis being down loses the mark, never a point: until the
+entry expires a calculation may show the balance before the sale, and the ledger
+re-checks any spend under the card's lock.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date
 
-from service.domain.card import CardState
-from service.storage.cache import _SET_IF_NEWER, CARD_TTL_S, card_key, encode_state
+from service.storage.cache import _SET_IF_NEWER, CARD_TTL_S, card_key
 from service.storage.resp import RespClient, RespUnavailable
 
 _log = logging.getLogger(__name__)
+
+STALE = b""  # a cached state with no payload: a miss that keeps its version
 
 
 class CardStateWriter:
@@ -26,16 +29,16 @@ class CardStateWriter:
         self._resp = resp
         self._ttl = str(ttl_s)
 
-    async def write(self, states: Iterable[tuple[CardState, date]]) -> None:
-        """Cache each state unless a newer version of its card is cached already."""
+    async def mark_stale(self, versions: Iterable[tuple[str, int]]) -> None:
+        """For each (card number, ledger version): unless a newer version is cached,
+        drop the cached state and keep that version."""
         commands = [
-            ("EVAL", _SET_IF_NEWER, "1", card_key(state.number), str(state.ledger_version),
-             encode_state(state, day), self._ttl)
-            for state, day in states
-        ]  # fmt: skip
+            ("EVAL", _SET_IF_NEWER, "1", card_key(number), str(version), STALE, self._ttl)
+            for number, version in versions
+        ]
         if not commands:
             return
         try:
             await self._resp.pipeline(commands)
         except (RespUnavailable, OSError):
-            _log.warning("card cache unavailable; %d states not refreshed", len(commands))
+            _log.warning("card cache unavailable; %d cards not marked stale", len(commands))

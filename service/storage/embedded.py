@@ -118,4 +118,3 @@ def start_embedded(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> 
         servers.stop()
         raise
     return servers
-

@@ -17,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import asyncpg
 
 from service.domain.errors import Unavailable
 from service.storage.card_writes import CardStateWriter
-from service.storage.cards import card_state_from
 from service.storage.postgres import database_errors
 
 _log = logging.getLogger(__name__)
@@ -42,8 +40,8 @@ class Ledger:
         self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 2,
         states: CardStateWriter | None = None, on_batch: Callable[[int], None] | None = None,
     ) -> None:  # fmt: skip
-        """``states`` caches the cards' new states the ledger returns; ``on_batch`` is
-        told the size of every batch sent (a metric)."""
+        """``states`` is told the cards whose cached state a batch made stale;
+        ``on_batch`` the size of every batch sent (a metric)."""
         self._pool = pool
         self._states = states
         self._max_batch = max_batch
@@ -55,8 +53,8 @@ class Ledger:
 
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
         """Record a sale; returns the function's outcome (``committed``, ``replay`` or a refusal).
-        A committed sale's outcome carries the card's new ``state`` (a CardState), which
-        is in the card cache by the time this returns.
+        By the time it returns, the card's cached state is marked stale at the card's
+        new ``ledger_version`` (in the outcome of a committed card sale).
 
         If the caller stops waiting, the sale may still be committed: the POS's retry
         with the same transaction id then gets the stored answer.
@@ -126,13 +124,12 @@ class Ledger:
         async with database_errors(), self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
         outcomes: list[dict[str, Any]] = [row[0] for row in rows]
-        states = []
-        for params, outcome in zip(sales, outcomes, strict=True):
-            if outcome.get("state") is not None:
-                state = outcome["state"] = card_state_from(outcome["state"])
-                states.append((state, date.fromisoformat(params["now"][:10])))
         if self._states is not None:
-            await self._states.write(states)
+            await self._states.mark_stale(
+                (params["card"], outcome["ledger_version"])
+                for params, outcome in zip(sales, outcomes, strict=True)
+                if outcome.get("ledger_version") is not None
+            )
         return outcomes
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ sale in a batch is still decided on its own."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.storage.cache import card_key
 from service.storage.ledger import Ledger
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts
@@ -127,3 +129,22 @@ async def test_one_cards_sales_in_a_batch_are_decided_in_arrival_order(
     assert [o["outcome"] for o in outcomes[1:]] == [
         "committed", "committed", "insufficient", "insufficient"
     ]  # fmt: skip
+
+
+async def test_a_commit_marks_the_cached_state_stale_and_an_older_one_cannot_return(
+    app: FastAPI, client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
+) -> None:
+    number = await new_card(1_000)
+    services = app.state.services
+    before = await services.cards.get(number, datetime.now(UTC), services.programs.current)
+    assert before is not None and before.spendable_points(datetime.now(UTC)) == 1_000
+    sale = {**shirts(number, redeem=300), "transaction_id": f"B-4-{number}"}
+    assert (await post(client, "/v1/commit", sale)).status_code == 200
+    version = await ledger_db.fetchval("SELECT ledger_version FROM cards WHERE number = $1", number)
+    entry = await services.redis.hgetall(card_key(number))
+    assert entry == {b"v": str(version).encode(), b"s": b""}
+    # A reader that read the ledger before the sale comes late: its state stays out.
+    assert not await services.card_cache.put(before, datetime.now(UTC).date())
+    shown = (await post(client, "/v1/calculate", shirts(number))).json()
+    assert shown["card"]["balance"] == 700
+    assert (await services.redis.hget(card_key(number), "s")) != b""

@@ -8,6 +8,11 @@ The caller sends sales of cards in card-number order, so that two batches lock c
 the same order and cannot deadlock on them. Each call is one autocommitted statement:
 one round trip and one WAL flush for the whole batch, all of it or none of it.
 
+A committed sale returns the card's new ledger version instead of its whole new state
+(revision 0002 rebuilt the state, lots and sums, on every sale): the caller marks the
+cached state stale with that version, and the card's next calculation reads it afresh.
+Most cards are not seen again before their cached state would expire anyway.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-22
@@ -75,6 +80,7 @@ DECLARE
     v_response jsonb;
     v_referral bigint := coalesce((p ->> 'referral_points')::bigint, 0);
     v_referrer text;
+    v_version  bigint;
 BEGIN
     -- Checks first: nothing below this block refuses, so a refused sale writes nothing.
     IF p ->> 'card' IS NOT NULL THEN
@@ -178,7 +184,8 @@ BEGIN
                          ledger_version = ledger_version + 1,
                          debt = debt - v_repay,
                          tier = coalesce(v_new_tier, tier)
-        WHERE card_id = v_card.card_id;
+        WHERE card_id = v_card.card_id
+        RETURNING ledger_version INTO v_version;
         IF v_new_tier IS NOT NULL THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
@@ -223,12 +230,7 @@ BEGIN
             (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
             p -> 'lines', v_response);
     RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
-                              'referrer', v_referrer,
-                              'state', CASE WHEN v_card.card_id IS NOT NULL THEN
-                                  loyalty_card_state(v_card.card_id,
-                                                     (p ->> 'tier_window_start')::timestamptz,
-                                                     (p ->> 'day_start')::timestamptz)
-                              END);
+                              'referrer', v_referrer, 'ledger_version', v_version);
 END $$;
 
 -- Sales in the order given, one outcome each, in that order.
