@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=10, ge=1, le=200)
     db_command_timeout_s: float = Field(default=5.0, gt=0)
     redis_timeout_s: float = Field(default=0.5, gt=0)
+    commit_batch_max: int = Field(default=64, ge=1, le=1000, description="sales per batch")
+    commit_in_flight: int = Field(
+        default=2, ge=1, le=64, description="commit batches at Postgres at once, per worker"
+    )
 
     demo_admin_key: str | None = None
     demo_pos_key: str | None = None
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
     def _refuse_unsafe(self) -> Settings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("db_pool_min must not exceed db_pool_max")
+        if self.commit_in_flight >= self.db_pool_max:
+            raise ValueError("commit_in_flight must leave pool connections for other work")
         if self.environment == "production":
             if self.database_url is None or self.redis_url is None:
                 raise ValueError("production needs LOYALTY_DATABASE_URL and LOYALTY_REDIS_URL")

@@ -135,6 +135,9 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     redis = cache.create_client(settings.redis_url, settings.redis_timeout_s)
     reader = RespClient(settings.redis_url, settings.redis_timeout_s)
     card_cache = cache.CardCache(redis, reader=reader)
+    ledger = Ledger(pool, max_batch=settings.commit_batch_max,
+                    max_in_flight=settings.commit_in_flight, states=CardStateWriter(reader),
+                    on_batch=metrics.commit_batch_size.observe)  # fmt: skip
     return Services(
         settings=settings,
         metrics=metrics,
@@ -146,9 +149,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         card_cache=card_cache,
         cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
         calculations=CalculationStore(redis),
-        ledger=Ledger(
-            pool, states=CardStateWriter(reader), on_batch=metrics.commit_batch_size.observe
-        ),
+        ledger=ledger,
         returns=ReturnsLedger(pool),
         card_queries=CardQueries(pool),
         promotions=Promotions(pool, redis),
@@ -224,4 +225,3 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(admin.router)
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app
-

@@ -7,7 +7,10 @@ program version pinned in the id.
 Records are written behind the response, in batches: each request only queues its
 record, and one pipelined round trip writes everything queued meanwhile. Measured on
 the 2-core dev machine, a SET of a fresh 3 KB record cost /v1/calculate ~260 µs of
-wall time per request in line; queued and pipelined it costs ~15 µs.
+wall time per request in line; queued and pipelined it costs ~15 µs. The pipeline
+goes through the hot path's own RESP client (service.storage.resp) rather than
+redis-py's, whose pipeline cost the request ~40 µs of CPU more (profile_calculate's
+"calculation record" part: 56-61 µs before, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from service.storage.resp import RespClient
+
 _log = logging.getLogger(__name__)
 
 CALCULATION_TTL_S = 3600
@@ -30,9 +35,19 @@ def calculation_key(calculation_id: str) -> str:
 
 
 class CalculationStore:
-    def __init__(self, client: aioredis.Redis, ttl_s: int = CALCULATION_TTL_S) -> None:
+    """Reads and writes through ``writer``, by default a RESP client of its own to the
+    server of redis-py's ``client`` (pass the card reader's to share its connection)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        ttl_s: int = CALCULATION_TTL_S,
+        writer: RespClient | None = None,
+    ) -> None:
         self._client = client
         self._ttl_s = ttl_s
+        self._owns_writer = writer is None
+        self._resp = RespClient.like(client) if writer is None else writer
         self._queued: dict[str, bytes] = {}
         self._writer: asyncio.Task[None] | None = None
 
@@ -46,20 +61,24 @@ class CalculationStore:
         await asyncio.sleep(0)  # let the requests in flight queue theirs first
         while self._queued:
             batch, self._queued = self._queued, {}
+            ttl = str(self._ttl_s)
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for calculation_id, payload in batch.items():
-                        pipe.set(calculation_key(calculation_id), payload, ex=self._ttl_s)
-                    await pipe.execute()
+                await self._resp.pipeline(
+                    [
+                        ("SET", calculation_key(calculation_id), payload, "EX", ttl)
+                        for calculation_id, payload in batch.items()
+                    ]
+                )
             except (RedisError, OSError):
                 _log.warning("calculations not kept; their commits will recalculate")
 
     async def load(self, calculation_id: str) -> dict[str, Any] | None:
         queued = self._queued.get(calculation_id)
+        # Through the RESP client too: redis-py's GET cost a commit ~100 µs of CPU more.
         payload = (
             queued
             if queued is not None
-            else await self._client.get(calculation_key(calculation_id))
+            else await self._resp.command("GET", calculation_key(calculation_id))
         )
         if payload is None:
             return None
@@ -72,3 +91,5 @@ class CalculationStore:
             await self._writer
         if self._queued:
             await self._write_queued()
+        if self._owns_writer:
+            self._resp.close()

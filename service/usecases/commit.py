@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from service.domain.card import CardState, day_start
+from service.domain.card import CardState
 from service.domain.errors import (
     Conflict,
     IdempotencyConflict,
@@ -160,7 +160,6 @@ def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
         "expires_at": expires_at,
         "tier_spend": shown.tier_spend,
         "tier_window_start": None if window is None else (now - timedelta(days=window)).isoformat(),
-        "day_start": day_start(now).isoformat(),
         "tiers": [[t.code, t.threshold] for t in program.document.tiers.levels],
         "promo_codes": [p["code"] for p in view["promo_codes"] if p["status"] == "accepted"],
         "budgets": sorted(shown.budget_use.items()),

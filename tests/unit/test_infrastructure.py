@@ -49,6 +49,8 @@ def test_every_domain_error_has_its_status(error: e.DomainError, status: int) ->
 def test_settings_refuse_unsafe_values() -> None:
     with pytest.raises(ValidationError):
         Settings(db_pool_min=20, db_pool_max=5)
+    with pytest.raises(ValidationError):  # commits would take every pooled connection
+        Settings(db_pool_max=4, commit_in_flight=4)
     with pytest.raises(ValidationError):
         Settings(environment="production")  # no database or redis configured
     with pytest.raises(ValidationError):
