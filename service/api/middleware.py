@@ -50,9 +50,7 @@ class ObservabilityMiddleware:
         template = getattr(route, "path", None) or "unmatched"
         metrics: Metrics | None = getattr(self._holder.state, "metrics", None)
         if metrics is not None:
-            method = scope["method"]
-            metrics.request_latency.labels(method, template).observe(elapsed)
-            metrics.requests.labels(method, template, str(status)).inc()
+            metrics.observe_request(scope["method"], template, status, elapsed)
         if self._access_log:
             _log.info(
                 "request",

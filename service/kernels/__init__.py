@@ -10,6 +10,8 @@ verdicts, which ``_results`` builds straight from the output arrays.
 Around a 10-line receipt the Python work, not the kernel, is most of the cost, so it
 is kept to one Python pass over the lines on the way in (``_line_array``) and
 column-wise construction on the way out; docs/performance.md has the figures.
+``evaluate_columns`` goes further for /v1/calculate, which only shows the answer: it
+returns the columns themselves (``ColumnResult``), no per-line objects at all.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from service.kernels._layout import (
     T_APPLIED,
     T_VERDICTS,
 )
-from service.kernels._results import kernel_result
+from service.kernels._results import ColumnResult, kernel_columns, kernel_result
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
 from service.rules.compiler import CompiledProgram
 from service.rules.facts import (
@@ -47,7 +49,7 @@ from service.rules.facts import (
     receipt_facts,
 )
 
-__all__ = ["evaluate", "evaluate_batch", "warm_up"]
+__all__ = ["ColumnResult", "evaluate", "evaluate_batch", "evaluate_columns", "warm_up"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -180,6 +182,22 @@ def evaluate(
     receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
 ) -> CalculationResult:
     """Calculate one receipt in the kernels; same answer as the reference evaluator."""
+    return kernel_result(receipt, ctx, program, *_run_one(receipt, ctx, program))
+
+
+def evaluate_columns(
+    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
+) -> ColumnResult:
+    """``evaluate``'s answer by column, without its per-line and per-rule objects: what
+    /v1/calculate shows (the tests hold it equal to ``evaluate``'s)."""
+    return kernel_columns(receipt, ctx, program, *_run_one(receipt, ctx, program))
+
+
+def _run_one(
+    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
+) -> tuple[ReceiptFacts, IntArray, IntArray, IntArray, IntArray]:
+    """One kernel call: the facts, then line outputs, verdicts and applied cut to their
+    counts, and the totals."""
     inputs = _Inputs(receipt, ctx, program)
     count = len(receipt.lines)
     line_out = np.empty((count, OUTPUT_COLUMNS), dtype=np.int64)
@@ -208,16 +226,7 @@ def evaluate(
             break
         capacity *= 4
     verdict_count, applied_count = totals[T_VERDICTS : T_APPLIED + 1].tolist()
-    return kernel_result(
-        receipt,
-        ctx,
-        program,
-        inputs.facts,
-        line_out,
-        verdicts[:verdict_count],
-        applied[:applied_count],
-        totals,
-    )
+    return inputs.facts, line_out, verdicts[:verdict_count], applied[:applied_count], totals
 
 
 def _program_arrays(program: CompiledProgram) -> tuple[IntArray, ...]:

@@ -6,7 +6,8 @@ dataclasses, whose generated ``__init__`` sets every field through
 one part of the result that grows with the receipt, so they are built here column by
 column (``_frozen_instances``). The rest of the answer (totals, promo codes, messages)
 is ``facts.build_result``'s, shared with the reference; the tests hold the lines and
-verdicts built here equal to the ones it builds plainly.
+verdicts built here equal to the ones it builds plainly. ``kernel_columns`` builds
+none of these objects: its ``ColumnResult`` is what /v1/calculate turns into JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from itertools import repeat
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,7 @@ from service.domain.receipt import Receipt
 from service.kernels._layout import T_REDEEMABLE, T_REDEEMED
 from service.rules.codes import REASONS
 from service.rules.compiler import CompiledProgram
-from service.rules.facts import RawOutcome, ReceiptFacts, build_result
+from service.rules.facts import RawOutcome, ReceiptFacts, ResultParts, build_result, result_parts
 
 IntArray = npt.NDArray[np.int64]
 T = TypeVar("T")
@@ -72,6 +73,26 @@ def _frozen_instances(cls: type[T], count: int, *columns: Iterable[Any]) -> list
     return instances
 
 
+def _raw_outcome(
+    line_out: IntArray, verdicts: IntArray, totals: IntArray
+) -> tuple[RawOutcome, list[int]]:
+    """The outputs as the shared result code reads them, and the final amounts."""
+    redeemable_max, redeemed = totals[T_REDEEMABLE : T_REDEEMED + 1].tolist()
+    discounts, points_paid, points_earned, finals = line_out.T.tolist()  # O_* order
+    rules, reasons, amounts, points = verdicts.T.tolist()  # V_* order
+    reason_texts = [_REASON_TEXT[reason] for reason in reasons]
+    raw = RawOutcome(
+        discounts=discounts,
+        points_paid=points_paid,
+        points_earned=points_earned,
+        applied=[],  # not read: the lines are built from the array
+        verdicts=list(zip(rules, reason_texts, amounts, points, strict=True)),
+        redeemable_max=redeemable_max,
+        redeemed=redeemed,
+    )
+    return raw, finals
+
+
 def kernel_result(
     receipt: Receipt,
     ctx: CalculationContext,
@@ -83,41 +104,83 @@ def kernel_result(
     totals: IntArray,
 ) -> CalculationResult:
     """The answer from one receipt's outputs (``verdicts`` and ``applied`` cut to their counts)."""
-    redeemable_max, redeemed = totals[T_REDEEMABLE : T_REDEEMED + 1].tolist()
-    discounts, points_paid, points_earned, finals = line_out.T.tolist()  # O_* order
-    rules, reasons, amounts, points = verdicts.T.tolist()  # V_* order
-    reason_texts = [_REASON_TEXT[reason] for reason in reasons]
-    raw = RawOutcome(
-        discounts=discounts,
-        points_paid=points_paid,
-        points_earned=points_earned,
-        applied=[],  # not read: the lines are built below, from the array
-        verdicts=list(zip(rules, reason_texts, amounts, points, strict=True)),
-        redeemable_max=redeemable_max,
-        redeemed=redeemed,
-    )
-    count = len(discounts)
+    raw, finals = _raw_outcome(line_out, verdicts, totals)
+    count = len(finals)
     lines = _frozen_instances(
         LineResult,
         count,
         [line.line_id for line in receipt.lines],
         facts.amounts,
-        discounts,
-        points_paid,
+        raw.discounts,
+        raw.points_paid,
         finals,
-        points_earned,
+        raw.points_earned,
         _applied_per_line(program, applied, count),
     )
-    verdict_list = _rule_verdicts(program, rules, reason_texts, amounts, points)
+    verdict_list = _rule_verdicts(program, raw.verdicts)
     return build_result(receipt, ctx, program, facts, raw, tuple(lines), verdict_list)
 
 
-def _rule_verdicts(
+class ColumnResult(NamedTuple):
+    """A ``CalculationResult`` by column, without its ~30 frozen objects per receipt.
+
+    Line ``i`` is ``line_ids[i]``, ``amounts[i]``, ... ``applied[i]``; ``applied``
+    holds each line's (rule id, name, amount) and ``rules`` each verdict's fields in
+    ``RuleVerdict`` order. On the benchmark's 10-line receipt (demo program) the kernel
+    call and the answer's dicts took 47 µs this way against 61 µs through the objects
+    (best of 7 interleaved rounds, idle 2-core dev box).
+    """
+
+    program_version: int
+    line_ids: list[str]
+    amounts: tuple[int, ...]
+    discounts: list[int]
+    points_paid: list[int]
+    finals: list[int]
+    points_earned: list[int]
+    applied: list[list[tuple[str, str, int]]]
+    rules: list[tuple[str, str, bool, str | None, int, int]]
+    parts: ResultParts
+
+
+def kernel_columns(
+    receipt: Receipt,
+    ctx: CalculationContext,
     program: CompiledProgram,
-    rules: list[int],
-    reasons: list[str | None],
-    amounts: list[int],
-    points: list[int],
+    facts: ReceiptFacts,
+    line_out: IntArray,
+    verdicts: IntArray,
+    applied: IntArray,
+    totals: IntArray,
+) -> ColumnResult:
+    """``kernel_result``'s answer by column."""
+    raw, finals = _raw_outcome(line_out, verdicts, totals)
+    ids, names = program.rule_ids, program.rule_names
+    per_line: list[list[tuple[str, str, int]]] = [[] for _ in finals]
+    if applied.shape[0]:
+        for line, r, amount in applied.tolist():  # A_LINE, A_RULE, A_AMOUNT
+            per_line[line].append((ids[r], names[r], amount))
+    return ColumnResult(
+        program.version,
+        [line.line_id for line in receipt.lines],
+        facts.amounts,
+        raw.discounts,
+        raw.points_paid,
+        finals,
+        raw.points_earned,
+        per_line,
+        [
+            (ids[r], names[r], True, None, amount, point)
+            if reason is None
+            else (ids[r], names[r], False, reason, 0, 0)
+            for r, reason, amount, point in raw.verdicts
+        ],
+        result_parts(receipt, ctx, program, facts, raw),
+    )
+
+
+def _rule_verdicts(
+    program: CompiledProgram, verdicts: list[tuple[int, str | None, int, int]]
 ) -> tuple[RuleVerdict, ...]:
     """Refusals from the program's cache, the others built here.
 
@@ -130,7 +193,7 @@ def _rule_verdicts(
             RuleVerdict(ids[r], names[r], True, None, amount, point)
             if reason is None
             else refusal(r, reason)
-            for r, reason, amount, point in zip(rules, reasons, amounts, points, strict=True)
+            for r, reason, amount, point in verdicts
         ]
     )
 

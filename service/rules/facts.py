@@ -248,6 +248,45 @@ def _per_card_reason(code: str, limit: int | None, card: CardState | None) -> st
     return "used_up" if card.promo_uses.get(code, 0) >= limit else None
 
 
+class ResultParts(NamedTuple):
+    """Everything of a ``CalculationResult`` but its lines and rule verdicts: the parts
+    both evaluators, and the kernels' column-wise answer, share."""
+
+    totals: Totals
+    promo_codes: tuple[PromoVerdict, ...]
+    gifts: tuple[Gift, ...]
+    messages: tuple[Message, ...]
+    free_delivery: bool
+    tier_before: str | None
+    tier_after: str | None
+    budget_use: dict[str, int]
+    tier_spend: int
+
+
+def result_parts(
+    receipt: Receipt,
+    ctx: CalculationContext,
+    program: CompiledProgram,
+    facts: ReceiptFacts,
+    raw: RawOutcome,
+) -> ResultParts:
+    """Totals, promo verdicts, gifts, messages, tiers and budget use from the raw numbers."""
+    outcome = _AppliedSummary(program, raw)
+    spend = _tier_spend(receipt, raw, facts)
+    tier_after = _tier_after(facts, program, spend)
+    return ResultParts(
+        totals=_totals(facts, raw),
+        promo_codes=_promo_verdicts(facts.codes, outcome.applied_ids),
+        gifts=tuple(outcome.gifts),
+        messages=_messages(receipt, ctx, program, facts, raw, tier_after, outcome.birthday),
+        free_delivery=outcome.free_delivery,
+        tier_before=facts.tier_before,
+        tier_after=tier_after,
+        budget_use=outcome.budget_use,
+        tier_spend=spend,
+    )
+
+
 def build_result(
     receipt: Receipt,
     ctx: CalculationContext,
@@ -264,22 +303,20 @@ def build_result(
     ``raw.applied`` is not read); by default they are built here from ``raw``, the
     plain way the tests hold the kernels' way to.
     """
-    outcome = _AppliedSummary(program, raw)
-    spend = _tier_spend(receipt, raw, facts)
-    tier_after = _tier_after(facts, program, spend)
+    parts = result_parts(receipt, ctx, program, facts, raw)
     return CalculationResult(
         program_version=program.version,
         lines=_line_results(receipt, program, facts, raw) if lines is None else lines,
-        totals=_totals(facts, raw),
-        promo_codes=_promo_verdicts(facts.codes, outcome.applied_ids),
-        gifts=tuple(outcome.gifts),
+        totals=parts.totals,
+        promo_codes=parts.promo_codes,
+        gifts=parts.gifts,
         rules=_rule_verdicts(program, raw) if rules is None else rules,
-        messages=_messages(receipt, ctx, program, facts, raw, tier_after, outcome.birthday),
-        free_delivery=outcome.free_delivery,
-        tier_before=facts.tier_before,
-        tier_after=tier_after,
-        budget_use=outcome.budget_use,
-        tier_spend=spend,
+        messages=parts.messages,
+        free_delivery=parts.free_delivery,
+        tier_before=parts.tier_before,
+        tier_after=parts.tier_after,
+        budget_use=parts.budget_use,
+        tier_spend=parts.tier_spend,
     )
 
 
