@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -123,6 +123,12 @@ async def _ledger_jobs_forever(services: Services) -> None:
             _log.warning("ledger jobs failed; the next run retries", exc_info=True)
 
 
+def _count_lookups(metrics: Metrics) -> Callable[[str], None]:
+    """Card-cache lookups counted by "hit" / "miss", with the labelled children kept."""
+    children = {result: metrics.card_cache.labels(result) for result in ("hit", "miss")}
+    return lambda result: children[result].inc()
+
+
 async def _build(settings: Settings, metrics: Metrics) -> Services:
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError("database_url and redis_url must be set (loyalty serve sets them)")
@@ -147,8 +153,10 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         stores=StoreDirectory(),
         programs=ProgramHolder(loader=lambda version: _compile_version(pool, version)),
         card_cache=card_cache,
-        cards=CachedCardStates(pool, card_cache, lambda r: metrics.card_cache.labels(r).inc()),
-        calculations=CalculationStore(redis),
+        cards=CachedCardStates(pool, card_cache, _count_lookups(metrics)),
+        # One RESP connection per worker for the hot path: card reads, calculation records
+        # and the commits' stale marks leave together, one write per turn of the loop.
+        calculations=CalculationStore(redis, writer=reader),
         ledger=ledger,
         returns=ReturnsLedger(pool),
         card_queries=CardQueries(pool),

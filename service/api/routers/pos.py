@@ -78,9 +78,8 @@ async def calculate(
     },
     summary="Record a paid sale (idempotent by store_id and transaction_id)",
 )
-async def commit(
-    body: CommitRequest, principal: PrincipalDep, services: ServicesDep
-) -> OrjsonResponse:
+async def commit(body: CommitRequest, principal: PrincipalDep, request: Request) -> OrjsonResponse:
+    services: Services = request.app.state.services  # as in calculate: one dependency less
     principal.ensure_store(body.store_id)
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
     try:
