@@ -16,7 +16,9 @@ What it does, each step on the same machine within minutes of the others:
     redeemed; benchmarks/commits.py: committed after a calculation, as a POS does, and
     again with the receipt sent again) and its latency at half rate;
  4. pgbench -N (the TPC-B-like write transaction without the contended branch/teller
-    updates) on the same Postgres, as the ledger's reference;
+    updates) on the same Postgres, as the ledger's reference; and the ledger alone
+    (benchmarks/ledger.py: the service's last sale written again and again by
+    loyalty_commit_many, no HTTP, no service), the ceiling Postgres sets for commits;
  5. the numba kernel vs the pure-Python reference (1,000 rules, 30 lines);
  6. /v1/calculate again with 5,000 active rules (the demo's plus 4,990 that target
     other goods and stores) against the demo's rules.
@@ -55,6 +57,7 @@ from benchmarks.fixtures import (
     prepare_database,
     publish_many_rules,
 )
+from benchmarks.ledger import measure_ledger
 
 COMMAND = "make bench  (.venv/bin/python -m benchmarks.service)"
 WORKERS = 2
@@ -337,6 +340,7 @@ def run(seconds: int) -> dict[str, Any]:
         results["ceiling"] = measure_ceiling(work, seconds)
         results["demo"] = measure_service(urls, work, seconds, "demo")
         results["pgbench_tps"] = measure_pgbench(urls, seconds)
+        results["ledger_sales"] = measure_ledger(urls["database"], BENCH_CARDS, seconds)
         asyncio.run(publish_many_rules(urls["database"], 5_000))
         results["rules_5000"] = measure_service(urls, work, seconds, "rules_5000")
     results["kernel"] = measure_kernel()
@@ -366,6 +370,8 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("/v1/commit sales/s (after calculate, 2 workers)", f"{commit:.0f}/s", ">= 2,000/s",
          verdict(commit >= 2000)),
         ("/v1/commit vs pgbench -N", f"{commit / pgb:.0%}", "context", ""),
+        ("/v1/commit vs the ledger alone (benchmarks/ledger.py)",
+         f"{commit / r['ledger_sales']:.0%}", "context", ""),
         ("/v1/commit p99 at half its throughput", f"{commit_p99:.1f} ms", "<= 40 ms",
          verdict(commit_p99 <= 40)),
         ("kernel vs reference, 1,000 rules x 30 lines", f"{kernel:.0f}x", ">= 100x",
@@ -402,7 +408,8 @@ Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s; /v1/calculate
 req/s (5,000 rules); /v1/commit {demo["commit"]["rps"]:.0f} sales/s after a calculation
 ({demo["commit"]["non_2xx"]:.0f} non-2xx) and {demo["commit_receipt"]["rps"]:.0f} sales/s with the
 receipt sent again, no calculation id ({demo["commit_receipt"]["non_2xx"]:.0f} non-2xx), against
-pgbench -N {r["pgbench_tps"]:.0f} tps;
+pgbench -N {r["pgbench_tps"]:.0f} tps and the ledger alone, {r["ledger_sales"]:.0f} sales/s
+(loyalty_commit_many from 4 connections, batches of 4, no HTTP);
 calculate at {cp["rate"]:.0f}/s: p50 {cp["p50_ms"]:.1f} ms, p99 {cp["p99_ms"]:.1f} ms,
 p99.9 {cp["p999_ms"]:.1f} ms ({cp["errors"]:.0f} errors), and /metrics puts p50 at
 <= {cp["metrics_p50_le_ms"]:g} ms and p99 at <= {cp["metrics_p99_le_ms"]:g} ms (bucket bounds);
