@@ -219,6 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(pos.sale_router)
     app.include_router(pos.router)
     app.include_router(cards.router)
     for admin in (

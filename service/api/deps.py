@@ -34,12 +34,17 @@ class _BearerPrincipal(HTTPBearer):
     """
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        header = request.headers.get("authorization")
-        scheme, _, key = (header or "").partition(" ")
-        key = key.strip()
-        bearer = f"{scheme} {key}" if scheme.lower() == "bearer" and key else None
-        services: Services = request.app.state.services
-        return services.keyring.authenticate(bearer)
+        return principal_of(request)
+
+
+def principal_of(request: Request) -> Principal:
+    """Who sends ``request``, by its ``Authorization: Bearer <key>`` (401/403 otherwise)."""
+    header = request.headers.get("authorization")
+    scheme, _, key = (header or "").partition(" ")
+    key = key.strip()
+    bearer = f"{scheme} {key}" if scheme.lower() == "bearer" and key else None
+    services: Services = request.app.state.services
+    return services.keyring.authenticate(bearer)
 
 
 PrincipalDep = Annotated[

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.api.deps import PrincipalDep, ServicesDep
+from service.api.pos_route import PosRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
     CalculateRequest,
@@ -29,6 +30,10 @@ from service.usecases.commit import Sale
 from service.usecases.commit import commit as commit_sale
 
 router = APIRouter(prefix="/v1", tags=["pos"])
+# Calculate and commit, on every sale: FastAPI's declaration, leaner handling. Included
+# by the app itself, not nested in ``router``: a nested route reports its path without
+# the prefix in scope["route"], which names the latency metrics.
+sale_router = APIRouter(prefix="/v1", tags=["pos"], route_class=PosRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no key or an unknown key"},
@@ -38,7 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@sale_router.post(
     "/calculate",
     response_model=CalculateResponse,
     responses=ERRORS,
@@ -47,9 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def calculate(
     body: CalculateRequest, principal: PrincipalDep, request: Request
 ) -> OrjsonResponse:
-    # The services straight from the app rather than through ServicesDep: one dependency
-    # less to solve, 9 µs of CPU per request (FastAPI 0.165, in-process A/B, best of 15
-    # rounds). The key stays a dependency: it is checked before the body is (401 first).
+    # Called by PosRoute as (body, principal, request); the signature is the declaration.
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     answer = await calculate_receipt(
@@ -65,7 +68,7 @@ async def calculate(
     return OrjsonResponse(answer)
 
 
-@router.post(
+@sale_router.post(
     "/commit",
     response_model=CommitResponse,
     responses={
@@ -79,7 +82,7 @@ async def calculate(
     summary="Record a paid sale (idempotent by store_id and transaction_id)",
 )
 async def commit(body: CommitRequest, principal: PrincipalDep, request: Request) -> OrjsonResponse:
-    services: Services = request.app.state.services  # as in calculate: one dependency less
+    services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
     try:
