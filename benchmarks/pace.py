@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import uvloop
+
 Request = Callable[[int], bytes]
 
 
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     data = http_request("GET", args.url)
-    result = asyncio.run(
+    result = uvloop.run(
         run_paced(args.url, lambda _: data, args.rate, args.seconds, args.connections)
     )
     print(result.summary())
