@@ -1,8 +1,9 @@
 """The bare stack ceiling: the service's own FastAPI configuration (middleware, error
-handlers, orjson, uvicorn with uvloop and httptools, the same workers) with one
-endpoint that validates the same receipt model as /v1/calculate and echoes it.
+handlers, orjson, uvicorn with uvloop and httptools, the same supervisor forking the
+same number of workers, each on its own listening socket) with one endpoint that
+validates the same receipt model as /v1/calculate and echoes it.
 
-    uvicorn --factory benchmarks.bare_app:create_bare_app --workers 2 ...
+    python -m benchmarks.bare_app --port 18000 --workers 2
 
 Whatever /v1/calculate costs beyond this is the service's own work.
 """
@@ -33,3 +34,22 @@ def create_bare_app() -> FastAPI:
 
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app)
     return app
+
+
+def main() -> int:
+    import argparse
+
+    from service.settings import Settings
+    from service.supervisor import Supervisor, preload
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    settings = Settings(port=args.port, workers=args.workers, host="127.0.0.1")
+    config, socks = preload(settings, create_bare_app())
+    return Supervisor(config, socks).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

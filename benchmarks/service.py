@@ -164,9 +164,8 @@ def _lua(work: Path, name: str, text: str) -> Path:
 def measure_ceiling(work: Path, seconds: int) -> dict[str, float]:
     port = _free_port()
     body = work / "calculate.json"
-    args = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_app:create_bare_app",
-            "--port", str(port), "--workers", str(WORKERS), "--loop", "uvloop", "--http",
-            "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    args = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port),
+            "--workers", str(WORKERS)]  # fmt: skip
     # prometheus_client turns multiprocess on when the variable is present at all.
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     with _process(args, env, work / "bare.log"):
@@ -258,6 +257,11 @@ def measure_service(urls: dict[str, str], work: Path, seconds: int, label: str) 
                             "Content-Type": "application/json"}).raise_for_status()  # fmt: skip
         script = _lua(work, "calculate.lua", STATIC_LUA)
         body = {"BODY": str(work / "calculate.json")}
+        # Warm-up, not counted: the worker that replaced the killed one serves its first
+        # requests, and both are busy before wrk opens the measured run's connections
+        # (the workers share one listening socket: a worker still warming up when the
+        # connections arrive ends up with fewer of them for the whole run).
+        _wrk(f"{base}/v1/calculate", script, 2, {**key, **body})
         calc = _wrk(f"{base}/v1/calculate", script, seconds, {**key, **body})
         out: dict[str, Any] = {"ready": ready, "calculate": calc}
         if label != "demo":

@@ -95,9 +95,9 @@ def serve(settings: Settings) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))
         from service import supervisor
 
-        config, sock = supervisor.preload(settings)
+        config, socks = supervisor.preload(settings)
         _announce(settings, keys)
-        return supervisor.Supervisor(config, sock, settings.workers).run()
+        return supervisor.Supervisor(config, socks).run()
     finally:
         servers.stop()
 

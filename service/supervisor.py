@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from service.api.app import create_app
 from service.api.metrics import mark_worker_dead
@@ -49,13 +50,16 @@ _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 _WAITED_SIGNALS = _STOP_SIGNALS | {signal.SIGCHLD}
 
 
-def preload(settings: Settings) -> tuple[uvicorn.Config, socket.socket]:
-    """Everything the workers share: the loaded app, warm kernels, the bound port."""
+def preload(
+    settings: Settings, app: ASGIApp | None = None
+) -> tuple[uvicorn.Config, list[socket.socket]]:
+    """Everything the workers share: the loaded app (the service's unless ``app`` is
+    given), warm kernels, and the port: one listening socket per worker."""
     from service import kernels
 
     kernels.warm_up()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings) if app is None else app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -66,11 +70,32 @@ def preload(settings: Settings) -> tuple[uvicorn.Config, socket.socket]:
         timeout_graceful_shutdown=int(GRACEFUL_S),
     )
     config.load()
-    sock = config.bind_socket()
-    # Listening now, connections that arrive while the workers start wait in the
-    # backlog instead of being refused.
+    return config, [_listen(config) for _ in range(settings.workers)]
+
+
+def _listen(config: uvicorn.Config) -> socket.socket:
+    """A listening socket of its own for one worker, on the shared port (SO_REUSEPORT).
+
+    The kernel spreads new connections over the sockets by their addresses' hash. With
+    one socket shared by all workers, whichever worker happened to be waiting took each
+    connection: a load generator's (or a proxy's) burst of keep-alive connections could
+    land mostly on one worker and stay there, and the benchmark's throughput came out
+    bimodal, halved about one run in three. A replaced worker takes over its
+    predecessor's socket; connections that arrive meanwhile wait in its backlog.
+    Listening from here on, connections that arrive while the workers start wait too.
+    """
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError:
+        sock.close()
+        raise
     sock.listen(config.backlog)
-    return config, sock
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(config: uvicorn.Config, sock: socket.socket) -> int:
@@ -104,13 +129,12 @@ def after_exit(exit_code: int, *, others_running: bool) -> Literal["restart", "r
 
 @dataclass
 class Supervisor:
-    """Forks ``workers`` workers serving on ``sock`` and keeps them running until stopped."""
+    """Forks a worker per socket of ``socks`` and keeps them running until stopped."""
 
     config: uvicorn.Config
-    sock: socket.socket
-    workers: int
-    _pids: set[int] = field(default_factory=set)
-    _retry_at: list[float] = field(default_factory=list)
+    socks: list[socket.socket]
+    _pids: dict[int, int] = field(default_factory=dict)  # worker pid -> its socket's index
+    _retry_at: list[tuple[float, int]] = field(default_factory=list)
     _stopping: bool = False
     _exit_code: int = 0
 
@@ -123,20 +147,21 @@ class Supervisor:
             # collector from touching them, which would copy their pages (Python's gc docs).
             gc.collect()
             gc.freeze()
-            for _ in range(self.workers):
-                self._fork()
+            for index in range(len(self.socks)):
+                self._fork(index)
             while not self._stopping:
                 self._wait_once()
         finally:
             self._stop_workers()
-            self.sock.close()
+            for sock in self.socks:
+                sock.close()
             # A second stop signal that came while stopping has been answered already.
             while signal.sigtimedwait(_WAITED_SIGNALS, 0) is not None:
                 pass
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _WAITED_SIGNALS)
         return self._exit_code
 
-    def _fork(self) -> None:
+    def _fork(self, index: int) -> None:
         if threading.active_count() > 1:
             raise RuntimeError(f"refusing to fork with threads alive: {threading.enumerate()}")
         sys.stdout.flush()
@@ -145,16 +170,16 @@ class Supervisor:
         if pid == 0:  # the worker: never return into the supervisor's stack
             code = 1
             try:
-                code = _serve(self.config, self.sock)
+                code = _serve(self.config, self.socks[index])
             finally:
                 os._exit(code)
-        self._pids.add(pid)
+        self._pids[pid] = index
         _log.info("worker started", extra={"pid": pid})
 
     def _wait_once(self) -> None:
         """Sleep until a signal or a due retry; then reap, restart or begin stopping."""
         now = time.monotonic()
-        timeout = min([1.0, *(at - now for at in self._retry_at)])
+        timeout = min([1.0, *(at - now for at, _ in self._retry_at)])
         got = signal.sigtimedwait(_WAITED_SIGNALS, max(timeout, 0.0))
         if got is not None and got.si_signo in _STOP_SIGNALS:
             _log.info("stopping", extra={"signal": signal.Signals(got.si_signo).name})
@@ -163,9 +188,9 @@ class Supervisor:
         if self._stopping:
             return
         now = time.monotonic()
-        for at in [at for at in self._retry_at if at <= now]:
-            self._retry_at.remove(at)
-            self._fork()
+        for due in [due for due in self._retry_at if due[0] <= now]:
+            self._retry_at.remove(due)
+            self._fork(due[1])
 
     def _reap(self) -> None:
         # Worker by worker, not waitpid(-1): the embedded Redis is a child here too.
@@ -173,20 +198,20 @@ class Supervisor:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done == 0:
                 continue
-            self._pids.discard(pid)
+            index = self._pids.pop(pid)
             mark_worker_dead(pid)
             if not self._stopping:
-                self._replace(pid, status)
+                self._replace(pid, index, status)
 
-    def _replace(self, pid: int, status: int) -> None:
+    def _replace(self, pid: int, index: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         step = after_exit(code, others_running=bool(self._pids))
         if step == "restart":
             _log.error("worker died; starting another", extra={"pid": pid, "exit_code": code})
-            self._fork()
+            self._fork(index)
         elif step == "retry":
             _log.error("worker failed to start; retrying", extra={"pid": pid})
-            self._retry_at.append(time.monotonic() + BOOT_RETRY_S)
+            self._retry_at.append((time.monotonic() + BOOT_RETRY_S, index))
         else:
             _log.error("worker failed to start and none is running; stopping")
             self._exit_code = STARTUP_FAILURE
