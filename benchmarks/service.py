@@ -287,8 +287,12 @@ def _latencies_and_commits(base: str, work: Path, seconds: int, calc_rps: float)
                    "RUN": f"w{int(time.time())}"})  # fmt: skip
     # Latency at half that rate right after it, as for calculate; then the other flow.
     body = commits.paced_body(commits.read_plan(files["plan"]), f"p{int(time.time())}")
+    before = _histogram(httpx.get(f"{base}/metrics").text, "/v1/commit")
     commit_paced = _paced(f"{base}/v1/commit", _request_factory(f"{base}/v1/commit", body),
                           commit["rps"] / 2, seconds)  # fmt: skip
+    after = _histogram(httpx.get(f"{base}/metrics").text, "/v1/commit")
+    commit_paced["metrics_p50_le_ms"] = _histogram_quantile(before, after, 0.50) * 1000
+    commit_paced["metrics_p99_le_ms"] = _histogram_quantile(before, after, 0.99) * 1000
     again = {**env, "BODY": str(files["receipt"]), "RUN": f"r{int(time.time())}"}
     commit_receipt = _wrk(f"{base}/v1/commit", script, seconds, again)
     return {"calculate_paced": paced, "commit": commit, "commit_receipt": commit_receipt,
@@ -422,8 +426,10 @@ calculate at {cp["rate"]:.0f}/s: p50 {cp["p50_ms"]:.1f} ms, p99 {cp["p99_ms"]:.1
 p99.9 {cp["p999_ms"]:.1f} ms ({cp["errors"]:.0f} errors), and /metrics puts p50 at
 <= {cp["metrics_p50_le_ms"]:g} ms and p99 at <= {cp["metrics_p99_le_ms"]:g} ms (bucket bounds);
 commit at {mp["rate"]:.0f}/s: p50 {mp["p50_ms"]:.1f} ms, p99 {mp["p99_ms"]:.1f} ms,
-p99.9 {mp["p999_ms"]:.1f} ms ({mp["errors"]:.0f} errors); kernel {r["kernel"]["kernel_us"]:.0f} µs,
-evaluate() {r["kernel"]["evaluate_us"]:.0f} µs, reference {r["kernel"]["reference_us"]:.0f} µs
+p99.9 {mp["p999_ms"]:.1f} ms ({mp["errors"]:.0f} errors), and /metrics puts p50 at
+<= {mp["metrics_p50_le_ms"]:g} ms and p99 at <= {mp["metrics_p99_le_ms"]:g} ms;
+kernel {r["kernel"]["kernel_us"]:.0f} µs, evaluate() {r["kernel"]["evaluate_us"]:.0f} µs,
+reference {r["kernel"]["reference_us"]:.0f} µs
 per receipt. Start (demo program / 5,000 rules): launch to banner {start} s (migrations,
 the demo check, then preloading the app and the kernels and binding the port, before any
 worker exists); banner to the first worker ready {first} s, to both {ready} s; a
