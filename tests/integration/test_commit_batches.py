@@ -28,6 +28,29 @@ def batch_sizes(app: FastAPI) -> Any:
     ledger.on_batch = before
 
 
+async def ledger_params_of(
+    app: FastAPI, client: httpx.AsyncClient, numbers: list[str], prefix: str
+) -> list[dict[str, Any]]:
+    """What the commit use case sends the ledger for a sale of 10 points on each card
+    (committed: transaction ids ``<prefix>-<card>-0``), to send again straight."""
+    ledger: Ledger = app.state.services.ledger
+    captured: list[dict[str, Any]] = []
+    original = ledger.commit_sale
+
+    async def capture(params: dict[str, Any]) -> dict[str, Any]:
+        captured.append(params)
+        return await original(params)
+
+    ledger.commit_sale = capture  # type: ignore[method-assign]
+    try:
+        for number in numbers:
+            sale = {**shirts(number, redeem=10), "transaction_id": f"{prefix}-{number}-0"}
+            assert (await post(client, "/v1/commit", sale)).status_code == 200
+    finally:
+        ledger.commit_sale = original  # type: ignore[method-assign]
+    return captured
+
+
 async def test_concurrent_sales_share_batches_and_each_gets_its_own_answer(
     client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection,
     batch_sizes: list[int],
@@ -61,21 +84,7 @@ async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
 ) -> None:
     number = await new_card(1_000)
     services = app.state.services
-    captured: list[dict[str, Any]] = []
-    ledger: Ledger = services.ledger
-    original = ledger.commit_sale
-
-    async def capture(params: dict[str, Any]) -> dict[str, Any]:
-        captured.append(params)
-        return await original(params)
-
-    ledger.commit_sale = capture  # type: ignore[method-assign]
-    try:
-        sale = {**shirts(number, redeem=10), "transaction_id": f"B-2-{number}-0"}
-        assert (await post(client, "/v1/commit", sale)).status_code == 200
-    finally:
-        ledger.commit_sale = original  # type: ignore[method-assign]
-    [template] = captured
+    [template] = await ledger_params_of(app, client, [number], "B-2")
     # One batch at a time: the first sale goes alone, the other five leave together.
     sizes: list[int] = []
     serial = Ledger(services.pool, max_in_flight=1, on_batch=sizes.append)
@@ -98,21 +107,7 @@ async def test_one_cards_sales_in_a_batch_are_decided_in_arrival_order(
 ) -> None:
     first, second = await new_card(100), await new_card(100)
     services = app.state.services
-    captured: list[dict[str, Any]] = []
-    ledger: Ledger = services.ledger
-    original = ledger.commit_sale
-
-    async def capture(params: dict[str, Any]) -> dict[str, Any]:
-        captured.append(params)
-        return await original(params)
-
-    ledger.commit_sale = capture  # type: ignore[method-assign]
-    try:
-        for number in (first, second):
-            sale = {**shirts(number, redeem=10), "transaction_id": f"B-3-{number}-0"}
-            assert (await post(client, "/v1/commit", sale)).status_code == 200
-    finally:
-        ledger.commit_sale = original  # type: ignore[method-assign]
+    captured = await ledger_params_of(app, client, [first, second], "B-3")
     by_card = {p["card"]: p for p in captured}
     serial = Ledger(services.pool, max_in_flight=1)
     # Both cards now hold 90: for each, 90 then 1 more; the second card's sales come
