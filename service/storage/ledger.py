@@ -15,6 +15,7 @@ and its sales are committed again one by one, each with its own outcome or error
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -80,11 +81,11 @@ class Ledger:
                 self.on_batch(len(batch))
             try:
                 outcomes = await self._commit_many([params for params, _ in batch])
-            except Unavailable as error:
+            except Unavailable as error:  # the database is away: every sale is told so
                 for _, future in batch:
-                    _settle(future, error=error)
+                    _settle(future, error=copy.copy(error))  # one each: tracebacks differ
                 return
-            except asyncpg.PostgresError:
+            except Exception:  # a deadlock, a race on a receipt id, one sale's bad data
                 if len(batch) > 1:
                     _log.warning("a commit batch failed; its sales go one by one", exc_info=True)
                 await self._one_by_one(batch)
