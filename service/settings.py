@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=0.5, gt=0)
     commit_batch_max: int = Field(default=64, ge=1, le=1000, description="sales per batch")
     commit_in_flight: int = Field(
-        default=2, ge=1, le=64, description="commit batches at Postgres at once, per worker"
+        default=1, ge=1, le=64, description="commit batches at Postgres at once, per worker"
     )
 
     demo_admin_key: str | None = None

@@ -38,7 +38,7 @@ def _card_order(waiting: _Waiting) -> str:
 
 class Ledger:
     def __init__(
-        self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 2,
+        self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 1,
         states: CardStateWriter | None = None, on_batch: Callable[[int], None] | None = None,
     ) -> None:  # fmt: skip
         """``states`` is told the cards whose cached state a batch made stale;
