@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,18 +58,45 @@ def http_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> int:
-    """Send one request; read its whole response; return the status code."""
-    writer.write(data)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    if length:
-        await reader.readexactly(length)
-    return status
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its response read by callbacks
+    (no task, no stream per request: the generator shares the cores with the service,
+    and its own delays would count as the service's latency)."""
+
+    def __init__(self, done: Callable[[_Connection, int | None], None]) -> None:
+        self._done = done
+        self._buffer = bytearray()
+        self._busy = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self._busy = True
+        self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0 or not self._busy:
+            return
+        head = bytes(self._buffer[:end])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if len(self._buffer) < end + 4 + length:
+            return
+        del self._buffer[: end + 4 + length]
+        self._busy = False
+        self._done(self, int(head[9:12]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._busy:
+            self._busy = False
+            self._done(self, None)
 
 
 async def run_paced(
@@ -76,39 +104,75 @@ async def run_paced(
 ) -> PacedResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(connections):
-        idle.put_nowait(await asyncio.open_connection(host, port))
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
     latencies: list[float] = []
     errors = 0
+    idle: list[_Connection] = []
+    due_waiting: collections.deque[tuple[int, float]] = collections.deque()
+    in_flight: dict[_Connection, float] = {}
+    finished = loop.create_future()
 
-    async def one(k: int, due: float) -> None:
+    replacing: set[asyncio.Task[None]] = set()
+
+    def start(conn: _Connection, k: int, due: float) -> None:
+        assert conn.transport is not None
+        if conn.transport.is_closing():  # closed by the server while idle
+            due_waiting.appendleft((k, due))
+            replace_later()
+            return
+        in_flight[conn] = due
+        conn.send(request(k))
+
+    def replace_later() -> None:
+        task = loop.create_task(replace())
+        replacing.add(task)
+        task.add_done_callback(replacing.discard)
+
+    def done(conn: _Connection, status: int | None) -> None:
         nonlocal errors
-        reader, writer = await idle.get()
-        try:
-            status = await _exchange(reader, writer, request(k))
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        due = in_flight.pop(conn)
+        if status is None or status >= 400:
             errors += 1
-            reader, writer = await asyncio.open_connection(host, port)
         else:
-            if status >= 400:
-                errors += 1
             latencies.append(time.perf_counter() - due)
-        idle.put_nowait((reader, writer))
+        if status is None:  # the connection is gone: another takes its place
+            replace_later()
+        elif due_waiting:
+            start(conn, *due_waiting.popleft())
+        else:
+            idle.append(conn)
+        if len(latencies) + errors == total and not finished.done():
+            finished.set_result(None)
 
-    total = int(rate * seconds)
-    start = time.perf_counter() + 0.05
-    tasks = []
+    async def connect() -> _Connection:
+        _, conn = await loop.create_connection(lambda: _Connection(done), host, port)
+        return conn
+
+    async def replace() -> None:
+        conn = await connect()
+        if due_waiting:
+            start(conn, *due_waiting.popleft())
+        else:
+            idle.append(conn)
+
+    for _ in range(connections):
+        idle.append(await connect())
+    begin = time.perf_counter() + 0.05
     for k in range(total):
-        due = start + k / rate
+        due = begin + k / rate
         delay = due - time.perf_counter()
-        if delay > 0:
+        if delay > 0.0005:  # requests due within half a millisecond leave together
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(k, due)))
-    await asyncio.gather(*tasks)
-    while not idle.empty():
-        _, writer = idle.get_nowait()
-        writer.close()
+        if idle:
+            start(idle.pop(), k, due)
+        else:
+            due_waiting.append((k, due))
+    if total:
+        await finished
+    for conn in idle:
+        assert conn.transport is not None
+        conn.transport.close()
     return PacedResult(rate, total, errors, sorted(latencies))
 
 
