@@ -21,9 +21,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from service.storage.resp import RespClient
+from service.storage.resp import RespClient, RespUnavailable
 
 _log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ class CalculationStore:
         ttl_s: int = CALCULATION_TTL_S,
         writer: RespClient | None = None,
     ) -> None:
-        self._client = client
         self._ttl_s = ttl_s
         self._owns_writer = writer is None
         self._resp = RespClient.like(client) if writer is None else writer
@@ -69,7 +67,7 @@ class CalculationStore:
                         for calculation_id, payload in batch.items()
                     ]
                 )
-            except (RedisError, OSError):
+            except (RespUnavailable, OSError):
                 _log.warning("calculations not kept; their commits will recalculate")
 
     async def load(self, calculation_id: str) -> dict[str, Any] | None:

@@ -49,13 +49,6 @@ class CachedCardStates:
                 _log.warning("card cache unavailable; state not cached")
         return state
 
-    async def remember(self, state: CardState, now: datetime) -> None:
-        """Cache a state the ledger just returned (after a write); a newer one wins."""
-        try:
-            await self._cache.put(state, now.date())
-        except (RedisError, OSError):
-            _log.warning("card cache unavailable; state not refreshed")
-
     async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
         """Cache the card's state as the ledger now has it; a newer cached version wins."""
         state = await self.load(number, now, program)
