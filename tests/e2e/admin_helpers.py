@@ -7,6 +7,7 @@ import itertools
 import os
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.conftest import ADMIN
@@ -51,6 +52,25 @@ async def new_card(client: httpx.AsyncClient, points: int = 0, **fields: Any) ->
         )  # fmt: skip
         assert credit.status_code == 201, credit.text
     return number
+
+
+async def add_lot(
+    conn: asyncpg.Connection, number: str, points: int, activates_ago: str, expires_in: str
+) -> None:
+    """Credit the card a lot with dates no API would give (SQL intervals, e.g. '2 days';
+    a negative ``expires_in`` for a lot already past its expiry), with its ledger entry."""
+    card_id = await conn.fetchval("SELECT card_id FROM cards WHERE number = $1", number)
+    lot = await conn.fetchval(
+        "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
+        " VALUES ($1, $2, $2, now() - $3::text::interval, now() + $4::text::interval, 'adjustment')"
+        " RETURNING lot_id",
+        card_id, points, activates_ago, expires_in,
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO ledger_entries (card_id, kind, points, lot_id) VALUES ($1, 'adjustment',"
+        " $2, $3)",
+        card_id, points, lot,
+    )  # fmt: skip
 
 
 def fields(response: httpx.Response) -> set[str]:

@@ -12,7 +12,7 @@ import httpx
 from service.storage.expiry import expire_due
 from service.storage.postgres import connect, create_pool
 from tests.conftest import ADMIN, POS
-from tests.e2e.admin_helpers import fields, new_card
+from tests.e2e.admin_helpers import add_lot, fields, new_card
 from tests.e2e.test_pos_api import FRIDAY_NOON, receipt
 
 REPORTS = "/v1/admin/reports"
@@ -123,18 +123,7 @@ async def test_liability_and_breakage(client: httpx.AsyncClient, demo_database: 
     card = await new_card(client)
     conn = await connect(demo_database)
     try:
-        card_id = await conn.fetchval("SELECT card_id FROM cards WHERE number = $1", card)
-        lot = await conn.fetchval(
-            "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
-            " VALUES ($1, 77, 77, now() - interval '30 days', now() - interval '1 second',"
-            " 'adjustment') RETURNING lot_id",
-            card_id,
-        )
-        await conn.execute(
-            "INSERT INTO ledger_entries (card_id, kind, points, lot_id) VALUES ($1, 'adjustment',"
-            " 77, $2)",
-            card_id, lot,
-        )  # fmt: skip
+        await add_lot(conn, card, 77, "30 days", "-1 second")
         outstanding = await conn.fetchval(
             "SELECT sum(remaining) FROM point_lots WHERE remaining > 0"
             " AND (expires_at IS NULL OR expires_at > now())"

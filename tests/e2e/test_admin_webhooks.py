@@ -18,7 +18,7 @@ import pytest
 
 from service.storage.postgres import connect
 from tests.conftest import ADMIN, POS
-from tests.e2e.admin_helpers import fields, new_card
+from tests.e2e.admin_helpers import add_lot, fields, new_card
 from tests.e2e.test_pos_api import receipt
 
 WEBHOOKS = "/v1/admin/webhooks"
@@ -128,18 +128,7 @@ async def test_points_about_to_expire_are_announced_once(
     card = await new_card(client)
     conn = await connect(demo_database)
     try:
-        card_id = await conn.fetchval("SELECT card_id FROM cards WHERE number = $1", card)
-        lot = await conn.fetchval(
-            "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
-            " VALUES ($1, 40, 40, now() - interval '300 days', now() + interval '2 days',"
-            " 'adjustment') RETURNING lot_id",
-            card_id,
-        )
-        await conn.execute(
-            "INSERT INTO ledger_entries (card_id, kind, points, lot_id) VALUES ($1, 'adjustment',"
-            " 40, $2)",
-            card_id, lot,
-        )  # fmt: skip
+        await add_lot(conn, card, 40, "300 days", "2 days")
     finally:
         await conn.close()
     subscription = await _subscribe(client, receiver.url, ["expiring"])

@@ -86,10 +86,14 @@ async def balances(
     return await _answer(format, "balances", BALANCE_COLUMNS, fetch, cursor, limit)
 
 
+_ENTRY_CSV = _csv_example(
+    ENTRY_COLUMNS, "981,2000000000022,2026-11-22T10:00:00+00:00,accrual,99,msk-001,R-0001,,,"
+)
+
+
 @router.get(
     "/cards/{number}/history", response_model=EntriesOut,
-    responses=_csv_example(ENTRY_COLUMNS, "981,2000000000022,2026-11-22T10:00:00+00:00,"
-                                          "accrual,99,msk-001,R-0001,,,"),
+    responses=_ENTRY_CSV,
     summary="Accruals, redemptions and every other ledger entry of a card, oldest first",
 )  # fmt: skip
 async def card_history(
@@ -106,8 +110,7 @@ async def card_history(
 
 @router.get(
     "/stores/{store_id}/history", response_model=EntriesOut,
-    responses=_csv_example(ENTRY_COLUMNS, "981,2000000000022,2026-11-22T10:00:00+00:00,"
-                                          "accrual,99,msk-001,R-0001,,,"),
+    responses=_ENTRY_CSV,
     summary="Ledger entries of sales, returns and cancellations in a store, oldest first",
 )  # fmt: skip
 async def store_history(
