@@ -218,8 +218,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    pos.add_sale_routes(app.router)  # first: they are matched on every sale
     app.include_router(health.router)
-    app.include_router(pos.sale_router)
     app.include_router(pos.router)
     app.include_router(cards.router)
     for admin in (
