@@ -3,7 +3,10 @@ handlers, orjson, uvicorn with uvloop and httptools, the same supervisor forking
 same number of workers, each on its own listening socket) with one endpoint that
 validates the same receipt model as /v1/calculate and echoes it.
 
-    python -m benchmarks.bare_app --port 18000 --workers 2
+    PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) python -m benchmarks.bare_app --port 18000 --workers 2
+
+(The folder makes prometheus_client keep the metrics in multiprocess files, as
+`loyalty serve` does for its workers; `make bench` gives it a fresh one.)
 
 Whatever /v1/calculate costs beyond this is the service's own work.
 """

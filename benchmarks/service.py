@@ -168,8 +168,12 @@ def measure_ceiling(work: Path, seconds: int) -> dict[str, float]:
     body = work / "calculate.json"
     args = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port),
             "--workers", str(WORKERS)]  # fmt: skip
-    # prometheus_client turns multiprocess on when the variable is present at all.
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    # Metrics as `loyalty serve` keeps them with several workers: prometheus_client's
+    # multiprocess files, in a fresh folder (the mode is picked when it is imported).
+    metrics = work / "bare-metrics"
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
     with _process(args, env, work / "bare.log"):
         _wait_ready(f"http://127.0.0.1:{port}/healthz")
         script = _lua(work, "echo.lua", STATIC_LUA)

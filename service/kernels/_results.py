@@ -4,7 +4,7 @@ Per line the answer is a ``LineResult`` and its ``AppliedRule``s: frozen slots
 dataclasses, whose generated ``__init__`` sets every field through
 ``object.__setattr__`` (1.1 µs per LineResult, 0.6 µs per AppliedRule). They are the
 one part of the result that grows with the receipt, so they are built here column by
-column (``_frozen_instances``). The rest of the answer (totals, promo codes, messages)
+column (``frozen_instances``). The rest of the answer (totals, promo codes, messages)
 is ``facts.build_result``'s, shared with the reference; the tests hold the lines and
 verdicts built here equal to the ones it builds plainly. ``kernel_columns`` builds
 none of these objects: its ``ColumnResult`` is what /v1/calculate turns into JSON.
@@ -12,11 +12,7 @@ none of these objects: its ``ColumnResult`` is what /v1/calculate turns into JSO
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import fields
-from itertools import repeat
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +24,7 @@ from service.domain.calculation import (
     LineResult,
     RuleVerdict,
 )
+from service.domain.frozen import frozen_instances
 from service.domain.receipt import Receipt
 from service.kernels._layout import T_REDEEMABLE, T_REDEEMED
 from service.rules.codes import REASONS
@@ -38,39 +35,6 @@ IntArray = npt.NDArray[np.int64]
 T = TypeVar("T")
 
 _REASON_TEXT: tuple[str | None, ...] = tuple(reason or None for reason in REASONS)
-
-
-def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
-    """Each field's slot writer, in field order.
-
-    Only for slots dataclasses whose ``__init__`` does nothing but store its arguments
-    (no ``__post_init__``); a field added to the class fails ``_frozen_instances``'s
-    strict zip until its column is passed.
-    """
-    assert "__slots__" in vars(cls) and not hasattr(cls, "__post_init__"), cls
-    return tuple(getattr(cls, field.name).__set__ for field in fields(cls))
-
-
-_SETTERS: dict[type, tuple[Callable[[Any, Any], None], ...]] = {
-    cls: _slot_setters(cls) for cls in (LineResult, AppliedRule)
-}
-# Runs an iterator to its end in C. One shared bound method: a new deque(maxlen=0) for
-# each column cost 0.5 µs, a third of the gain at 10 lines.
-_consume: Callable[[Iterable[None]], None] = deque[None](maxlen=0).extend
-
-
-def _frozen_instances(cls: type[T], count: int, *columns: Iterable[Any]) -> list[T]:
-    """``count`` instances of ``cls``: field ``f`` of instance ``i`` is ``columns[f][i]``.
-
-    Writes the slots directly, each column in one C-level ``map``, instead of calling
-    the frozen dataclass's ``__init__``: equal objects at about half the cost. Measured
-    on the whole ``evaluate`` (demo program, 2-core dev box, best of 25 interleaved
-    rounds): 100 lines 472 µs against 704 µs with ``__init__``, 10 lines 120 against 127.
-    """
-    instances: list[T] = list(map(object.__new__, repeat(cls, count)))
-    for setter, column in zip(_SETTERS[cls], columns, strict=True):
-        _consume(map(setter, instances, column))
-    return instances
 
 
 def _raw_outcome(
@@ -106,7 +70,7 @@ def kernel_result(
     """The answer from one receipt's outputs (``verdicts`` and ``applied`` cut to their counts)."""
     raw, finals = _raw_outcome(line_out, verdicts, totals)
     count = len(finals)
-    lines = _frozen_instances(
+    lines = frozen_instances(
         LineResult,
         count,
         [line.line_id for line in receipt.lines],
@@ -203,7 +167,7 @@ def _applied_per_line(
 ) -> list[tuple[AppliedRule, ...]]:
     """Each line's applied rules in the order they applied (the kernel writes them so).
 
-    Built together with ``_frozen_instances``: at 100 lines (about 120 applied) the whole
+    Built together with ``frozen_instances``: at 100 lines (about 120 applied) the whole
     ``evaluate`` took 387 µs against 483 µs with a loop of ``AppliedRule(...)``, and no
     longer at 10 lines.
     """
@@ -212,7 +176,7 @@ def _applied_per_line(
         return per_line
     lines, rules, amounts = applied.T.tolist()  # A_LINE, A_RULE, A_AMOUNT
     ids, names = program.rule_ids, program.rule_names
-    instances = _frozen_instances(
+    instances = frozen_instances(
         AppliedRule,
         len(rules),
         [ids[r] for r in rules],

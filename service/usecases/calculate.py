@@ -73,9 +73,32 @@ def pinned_version(calculation_id: str | None) -> int | None:
     return int(parts[1])
 
 
-def fingerprint(receipt: Receipt) -> str:
-    """A digest of everything the POS sent about the sale (lines, card, codes, redeem)."""
-    return hashlib.sha256(orjson.dumps(receipt)).hexdigest()
+def receipt_json(receipt: Receipt) -> bytes:
+    """``orjson.dumps(receipt)``, byte for byte, which the fingerprints and the ledger's
+    request hashes digest. Written through dicts of the same keys in the same order:
+    orjson reads a slots dataclass field by field through Python, 12 µs for a 10-line
+    receipt against 6 µs this way (2-core dev box). The tests hold the two equal."""
+    return orjson.dumps(
+        {
+            "store_id": receipt.store_id, "timestamp": receipt.timestamp,
+            "lines": [
+                {"line_id": line.line_id, "sku": line.sku, "quantity": line.quantity,
+                 "unit_price": line.unit_price, "category": line.category,
+                 "brand": line.brand, "excluded": line.excluded}
+                for line in receipt.lines
+            ],
+            "card": receipt.card, "terminal_id": receipt.terminal_id,
+            "channel": receipt.channel, "payment_method": receipt.payment_method,
+            "pickup": receipt.pickup, "promo_codes": receipt.promo_codes,
+            "redeem_points": receipt.redeem_points, "redeem_max": receipt.redeem_max,
+        }
+    )  # fmt: skip
+
+
+def fingerprint(receipt_text: bytes) -> str:
+    """A digest of everything the POS sent about the sale (lines, card, codes, redeem),
+    from its ``receipt_json``."""
+    return hashlib.sha256(receipt_text).hexdigest()
 
 
 def check_receipt(receipt: Receipt, now: datetime, limits: ReceiptLimits) -> None:
@@ -170,7 +193,7 @@ async def calculate(
     calculation_id = new_calculation_id(program.version)
     body = {"calculation_id": calculation_id, **answer_view(result, card, program, now)}
     record = {
-        "fingerprint": fingerprint(receipt),
+        "fingerprint": fingerprint(receipt_json(receipt)),
         "view": body,
         "budget_use": result.parts.budget_use,
         "tier_spend": result.parts.tier_spend,

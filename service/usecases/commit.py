@@ -32,6 +32,7 @@ from service.usecases.calculate import (
     evaluate,
     fingerprint,
     pinned_version,
+    receipt_json,
 )
 from service.usecases.ports import (
     CalculationRecords,
@@ -62,20 +63,24 @@ class Shown:
     tier_spend: int
 
 
-def request_hash(sale: Sale) -> str:
-    """Idempotency digest: the same sale sent again hashes the same (the calculation id aside)."""
-    return hashlib.sha256(orjson.dumps([sale.transaction_id, sale.receipt])).hexdigest()
+def request_hash(transaction_id: str, receipt_text: bytes) -> str:
+    """Idempotency digest: the same sale sent again hashes the same (the calculation id
+    aside). The digest of ``orjson.dumps([transaction_id, receipt])``, written around
+    the receipt's ``receipt_json`` rather than serialising the receipt a second time."""
+    text = b"[" + orjson.dumps(transaction_id) + b"," + receipt_text + b"]"
+    return hashlib.sha256(text).hexdigest()
 
 
 async def _shown(
-    sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
-    cards: CardStates, records: CalculationRecords, promotions: PromotionState,
+    sale: Sale, receipt_text: bytes, *, now: datetime, limits: ReceiptLimits, stores: Stores,
+    programs: Programs, cards: CardStates, records: CalculationRecords,
+    promotions: PromotionState,
 ) -> Shown:  # fmt: skip
     version = pinned_version(sale.calculation_id)
     program = programs.current if version is None else await programs.get(version)
     if sale.calculation_id is not None:
         record = await _kept(records, sale.calculation_id)
-        if record is not None and record["fingerprint"] == fingerprint(sale.receipt):
+        if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
     receipt = sale.receipt
     card = None if receipt.card is None else await cards.load(receipt.card, now, program)
@@ -129,7 +134,9 @@ def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> list[dict[str, A
     ]
 
 
-def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
+def ledger_params(
+    sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes
+) -> dict[str, Any]:
     receipt, view, program = sale.receipt, shown.view, shown.program
     totals = view["totals"]
     activates_at, expires_at = _accrual_dates(program, receipt.timestamp)
@@ -143,7 +150,7 @@ def ledger_params(sale: Sale, shown: Shown, *, now: datetime) -> dict[str, Any]:
         "now": now.isoformat(),
         "store_id": receipt.store_id,
         "transaction_id": sale.transaction_id,
-        "request_hash": request_hash(sale),
+        "request_hash": request_hash(sale.transaction_id, receipt_text),
         "calculation_id": sale.calculation_id,
         "program_version": program.version,
         "card": receipt.card,
@@ -191,11 +198,14 @@ async def commit(
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
     check_receipt(sale.receipt, now, limits)
+    receipt_text = receipt_json(sale.receipt)
     shown = await _shown(
-        sale, now=now, limits=limits, stores=stores, programs=programs, cards=cards,
-        records=records, promotions=promotions,
+        sale, receipt_text, now=now, limits=limits, stores=stores, programs=programs,
+        cards=cards, records=records, promotions=promotions,
     )  # fmt: skip
-    outcome = await ledger.commit_sale(ledger_params(sale, shown, now=now))
+    outcome = await ledger.commit_sale(
+        ledger_params(sale, shown, now=now, receipt_text=receipt_text)
+    )
     if outcome["outcome"] not in ("committed", "replay"):
         raise _refusal(outcome)
     await promotions.forget(sale.receipt.promo_codes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from service.domain.money import (
     percent_of,
     spread_by_remainder,
 )
+from service.domain.units import quantity_milli, quantity_text
 
 
 def test_line_amount_rounds_half_up() -> None:
@@ -64,3 +67,16 @@ def test_allocation_is_exact_capped_and_near_proportional(
     if total <= sum(caps) and all(c >= total for c in caps) and sum(weights):
         for share, weight in zip(shares, weights, strict=True):
             assert abs(share * sum(weights) - total * weight) < sum(weights)
+
+
+@given(st.integers(-(10**15), 10**15), st.integers(0, 4))
+def test_quantities_round_trip_through_thousandths(milli: int, trailing_zeros: int) -> None:
+    text = quantity_text(milli) + ("." if "." not in quantity_text(milli) else "")
+    padded = Decimal(text + "0" * trailing_zeros) if trailing_zeros else Decimal(text)
+    assert quantity_milli(padded) == milli
+
+
+@pytest.mark.parametrize("text", ["0.0005", "1.0001", "-2.1234", "NaN"])
+def test_a_quantity_past_three_places_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        quantity_milli(Decimal(text))

@@ -1,0 +1,58 @@
+"""The receipt's JSON text, digested into calculation fingerprints and the ledger's
+request hashes, must stay byte for byte what ``orjson.dumps`` writes for the
+dataclass: stored hashes are compared with new ones on every replayed commit."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.domain.receipt import Receipt, ReceiptLine
+from service.usecases.calculate import receipt_json
+from service.usecases.commit import request_hash
+
+texts = st.text(max_size=12)
+maybe_texts = st.none() | texts
+zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))]
+)
+
+lines = st.builds(
+    ReceiptLine,
+    line_id=texts, sku=texts, quantity=st.integers(0, 10**12), unit_price=st.integers(0, 10**12),
+    category=maybe_texts, brand=maybe_texts, excluded=st.booleans(),
+)  # fmt: skip
+
+receipts = st.builds(
+    Receipt,
+    store_id=texts, timestamp=st.datetimes(timezones=zones),
+    lines=st.lists(lines, max_size=6).map(tuple),
+    card=maybe_texts, terminal_id=maybe_texts, channel=texts, payment_method=maybe_texts,
+    pickup=st.booleans(), promo_codes=st.lists(texts, max_size=3).map(tuple),
+    redeem_points=st.integers(0, 10**9), redeem_max=st.booleans(),
+)  # fmt: skip
+
+
+@given(receipts)
+def test_receipt_json_is_what_orjson_writes_for_the_dataclass(receipt: Receipt) -> None:
+    assert receipt_json(receipt) == orjson.dumps(receipt)
+
+
+@given(receipts, texts)
+def test_request_hash_digests_the_transaction_id_and_the_receipt(
+    receipt: Receipt, transaction_id: str
+) -> None:
+    expected = hashlib.sha256(orjson.dumps([transaction_id, receipt])).hexdigest()
+    assert request_hash(transaction_id, receipt_json(receipt)) == expected
+
+
+def test_receipt_json_names_every_field() -> None:
+    receipt = Receipt("s", datetime(2026, 11, 22, tzinfo=UTC), (ReceiptLine("1", "a", 1, 2),))
+    written = orjson.loads(receipt_json(receipt))
+    assert list(written) == [field.name for field in fields(Receipt)]
+    assert list(written["lines"][0]) == [field.name for field in fields(ReceiptLine)]
