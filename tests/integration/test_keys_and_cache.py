@@ -59,3 +59,24 @@ async def test_an_unreadable_cache_entry_is_a_miss(clean_redis: str) -> None:
     finally:
         await client.delete(card_key("4000000000098"))
         await client.aclose()
+
+
+async def test_a_decoded_state_is_reused_only_while_its_entry_is_unchanged(
+    clean_redis: str,
+) -> None:
+    client = aioredis.Redis.from_url(clean_redis)
+    reader, other_worker = CardCache(client), CardCache(client)
+    today = NOW.date()
+    try:
+        await other_worker.put(_state(5, 500), today)
+        first = await reader.get("4000000000099", today)
+        assert await reader.get("4000000000099", today) is first  # decoded once
+        await other_worker.put(_state(6, 120), today)  # a sale in another worker
+        assert (await reader.get("4000000000099", today)) == _state(6, 120)
+        tomorrow = await reader.get("4000000000099", today + timedelta(days=1))
+        assert tomorrow is not None and tomorrow.points_earned_today == 0
+        await client.hset(card_key("4000000000099"), "s", b"")  # marked stale by a write
+        assert await reader.get("4000000000099", today) is None
+    finally:
+        await reader.forget("4000000000099")
+        await client.aclose()
