@@ -65,6 +65,11 @@ from benchmarks.ledger import measure_ledger
 COMMAND = "make bench  (.venv/bin/python -m benchmarks.service)"
 WORKERS = 2
 CONNECTIONS = 32
+# SPEC §8's commit target as a share of the bare stack ceiling measured in the same run:
+# 2,000 sales/s where 5,000 calculations/s are about 55% of the ceiling (SPEC §8 asks
+# for every figure as a ratio to a reference of the same run; this is the one its
+# absolute commit figure implies).
+COMMIT_CEILING_SHARE = 2_000 / (5_000 / 0.55)
 
 
 def _free_port() -> int:
@@ -387,6 +392,10 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          verdict(p99 <= 20)),
         ("/v1/commit sales/s (after calculate, 2 workers)", f"{commit:.0f}/s", ">= 2,000/s",
          verdict(commit >= 2000)),
+        # SPEC §8 sets 2,000 sales/s on the machine where 5,000 calculations/s are about
+        # 55% of the echo: 2,000 / (5,000 / 0.55) of the same run's ceiling.
+        ("/v1/commit vs bare stack ceiling (2,000/s as a ratio)", f"{commit / ceiling:.0%}",
+         f">= {COMMIT_CEILING_SHARE:.0%}", verdict(commit / ceiling >= COMMIT_CEILING_SHARE)),
         ("/v1/commit vs pgbench -N", f"{commit / pgb:.0%}", "context", ""),
         ("/v1/commit vs the ledger alone (benchmarks/ledger.py)",
          f"{commit / r['ledger_sales']:.0%}", "context", ""),
@@ -450,7 +459,8 @@ def write_section(text: str) -> None:
 def _headline(r: dict[str, Any]) -> str:
     calc = r["demo"]["calculate"]["rps"] / r["ceiling"]["rps"]
     commit, p99 = r["demo"]["commit"]["rps"], r["demo"]["commit_paced"]["p99_ms"]
-    return f"{calc:.0%} / {commit:.0f} sales/s / {p99:.0f} ms"
+    share = commit / r["ceiling"]["rps"]
+    return f"{calc:.0%} / {commit:.0f} sales/s ({share:.0%} of the ceiling) / {p99:.0f} ms"
 
 
 def _calculate_ratio(r: dict[str, Any]) -> float:
@@ -466,8 +476,8 @@ def median_section(runs: list[dict[str, Any]]) -> str:
         each = "; ".join(_headline(r) for r in runs)
         text += f"""
 The table is the median of {len(runs)} runs by the calculate ratio, taken one after the
-other; every run's calculate vs ceiling / commits after a calculation / commit p99 at
-half rate, in order: {each}.
+other; every run's calculate vs ceiling / commits after a calculation (their share of
+the ceiling) / commit p99 at half rate, in order: {each}.
 """
     return text
 
