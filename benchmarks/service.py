@@ -8,7 +8,9 @@ What it does, each step on the same machine within minutes of the others:
     LOYALTY_BENCH_DATABASE_URL / LOYALTY_BENCH_REDIS_URL name running ones; a fresh
     database with the demo program and 2,000 cards holding points;
  2. the bare stack ceiling (benchmarks/bare_app.py: the service's FastAPI setup, an
-    endpoint that validates the same receipt and echoes it), 2 uvicorn workers, wrk;
+    endpoint that validates the same receipt and echoes it), 2 uvicorn workers, wrk,
+    started first and measured right before and right after step 3's calculate run
+    (the ceiling is the mean of the two);
  3. the service, 2 workers: time to ready, and to replace a killed worker
     (measure_ready); /v1/calculate (10-line receipt, card in cache) with wrk; latency
     at half that rate (open loop, benchmarks/pace.py) and the same percentiles read
@@ -41,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,7 +170,14 @@ def _lua(work: Path, name: str, text: str) -> Path:
     return path
 
 
-def measure_ceiling(work: Path, seconds: int) -> dict[str, float]:
+@contextmanager
+def bare_stack(work: Path) -> Iterator[Callable[[int], dict[str, float]]]:
+    """The bare stack ceiling, serving; yields ``measure(seconds)``, one wrk run on its echo.
+
+    It stays up (idle) while the service is measured, so that the ceiling can be taken
+    right before and right after the calculate run: this kind of machine drifts by tens
+    of per cent within minutes, and a ceiling taken minutes apart moved the ratio with it.
+    """
     port = _free_port()
     body = work / "calculate.json"
     args = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port),
@@ -182,7 +191,24 @@ def measure_ceiling(work: Path, seconds: int) -> dict[str, float]:
     with _process(args, env, work / "bare.log"):
         _wait_ready(f"http://127.0.0.1:{port}/healthz")
         script = _lua(work, "echo.lua", STATIC_LUA)
-        return _wrk(f"http://127.0.0.1:{port}/v1/echo", script, seconds, {"BODY": str(body)})
+
+        def measure(seconds: int) -> dict[str, float]:
+            return _wrk(f"http://127.0.0.1:{port}/v1/echo", script, seconds, {"BODY": str(body)})
+
+        measure(2)  # warm-up, not counted, as for the service
+        yield measure
+
+
+def _bracketed(ceiling: Callable[[int], dict[str, float]], run: Callable[[], dict[str, float]],
+               seconds: int) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """``run()`` between two ceiling runs; the ceiling is their mean."""
+    before = ceiling(seconds)
+    measured = run()
+    after = ceiling(seconds)
+    mean = {"rps": (before["rps"] + after["rps"]) / 2,
+            "non_2xx": before["non_2xx"] + after["non_2xx"],
+            "before_rps": before["rps"], "after_rps": after["rps"]}  # fmt: skip
+    return mean, measured
 
 
 STATIC_LUA = """
@@ -255,7 +281,12 @@ def measure_ready(proc: subprocess.Popen[bytes], log: Path, base: str) -> dict[s
             "ready_s": ready[-1] - banner, "restart_s": restarted - killed}  # fmt: skip
 
 
-def measure_service(urls: dict[str, str], work: Path, seconds: int, label: str) -> dict[str, Any]:
+def measure_service(
+    urls: dict[str, str], work: Path, seconds: int, label: str,
+    ceiling: Callable[[int], dict[str, float]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The service's figures; with ``ceiling``, also the bare stack's, taken right before
+    and right after the calculate run (``out["ceiling"]``)."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "service.cli", "serve"]
@@ -273,8 +304,16 @@ def measure_service(urls: dict[str, str], work: Path, seconds: int, label: str) 
         # (the workers share one listening socket: a worker still warming up when the
         # connections arrive ends up with fewer of them for the whole run).
         _wrk(f"{base}/v1/calculate", script, 2, {**key, **body})
-        calc = _wrk(f"{base}/v1/calculate", script, seconds, {**key, **body})
-        out: dict[str, Any] = {"ready": ready, "calculate": calc}
+        out: dict[str, Any] = {"ready": ready}
+
+        def calculate() -> dict[str, float]:
+            return _wrk(f"{base}/v1/calculate", script, seconds, {**key, **body})
+
+        if ceiling is None:
+            calc = calculate()
+        else:
+            out["ceiling"], calc = _bracketed(ceiling, calculate, seconds)
+        out["calculate"] = calc
         if label != "demo":
             return out
         out |= _latencies_and_commits(base, work, seconds, calc["rps"])
@@ -360,8 +399,9 @@ def run(seconds: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with _servers(work) as urls:
         urls["database"] = asyncio.run(prepare_database(urls["server"], urls["redis"]))
-        results["ceiling"] = measure_ceiling(work, seconds)
-        results["demo"] = measure_service(urls, work, seconds, "demo")
+        with bare_stack(work) as ceiling:
+            results["demo"] = measure_service(urls, work, seconds, "demo", ceiling)
+        results["ceiling"] = results["demo"].pop("ceiling")
         results["pgbench_tps"] = measure_pgbench(urls, seconds)
         results["ledger_sales"] = measure_ledger(urls["database"], BENCH_CARDS, seconds)
         asyncio.run(publish_many_rules(urls["database"], 5_000))
@@ -430,7 +470,9 @@ on the same cores; compare ratios, not absolute numbers.
 | --- | ---: | ---: | --- |
 {rows}
 
-Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s; /v1/calculate
+Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s (the mean of
+{r["ceiling"]["before_rps"]:.0f} right before the calculate run and
+{r["ceiling"]["after_rps"]:.0f} right after it); /v1/calculate
 {demo["calculate"]["rps"]:.0f} req/s (demo program) and {r["rules_5000"]["calculate"]["rps"]:.0f}
 req/s (5,000 rules); /v1/commit {demo["commit"]["rps"]:.0f} sales/s after a calculation
 ({demo["commit"]["non_2xx"]:.0f} non-2xx) and {demo["commit_receipt"]["rps"]:.0f} sales/s with the
