@@ -91,7 +91,8 @@ def add_sale_routes(app_router: APIRouter) -> None:
     included routers, rather than in an included one: FastAPI (0.16x) matches a route of
     an included router twice per request, once to choose the inclusion and once inside
     it, after trying every inclusion before it. That cost a calculate about a tenth of
-    its CPU (benchmarks/profile_calculate.py).
+    its CPU (the app in-process as profile_calculate drives it, alternated rounds; see
+    docs/performance.md).
     """
     app_router.add_api_route(
         "/v1/calculate", calculate, methods=["POST"], tags=["pos"], route_class_override=PosRoute,
