@@ -57,6 +57,17 @@ def _raw_outcome(
     return raw, finals
 
 
+def _line_columns(
+    receipt: Receipt, facts: ReceiptFacts, raw: RawOutcome, finals: list[int]
+) -> tuple[list[str], tuple[int, ...], list[int], list[int], list[int], list[int]]:
+    """Each line's id, amount, discount, points paid, final amount and points earned, by
+    column: ``LineResult``'s fields before ``applied``, and ``ColumnResult``'s."""
+    return (
+        [line.line_id for line in receipt.lines], facts.amounts, raw.discounts,
+        raw.points_paid, finals, raw.points_earned,
+    )  # fmt: skip
+
+
 def kernel_result(
     receipt: Receipt,
     ctx: CalculationContext,
@@ -73,12 +84,7 @@ def kernel_result(
     lines = frozen_instances(
         LineResult,
         count,
-        [line.line_id for line in receipt.lines],
-        facts.amounts,
-        raw.discounts,
-        raw.points_paid,
-        finals,
-        raw.points_earned,
+        *_line_columns(receipt, facts, raw, finals),
         _applied_per_line(program, applied, count),
     )
     verdict_list = _rule_verdicts(program, raw.verdicts)
@@ -126,12 +132,7 @@ def kernel_columns(
             per_line[line].append((ids[r], names[r], amount))
     return ColumnResult(
         program.version,
-        [line.line_id for line in receipt.lines],
-        facts.amounts,
-        raw.discounts,
-        raw.points_paid,
-        finals,
-        raw.points_earned,
+        *_line_columns(receipt, facts, raw, finals),
         per_line,
         [
             (ids[r], names[r], True, None, amount, point)
