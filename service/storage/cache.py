@@ -22,7 +22,7 @@ from service.storage.resp import RespClient
 _log = logging.getLogger(__name__)
 
 CARD_TTL_S = 3600
-# Decoded card states a worker keeps, each with the bytes it came from (about 2 KB each).
+# Decoded card states a worker keeps, each with the bytes it came from.
 DECODED_STATES_KEPT = 4096
 PROGRAM_KEY = "loyalty:program:current"
 PROGRAM_CHANNEL = "loyalty:program:published"
