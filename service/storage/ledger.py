@@ -4,7 +4,8 @@ A sale waits for nothing when the ledger is idle: it is sent alone at once. Whil
 ``max_in_flight`` batches are already at Postgres, the sales that arrive queue up and
 leave together in the next batch: one statement, one round trip and one WAL flush for
 all of them (``loyalty_commit_many``, migration 0004). Each sale in a batch is decided on
-its own; a refused sale writes nothing and does not affect the others.
+its own; a refused sale writes nothing and does not affect the others. Postgres writes a
+batch's plain card sales together, one statement per table (migration 0005).
 
 A batch is sent with its card sales in card-number order, so two batches lock cards in
 the same order. If a batch fails as a whole (a deadlock with a refund or a referral
