@@ -22,6 +22,7 @@ import asyncpg
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TIERS = [["base", 0], ["silver", 50_000], ["gold", 200_000]]
 BATCHES = 40
+BUDGETS = [[], [["diff-rule-a", 500]], [["diff-rule-a", 1], ["diff-rule-b", 7]]]
 
 
 async def _cards(conn: asyncpg.Connection, rng: random.Random, prefix: str) -> list[str]:
@@ -54,12 +55,15 @@ async def _cards(conn: asyncpg.Connection, rng: random.Random, prefix: str) -> l
         if rng.random() < 0.5:
             await conn.execute(
                 "INSERT INTO tier_spend (card_id, amount, occurred_at) VALUES ($1, $2, $3)",
-                card_id, rng.choice([10_000, 45_000, 150_000]), NOW - timedelta(days=rng.choice([3, 400])),
+                card_id, rng.choice([10_000, 45_000, 150_000]),
+                NOW - timedelta(days=rng.choice([3, 400])),
             )  # fmt: skip
     return numbers
 
 
-def _sale(rng: random.Random, card: str | None, store: str, tx: str, version: int) -> dict[str, Any]:
+def _sale(
+    rng: random.Random, card: str | None, store: str, tx: str, version: int
+) -> dict[str, Any]:
     subtotal = rng.choice([10_000, 99_900, 250_000])
     discount = rng.choice([0, subtotal // 10])
     redeemed = rng.choice([0, 0, 10, 300, 5_000])
@@ -89,7 +93,7 @@ def _sale(rng: random.Random, card: str | None, store: str, tx: str, version: in
         "tier_window_start": rng.choice([None, (NOW - timedelta(days=365)).isoformat()]),
         "tiers": TIERS,
         "promo_codes": ["NO-SUCH-CODE"] if rng.random() < 0.05 else [],
-        "budgets": rng.choice([[], [["diff-rule-a", 500]], [["diff-rule-a", 1], ["diff-rule-b", 7]]]),
+        "budgets": rng.choice(BUDGETS),
         "referral_points": rng.choice([0, 50]),
     }
 
@@ -173,3 +177,28 @@ async def test_a_batch_writes_what_its_sales_write_one_by_one(
     # The batches met every outcome a sale can have here.
     assert kinds >= {"committed", "replay", "conflict", "card_not_found", "card_not_active",
                      "insufficient", "promo_rejected"}, kinds  # fmt: skip
+
+
+async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_nothing(
+    ledger_db: asyncpg.Connection,
+) -> None:
+    """Two cards' sales under one (store, transaction id) pass the checks together (the
+    receipt is not there yet); the receipt's key refuses the second, the whole statement
+    is undone, and the service then commits the batch's sales one by one."""
+    version = await ledger_db.fetchval("SELECT max(version) FROM program_versions")
+    rng = random.Random(7)
+    prefix = f"56{random.randrange(10**8):08d}"
+    for k in range(2):
+        await ledger_db.execute("INSERT INTO cards (number) VALUES ($1)", f"{prefix}{k}")
+    sales = [_sale(rng, f"{prefix}{k}", "msk-001", f"{prefix}-same", version) for k in range(2)]
+    sales = [{**s, "points_redeemed": 0, "points_paid": 0, "promo_codes": [],
+              "amount_due": s["subtotal"] - s["discount"]} for s in sales]  # fmt: skip
+    try:
+        await ledger_db.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
+    except asyncpg.UniqueViolationError:
+        pass
+    else:
+        raise AssertionError("the second receipt under one id was written")
+    written = await ledger_db.fetchval(_STATE, prefix)
+    assert written["receipts"] is None and written["entries"] is None, written
+    assert [row[1:] for row in written["cards"]] == [["active", None, 0, 0, 0]] * 2
