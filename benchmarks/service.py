@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import uvloop
@@ -375,6 +376,7 @@ def _servers(work: Path) -> Iterator[dict[str, str]]:
     database = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
     redis_url = os.environ.get("LOYALTY_BENCH_REDIS_URL")
     servers = None
+    given = {"postgres": bool(database), "redis": bool(redis_url)}
     if not (database and redis_url):
         from service.storage.embedded import start_embedded
 
@@ -383,11 +385,23 @@ def _servers(work: Path) -> Iterator[dict[str, str]]:
         database = database or servers.database_url
         redis_url = redis_url or servers.redis_url
     assert database and redis_url
+    used = " and ".join(
+        f"{name} {'named by LOYALTY_BENCH_*' if mine else 'embedded (started by the bench)'}"
+        for name, mine in given.items()
+    )
     try:
-        yield {"server": database, "redis": redis_url}
+        yield {"server": database, "redis": redis_url, "used": used}
     finally:
         if servers is not None:
             servers.stop()
+
+
+async def _server_version(urls: dict[str, str]) -> str:
+    conn = await asyncpg.connect(urls["database"])
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
 
 
 def run(seconds: int) -> dict[str, Any]:
@@ -399,6 +413,7 @@ def run(seconds: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with _servers(work) as urls:
         urls["database"] = asyncio.run(prepare_database(urls["server"], urls["redis"]))
+        results["servers"] = f"{urls['used']}; Postgres {asyncio.run(_server_version(urls))}"
         with bare_stack(work) as ceiling:
             results["demo"] = measure_service(urls, work, seconds, "demo", ceiling)
         results["ceiling"] = results["demo"].pop("ceiling")
@@ -464,7 +479,7 @@ def section(r: dict[str, Any]) -> str:
 
 Reproduce with `{COMMAND}`; benchmarks/service.py says what each step does. All
 figures below come from one run on this shared 2-core machine, wrk and the service
-on the same cores; compare ratios, not absolute numbers.
+on the same cores; compare ratios, not absolute numbers. Servers: {r.get("servers", "?")}.
 
 | SPEC §8 | measured | target | |
 | --- | ---: | ---: | --- |
