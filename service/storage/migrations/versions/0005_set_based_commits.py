@@ -136,9 +136,9 @@ BEGIN
                        t.lot_id, o.store, o.tx
                 FROM ok o JOIN taken t USING (ord)
                 UNION ALL
-                SELECT o.ord, 1 << 30, o.card_id, 'accrual', o.earned, a.lot_id, o.store, o.tx
+                SELECT o.ord, NULL, o.card_id, 'accrual', o.earned, a.lot_id, o.store, o.tx
                 FROM ok o LEFT JOIN accrued a USING (card_id) WHERE o.earned > 0
-            ) x ORDER BY ord, n
+            ) x ORDER BY ord, n NULLS LAST  -- a sale's redemptions, then its accrual
         ), spends AS (
             INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
             SELECT card_id, spend, occurred_at, store, tx FROM ok WHERE spend <> 0 ORDER BY ord
