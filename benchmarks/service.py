@@ -447,8 +447,6 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          verdict(p99 <= 20)),
         ("/v1/commit sales/s (after calculate, 2 workers)", f"{commit:.0f}/s", ">= 2,000/s",
          verdict(commit >= 2000)),
-        # SPEC §8 sets 2,000 sales/s on the machine where 5,000 calculations/s are about
-        # 55% of the echo: 2,000 / (5,000 / 0.55) of the same run's ceiling.
         ("/v1/commit vs bare stack ceiling (2,000/s as a ratio)", f"{commit / ceiling:.0%}",
          f">= {COMMIT_CEILING_SHARE:.0%}", verdict(commit / ceiling >= COMMIT_CEILING_SHARE)),
         ("/v1/commit vs pgbench -N", f"{commit / pgb:.0%}", "context", ""),
@@ -479,7 +477,7 @@ def section(r: dict[str, Any]) -> str:
 
 Reproduce with `{COMMAND}`; benchmarks/service.py says what each step does. All
 figures below come from one run on this shared 2-core machine, wrk and the service
-on the same cores; compare ratios, not absolute numbers. Servers: {r.get("servers", "?")}.
+on the same cores; compare ratios, not absolute numbers. Servers: {r["servers"]}.
 
 | SPEC §8 | measured | target | |
 | --- | ---: | ---: | --- |
