@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TIERS = [["base", 0], ["silver", 50_000], ["gold", 200_000]]
@@ -193,12 +194,8 @@ async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_noth
     sales = [_sale(rng, f"{prefix}{k}", "msk-001", f"{prefix}-same", version) for k in range(2)]
     sales = [{**s, "points_redeemed": 0, "points_paid": 0, "promo_codes": [],
               "amount_due": s["subtotal"] - s["discount"]} for s in sales]  # fmt: skip
-    try:
+    with pytest.raises(asyncpg.UniqueViolationError):
         await ledger_db.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
-    except asyncpg.UniqueViolationError:
-        pass
-    else:
-        raise AssertionError("the second receipt under one id was written")
     written = await ledger_db.fetchval(_STATE, prefix)
     assert written["receipts"] is None and written["entries"] is None, written
     assert [row[1:] for row in written["cards"]] == [["active", None, 0, 0, 0]] * 2
