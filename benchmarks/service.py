@@ -9,10 +9,10 @@ What it does, each step on the same machine within minutes of the others:
     database with the demo program and 2,000 cards holding points;
  2. the bare stack ceiling (benchmarks/bare_app.py: the service's FastAPI setup, an
     endpoint that validates the same receipt and echoes it), 2 uvicorn workers, wrk,
-    started first and measured right before and right after step 3's calculate run
-    (the ceiling is the mean of the two);
+    started first and measured in turn with step 3's calculate runs: ceiling,
+    calculate, ceiling, ... ceiling (``_alternated``);
  3. the service, 2 workers: time to ready, and to replace a killed worker
-    (measure_ready); /v1/calculate (10-line receipt, card in cache) with wrk; latency
+    (measure_ready); /v1/calculate (10-line receipt, card in cache) with wrk, three runs; latency
     at half that rate (open loop, benchmarks/pace.py) and the same percentiles read
     from /metrics; /v1/commit with wrk (a new sale each, over 2,000 cards, 10 points
     redeemed; benchmarks/commits.py: committed after a calculation, as a POS does, and
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -176,8 +177,8 @@ def bare_stack(work: Path) -> Iterator[Callable[[int], dict[str, float]]]:
     """The bare stack ceiling, serving; yields ``measure(seconds)``, one wrk run on its echo.
 
     It stays up (idle) while the service is measured, so that the ceiling can be taken
-    right before and right after the calculate run: this kind of machine drifts by tens
-    of per cent within minutes, and a ceiling taken minutes apart moved the ratio with it.
+    in turn with the calculate runs: this kind of machine drifts by tens of per cent
+    within minutes, and a ceiling taken minutes apart moved the ratio with it.
     """
     port = _free_port()
     body = work / "calculate.json"
@@ -200,16 +201,36 @@ def bare_stack(work: Path) -> Iterator[Callable[[int], dict[str, float]]]:
         yield measure
 
 
-def _bracketed(ceiling: Callable[[int], dict[str, float]], run: Callable[[], dict[str, float]],
-               seconds: int) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
-    """``run()`` between two ceiling runs; the ceiling is their mean."""
-    before = ceiling(seconds)
-    measured = run()
-    after = ceiling(seconds)
-    mean = {"rps": (before["rps"] + after["rps"]) / 2,
-            "non_2xx": before["non_2xx"] + after["non_2xx"],
-            "before_rps": before["rps"], "after_rps": after["rps"]}  # fmt: skip
-    return mean, measured
+# Calculate runs per measurement, each between two ceiling runs (ceiling, calculate,
+# ceiling, ... ceiling). Each wrk run opens its 32 connections afresh, and the kernel
+# spreads them over the two workers' sockets by a hash of their ports: 12/20 as often as
+# 16/16, a few per cent of throughput either way. Three runs of each side average that
+# luck out of the ratio, and the drift of the machine with it.
+ROUNDS = 3
+
+
+def _alternated(
+    ceiling: Callable[[int], dict[str, float]], run: Callable[[], dict[str, float]],
+    seconds: int, rounds: int = ROUNDS,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """``run()`` ``rounds`` times, each between two ceiling runs. The figures are the
+    means: of the runs, and of each run's two neighbouring ceilings."""
+    ceilings = [ceiling(seconds)]
+    runs = []
+    for _ in range(rounds):
+        runs.append(run())
+        ceilings.append(ceiling(seconds))
+    brackets = [(a["rps"] + b["rps"]) / 2 for a, b in itertools.pairwise(ceilings)]
+    mean = {"rps": sum(brackets) / rounds,
+            "non_2xx": sum(c["non_2xx"] for c in ceilings),
+            "runs_rps": [c["rps"] for c in ceilings]}  # fmt: skip
+    return mean, _mean_of(runs)
+
+
+def _mean_of(runs: list[dict[str, float]]) -> dict[str, Any]:
+    return {"rps": sum(r["rps"] for r in runs) / len(runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+            "runs_rps": [r["rps"] for r in runs]}  # fmt: skip
 
 
 STATIC_LUA = """
@@ -286,8 +307,8 @@ def measure_service(
     urls: dict[str, str], work: Path, seconds: int, label: str,
     ceiling: Callable[[int], dict[str, float]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The service's figures; with ``ceiling``, also the bare stack's, taken right before
-    and right after the calculate run (``out["ceiling"]``)."""
+    """The service's figures; with ``ceiling``, also the bare stack's, taken before, between
+    and after the calculate runs (``out["ceiling"]``, ``_alternated``)."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "service.cli", "serve"]
@@ -301,9 +322,7 @@ def measure_service(
         script = _lua(work, "calculate.lua", STATIC_LUA)
         body = {"BODY": str(work / "calculate.json")}
         # Warm-up, not counted: the worker that replaced the killed one serves its first
-        # requests, and both are busy before wrk opens the measured run's connections
-        # (the workers share one listening socket: a worker still warming up when the
-        # connections arrive ends up with fewer of them for the whole run).
+        # requests, and both are busy before wrk opens the measured runs' connections.
         _wrk(f"{base}/v1/calculate", script, 2, {**key, **body})
         out: dict[str, Any] = {"ready": ready}
 
@@ -311,9 +330,9 @@ def measure_service(
             return _wrk(f"{base}/v1/calculate", script, seconds, {**key, **body})
 
         if ceiling is None:
-            calc = calculate()
+            calc = _mean_of([calculate() for _ in range(ROUNDS)])
         else:
-            out["ceiling"], calc = _bracketed(ceiling, calculate, seconds)
+            out["ceiling"], calc = _alternated(ceiling, calculate, seconds)
         out["calculate"] = calc
         if label != "demo":
             return out
@@ -483,11 +502,13 @@ on the same cores; compare ratios, not absolute numbers. Servers: {r["servers"]}
 | --- | ---: | ---: | --- |
 {rows}
 
-Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s (the mean of
-{r["ceiling"]["before_rps"]:.0f} right before the calculate run and
-{r["ceiling"]["after_rps"]:.0f} right after it); /v1/calculate
-{demo["calculate"]["rps"]:.0f} req/s (demo program) and {r["rules_5000"]["calculate"]["rps"]:.0f}
-req/s (5,000 rules); /v1/commit {demo["commit"]["rps"]:.0f} sales/s after a calculation
+Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s and /v1/calculate
+{demo["calculate"]["rps"]:.0f} req/s (demo program), the means of wrk runs taken in turn:
+ceiling {_listed(r["ceiling"]["runs_rps"])}; calculate {_listed(demo["calculate"]["runs_rps"])}
+(each calculate run counted against the mean of the ceilings on either side of it);
+/v1/calculate with 5,000 rules {r["rules_5000"]["calculate"]["rps"]:.0f} req/s (runs:
+{_listed(r["rules_5000"]["calculate"]["runs_rps"])});
+/v1/commit {demo["commit"]["rps"]:.0f} sales/s after a calculation
 ({demo["commit"]["non_2xx"]:.0f} non-2xx) and {demo["commit_receipt"]["rps"]:.0f} sales/s with the
 receipt sent again, no calculation id ({demo["commit_receipt"]["non_2xx"]:.0f} non-2xx), against
 pgbench -N {r["pgbench_tps"]:.0f} tps and the ledger alone, {r["ledger_sales"]:.0f} sales/s
@@ -505,6 +526,10 @@ the demo check, then preloading the app and the kernels and binding the port, be
 worker exists); banner to the first worker ready {first} s, to both {ready} s; a
 worker killed (SIGKILL, no load) to its replacement's first ready answer {restart} s.
 """
+
+
+def _listed(figures: list[float]) -> str:
+    return ", ".join(f"{figure:.0f}" for figure in figures)
 
 
 def write_section(text: str) -> None:
