@@ -221,10 +221,7 @@ def _alternated(
         runs.append(run())
         ceilings.append(ceiling(seconds))
     brackets = [(a["rps"] + b["rps"]) / 2 for a, b in itertools.pairwise(ceilings)]
-    mean = {"rps": sum(brackets) / rounds,
-            "non_2xx": sum(c["non_2xx"] for c in ceilings),
-            "runs_rps": [c["rps"] for c in ceilings]}  # fmt: skip
-    return mean, _mean_of(runs)
+    return {**_mean_of(ceilings), "rps": sum(brackets) / rounds}, _mean_of(runs)
 
 
 def _mean_of(runs: list[dict[str, float]]) -> dict[str, Any]:
