@@ -502,7 +502,8 @@ on the same cores; compare ratios, not absolute numbers. Servers: {r["servers"]}
 Context (same run): bare stack {r["ceiling"]["rps"]:.0f} req/s and /v1/calculate
 {demo["calculate"]["rps"]:.0f} req/s (demo program), the means of wrk runs taken in turn:
 ceiling {_listed(r["ceiling"]["runs_rps"])}; calculate {_listed(demo["calculate"]["runs_rps"])}
-(each calculate run counted against the mean of the ceilings on either side of it);
+(the ceiling figure: for each calculate run the mean of the ceilings on either side
+of it, averaged over the runs);
 /v1/calculate with 5,000 rules {r["rules_5000"]["calculate"]["rps"]:.0f} req/s (runs:
 {_listed(r["rules_5000"]["calculate"]["runs_rps"])});
 /v1/commit {demo["commit"]["rps"]:.0f} sales/s after a calculation
