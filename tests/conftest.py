@@ -27,6 +27,7 @@ from service.settings import Settings
 from service.storage.embedded import EmbeddedServers, start_embedded
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
+from tests.clock import demo_program_now
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 POS_KEY = "test-pos-key-0123456789abcdef01"
@@ -97,7 +98,7 @@ async def demo_database(database_url: str) -> str:
 
     conn = await connect(database_url)
     try:
-        await load_demo(conn)
+        await load_demo(conn, document=demo_program_now())
         await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
     finally:
         await conn.close()

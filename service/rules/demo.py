@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from service.domain.receipt import StoreInfo
@@ -17,10 +18,16 @@ _HAPPY_HOURS = {
     "hours": {"from": "17:00", "to": "19:00"},
 }
 _NOT_GIFT_CARDS = {"exclude": {"categories": ["gift-cards"]}}
+# SPEC §9: AUTUMN10 runs from 1 October to 30 November.
+AUTUMN = (date(2026, 10, 1), date(2026, 11, 30))
 
 
-def demo_program() -> dict[str, Any]:
-    """The "Style" program as a document of the format in service/rules/document.py."""
+def demo_program(campaign: tuple[date, date] = AUTUMN) -> dict[str, Any]:
+    """The "Style" program as a document of the format in service/rules/document.py.
+
+    ``campaign`` is AUTUMN10's first and last day; tests move it around their own clock
+    so that a sale of this week still falls inside it."""
+    first, last = (day.isoformat() for day in campaign)
     return {
         "format": 1,
         "name": "Style",
@@ -69,20 +76,20 @@ def demo_program() -> dict[str, Any]:
             "2026-11-04",
         ],
         "groups": [{"id": "personal", "name": "Personal discounts: the best one applies"}],
-        "rules": _demo_rules(),
+        "rules": _demo_rules(first, last),
         "promo_codes": [
             {
                 "code": "AUTUMN10",
                 "rules": ["autumn10"],
                 "per_card_limit": 1,
-                "valid_from": "2026-10-01",
-                "valid_to": "2026-11-30",
+                "valid_from": first,
+                "valid_to": last,
             }
         ],
     }
 
 
-def _demo_rules() -> list[dict[str, Any]]:
+def _demo_rules(first: str, last: str) -> list[dict[str, Any]]:
     return [
         {
             "id": "happy-hours",
@@ -138,7 +145,7 @@ def _demo_rules() -> list[dict[str, Any]]:
             "target": {"categories": ["dresses"]},
             "conditions": {
                 "promo_code": True,
-                "dates": {"from": "2026-10-01", "to": "2026-11-30"},
+                "dates": {"from": first, "to": last},
             },
             "effect": {"type": "percent", "percent": "10"},
         },

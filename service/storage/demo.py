@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -74,8 +75,11 @@ async def _insert_card(conn: asyncpg.Connection, card: DemoCard, now: datetime) 
         )  # fmt: skip
 
 
-async def load_demo(conn: asyncpg.Connection, now: datetime | None = None) -> bool:
-    """Load the demo program, stores and cards into an empty database; False if not empty."""
+async def load_demo(
+    conn: asyncpg.Connection, now: datetime | None = None, *, document: dict[str, Any] | None = None
+) -> bool:
+    """Load the demo program (or ``document``, a variant of it), stores and cards into an
+    empty database; False if not empty."""
     now = now or datetime.now(UTC)
     async with conn.transaction():
         await conn.execute("LOCK TABLE program_current IN EXCLUSIVE MODE")
@@ -84,7 +88,7 @@ async def load_demo(conn: asyncpg.Connection, now: datetime | None = None) -> bo
         await upsert_stores(
             conn, [(s, STORE_NAMES.get(s.store_id, s.store_id)) for s in DEMO_STORES]
         )
-        document = demo_program()
+        document = document or demo_program()
         codes = declared_codes(parse_program(document))
         await publish_new_version(conn, document, author="demo", codes=codes)
         for card in DEMO_CARDS:

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.rules.demo import demo_program
+from tests.clock import FRIDAY_NOON_AT
+from tests.clock import demo_program_now as demo_program
 from tests.conftest import ADMIN, POS
 from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt
@@ -101,7 +102,7 @@ async def test_draft_edit_and_dry_run_leave_the_current_program_alone(
     updated = await client.put(f"{PROGRAMS}/{version}", json={"document": richer}, headers=ADMIN)
     assert updated.status_code == 200 and updated.json()["document"] == richer
 
-    sample = {"receipt": receipt(), "now": "2026-11-20T12:00:05+03:00"}
+    sample = {"receipt": receipt(), "now": (FRIDAY_NOON_AT + timedelta(seconds=5)).isoformat()}
     dry = await client.post(f"{PROGRAMS}/{version}/dry-run", json=sample, headers=ADMIN)
     assert dry.status_code == 200, dry.text
     assert dry.json()["program_version"] == version

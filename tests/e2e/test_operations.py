@@ -20,6 +20,7 @@ from service.storage.demo import ensure_demo_keys, load_demo
 from service.storage.embedded import start_postgres
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
+from tests.clock import demo_program_now
 from tests.conftest import ADMIN_KEY, POS, POS_KEY, app_settings
 from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt
@@ -34,7 +35,7 @@ async def own_postgres() -> AsyncIterator[tuple[str, object]]:
     await upgrade_async(url)
     conn = await connect(url)
     try:
-        await load_demo(conn)
+        await load_demo(conn, document=demo_program_now())
         await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
     finally:
         await conn.close()

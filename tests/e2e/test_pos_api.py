@@ -11,9 +11,8 @@ from fastapi import FastAPI
 
 from service.storage.keys import create_key
 from service.storage.postgres import connect
+from tests.clock import FRIDAY_NOON
 from tests.conftest import ADMIN, POS
-
-FRIDAY_NOON = "2026-11-20T12:00:00+03:00"
 
 
 def receipt(**overrides: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import httpx
 
 from service.domain.reversal import ReturnRequest
 from service.storage.refunds import ReturnsLedger
+from tests.clock import FRIDAY_NOON
 from tests.conftest import POS
 from tests.integration.conftest import NewCard
 
@@ -248,7 +249,7 @@ async def test_cancel_voids_the_sale_once_and_releases_its_promo_code(
     number = await new_card(0)
     dress = {"line_id": "1", "sku": "D1", "category": "dresses", "quantity": "1",
              "unit_price": 500_000}  # fmt: skip
-    sale = {"store_id": "msk-001", "timestamp": "2026-11-20T12:00:00+03:00", "card": number,
+    sale = {"store_id": "msk-001", "timestamp": FRIDAY_NOON, "card": number,
             "promo_codes": ["AUTUMN10"], "lines": [dress], "transaction_id": "S-11"}  # fmt: skip
     committed = (await post(client, "/v1/commit", sale)).json()
     assert committed["promo_codes"] == [{"code": "AUTUMN10", "status": "accepted", "reason": None}]
@@ -317,7 +318,7 @@ async def test_a_batch_code_is_used_up_at_its_limit(
     dress = {"line_id": "1", "sku": "D1", "category": "dresses", "quantity": "1",
              "unit_price": 500_000}  # fmt: skip
     first, second = await new_card(0), await new_card(0)
-    sale = {"store_id": "msk-001", "timestamp": "2026-11-20T12:00:00+03:00",
+    sale = {"store_id": "msk-001", "timestamp": FRIDAY_NOON,
             "promo_codes": [code.lower()], "lines": [dress]}  # fmt: skip
     shown = (await post(client, "/v1/calculate", {**sale, "card": second})).json()
     assert shown["promo_codes"] == [{"code": code, "status": "accepted", "reason": None}]
