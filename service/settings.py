@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="period of scheduled publications and webhook delivery"
     )
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="let webhooks target loopback, private and link-local addresses (a CRM on"
+        " the chain's own network); off, such targets are refused: a webhook is a request the"
+        " service makes on an admin's say, and must not reach what only the service can",
+    )
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_backoff_s: float = Field(default=1.0, gt=0, description="first retry delay")
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0, description="longest delay")

@@ -134,6 +134,7 @@ def app_settings(database_url: str, redis_url: str, **overrides: Any) -> Setting
         demo_admin_key=ADMIN_KEY,
         demo_pos_key=POS_KEY,
         api_key_refresh_s=0.2,
+        webhook_allow_private=True,  # the tests' receivers listen on 127.0.0.1
         **overrides,
     )
 

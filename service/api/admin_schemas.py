@@ -7,24 +7,26 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
 )
 
 from service.api.schemas import (
+    INT64_MAX,
+    NO_NUL,
     CalculateRequest,
     CalculationOut,
     CardNumber,
     FieldErrorOut,
     Phone,
+    Timestamp,
 )
 from service.rules.demo import demo_program
 
@@ -37,17 +39,34 @@ def _examples(*examples: dict[str, Any], strict: bool = True) -> ConfigDict:
 
 AT = "2026-11-22T10:00:00Z"
 DEMO_CARD = "2000000000022"
-# Postgres text and jsonb cannot hold a NUL character: refuse it here, naming the field.
-NO_NUL = r"^[^\x00]*$"
 
 
-def _no_nul_inside(value: dict[str, Any]) -> dict[str, Any]:
-    if "\\u0000" in orjson.dumps(value).decode():
-        raise ValueError("a NUL character cannot be stored")
+def _storable(value: Any) -> None:
+    """Refuse what jsonb or its encoder cannot hold: a NUL character in a string or a key,
+    an integer beyond 64 bits (orjson refuses it; a number that large is no setting)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("a NUL character cannot be stored")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not -(2**63) <= value <= INT64_MAX:
+            raise ValueError("integers must fit in 64 bits")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item)
+
+
+def _storable_object(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value)
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_inside)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_object)]
 
 # ---------------------------------------------------------------- common
 
@@ -113,14 +132,14 @@ class VersionsOut(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    publish_at: AwareDatetime | None = Field(description="when to publish; null unschedules")
+    publish_at: Timestamp | None = Field(description="when to publish; null unschedules")
 
     model_config = _examples({"publish_at": "2026-12-01T00:00:00+03:00"})
 
 
 class DryRunIn(BaseModel):
     receipt: CalculateRequest
-    now: AwareDatetime | None = Field(
+    now: Timestamp | None = Field(
         default=None, description="evaluate as of this moment (default: now)"
     )
 
@@ -278,7 +297,7 @@ class StoresOut(BaseModel):
 # ---------------------------------------------------------------- customers
 
 Email = Annotated[
-    str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    str, Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
     AfterValidator(str.lower),
 ]  # fmt: skip
 Segment = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
@@ -417,9 +436,9 @@ class AdminCardOut(BaseModel):
 
 
 class AdjustmentIn(BaseModel):
-    points: int = Field(ge=-(10**9), le=10**9, description="credit (>0) or debit (<0)")
+    points: StrictInt = Field(ge=-(10**9), le=10**9, description="credit (>0) or debit (<0)")
     reason: Reason
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="credits only; default: the program's validity"
     )
 
@@ -512,17 +531,19 @@ Prefix = Annotated[str, Field(max_length=20, pattern=r"^[A-Z0-9_-]*$")]
 
 
 class PromoBatchIn(BaseModel):
-    count: int = Field(ge=1, le=100_000)
+    count: StrictInt = Field(ge=1, le=100_000)
     prefix: Prefix = ""
-    length: int = Field(default=8, ge=4, le=32, description="random characters after the prefix")
-    rule_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    length: StrictInt = Field(
+        default=8, ge=4, le=32, description="random characters after the prefix"
+    )
+    rule_ids: list[Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]] = Field(
         min_length=1, max_length=20, description="promo rules of the program the codes unlock"
     )
     single_use: bool = Field(default=True, description="each code works once in all")
-    max_uses: int | None = Field(default=None, ge=1, le=10**9, description="multi-use limit")
-    per_card_limit: int | None = Field(default=None, ge=1, le=10**6)
-    valid_from: AwareDatetime | None = None
-    valid_to: AwareDatetime | None = None
+    max_uses: StrictInt | None = Field(default=None, ge=1, le=10**9, description="multi-use limit")
+    per_card_limit: StrictInt | None = Field(default=None, ge=1, le=10**6)
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
 
     model_config = _examples(
         {"count": 1000, "prefix": "BF24-", "length": 8, "rule_ids": ["autumn10"],
@@ -750,7 +771,7 @@ class WebhookIn(BaseModel):
     url: AnyHttpUrl
     events: list[WebhookEvent] = Field(min_length=1, max_length=7)
     secret: str | None = Field(
-        default=None, min_length=16, max_length=200,
+        default=None, min_length=16, max_length=200, pattern=NO_NUL,
         description="HMAC key; default: a random one, shown in this answer only",
     )  # fmt: skip
 

@@ -173,7 +173,9 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         promo_batches=PromoBatches(pool),
         reports=Reports(pool),
         webhooks=Webhooks(pool),
-        webhook_sender=HttpxSender(settings.webhook_timeout_s),
+        webhook_sender=HttpxSender(
+            settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
+        ),
     )
 
 

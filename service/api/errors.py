@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.responses import OrjsonResponse
 from service.domain import errors as e
+from service.storage.postgres import CONNECTION_ERRORS, INPUT_ERRORS, RETRY_ERRORS, domain_error
 
 _log = logging.getLogger(__name__)
 
@@ -75,17 +78,61 @@ async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
 
 async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
+        exc.status_code, "http_error"
+    )
     return OrjsonResponse(error_body(code, str(exc.detail)), exc.status_code)
 
 
-async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
-    _log.exception("unhandled error", extra={"path": request.url.path})
-    return OrjsonResponse(error_body("internal_error", "internal error"), 500)
+async def _driver_error(request: Request, exc: Exception) -> OrjsonResponse:
+    """A database failure raised past the repositories' own mapping (a driver error on a
+    path without it, a deadlock nobody retried): rendered as its domain error."""
+    error = domain_error(exc)
+    if error is None:  # pragma: no cover - the handler is registered for mapped classes only
+        raise exc
+    return await _domain_error(request, error)
+
+
+_INTERNAL = orjson.dumps(error_body("internal_error", "internal error"))
+
+
+class LastResort:
+    """Answer an error nothing else handled with a 500 in the documented shape, and keep
+    the connection: Starlette's own last handler re-raises after answering, and the
+    server then drops the kept-alive connection of a POS that did nothing wrong."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:  # too late to answer: let the server close the connection
+                raise
+            _log.exception("unhandled error", extra={"path": scope.get("path")})
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(_INTERNAL)).encode())]  # fmt: skip
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": _INTERNAL})
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers and the last-resort middleware (added first: innermost of the app's
+    middleware, so the request id and the metrics see its answer)."""
     app.add_exception_handler(e.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for driver_error in (*CONNECTION_ERRORS, *RETRY_ERRORS, *INPUT_ERRORS):
+        app.add_exception_handler(driver_error, _driver_error)
+    app.add_middleware(LastResort)

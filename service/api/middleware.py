@@ -4,6 +4,7 @@ request id, latency histogram and counters per route template."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -58,9 +59,13 @@ class ObservabilityMiddleware:
             )
 
 
+# A caller's request id is kept only as a short token of safe characters: it goes into
+# logs and back into a header, so nothing that could forge a log line or a header passes.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,64}")
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text: str = value.decode("latin-1")[:64]
-            return text if text.isprintable() else None
+            return value.decode("ascii") if _SAFE_REQUEST_ID.fullmatch(value) else None
     return None

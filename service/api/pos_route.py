@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.deps import principal_of
+from service.api.json_route import check_json
 
 
 class PosRoute(APIRoute):
@@ -34,8 +35,10 @@ class PosRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             principal = principal_of(request)
+            raw = await request.body()
+            check_json(request, raw)
             try:
-                body = model.model_validate_json(await request.body())
+                body = model.model_validate_json(raw)
             except ValidationError as exc:
                 raise RequestValidationError(_in_body(exc.errors())) from None
             response: Response = await endpoint(body, principal, request)

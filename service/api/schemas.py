@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from service.domain.frozen import frozen_instances
 from service.domain.receipt import Receipt, ReceiptLine
@@ -21,8 +21,22 @@ MAX_UNIT_PRICE = 100_000_000_000  # one billion roubles, in kopecks
 MAX_QUANTITY = Decimal("100000")
 MAX_LINES_SCHEMA = 10_000  # the configured limit (LOYALTY_MAX_LINES) is checked after parsing
 
+# Postgres text and jsonb cannot hold a NUL character: refused at the field, named.
+NO_NUL = r"^[^\x00]*$"
+INT64_MAX = 2**63 - 1
+
+
+def _representable(moment: datetime) -> datetime:
+    """A moment every layer can hold and shift by a century either way: Python's years
+    run 1-9999, and converting 0001-01-01T00:00+01:00 to UTC overflows."""
+    if not 1900 <= moment.year <= 9000:
+        raise ValueError("the year must be between 1900 and 9000")
+    return moment
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_representable)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
-Label = Annotated[str, Field(min_length=1, max_length=128)]
+Label = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
 CardNumber = Annotated[
     str, Field(pattern=r"^[0-9]{8,19}$", description="card number: 8 to 19 digits")
 ]
@@ -76,20 +90,20 @@ class LineIn(_Strict):
     category: Label | None = None
     brand: Label | None = None
     quantity: Quantity
-    unit_price: int = Field(ge=0, le=MAX_UNIT_PRICE, description="kopecks per unit")
+    unit_price: StrictInt = Field(ge=0, le=MAX_UNIT_PRICE, description="kopecks per unit")
     excluded: bool = Field(default=False, description="outside loyalty: no discount, no points")
 
 
 class ReceiptIn(_Strict):
     store_id: Identifier
     terminal_id: Identifier | None = None
-    timestamp: AwareDatetime = Field(description="when the sale happened, with its UTC offset")
+    timestamp: Timestamp = Field(description="when the sale happened, with its UTC offset")
     card: CardNumber | None = None
     channel: Literal["offline", "online"] = "offline"
     payment_method: Identifier | None = None
     pickup: bool = False
     promo_codes: list[PromoCode] = Field(default_factory=list, max_length=10)
-    redeem_points: Annotated[int, Field(ge=0, le=10**12)] | Literal["max"] = Field(
+    redeem_points: Annotated[StrictInt, Field(ge=0, le=10**12)] | Literal["max"] = Field(
         default=0, description="points the customer asks to spend, or 'max'"
     )
     lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES_SCHEMA)

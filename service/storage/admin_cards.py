@@ -17,7 +17,9 @@ import asyncpg
 
 from service.domain.errors import Conflict, InsufficientPoints, NotFound
 from service.storage import audit
+from service.storage.idempotency import claim, settle
 from service.storage.postgres import database_errors
+from service.usecases.ports import IdempotentRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,42 +194,18 @@ class CardAdmin:
 
     async def adjust(
         self, number: str, points: int, reason: str, author: str, now: datetime,
-        expires_at: datetime | None,
-    ) -> int:  # fmt: skip
+        expires_at: datetime | None, idempotency: IdempotentRequest | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Credit (a new lot) or debit (soonest-expiring points first) with reason and
-        author; returns the adjustment id. A debit never goes beyond the spendable balance."""
+        author; returns the card as the adjustment left it (for a request whose
+        ``Idempotency-Key`` was used already: the first answer, and nothing is done).
+        A debit never goes beyond the spendable balance."""
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
-            card = await _locked_card(conn, number)
-            card_id = card["card_id"]
-            if points < 0:
-                balance = await conn.fetchval(
-                    "SELECT loyalty_spendable($1, $2) - $3", card_id, now, card["debt"]
-                )
-                if balance < -points:
-                    raise InsufficientPoints(
-                        "the card has fewer spendable points than the debit",
-                        extra={"balance": max(balance, 0)},
-                    )
-            adjustment_id: int = await conn.fetchval(
-                "INSERT INTO adjustments (card_id, points, reason, author, created_at)"
-                " VALUES ($1, $2, $3, $4, $5) RETURNING adjustment_id",
-                card_id, points, reason, author, now,
-            )  # fmt: skip
-            ref = f"adj:{adjustment_id}"
-            if points > 0:
-                await conn.execute(
-                    "SELECT loyalty_grant($1, $2, 'adjustment', $3, $4, NULL, $5)",
-                    card_id, points, now, expires_at, ref,
-                )  # fmt: skip
-            else:
-                await conn.execute(
-                    "SELECT loyalty_take_points($1, $2, $3, 'adjustment', NULL, $4, NULL)",
-                    card_id, -points, now, ref,
-                )  # fmt: skip
-                await _bump(conn, card_id)
-            details = {"points": points, "reason": reason, "adjustment_id": adjustment_id}
-            await audit.record(conn, author, "card.adjust", f"card:{card_id}", details)
-        return adjustment_id
+            if idempotency is not None and (stored := await claim(conn, idempotency)):
+                return stored
+            await _adjust(conn, number, points, reason, author, now, expires_at)
+            view = dict(await conn.fetchrow(_VIEW_SQL, number, now))
+            return view if idempotency is None else await settle(conn, idempotency, view)
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int:
         return await replace_card(self._pool, old, new, kind, author)
@@ -246,6 +224,43 @@ class CardAdmin:
                 number, before, limit,
             )  # fmt: skip
         return [dict(row) for row in rows]
+
+
+async def _adjust(
+    conn: asyncpg.Connection, number: str, points: int, reason: str, author: str,
+    now: datetime, expires_at: datetime | None,
+) -> int:  # fmt: skip
+    card = await _locked_card(conn, number)
+    card_id = card["card_id"]
+    if points < 0:
+        balance = await conn.fetchval(
+            "SELECT loyalty_spendable($1, $2) - $3", card_id, now, card["debt"]
+        )
+        if balance < -points:
+            raise InsufficientPoints(
+                "the card has fewer spendable points than the debit",
+                extra={"balance": max(balance, 0)},
+            )
+    adjustment_id: int = await conn.fetchval(
+        "INSERT INTO adjustments (card_id, points, reason, author, created_at)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING adjustment_id",
+        card_id, points, reason, author, now,
+    )  # fmt: skip
+    ref = f"adj:{adjustment_id}"
+    if points > 0:
+        await conn.execute(
+            "SELECT loyalty_grant($1, $2, 'adjustment', $3, $4, NULL, $5)",
+            card_id, points, now, expires_at, ref,
+        )  # fmt: skip
+    else:
+        await conn.execute(
+            "SELECT loyalty_take_points($1, $2, $3, 'adjustment', NULL, $4, NULL)",
+            card_id, -points, now, ref,
+        )  # fmt: skip
+        await _bump(conn, card_id)
+    details = {"points": points, "reason": reason, "adjustment_id": adjustment_id}
+    await audit.record(conn, author, "card.adjust", f"card:{card_id}", details)
+    return adjustment_id
 
 
 _VIEW_SQL = """

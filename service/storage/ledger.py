@@ -26,6 +26,7 @@ import asyncpg
 from service.domain.errors import Unavailable
 from service.storage.card_writes import CardStateWriter
 from service.storage.postgres import database_errors
+from service.usecases.ports import RecordedSale
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +66,17 @@ class Ledger:
         self._queue.append((params, future))
         self._send_batches()
         return await future
+
+    async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
+        async with database_errors():
+            row = await self._pool.fetchrow(
+                "SELECT request_hash, response FROM receipts"
+                " WHERE store_id = $1 AND transaction_id = $2",
+                store_id, transaction_id,
+            )  # fmt: skip
+        if row is None:
+            return None
+        return RecordedSale(bytes(row["request_hash"]).hex(), row["response"])
 
     def _send_batches(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:

@@ -3,24 +3,55 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
 
-from service.domain.errors import Unavailable
+from service.domain.errors import InvalidInput, Unavailable
 
-# Connection-level failures: the database is down, restarting or unreachable.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+_log = logging.getLogger(__name__)
+
+# The database is down, restarting, unreachable or out of room: whatever the driver
+# raises on the way down (``InternalClientError: cannot switch to state 12`` was seen
+# while Postgres shut down), the caller is told to retry.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutdown, crash, query cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     TimeoutError,
 )
+# Two transactions that met: nothing was written, the same request may simply be sent again.
+RETRY_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.SerializationError,  # 40001
+    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
+)
+# Input the schemas let through but the ledger cannot hold (22: a value out of range, a
+# character Postgres refuses; 23514: a check constraint).
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.CheckViolationError,
+)
+
+
+def domain_error(exc: BaseException) -> Unavailable | InvalidInput | None:
+    """The domain error a driver exception stands for, by its SQLSTATE class; None if it
+    is none of these (a bug, to be seen as such)."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return Unavailable("the database is unavailable; retry shortly", retry_after=1)
+    if isinstance(exc, RETRY_ERRORS):
+        return Unavailable("the ledger was busy with the same data; retry", code="retry")
+    if isinstance(exc, INPUT_ERRORS):
+        _log.warning("input refused by the database: %s", exc)
+        return InvalidInput("a value is outside what the ledger can store", code="unstorable")
+    return None
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -68,11 +99,16 @@ async def create_pool(
 
 @contextlib.asynccontextmanager
 async def database_errors() -> AsyncIterator[None]:
-    """Turn a lost or refused database connection into ``Unavailable`` (503, retry)."""
+    """Turn a lost or refused connection into ``Unavailable`` (503, retry) and input the
+    ledger cannot hold into ``InvalidInput``. A conflict between transactions is left to
+    its caller, who may retry it (the ledger's batches do); unhandled, the API answers it
+    as a retry."""
     try:
         yield
-    except CONNECTION_ERRORS as exc:
-        raise Unavailable("the database is unavailable; retry shortly", retry_after=1) from exc
+    except (*CONNECTION_ERRORS, *INPUT_ERRORS) as exc:
+        error = domain_error(exc)
+        assert error is not None
+        raise error from exc
 
 
 async def ping(pool: asyncpg.Pool, timeout_s: float = 1.0) -> bool:

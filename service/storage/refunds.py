@@ -259,13 +259,15 @@ async def _return_goods(
             "UPDATE receipts SET status = 'cancelled' WHERE store_id = $1 AND transaction_id = $2",
             req.store_id, req.transaction_id,
         )  # fmt: skip
-    response = _response(req, reversal, settled)
-    await conn.execute(
+    # The answer is the stored one, read back: a replay of this refund returns the same
+    # bytes (jsonb orders an object's keys its own way).
+    response = await conn.fetchval(
         "INSERT INTO refunds (store_id, refund_id, transaction_id, card_id, request_hash,"
-        " lines, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " lines, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " RETURNING response",
         req.store_id, req.refund_id, req.transaction_id, sale["card_id"], req.request_hash,
         [{"line_id": line.line_id, "quantity": line.quantity} for line in reversal.lines],
-        response, req.now,
+        _response(req, reversal, settled), req.now,
     )  # fmt: skip
     number = None if settled is None else settled["card"]["number"]
     return response, number

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from service.domain.errors import invalid_field
 from service.rules.compiler import CompiledProgram
 from service.storage.admin_cards import NewCard, Welcome
-from service.usecases.ports import CardStates, Programs
+from service.usecases.ports import CardStates, IdempotentRequest, Programs
 
 
 class CardRepository(Protocol):
@@ -24,8 +25,8 @@ class CardRepository(Protocol):
 
     async def adjust(
         self, number: str, points: int, reason: str, author: str, now: datetime,
-        expires_at: datetime | None,
-    ) -> int: ...  # fmt: skip
+        expires_at: datetime | None, idempotency: IdempotentRequest | None = None,
+    ) -> dict[str, Any]: ...  # fmt: skip
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int: ...
 
@@ -89,12 +90,17 @@ async def link(
 async def adjust(
     repo: CardRepository, cards: CardStates, programs: Programs, number: str, points: int,
     reason: str, author: str, now: datetime, expires_at: datetime | None,
-) -> int:  # fmt: skip
+    idempotency: IdempotentRequest | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Credit or debit a card; the card as the adjustment left it. With an idempotency
+    key already used for the same request, the first answer, and nothing moves again."""
+    if expires_at is not None and expires_at <= now:
+        raise invalid_field("expires_at", "points cannot arrive already expired")
     if points > 0 and expires_at is None:
         expires_at = adjustment_expiry(programs.current, now)
-    adjustment_id = await repo.adjust(number, points, reason, author, now, expires_at)
+    card = await repo.adjust(number, points, reason, author, now, expires_at, idempotency)
     await refresh(cards, programs, [number], now)
-    return adjustment_id
+    return card
 
 
 async def replace(

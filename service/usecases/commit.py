@@ -20,9 +20,11 @@ import orjson
 from service.domain.card import CardState
 from service.domain.errors import (
     Conflict,
+    DomainError,
     IdempotencyConflict,
     InsufficientPoints,
     NotFound,
+    Unavailable,
 )
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
@@ -192,17 +194,41 @@ def _refusal(outcome: dict[str, Any]) -> Exception:
     return Conflict(f"promo code {outcome.get('code')} can no longer be used", code=kind)
 
 
+async def _replayed(
+    ledger: Ledger, sale: Sale, receipt_text: bytes, refusal: DomainError
+) -> dict[str, Any]:
+    """The stored answer of a sale already recorded under this receipt id, else ``refusal``.
+
+    What is recorded answers for itself: a resent commit gets its first answer whatever
+    the card holds now, whether the calculation record is still kept, whether the card
+    was blocked since. The lookup is made only when the sale would be refused, so a new
+    sale pays no round trip for it; the ledger checks the receipt id again anyway."""
+    recorded = await ledger.recorded_sale(sale.receipt.store_id, sale.transaction_id)
+    if recorded is None:
+        raise refusal
+    if recorded.request_hash != request_hash(sale.transaction_id, receipt_text):
+        raise IdempotencyConflict(
+            "this transaction_id was already committed with a different receipt"
+        ) from refusal
+    return recorded.response
+
+
 async def commit(
     sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
     cards: CardStates, records: CalculationRecords, ledger: Ledger, promotions: PromotionState,
 ) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
-    check_receipt(sale.receipt, now, limits)
     receipt_text = receipt_json(sale.receipt)
-    shown = await _shown(
-        sale, receipt_text, now=now, limits=limits, stores=stores, programs=programs,
-        cards=cards, records=records, promotions=promotions,
-    )  # fmt: skip
+    try:
+        check_receipt(sale.receipt, now, limits)
+        shown = await _shown(
+            sale, receipt_text, now=now, limits=limits, stores=stores, programs=programs,
+            cards=cards, records=records, promotions=promotions,
+        )  # fmt: skip
+    except Unavailable:
+        raise
+    except DomainError as refusal:
+        return await _replayed(ledger, sale, receipt_text, refusal), True
     outcome = await ledger.commit_sale(
         ledger_params(sale, shown, now=now, receipt_text=receipt_text)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,9 +44,32 @@ class CalculationRecords(Protocol):
     async def load(self, calculation_id: str) -> dict[str, Any] | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """An admin request sent with ``Idempotency-Key``: the key, scoped by the API key that
+    sent it, the operation, and the digest of what was asked."""
+
+    scope: str
+    key: str
+    operation: str
+    request_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSale:
+    """A sale already in the ledger: the digest of what was sent and the answer given."""
+
+    request_hash: str  # hex, as ``service.usecases.commit.request_hash`` makes it
+    response: dict[str, Any]
+
+
 class Ledger(Protocol):
     async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
         """Record a sale; its outcome. The card's new state goes to the cache with it."""
+        ...
+
+    async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
+        """The sale recorded under this receipt id, if any."""
         ...
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.domain.errors import InvalidInput
 from service.storage.cache import card_key
 from service.storage.ledger import Ledger
 from tests.integration.conftest import NewCard
@@ -93,7 +94,9 @@ async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
     outcomes = await asyncio.gather(*(serial.commit_sale(s) for s in sales),
                                     return_exceptions=True)  # fmt: skip
     assert sizes[:2] == [1, 5]
-    assert isinstance(outcomes[3], asyncpg.PostgresError)
+    # The one sale Postgres could not take is told so as bad input; the others commit.
+    assert isinstance(outcomes[3], InvalidInput)
+    assert isinstance(outcomes[3].__cause__, asyncpg.DataError)
     assert [o["outcome"] for i, o in enumerate(outcomes) if i != 3] == ["committed"] * 5  # type: ignore[index]
     redeemed = await ledger_db.fetchval(
         "SELECT -sum(e.points) FROM ledger_entries e JOIN cards c USING (card_id)"

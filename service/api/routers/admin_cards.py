@@ -18,15 +18,27 @@ from service.api.admin_schemas import (
     CardStatusIn,
 )
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
-from service.api.routers.admin_common import ERRORS, PREFIX, Before, Limit, author, next_cursor
+from service.api.routers.admin_common import (
+    ERRORS,
+    PREFIX,
+    Before,
+    IdempotencyKey,
+    Limit,
+    author,
+    idempotent_request,
+    next_cursor,
+)
 from service.api.schemas import CardNumber
 from service.api.state import Services
 from service.domain.errors import invalid_field
 from service.storage.admin_cards import NewCard
 from service.usecases import admin_cards as use
 
-router = APIRouter(prefix=f"{PREFIX}/cards", tags=["admin: cards"], responses=ERRORS)
+router = APIRouter(
+    route_class=JsonRoute, prefix=f"{PREFIX}/cards", tags=["admin: cards"], responses=ERRORS
+)
 
 MAX_RANGE = 100_000
 
@@ -125,15 +137,20 @@ async def replace(
     tags=["admin: adjustments"], summary="Credit or debit points with a reason",
 )  # fmt: skip
 async def adjust(
-    number: CardNumber, body: AdjustmentIn, admin: AdminDep, services: ServicesDep
-) -> OrjsonResponse:
+    number: CardNumber, body: AdjustmentIn, admin: AdminDep, services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> OrjsonResponse:  # fmt: skip
     if body.expires_at is not None and body.points < 0:
         raise invalid_field("expires_at", "a debit takes existing points; it has no expiry")
-    await use.adjust(
+    idempotency = None
+    if idempotency_key is not None:
+        asked = {"card": number, **body.model_dump(mode="json")}
+        idempotency = idempotent_request(admin, idempotency_key, "card.adjust", asked)
+    card = await use.adjust(
         services.card_admin, services.cards, services.programs, number, body.points,
-        body.reason, author(admin), datetime.now(UTC), body.expires_at,
+        body.reason, author(admin), datetime.now(UTC), body.expires_at, idempotency,
     )  # fmt: skip
-    return await _card(services, number, 201)
+    return OrjsonResponse(card, 201)
 
 
 @router.get(

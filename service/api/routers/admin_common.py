@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+import orjson
+from fastapi import Header, Path, Query
 
 from service.api.schemas import ErrorOut
 from service.domain.access import Principal
+from service.usecases.ports import IdempotentRequest
 
 PREFIX = "/v1/admin"
 MAX_INT4 = 2**31 - 1
@@ -23,6 +26,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT4, description="program version")]
 Before = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="cursor of the next page")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[!-~]+$",
+        description="a key of the caller's choosing (e.g. a UUID): a retry with the same key"
+        " and the same request gets the first answer and moves nothing again; the same key"
+        " with another request is 409 idempotency_conflict",
+    ),
+]  # fmt: skip
+
+
+def idempotent_request(
+    principal: Principal, key: str, operation: str, asked: dict[str, Any]
+) -> IdempotentRequest:
+    """The request under its ``Idempotency-Key``, scoped by the API key that sent it."""
+    digest = hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).digest()
+    return IdempotentRequest(principal.key_id, key, operation, digest)
 
 
 def author(principal: Principal) -> str:

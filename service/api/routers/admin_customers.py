@@ -20,6 +20,7 @@ from service.api.admin_schemas import (
     ImportOut,
 )
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
 from service.api.schemas import Phone
@@ -28,7 +29,9 @@ from service.storage.imports import import_rows
 from service.usecases import admin_cards as use
 from service.usecases.admin_import import decode, parse_rows
 
-router = APIRouter(prefix=PREFIX, tags=["admin: customers"], responses=ERRORS)
+router = APIRouter(
+    route_class=JsonRoute, prefix=PREFIX, tags=["admin: customers"], responses=ERRORS
+)
 
 CustomerPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from service.api.admin_schemas import (
     ActiveProgramOut,
@@ -23,6 +22,7 @@ from service.api.admin_schemas import (
     VersionsOut,
 )
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import (
     ERRORS,
@@ -34,13 +34,13 @@ from service.api.routers.admin_common import (
     author,
     next_cursor,
 )
-from service.api.schemas import receipt_from
+from service.api.schemas import Timestamp, receipt_from
 from service.api.state import Services
 from service.domain.errors import NotFound
 from service.storage import audit
 from service.usecases import admin_programs as programs
 
-router = APIRouter(prefix=PREFIX, tags=["admin: programs"], responses=ERRORS)
+router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: programs"], responses=ERRORS)
 
 TOKEN = r"^[A-Za-z0-9_.:-]*$"  # audit subjects and actions
 
@@ -172,7 +172,7 @@ async def audit_log(
     action: Annotated[
         str | None, Query(max_length=100, pattern=TOKEN, examples=["program.publish"])
     ] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Timestamp | None, Query()] = None,
     before: Before = None,
     limit: Limit = 50,
 ) -> OrjsonResponse:

@@ -18,12 +18,18 @@ from service.api.admin_schemas import (
 )
 from service.api.csv_export import csv_content, csv_response
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
 from service.storage.promo_batches import BatchSpec
 from service.usecases import admin_promos as use
 
-router = APIRouter(prefix=f"{PREFIX}/promo-codes", tags=["admin: promo codes"], responses=ERRORS)
+router = APIRouter(
+    route_class=JsonRoute,
+    prefix=f"{PREFIX}/promo-codes",
+    tags=["admin: promo codes"],
+    responses=ERRORS,
+)
 
 BatchId = Annotated[str, Path(max_length=40, pattern=r"^b_[0-9a-f]+$")]
 CodePath = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

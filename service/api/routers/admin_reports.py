@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from service.api.admin_schemas import (
@@ -22,20 +21,23 @@ from service.api.admin_schemas import (
 )
 from service.api.csv_export import csv_content, csv_response
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX
-from service.api.schemas import CardNumber
+from service.api.schemas import CardNumber, Timestamp
 from service.domain.errors import invalid_field
 from service.storage.reports import Page, Period
 from service.usecases import admin_reports as figures
 
-router = APIRouter(prefix=f"{PREFIX}/reports", tags=["admin: reports"], responses=ERRORS)
+router = APIRouter(
+    route_class=JsonRoute, prefix=f"{PREFIX}/reports", tags=["admin: reports"], responses=ERRORS
+)
 
 Format = Annotated[Literal["json", "csv"], Query(description="csv: every row, streamed")]
 Cursor = Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.:|+-]*$")]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
-Since = Annotated[AwareDatetime | None, Query(description="default: 30 days before until")]
-Until = Annotated[AwareDatetime | None, Query(description="default: now")]
+Since = Annotated[Timestamp | None, Query(description="default: 30 days before until")]
+Until = Annotated[Timestamp | None, Query(description="default: now")]
 CSV_PAGE = 1000
 
 BALANCE_COLUMNS = ("number", "status", "tier", "customer_id", "balance", "pending", "debt")

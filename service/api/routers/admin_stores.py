@@ -7,11 +7,12 @@ from fastapi import APIRouter
 
 from service.api.admin_schemas import RegionIn, RegionsOut, Slug, StoreIn, StoreOut, StoresOut
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
 from service.storage.stores import list_stores
 
-router = APIRouter(prefix=PREFIX, tags=["admin: stores"], responses=ERRORS)
+router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: stores"], responses=ERRORS)
 
 
 @router.get("/regions", response_model=RegionsOut, summary="Regions with their stores")

@@ -15,10 +15,15 @@ from service.api.admin_schemas import (
     WebhooksOut,
 )
 from service.api.deps import AdminDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, Before, Limit, author, next_cursor
+from service.domain.addresses import is_private_literal
+from service.domain.errors import invalid_field
 
-router = APIRouter(prefix=f"{PREFIX}/webhooks", tags=["admin: webhooks"], responses=ERRORS)
+router = APIRouter(
+    route_class=JsonRoute, prefix=f"{PREFIX}/webhooks", tags=["admin: webhooks"], responses=ERRORS
+)
 
 WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -28,6 +33,10 @@ WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     summary="Subscribe a URL to ledger events (signed with HMAC-SHA256, retried)",
 )  # fmt: skip
 async def create(body: WebhookIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+    if not services.settings.webhook_allow_private and is_private_literal(body.url.host or ""):
+        raise invalid_field(
+            "url", "a webhook may not target a loopback, private or link-local address"
+        )
     secret = body.secret or "whsec_" + secrets.token_urlsafe(24)
     events: list[str] = sorted(set(body.events))
     subscription_id = await services.webhooks.create(str(body.url), events, secret, author(admin))

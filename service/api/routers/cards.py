@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from service.api.deps import PrincipalDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
+    INT64_MAX,
     CardNumber,
     CardOut,
     CardsFoundOut,
@@ -20,7 +22,7 @@ from service.api.schemas import (
 from service.domain.errors import NotFound
 from service.usecases.views import card_view
 
-router = APIRouter(prefix="/v1/cards", tags=["cards"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/cards", tags=["cards"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no key or an unknown key"},
@@ -67,7 +69,7 @@ async def card_history(
     card: CardNumber,
     principal: PrincipalDep,
     services: ServicesDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> OrjsonResponse:
     entries = await services.card_queries.history(card, before=before, limit=limit)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.api.deps import PrincipalDep, ServicesDep
+from service.api.json_route import JsonRoute
 from service.api.pos_route import PosRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
@@ -29,7 +30,7 @@ from service.usecases.calculate import calculate as calculate_receipt
 from service.usecases.commit import Sale
 from service.usecases.commit import commit as commit_sale
 
-router = APIRouter(prefix="/v1", tags=["pos"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1", tags=["pos"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no key or an unknown key"},
