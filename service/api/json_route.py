@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.deps import get_admin, principal_of
+from service.api.schemas import ErrorOut
 
 
 def check_json(request: Request, body: bytes) -> None:
@@ -41,11 +42,25 @@ def check_json(request: Request, body: bytes) -> None:
         ) from None  # fmt: skip
 
 
+def declare_json_errors(route: APIRoute) -> None:
+    """Declare in the OpenAPI document what ``check_json`` may answer."""
+    if route.body_field is None:
+        return
+    route.responses.setdefault(415, {"model": ErrorOut, "description": "not application/json"})
+    route.responses.setdefault(
+        422, {"model": ErrorOut, "description": "malformed input; `fields` names each field"}
+    )
+
+
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
 
 
 class JsonRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        declare_json_errors(self)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:

@@ -25,10 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.deps import principal_of
-from service.api.json_route import check_json
+from service.api.json_route import check_json, declare_json_errors
 
 
 class PosRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        declare_json_errors(self)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
         model: type[BaseModel] = get_type_hints(endpoint)["body"]

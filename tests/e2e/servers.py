@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,3 +74,4 @@ async def two_workers(database_url: str, redis_url: str, **settings: str) -> Asy
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""Schemathesis over ``/openapi.json``, as every role: no input may make a 500, and every
+status the service answers is one its OpenAPI document declares.
+
+It drives a real two-worker server over a database and a Redis database of its own: the
+generated requests publish programs, block cards and erase customers, which the rest of
+the suite must not see. Bounded: ``LOYALTY_FUZZ_EXAMPLES`` examples per operation (the
+default keeps the run under a minute or so), ``LOYALTY_FUZZ_SEED`` to reproduce a run;
+``make fuzz`` runs it alone with more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from service.storage.demo import ensure_demo_keys, load_demo
+from service.storage.migrate import upgrade_async
+from service.storage.postgres import connect
+from tests.clock import demo_program_now
+from tests.conftest import ADMIN_KEY, POS_KEY, _with_database
+from tests.e2e.servers import Served, two_workers
+
+EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "8"))
+SEED = int(os.environ.get("LOYALTY_FUZZ_SEED", "20261207"))
+CHECKS = "not_a_server_error,status_code_conformance"
+ROLES = {"admin": ADMIN_KEY, "pos": POS_KEY, "no key": None}
+
+
+def _other_redis_db(url: str, db: int) -> str:
+    """The same Redis server, another database number (keys are per database)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
+        return urlunsplit(parts._replace(query=f"{query}&db={db}".lstrip("&")))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="module")
+async def fuzz_server(server_url: str, redis_url: str) -> AsyncIterator[Served]:
+    name = f"loyalty_fuzz_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    try:
+        await upgrade_async(url)
+        conn = await connect(url)
+        try:
+            await load_demo(conn, document=demo_program_now())
+            await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
+        finally:
+            await conn.close()
+        async with two_workers(url, _other_redis_db(redis_url, 13)) as served:
+            yield served
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _folders(root: Path) -> dict[str, Path]:
+    """A working folder per role, for schemathesis's reports."""
+    folders = {role: root / role.replace(" ", "-") for role in ROLES}
+    for folder in folders.values():
+        folder.mkdir()
+    return folders
+
+
+async def _schemathesis(url: str, key: str | None, folder: Path) -> tuple[int, str]:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
+        "--checks", CHECKS, "--max-examples", str(EXAMPLES), "--seed", str(SEED),
+        "--phases", "examples,coverage,fuzzing", "--no-color",
+        "--generation-database", "none", "--report-dir", str(folder),
+    ]  # fmt: skip
+    if key is not None:
+        command += ["--header", f"Authorization: Bearer {key}"]
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=folder
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), timeout=600)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode(errors="replace")
+
+
+async def test_no_server_error_and_only_declared_statuses_for_every_role(
+    fuzz_server: Served, tmp_path: Path
+) -> None:
+    """The three roles at once (the server has two workers and the run waits on it)."""
+    folders = _folders(tmp_path)
+    runs = await asyncio.gather(
+        *(_schemathesis(fuzz_server.url, key, folders[role]) for role, key in ROLES.items())
+    )
+    failed = {role: text[-6000:] for role, (code, text) in zip(ROLES, runs, strict=True) if code}
+    assert not failed, "\n\n".join(f"schemathesis as {r}:\n{t}" for r, t in failed.items())
