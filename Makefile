@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-kernels loadtest replay clean
+.PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test
 
 $(VENV)/.run-installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -27,6 +27,20 @@ run: $(VENV)/.run-installed
 ## Run the whole test suite (LOYALTY_TEST_DATABASE_URL / LOYALTY_TEST_REDIS_URL, else embedded).
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: test-next-year fuzz
+## The whole suite with the clock a year ahead (faketime, from Debian's package) over
+## embedded servers started under the same clock: nothing in it may depend on today.
+test-next-year: $(VENV)/.dev-installed
+	command -v faketime >/dev/null || (apt-get update -qq && apt-get install -y -qq faketime)
+	env -u LOYALTY_TEST_DATABASE_URL -u LOYALTY_TEST_REDIS_URL \
+		faketime -f +365d $(PY) -m pytest -q $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 100
+## Schemathesis over /openapi.json as every role, with FUZZ_EXAMPLES examples per operation
+## (the suite runs the same test with a few).
+fuzz: $(VENV)/.dev-installed
+	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/e2e/test_openapi_fuzz.py
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check service tests benchmarks loadtests
@@ -70,3 +84,11 @@ REPLAY_ARGS ?=
 ## run), then the ledger checks; prints the totals, fails on any failed request or check.
 replay: $(VENV)/.load-installed
 	$(PY) -m loadtests.harness replay $(REPLAY_ARGS)
+
+FAULT_ARGS ?=
+## POS load on servers of its own while Redis is flushed and killed, Postgres restarted and
+## stopped, a worker killed; then every acknowledged commit, refund and cancel sent again
+## and the ledger invariants (~75 s; FAULT_ARGS='--duration 90 --rate 400 --seed 2').
+## See docs/fault-test.md.
+fault-test: $(VENV)/.run-installed
+	$(PY) -m loadtests.faults $(FAULT_ARGS)

@@ -8,7 +8,9 @@ session works in a database of its own, created, migrated and dropped here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,10 +26,13 @@ from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.settings import Settings
+from service.storage.demo import ensure_demo_keys, load_demo
 from service.storage.embedded import EmbeddedServers, start_embedded
 from service.storage.migrate import upgrade_async
 from service.storage.postgres import connect
 from tests.clock import demo_program_now
+from tests.ledger_checks import assert_ledger_holds
+from tests.profiles import PROFILE  # noqa: F401 - loads the Hypothesis profile
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 POS_KEY = "test-pos-key-0123456789abcdef01"
@@ -52,6 +57,7 @@ def embedded() -> Iterator[EmbeddedServers | None]:
     servers = start_embedded(folder, need_postgres=need_pg, need_redis=need_redis)
     yield servers
     servers.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -72,36 +78,50 @@ def redis_url(embedded: EmbeddedServers | None) -> str:
     return embedded.redis_url
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test session, dropped at the end."""
-    name = f"loyalty_test_{uuid.uuid4().hex[:10]}"
+async def _admin_execute(server_url: str, sql: str) -> None:
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(sql)
     finally:
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new migrated database; when its user is done, the ledger it holds is checked
+    against every invariant (whatever order the tests ran in), and it is dropped."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin_execute(server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(server_url, name)
-    await upgrade_async(url)
-    yield url
-    admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await upgrade_async(url)
+        yield url
+        await assert_ledger_holds(url)
     finally:
-        await admin.close()
+        await _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-async def demo_database(database_url: str) -> str:
-    """The session database with the demo program, stores, cards and fixed test keys."""
-    from service.storage.demo import ensure_demo_keys, load_demo
-
+async def load_test_demo(database_url: str) -> None:
+    """The demo program (AUTUMN10 running now), stores, cards and the fixed test keys."""
     conn = await connect(database_url)
     try:
         await load_demo(conn, document=demo_program_now())
         await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test session, checked and dropped at the end."""
+    async with fresh_database(server_url, "loyalty_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def demo_database(database_url: str) -> str:
+    """The session database with the demo program, stores, cards and fixed test keys."""
+    await load_test_demo(database_url)
     return database_url
 
 

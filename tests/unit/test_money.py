@@ -16,6 +16,7 @@ from service.domain.money import (
     spread_by_remainder,
 )
 from service.domain.units import quantity_milli, quantity_text
+from tests.profiles import examples
 
 
 def test_line_amount_rounds_half_up() -> None:
@@ -51,7 +52,7 @@ def test_spread_by_remainder() -> None:
         spread_by_remainder([16, 13, 9], 10, 6)
 
 
-@settings(max_examples=300, derandomize=True, database=None)
+@settings(max_examples=examples(300), derandomize=True, database=None)
 @given(
     weights=st.lists(st.integers(0, 10**6), min_size=1, max_size=12),
     data=st.data(),

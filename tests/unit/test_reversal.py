@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from service.domain.errors import InvalidInput, QuantityExceeded
 from service.domain.reversal import SoldLine, reverse, share
+from tests.profiles import examples
 
 DRESS = SoldLine("1", 1000, 349900, 17495, 50000, 282405, 84)
 MOJITO = SoldLine("2", 2000, 90000, 0, 0, 90000, 27)
@@ -37,7 +38,7 @@ def test_returning_more_than_sold_is_refused() -> None:
         reverse([DRESS], 0, {"1": 1000}, None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     amount=st.integers(0, 10**9),
     total=st.integers(1, 10**6),

@@ -14,11 +14,12 @@ from service.rules import reference
 from service.rules.compiler import compile_program
 from service.rules.document import parse_program
 from service.usecases.calculate import Calculation, answer_view
+from tests.profiles import examples
 from tests.unit.kernels.strategies import programs, scenarios
 from tests.unit.kernels.test_differential import DIFFERENTIAL
 
 
-@settings(DIFFERENTIAL, max_examples=800)
+@settings(DIFFERENTIAL, max_examples=examples(800))
 @given(document=programs(), scenario=scenarios())
 def test_columns_answer_equals_the_reference_view(
     document: dict[str, Any], scenario: tuple[Receipt, CalculationContext]

@@ -13,12 +13,13 @@ from service.domain.receipt import Receipt
 from service.rules import reference
 from service.rules.compiler import compile_program
 from service.rules.document import parse_program
+from tests.profiles import examples
 from tests.unit.kernels.strategies import programs, scenarios
 from tests.unit.rules.builders import check_invariants
 
 # Deterministic and database-free, so CI runs the same few thousand cases every time.
 DIFFERENTIAL = settings(
-    max_examples=1_500,
+    max_examples=examples(1_500),
     derandomize=True,
     database=None,
     deadline=None,
@@ -38,7 +39,7 @@ def test_kernel_equals_reference(
     check_invariants(expected, program)
 
 
-@settings(DIFFERENTIAL, max_examples=300)
+@settings(DIFFERENTIAL, max_examples=examples(300))
 @given(document=programs(), batch=st.lists(scenarios(), max_size=6))
 def test_batch_equals_one_by_one(
     document: dict[str, Any], batch: list[tuple[Receipt, CalculationContext]]

@@ -1,0 +1,84 @@
+"""The ledger's invariants, each a query returning the rows that break it (none: it holds).
+
+One definition of each, for everything that checks a whole ledger: the test session at
+its end (tests/ledger_checks.py), the full-year replay (``make replay``) and the fault
+run (``make fault-test``). They read every row: for checks and reports, not the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+INVARIANTS: tuple[tuple[str, str], ...] = (
+    ("every card's ledger entries = its lots less its debt", """
+        SELECT c.number, coalesce(e.points, 0) AS entries, coalesce(l.remaining, 0) AS lots,
+               c.debt
+        FROM cards c
+        LEFT JOIN (SELECT card_id, sum(points) AS points FROM ledger_entries GROUP BY card_id) e
+            USING (card_id)
+        LEFT JOIN (SELECT card_id, sum(remaining) AS remaining FROM point_lots GROUP BY card_id) l
+            USING (card_id)
+        WHERE coalesce(e.points, 0) <> coalesce(l.remaining, 0) - c.debt
+    """),
+    ("no lot below 0 or above its points", """
+        SELECT card_id, lot_id, points, remaining FROM point_lots
+        WHERE remaining < 0 OR remaining > points
+    """),
+    ("each sale's ledger entries: its redemption, one accrual of its points", """
+        SELECT r.store_id, r.transaction_id, r.points_redeemed, r.points_earned,
+               -coalesce(sum(e.points) FILTER (WHERE e.kind = 'redemption'), 0) AS redeemed,
+               coalesce(sum(e.points) FILTER (WHERE e.kind = 'accrual'), 0) AS accrued,
+               count(e.*) FILTER (WHERE e.kind = 'accrual') AS accruals
+        FROM receipts r LEFT JOIN ledger_entries e ON e.card_id = r.card_id
+            AND e.store_id = r.store_id AND e.transaction_id = r.transaction_id
+        WHERE r.card_id IS NOT NULL
+        GROUP BY r.store_id, r.transaction_id, r.points_redeemed, r.points_earned
+        HAVING -coalesce(sum(e.points) FILTER (WHERE e.kind = 'redemption'), 0)
+                   <> r.points_redeemed
+            OR coalesce(sum(e.points) FILTER (WHERE e.kind = 'accrual'), 0) <> r.points_earned
+            OR count(e.*) FILTER (WHERE e.kind = 'accrual') > 1
+    """),
+    ("returns never give back more points than the sale spent, nor take more than it earned", """
+        SELECT r.store_id, r.transaction_id, r.points_redeemed, r.points_earned,
+               coalesce(sum(e.points) FILTER (WHERE e.kind LIKE '%redemption'), 0) AS given_back,
+               -coalesce(sum(e.points) FILTER (WHERE e.kind LIKE '%accrual'), 0) AS taken_back
+        FROM receipts r JOIN ledger_entries e ON e.card_id = r.card_id
+            AND e.store_id = r.store_id AND e.transaction_id = r.transaction_id
+        WHERE e.kind IN ('refund_redemption', 'cancel_redemption', 'refund_accrual',
+                         'cancel_accrual')
+        GROUP BY r.store_id, r.transaction_id, r.points_redeemed, r.points_earned
+        HAVING coalesce(sum(e.points) FILTER (WHERE e.kind LIKE '%redemption'), 0)
+                   > r.points_redeemed
+            OR -coalesce(sum(e.points) FILTER (WHERE e.kind LIKE '%accrual'), 0)
+                   > r.points_earned
+    """),
+    ("no line returned beyond the quantity sold", """
+        SELECT f.store_id, f.transaction_id, l ->> 'line_id' AS line_id,
+               sum((l ->> 'quantity')::numeric) AS returned, min(s.sold) AS sold
+        FROM refunds f CROSS JOIN LATERAL jsonb_array_elements(f.lines) AS l
+        JOIN receipts r USING (store_id, transaction_id)
+        CROSS JOIN LATERAL (
+            SELECT (x ->> 'quantity')::numeric AS sold FROM jsonb_array_elements(r.lines) AS x
+            WHERE x ->> 'line_id' = l ->> 'line_id') s
+        GROUP BY f.store_id, f.transaction_id, l ->> 'line_id'
+        HAVING sum((l ->> 'quantity')::numeric) > min(s.sold)
+    """),
+    ("a sale is cancelled exactly when its cancel is recorded", """
+        SELECT r.store_id, r.transaction_id, r.status FROM receipts r
+        LEFT JOIN refunds f
+            ON f.store_id = r.store_id AND f.refund_id = 'cancel:' || r.transaction_id
+        WHERE (r.status = 'cancelled') <> (f.refund_id IS NOT NULL)
+    """),
+)  # fmt: skip
+
+
+async def broken_invariants(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Each invariant that does not hold, with the rows that break it."""
+    broken: dict[str, list[dict[str, Any]]] = {}
+    for name, sql in INVARIANTS:
+        rows = await conn.fetch(sql)
+        if rows:
+            broken[name] = [dict(row) for row in rows]
+    return broken

@@ -1,0 +1,114 @@
+"""In-memory fakes of the ports the use cases depend on (service/usecases/ports.py): the
+use cases' logic tested in milliseconds, beside the integration tests on real servers."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from service.domain.card import CardState, PointLot, PromoCodeState
+from service.domain.receipt import StoreInfo
+from service.rules.compiler import CompiledProgram
+from service.usecases.ports import RecordedSale
+
+
+class FakePrograms:
+    def __init__(self, *programs: CompiledProgram) -> None:
+        self._by_version = {p.version: p for p in programs}
+        self._current = programs[-1]
+
+    @property
+    def current(self) -> CompiledProgram:
+        return self._current
+
+    async def get(self, version: int) -> CompiledProgram:
+        return self._by_version[version]
+
+
+class FakeStores:
+    def __init__(self, *stores: StoreInfo) -> None:
+        self._stores = {s.store_id: s for s in stores}
+
+    def get(self, store_id: str) -> StoreInfo | None:
+        return self._stores.get(store_id)
+
+
+class FakeCards:
+    """Card states by number; ``load`` is the ledger's view, ``get`` the cache's."""
+
+    def __init__(self, *cards: CardState) -> None:
+        self.cards = {c.number: c for c in cards}
+        self.refreshed: list[str] = []
+
+    async def get(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
+        return self.cards.get(number)
+
+    async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
+        return self.cards.get(number)
+
+    async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
+        self.refreshed.append(number)
+
+    def spend(self, number: str, points: int) -> None:
+        """Points spent elsewhere: taken from the card's first lot."""
+        card = self.cards[number]
+        first, *rest = card.lots
+        lot = PointLot(first.lot_id, first.points - points, first.activates_at, first.expires_at)
+        self.cards[number] = replace(card, lots=(lot, *rest))
+
+
+class FakeRecords:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    async def save(self, calculation_id: str, record: dict[str, Any]) -> None:
+        self.records[calculation_id] = copy.deepcopy(record)
+
+    async def load(self, calculation_id: str) -> dict[str, Any] | None:
+        return self.records.get(calculation_id)
+
+
+@dataclass
+class FakePromotions:
+    budgets_used: Mapping[str, int] = field(default_factory=dict)
+    code_uses: Mapping[str, int] = field(default_factory=dict)
+
+    async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]:
+        return {}
+
+    async def forget(self, codes: Iterable[str]) -> None:
+        return None
+
+
+class FakeLedger:
+    """Receipts by (store, transaction id), decided as the SQL function decides them: a
+    recorded id answers its stored response (or a conflict), then the balance check."""
+
+    def __init__(self, cards: FakeCards) -> None:
+        self._cards = cards
+        self.receipts: dict[tuple[str, str], RecordedSale] = {}
+        self.commits = 0
+
+    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
+        key = (params["store_id"], params["transaction_id"])
+        if key in self.receipts:
+            recorded = self.receipts[key]
+            if recorded.request_hash != params["request_hash"]:
+                return {"outcome": "conflict"}
+            return {"outcome": "replay", "response": copy.deepcopy(recorded.response)}
+        number, redeem = params["card"], params["points_redeemed"]
+        if number is not None and redeem:
+            card = self._cards.cards[number]
+            balance = sum(lot.points for lot in card.lots)
+            if balance < redeem:
+                return {"outcome": "insufficient", "balance": balance}
+            self._cards.spend(number, redeem)
+        self.commits += 1
+        self.receipts[key] = RecordedSale(params["request_hash"], params["response"])
+        return {"outcome": "committed", "response": copy.deepcopy(params["response"])}
+
+    async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
+        return self.receipts.get((store_id, transaction_id))
