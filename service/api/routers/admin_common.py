@@ -21,6 +21,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such object"},
     409: {"model": ErrorOut, "description": "contradicts the recorded state"},
     422: {"model": ErrorOut, "description": "malformed input; `fields` names each field"},
+    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
 }
 
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT4, description="program version")]

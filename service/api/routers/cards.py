@@ -28,6 +28,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no key or an unknown key"},
     404: {"model": ErrorOut, "description": "no such card"},
     422: {"model": ErrorOut, "description": "malformed card number or query"},
+    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
 }
 
 

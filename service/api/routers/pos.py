@@ -37,6 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the key may not act for this store"},
     404: {"model": ErrorOut, "description": "unknown store or card"},
     422: {"model": ErrorOut, "description": "malformed or inconsistent receipt"},
+    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
 }
 
 
