@@ -77,6 +77,22 @@ class Reversal:
         return sum(line.tier_spend for line in self.lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """Earned points a return should take back that the card has already spent."""
+
+    withhold: int  # kopecks kept back from the cash refund
+    debt: int  # points the card owes, repaid from its next accruals
+
+
+def settle_shortfall(policy: str, points: int, cash_refund: int, point_value: int) -> Shortfall:
+    """The program's policy for earned points already spent: ``withhold`` keeps back their
+    value from the cash refund, in whole points, as far as the refund goes, and the rest
+    becomes debt; ``negative_balance`` makes all of it debt."""
+    withheld = min(points, cash_refund // point_value) if policy == "withhold" else 0
+    return Shortfall(withhold=withheld * point_value, debt=points - withheld)
+
+
 def share(amount: int, before: int, now: int, total: int) -> int:
     """The part of ``amount`` that returning ``now`` of ``total`` (``before`` gone) reverses."""
     return amount * (before + now) // total - amount * before // total

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from service.domain.card import CardState, PromoCodeState
 from service.domain.receipt import StoreInfo
-from service.domain.reversal import ReturnRequest
+from service.domain.reversal import ReturnRequest, Reversal, SoldLine
 from service.rules.compiler import CompiledProgram
 
 
@@ -73,9 +74,75 @@ class Ledger(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SoldSale:
+    """A committed sale as a return sees it, its row locked for the return's transaction."""
+
+    card: str | None
+    cancelled: bool
+    lines: tuple[SoldLine, ...]
+    points_redeemed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReturn:
+    """A return already recorded under its refund id: what was asked and the answer given."""
+
+    transaction_id: str
+    request_hash: bytes
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CardAfter:
+    number: str
+    status: str
+    tier: str | None
+    balance: int
+    pending: int
+
+
+class ReturnSession(Protocol):
+    """One return in one database transaction, the sale's row locked; the steps each write
+    ledger entries of the return's kind (refund or cancel)."""
+
+    sale: SoldSale
+
+    async def recorded(self) -> RecordedReturn | None: ...
+
+    async def returned_so_far(self) -> dict[str, int]:
+        """Line id -> thousandths returned by the sale's earlier returns."""
+        ...
+
+    async def take_back_earned(self, points: int) -> int:
+        """Take back earned points, the sale's own lot first; the points no lot held."""
+        ...
+
+    async def give_back_spent(self, points: int) -> None:
+        """Give spent points back to the lots they came from, with their expiry."""
+        ...
+
+    async def owe(self, points: int) -> None: ...
+
+    async def take_back_tier_spend(self, amount: int) -> None: ...
+
+    async def release_promo_codes(self) -> None: ...
+
+    async def mark_cancelled(self) -> None: ...
+
+    async def card_after(self, reversal: Reversal) -> CardAfter:
+        """The card's state after the return (its version bumped, the event queued)."""
+        ...
+
+    async def record(self, reversal: Reversal, response: dict[str, Any]) -> dict[str, Any]:
+        """Record the return; its answer as stored, which replays return byte for byte."""
+        ...
+
+
 class Returns(Protocol):
-    async def return_goods(self, request: ReturnRequest) -> tuple[dict[str, Any], str | None]:
-        """Record a return; (response, the card's number when the sale had a card)."""
+    def session(self, request: ReturnRequest) -> AbstractAsyncContextManager[ReturnSession]:
+        """The sale under ``request`` locked (``NotFound`` if there is none) in a transaction
+        that commits when the block ends, and rolls back if it raises."""
         ...
 
 

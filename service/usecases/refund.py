@@ -1,7 +1,9 @@
 """Use cases: return goods of a committed sale, or cancel it whole.
 
 The reversal is exact per line (``service.domain.reversal``); the program's policy
-decides what happens to earned points the customer has already spent.
+decides what happens to earned points the customer has already spent. The steps run in
+one ledger transaction with the sale's row locked (``Returns.session``), so two returns
+of one sale, or a return and a commit of the same card, never interleave.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 import orjson
 
-from service.domain.reversal import ReturnRequest
-from service.usecases.ports import CardStates, Programs, Returns
+from service.domain.errors import Conflict, IdempotencyConflict
+from service.domain.reversal import ReturnRequest, Reversal, Shortfall, reverse, settle_shortfall
+from service.domain.units import quantity_text
+from service.usecases.ports import CardAfter, CardStates, Programs, Returns, ReturnSession
 
 
 def _digest(*parts: object) -> bytes:
@@ -33,6 +37,8 @@ async def refund(
     returns: Returns,
     cancel: bool = False,
 ) -> dict[str, Any]:
+    """Return ``lines`` (line id -> thousandths; None: all that is left) of the sale; the
+    answer, or the first answer again for a refund id already recorded."""
     program = programs.current
     settings = program.settings
     request = ReturnRequest(
@@ -46,10 +52,78 @@ async def refund(
         point_value=settings.point_value,
         cancel=cancel,
     )
-    response, card_number = await returns.return_goods(request)
-    if card_number is not None:
-        await cards.refresh(card_number, now, program)
+    async with returns.session(request) as session:
+        recorded = await session.recorded()
+        if recorded is not None:
+            if (recorded.transaction_id, recorded.request_hash) != (
+                transaction_id, request.request_hash
+            ):  # fmt: skip
+                raise IdempotencyConflict("this refund_id was already used for another return")
+            return recorded.response
+        response = await _return(session, request)
+    if session.sale.card is not None:
+        await cards.refresh(session.sale.card, now, program)
     return response
+
+
+async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, Any]:
+    sale = session.sale
+    if sale.cancelled:
+        raise Conflict("the sale was cancelled", code="sale_cancelled")
+    returned = await session.returned_so_far()
+    reversal = reverse(sale.lines, sale.points_redeemed, returned, request.lines)
+    on_card = None
+    if sale.card is not None:
+        on_card = await _reverse_on_card(session, request, reversal)
+    if reversal.complete:
+        await session.release_promo_codes()
+    if request.cancel:
+        await session.mark_cancelled()
+    return await session.record(reversal, return_answer(request, reversal, on_card))
+
+
+async def _reverse_on_card(
+    session: ReturnSession, request: ReturnRequest, reversal: Reversal
+) -> tuple[Shortfall, CardAfter]:
+    """Earned points back from the card, spent ones back to it, the shortfall settled by
+    the program's policy, the tier spend taken back."""
+    missing = await session.take_back_earned(reversal.points_earned_back)
+    await session.give_back_spent(reversal.points_paid_back)
+    shortfall = settle_shortfall(request.policy, missing, reversal.money, request.point_value)
+    if shortfall.debt:
+        await session.owe(shortfall.debt)
+    if reversal.tier_spend:
+        await session.take_back_tier_spend(reversal.tier_spend)
+    return shortfall, await session.card_after(reversal)
+
+
+def return_answer(
+    request: ReturnRequest, reversal: Reversal, on_card: tuple[Shortfall, CardAfter] | None
+) -> dict[str, Any]:
+    """The POS's answer to a return (``RefundResponse``)."""
+    shortfall, card = on_card if on_card is not None else (Shortfall(0, 0), None)
+    return {
+        "refund_id": request.refund_id,
+        "transaction_id": request.transaction_id,
+        "status": "cancelled" if request.cancel else "refunded",
+        "lines": [
+            {"line_id": line.line_id, "quantity": quantity_text(line.quantity),
+             "amount": line.money, "points_returned": line.points_paid_back,
+             "points_taken": line.points_earned_back}
+            for line in reversal.lines
+        ],
+        "totals": {
+            "amount": reversal.money, "withhold": shortfall.withhold,
+            "cash_refund": reversal.money - shortfall.withhold,
+            "points_returned": reversal.points_paid_back,
+            "points_taken": reversal.points_earned_back, "debt": shortfall.debt,
+        },
+        "policy": request.policy,
+        "card": None if card is None else {
+            "number": card.number, "status": card.status, "tier": card.tier,
+            "balance": card.balance, "pending": card.pending,
+        },
+    }  # fmt: skip
 
 
 async def cancel(

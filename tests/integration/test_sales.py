@@ -15,11 +15,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from service.domain.reversal import ReturnRequest
-from service.storage.refunds import ReturnsLedger
+from service.rules.demo import demo_program
+from service.usecases.refund import refund
 from tests.clock import FRIDAY_NOON
 from tests.conftest import POS
 from tests.integration.conftest import NewCard
+from tests.unit.rules.builders import program
+from tests.unit.usecases.fakes import FakePrograms
 
 _codes = itertools.count(1)
 
@@ -231,12 +233,13 @@ async def test_withhold_policy_keeps_back_cash_for_spent_points(
     sale = {**shirts(number, price=1_000_000, days_ago=20), "transaction_id": "S-10"}
     await post(client, "/v1/commit", sale)
     await post(client, "/v1/commit", {**shirts(number, redeem=100), "transaction_id": "S-10b"})
-    returns = ReturnsLedger(app.state.services.pool)
-    request = ReturnRequest(
-        store_id="msk-001", transaction_id="S-10", refund_id="R-10", request_hash=b"x" * 32,
-        lines=None, now=datetime.now(UTC), policy="withhold", point_value=100,
+    services = app.state.services
+    points = {**demo_program()["points"], "refund_spent_policy": "withhold"}
+    withholding = FakePrograms(program(points=points))  # the demo's, but withholding
+    response = await refund(
+        "msk-001", "S-10", "R-10", None, now=datetime.now(UTC), programs=withholding,
+        cards=services.cards, returns=services.returns,
     )  # fmt: skip
-    response, _ = await returns.return_goods(request)
     totals = response["totals"]
     assert (totals["points_taken"], totals["withhold"], totals["debt"]) == (100, 10_000, 0)
     assert totals["cash_refund"] == totals["amount"] - 10_000

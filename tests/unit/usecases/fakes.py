@@ -3,16 +3,18 @@ use cases' logic tested in milliseconds, beside the integration tests on real se
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from service.domain.card import CardState, PointLot, PromoCodeState
 from service.domain.receipt import StoreInfo
+from service.domain.reversal import ReturnRequest, Reversal
 from service.rules.compiler import CompiledProgram
-from service.usecases.ports import RecordedSale
+from service.usecases.ports import CardAfter, RecordedReturn, RecordedSale, SoldSale
 
 
 class FakePrograms:
@@ -112,3 +114,68 @@ class FakeLedger:
 
     async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
         return self.receipts.get((store_id, transaction_id))
+
+
+class FakeReturnSession:
+    """One sale's returns in memory: the card's points as one number, debt apart."""
+
+    def __init__(self, returns: FakeReturns, request: ReturnRequest) -> None:
+        self._returns, self._request = returns, request
+        self.sale = returns.sale
+
+    async def recorded(self) -> RecordedReturn | None:
+        return self._returns.recorded.get(self._request.refund_id)
+
+    async def returned_so_far(self) -> dict[str, int]:
+        returned: dict[str, int] = {}
+        for lines in self._returns.returned:
+            for line_id, quantity in lines.items():
+                returned[line_id] = returned.get(line_id, 0) + quantity
+        return returned
+
+    async def take_back_earned(self, points: int) -> int:
+        taken = min(points, self._returns.points)
+        self._returns.points -= taken
+        return points - taken
+
+    async def give_back_spent(self, points: int) -> None:
+        self._returns.points += points
+
+    async def owe(self, points: int) -> None:
+        self._returns.debt += points
+
+    async def take_back_tier_spend(self, amount: int) -> None:
+        self._returns.tier_spend -= amount
+
+    async def release_promo_codes(self) -> None:
+        self._returns.codes_released = True
+
+    async def mark_cancelled(self) -> None:
+        self.sale = replace(self.sale, cancelled=True)
+        self._returns.sale = self.sale
+
+    async def card_after(self, reversal: Reversal) -> CardAfter:
+        balance = self._returns.points - self._returns.debt
+        return CardAfter(self.sale.card or "", "active", "base", balance, 0)
+
+    async def record(self, reversal: Reversal, response: dict[str, Any]) -> dict[str, Any]:
+        request = self._request
+        self._returns.returned.append({line.line_id: line.quantity for line in reversal.lines})
+        self._returns.recorded[request.refund_id] = RecordedReturn(
+            request.transaction_id, request.request_hash, copy.deepcopy(response)
+        )
+        return response
+
+
+class FakeReturns:
+    """The ledger of one sale, for the return use cases: the card's spendable points and debt."""
+
+    def __init__(self, sale: SoldSale, points: int) -> None:
+        self.sale, self.points, self.debt, self.tier_spend = sale, points, 0, 0
+        self.recorded: dict[str, RecordedReturn] = {}
+        self.returned: list[dict[str, int]] = []
+        self.codes_released = False
+
+    @contextlib.asynccontextmanager
+    async def session(self, request: ReturnRequest) -> AsyncIterator[FakeReturnSession]:
+        yield FakeReturnSession(self, request)
