@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.receipt import MAX_LINES
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
@@ -46,7 +48,9 @@ class Settings(BaseSettings):
         description="load the demo into an empty database (default: not in production)",
     )
 
-    max_lines: int = Field(default=500, ge=1, le=10_000)
+    max_lines: int = Field(
+        default=500, ge=1, le=MAX_LINES, description="lines per receipt, at most the engine's"
+    )
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
     api_key_refresh_s: float = Field(default=5.0, gt=0)
     expire_interval_s: float = Field(default=300.0, gt=0, description="expiry job period")

@@ -13,13 +13,19 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from service.domain.frozen import frozen_instances
-from service.domain.receipt import Receipt, ReceiptLine
+from service.domain.receipt import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_REDEEM_POINTS,
+    MAX_UNIT_PRICE,
+    Receipt,
+    ReceiptLine,
+)
 from service.domain.units import quantity_milli
 
-# Generous but finite bounds: anything beyond is a POS bug, not a sale.
-MAX_UNIT_PRICE = 100_000_000_000  # one billion roubles, in kopecks
-MAX_QUANTITY = Decimal("100000")
-MAX_LINES_SCHEMA = 10_000  # the configured limit (LOYALTY_MAX_LINES) is checked after parsing
+# The receipt's bounds are the domain's (service/domain/receipt.py); the configured limit
+# of lines (LOYALTY_MAX_LINES, at most MAX_LINES) is checked after parsing.
+MAX_QUANTITY_UNITS = Decimal(MAX_QUANTITY) / 1000
 
 # Postgres text and jsonb cannot hold a NUL character: refused at the field, named.
 NO_NUL = r"^[^\x00]*$"
@@ -43,7 +49,8 @@ CardNumber = Annotated[
 Phone = Annotated[str, Field(pattern=r"^\+[0-9]{7,15}$")]
 PromoCode = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Quantity = Annotated[
-    Decimal, Field(gt=0, le=MAX_QUANTITY, decimal_places=3, description="at most 3 decimals")
+    Decimal,
+    Field(gt=0, le=MAX_QUANTITY_UNITS, decimal_places=3, description="at most 3 decimals"),
 ]
 
 
@@ -103,10 +110,10 @@ class ReceiptIn(_Strict):
     payment_method: Identifier | None = None
     pickup: bool = False
     promo_codes: list[PromoCode] = Field(default_factory=list, max_length=10)
-    redeem_points: Annotated[StrictInt, Field(ge=0, le=10**12)] | Literal["max"] = Field(
+    redeem_points: Annotated[StrictInt, Field(ge=0, le=MAX_REDEEM_POINTS)] | Literal["max"] = Field(
         default=0, description="points the customer asks to spend, or 'max'"
     )
-    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES_SCHEMA)
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -283,7 +290,7 @@ class RefundRequest(_Strict):
     transaction_id: Identifier = Field(description="the sale being returned")
     refund_id: Identifier = Field(description="the POS's id of this return; idempotency key")
     lines: list[ReturnLineIn] | None = Field(
-        default=None, max_length=MAX_LINES_SCHEMA, description="absent: everything left"
+        default=None, max_length=MAX_LINES, description="absent: everything left"
     )
 
     model_config = ConfigDict(

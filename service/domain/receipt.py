@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# What a receipt may hold: the one definition the API's schemas, the settings and the
+# engine derive their bounds from. The engine computes in 64-bit integers; these keep
+# every product of a quantity and a price, and every sum of a receipt, exact.
+MAX_LINES = 1_000
+MAX_QUANTITY = 10**7  # thousandths: 10,000 units or kilograms on one line
+MAX_UNIT_PRICE = 10**9  # kopecks: 10 million roubles
+MAX_RECEIPT_AMOUNT = 10**9  # kopecks: 10 million roubles
+MAX_REDEEM_POINTS = 10**12
+
 
 @dataclass(frozen=True, slots=True)
 class ReceiptLine:
