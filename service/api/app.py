@@ -8,13 +8,11 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import asyncpg
 from fastapi import FastAPI
 
-from service import kernels
-from service.api import back_office
+from service import background, kernels
 from service.api.errors import install_error_handlers
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
@@ -32,10 +30,8 @@ from service.api.routers import (
 )
 from service.api.state import Services
 from service.domain.access import KeyRing
-from service.rules.compiler import CompiledProgram, compile_program
-from service.rules.document import parse_program
 from service.settings import Settings
-from service.storage import cache, expiry, keys, postgres, programs, stores
+from service.storage import cache, postgres
 from service.storage.admin_cards import CardAdmin
 from service.storage.admin_stores import StoreAdmin
 from service.storage.calculations import CalculationStore
@@ -54,7 +50,7 @@ from service.storage.reports import Reports
 from service.storage.resp import RespClient
 from service.storage.webhooks import Webhooks
 from service.usecases.calculate import ReceiptLimits
-from service.usecases.directory import ProgramHolder, StoreDirectory
+from service.usecases.directory import ProgramHolder, StoreDirectory, compile_version
 
 _log = logging.getLogger(__name__)
 
@@ -63,64 +59,6 @@ Loyalty calculation for retail POS: per-line discounts, bonus points earned and
 spendable, and a Postgres ledger of record. Money is integer kopecks; quantities are
 decimals with at most 3 places. Authenticate with `Authorization: Bearer <key>`.
 """
-
-
-async def _load_program(services: Services) -> None:
-    """Compile the current program if its version differs from the one held."""
-    current = await programs.current_program(services.pool)
-    if current is None or current[0] == services.programs.version:
-        return
-    version, document = current
-    compiled = await asyncio.to_thread(compile_program, parse_program(document), version)
-    services.programs.swap(compiled)
-    _log.info("program loaded", extra={"program_version": version})
-
-
-async def _compile_version(pool: asyncpg.Pool, version: int) -> CompiledProgram | None:
-    document = await programs.program_version(pool, version)
-    if document is None:
-        return None
-    return await asyncio.to_thread(compile_program, parse_program(document), version)
-
-
-async def _refresh(services: Services) -> None:
-    services.keyring.replace(await keys.active_keys(services.pool))
-    services.stores.replace(await stores.list_stores(services.pool))
-    await _load_program(services)
-    await services.promotions.refresh()
-    pool = services.pool
-    services.metrics.pool_connections.labels("in_use").set(pool.get_size() - pool.get_idle_size())
-    services.metrics.pool_connections.labels("idle").set(pool.get_idle_size())
-
-
-async def _refresh_forever(services: Services) -> None:
-    """Keys, stores and the program version, re-read in the background. Program switches
-    arrive at once over Redis pub/sub (``back_office``); this re-read is the safety net."""
-    while True:
-        await asyncio.sleep(services.settings.api_key_refresh_s)
-        try:
-            await _refresh(services)
-        except Exception:  # keep serving with what we have; readiness tells the rest
-            _log.warning("background refresh failed", exc_info=True)
-
-
-async def _run_ledger_jobs(services: Services, now: datetime) -> None:
-    tiers = services.programs.current.document.tiers
-    numbers = await expiry.run_ledger_jobs(services.pool, tiers, now)
-    for number in numbers or ():
-        await services.card_cache.forget(number)
-    if numbers:
-        _log.info("ledger jobs moved cards", extra={"cards": len(numbers)})
-
-
-async def _ledger_jobs_forever(services: Services) -> None:
-    """Expiry and tier downgrades in-process; one worker of the deployment at a time."""
-    while True:
-        await asyncio.sleep(services.settings.expire_interval_s)
-        try:
-            await _run_ledger_jobs(services, datetime.now(UTC))
-        except Exception:
-            _log.warning("ledger jobs failed; the next run retries", exc_info=True)
 
 
 def _count_lookups(metrics: Metrics) -> Callable[[str], None]:
@@ -144,6 +82,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     ledger = Ledger(pool, max_batch=settings.commit_batch_max,
                     max_in_flight=settings.commit_in_flight, states=CardStateWriter(reader),
                     on_batch=metrics.commit_batch_size.observe)  # fmt: skip
+    versions = ProgramVersions(pool)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -151,7 +90,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         redis=redis,
         keyring=KeyRing(),
         stores=StoreDirectory(),
-        programs=ProgramHolder(loader=lambda version: _compile_version(pool, version)),
+        programs=ProgramHolder(loader=lambda version: compile_version(versions, version)),
         card_cache=card_cache,
         cards=CachedCardStates(pool, card_cache, _count_lookups(metrics)),
         # One RESP connection per worker for the hot path: card reads, calculation records
@@ -165,7 +104,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             max_lines=settings.max_lines,
             max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         ),
-        program_versions=ProgramVersions(pool),
+        program_versions=versions,
         program_switch=RedisProgramSwitch(redis),
         card_admin=CardAdmin(pool),
         customers=Customers(pool),
@@ -185,16 +124,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.metrics = metrics = Metrics()
     services = await _build(settings, metrics)
     try:
-        await _refresh(services)
+        await background.refresh(services)
         await asyncio.to_thread(kernels.warm_up)
         services.kernels_warm = True
         # Everything built so far lives as long as the worker: keep it out of the
         # collector's scans, which otherwise walk the whole heap on every full pass.
         gc.collect()
         gc.freeze()
-        services.tasks.append(asyncio.create_task(_refresh_forever(services)))
-        services.tasks.append(asyncio.create_task(_ledger_jobs_forever(services)))
-        services.tasks += back_office.start_tasks(services, lambda: _load_program(services))
+        services.tasks += background.start_tasks(services)
         app.state.services = services
         yield
     finally:

@@ -164,6 +164,11 @@ class ProgramVersions:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def current_document(self) -> tuple[int, dict[str, Any]] | None:
+        """The current version and its document; None before the first publication."""
+        async with database_errors():
+            return await current_program(self._pool)
+
     async def create_draft(self, document: Mapping[str, Any], author: str) -> int:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
             await _lock_versions(conn)

@@ -6,11 +6,17 @@ old or the new version, never a mixture.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 from service.domain.errors import NotFound, Unavailable
 from service.domain.receipt import StoreInfo
-from service.rules.compiler import CompiledProgram
+from service.rules.compiler import CompiledProgram, compile_program
+from service.rules.document import parse_program
+
+_log = logging.getLogger(__name__)
 
 
 class StoreDirectory:
@@ -71,3 +77,30 @@ class ProgramHolder:
         if program is None:
             raise NotFound(f"program version {version} does not exist", code="program_not_found")
         return program
+
+
+class ProgramSource(Protocol):
+    """Where program versions are kept (the ledger's database)."""
+
+    async def current_document(self) -> tuple[int, dict[str, Any]] | None: ...
+
+    async def document(self, version: int) -> dict[str, Any] | None: ...
+
+
+async def compile_version(source: ProgramSource, version: int) -> CompiledProgram | None:
+    """A version compiled (in a thread: a large program takes a while); None if unknown."""
+    document = await source.document(version)
+    if document is None:
+        return None
+    return await asyncio.to_thread(compile_program, parse_program(document), version)
+
+
+async def load_current(source: ProgramSource, holder: ProgramHolder) -> None:
+    """Compile the current program if its version differs from the one held, and swap."""
+    current = await source.current_document()
+    if current is None or current[0] == holder.version:
+        return
+    version, document = current
+    compiled = await asyncio.to_thread(compile_program, parse_program(document), version)
+    holder.swap(compiled)
+    _log.info("program loaded", extra={"program_version": version})
