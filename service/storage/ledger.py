@@ -26,7 +26,15 @@ import asyncpg
 from service.domain.errors import Unavailable
 from service.storage.card_writes import CardStateWriter
 from service.storage.postgres import database_errors
-from service.usecases.ports import RecordedSale
+from service.usecases.ports import (
+    Committed,
+    RecordedSale,
+    RefusalReason,
+    Refused,
+    Replayed,
+    SaleEntry,
+    SaleOutcome,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +44,40 @@ _Waiting = tuple[dict[str, Any], "asyncio.Future[dict[str, Any]]"]
 def _card_order(waiting: _Waiting) -> str:
     card = waiting[0].get("card")
     return "" if card is None else str(card)
+
+
+def sale_json(entry: SaleEntry) -> dict[str, Any]:
+    """The sale as ``loyalty_commit_many`` reads it (a jsonb element per sale): the
+    entry's fields under their names, times as ISO 8601, pairs as two-element arrays."""
+    return {
+        "now": entry.now.isoformat(), "store_id": entry.store_id,
+        "transaction_id": entry.transaction_id, "request_hash": entry.request_hash,
+        "calculation_id": entry.calculation_id, "program_version": entry.program_version,
+        "card": entry.card, "occurred_at": entry.occurred_at.isoformat(),
+        "subtotal": entry.subtotal, "discount": entry.discount,
+        "points_paid": entry.points_paid, "amount_due": entry.amount_due,
+        "points_redeemed": entry.points_redeemed, "points_earned": entry.points_earned,
+        "lines": entry.lines, "response": entry.response,
+        "activates_at": entry.activates_at.isoformat(),
+        "expires_at": None if entry.expires_at is None else entry.expires_at.isoformat(),
+        "tier_spend": entry.tier_spend,
+        "tier_window_start": None if entry.tier_window_start is None
+        else entry.tier_window_start.isoformat(),
+        "tiers": [list(t) for t in entry.tiers], "promo_codes": list(entry.promo_codes),
+        "budgets": [list(b) for b in entry.budgets], "referral_points": entry.referral_points,
+    }  # fmt: skip
+
+
+def sale_outcome(outcome: dict[str, Any]) -> SaleOutcome:
+    """The function's outcome for one sale, typed."""
+    kind = outcome["outcome"]
+    if kind == "committed":
+        return Committed(outcome["response"], outcome.get("referrer"))
+    if kind == "replay":
+        return Replayed(outcome["response"])
+    return Refused(
+        RefusalReason(kind), outcome.get("balance"), outcome.get("status"), outcome.get("code")
+    )
 
 
 class Ledger:
@@ -54,18 +96,18 @@ class Ledger:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Record a sale; returns the function's outcome (``committed``, ``replay`` or a refusal).
-        By the time it returns, the card's cached state is marked stale at the card's
-        new ``ledger_version`` (in the outcome of a committed card sale).
+    async def commit_sale(self, entry: SaleEntry) -> SaleOutcome:
+        """Record a sale; its outcome (committed, replayed or refused). By the time it
+        returns, the card's cached state is marked stale at the card's new
+        ``ledger_version``.
 
         If the caller stops waiting, the sale may still be committed: the POS's retry
         with the same transaction id then gets the stored answer.
         """
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((params, future))
+        self._queue.append((sale_json(entry), future))
         self._send_batches()
-        return await future
+        return sale_outcome(await future)
 
     async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
         async with database_errors():

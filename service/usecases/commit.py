@@ -39,9 +39,14 @@ from service.usecases.calculate import (
 from service.usecases.ports import (
     CalculationRecords,
     CardStates,
+    Committed,
     Ledger,
     Programs,
     PromotionState,
+    RefusalReason,
+    Refused,
+    Replayed,
+    SaleEntry,
     Stores,
 )
 
@@ -118,27 +123,27 @@ async def _kept(records: CalculationRecords, calculation_id: str) -> dict[str, A
         return None
 
 
-def _accrual_dates(program: CompiledProgram, occurred_at: datetime) -> tuple[str, str | None]:
+def _accrual_dates(
+    program: CompiledProgram, occurred_at: datetime
+) -> tuple[datetime, datetime | None]:
     """Points activate after the return window counted from the sale, then live their validity."""
     settings = program.settings
     activates = occurred_at + timedelta(days=settings.pending_days)
     expires = None
     if settings.validity_days is not None:
         expires = activates + timedelta(days=settings.validity_days)
-    return activates.isoformat(), None if expires is None else expires.isoformat()
+    return activates, expires
 
 
-def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> list[dict[str, Any]]:
+def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """Per-line results as committed, with what a refund needs: sku and quantity sold."""
-    return [
+    return tuple(
         {**shown, "sku": line.sku, "quantity": line.quantity}
         for line, shown in zip(receipt.lines, view["lines"], strict=True)
-    ]
+    )
 
 
-def ledger_params(
-    sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes
-) -> dict[str, Any]:
+def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) -> SaleEntry:
     receipt, view, program = sale.receipt, shown.view, shown.program
     totals = view["totals"]
     activates_at, expires_at = _accrual_dates(program, receipt.timestamp)
@@ -148,50 +153,49 @@ def ledger_params(
         **{k: view[k] for k in ("calculation_id", "program_version", "lines", "totals",
                                 "promo_codes", "gifts", "free_delivery", "messages")},
     }  # fmt: skip
-    return {
-        "now": now.isoformat(),
-        "store_id": receipt.store_id,
-        "transaction_id": sale.transaction_id,
-        "request_hash": request_hash(sale.transaction_id, receipt_text),
-        "calculation_id": sale.calculation_id,
-        "program_version": program.version,
-        "card": receipt.card,
-        "occurred_at": receipt.timestamp.isoformat(),
-        "subtotal": totals["subtotal"],
-        "discount": totals["discount"],
-        "points_paid": sum(line["points_paid"] for line in view["lines"]),
-        "amount_due": totals["amount_due"],
-        "points_redeemed": totals["points_redeemed"],
-        "points_earned": totals["points_earned"],
-        "lines": _committed_lines(receipt, view),
-        "response": response,
-        "activates_at": activates_at,
-        "expires_at": expires_at,
-        "tier_spend": shown.tier_spend,
-        "tier_window_start": None if window is None else (now - timedelta(days=window)).isoformat(),
-        "tiers": [[t.code, t.threshold] for t in program.document.tiers.levels],
-        "promo_codes": [p["code"] for p in view["promo_codes"] if p["status"] == "accepted"],
-        "budgets": sorted(shown.budget_use.items()),
-        "referral_points": program.settings.referral_points,
-    }
+    return SaleEntry(
+        now=now,
+        store_id=receipt.store_id,
+        transaction_id=sale.transaction_id,
+        request_hash=request_hash(sale.transaction_id, receipt_text),
+        calculation_id=sale.calculation_id,
+        program_version=program.version,
+        card=receipt.card,
+        occurred_at=receipt.timestamp,
+        subtotal=totals["subtotal"],
+        discount=totals["discount"],
+        points_paid=sum(line["points_paid"] for line in view["lines"]),
+        amount_due=totals["amount_due"],
+        points_redeemed=totals["points_redeemed"],
+        points_earned=totals["points_earned"],
+        lines=_committed_lines(receipt, view),
+        response=response,
+        activates_at=activates_at,
+        expires_at=expires_at,
+        tier_spend=shown.tier_spend,
+        tier_window_start=None if window is None else now - timedelta(days=window),
+        tiers=tuple((t.code, t.threshold) for t in program.document.tiers.levels),
+        promo_codes=tuple(p["code"] for p in view["promo_codes"] if p["status"] == "accepted"),
+        budgets=tuple(sorted(shown.budget_use.items())),
+        referral_points=program.settings.referral_points,
+    )
 
 
-def _refusal(outcome: dict[str, Any]) -> Exception:
-    kind = outcome["outcome"]
-    if kind == "conflict":
+def _refusal(refused: Refused) -> DomainError:
+    reason = refused.reason
+    if reason is RefusalReason.CONFLICT:
         return IdempotencyConflict(
             "this transaction_id was already committed with a different receipt"
         )
-    if kind == "insufficient":
+    if reason is RefusalReason.INSUFFICIENT:
         return InsufficientPoints(
-            "the card no longer holds the points asked for",
-            extra={"balance": outcome["balance"]},
+            "the card no longer holds the points asked for", extra={"balance": refused.balance}
         )
-    if kind == "card_not_found":
+    if reason is RefusalReason.CARD_NOT_FOUND:
         return NotFound("no such loyalty card", code="card_not_found")
-    if kind == "card_not_active":
-        return Conflict(f"the card is {outcome['status']}", code="card_not_active")
-    return Conflict(f"promo code {outcome.get('code')} can no longer be used", code=kind)
+    if reason is RefusalReason.CARD_NOT_ACTIVE:
+        return Conflict(f"the card is {refused.status}", code="card_not_active")
+    return Conflict(f"promo code {refused.code} can no longer be used", code=reason.value)
 
 
 async def _replayed(
@@ -229,15 +233,13 @@ async def commit(
         raise
     except DomainError as refusal:
         return await _replayed(ledger, sale, receipt_text, refusal), True
-    outcome = await ledger.commit_sale(
-        ledger_params(sale, shown, now=now, receipt_text=receipt_text)
-    )
-    if outcome["outcome"] not in ("committed", "replay"):
+    outcome = await ledger.commit_sale(sale_entry(sale, shown, now=now, receipt_text=receipt_text))
+    if isinstance(outcome, Refused):
         raise _refusal(outcome)
     await promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.
-    if outcome["outcome"] == "replay" and sale.receipt.card is not None:
+    if isinstance(outcome, Replayed) and sale.receipt.card is not None:
         await cards.refresh(sale.receipt.card, now, shown.program)
-    if outcome.get("referrer") is not None:
-        await cards.refresh(outcome["referrer"], now, shown.program)
-    return outcome["response"], outcome["outcome"] == "replay"
+    if isinstance(outcome, Committed) and outcome.referrer is not None:
+        await cards.refresh(outcome.referrer, now, shown.program)
+    return outcome.response, isinstance(outcome, Replayed)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from service.domain.card import CardState, PromoCodeState
@@ -64,8 +65,70 @@ class RecordedSale:
     response: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SaleEntry:
+    """What the ledger records for a sale: the receipt's id and digest, its totals, what it
+    moves on the card, and the answer a replay gets. ``lines`` are the answer's lines with
+    the sku and quantity sold (what a return reads back); ``response`` is the answer."""
+
+    now: datetime
+    store_id: str
+    transaction_id: str
+    request_hash: str
+    calculation_id: str | None
+    program_version: int
+    card: str | None
+    occurred_at: datetime
+    subtotal: int
+    discount: int
+    points_paid: int
+    amount_due: int
+    points_redeemed: int
+    points_earned: int
+    lines: tuple[Mapping[str, Any], ...]
+    response: Mapping[str, Any]
+    activates_at: datetime
+    expires_at: datetime | None
+    tier_spend: int
+    tier_window_start: datetime | None
+    tiers: tuple[tuple[str, int], ...]
+    promo_codes: tuple[str, ...]
+    budgets: tuple[tuple[str, int], ...]
+    referral_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    response: dict[str, Any]
+    referrer: str | None = None  # a referrer's card the sale's referral bonus credited
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    response: dict[str, Any]
+
+
+class RefusalReason(StrEnum):
+    CONFLICT = "conflict"  # the receipt id was recorded with another receipt
+    INSUFFICIENT = "insufficient"  # the card no longer holds the points
+    CARD_NOT_FOUND = "card_not_found"
+    CARD_NOT_ACTIVE = "card_not_active"
+    PROMO_USED_UP = "promo_used_up"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: RefusalReason
+    balance: int | None = None  # INSUFFICIENT: what the card holds
+    status: str | None = None  # CARD_NOT_ACTIVE: the card's status
+    code: str | None = None  # PROMO_USED_UP: the promo code
+
+
+SaleOutcome = Committed | Replayed | Refused
+
+
 class Ledger(Protocol):
-    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def commit_sale(self, entry: SaleEntry) -> SaleOutcome:
         """Record a sale; its outcome. The card's new state goes to the cache with it."""
         ...
 

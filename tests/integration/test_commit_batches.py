@@ -4,6 +4,7 @@ sale in a batch is still decided on its own."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from service.domain.errors import InvalidInput
 from service.storage.cache import card_key
 from service.storage.ledger import Ledger
+from service.usecases.ports import Committed, RefusalReason, Replayed, SaleEntry, SaleOutcome
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts
 
@@ -29,18 +31,18 @@ def batch_sizes(app: FastAPI) -> Any:
     ledger.on_batch = before
 
 
-async def ledger_params_of(
+async def sale_entries_of(
     app: FastAPI, client: httpx.AsyncClient, numbers: list[str], prefix: str
-) -> list[dict[str, Any]]:
+) -> list[SaleEntry]:
     """What the commit use case sends the ledger for a sale of 10 points on each card
     (committed: transaction ids ``<prefix>-<card>-0``), to send again straight."""
     ledger: Ledger = app.state.services.ledger
-    captured: list[dict[str, Any]] = []
+    captured: list[SaleEntry] = []
     original = ledger.commit_sale
 
-    async def capture(params: dict[str, Any]) -> dict[str, Any]:
-        captured.append(params)
-        return await original(params)
+    async def capture(entry: SaleEntry) -> SaleOutcome:
+        captured.append(entry)
+        return await original(entry)
 
     ledger.commit_sale = capture  # type: ignore[method-assign]
     try:
@@ -85,19 +87,19 @@ async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
 ) -> None:
     number = await new_card(1_000)
     services = app.state.services
-    [template] = await ledger_params_of(app, client, [number], "B-2")
+    [template] = await sale_entries_of(app, client, [number], "B-2")
     # One batch at a time: the first sale goes alone, the other five leave together.
     sizes: list[int] = []
     serial = Ledger(services.pool, max_in_flight=1, on_batch=sizes.append)
-    sales = [{**template, "transaction_id": f"B-2-{number}-{i}"} for i in range(1, 7)]
-    sales[3] = {**sales[3], "tier_spend": "not a number"}  # fails inside Postgres
+    sales = [replace(template, transaction_id=f"B-2-{number}-{i}") for i in range(1, 7)]
+    sales[3] = replace(sales[3], tier_spend="not a number")  # type: ignore[arg-type]  # fails in Postgres
     outcomes = await asyncio.gather(*(serial.commit_sale(s) for s in sales),
                                     return_exceptions=True)  # fmt: skip
     assert sizes[:2] == [1, 5]
     # The one sale Postgres could not take is told so as bad input; the others commit.
     assert isinstance(outcomes[3], InvalidInput)
     assert isinstance(outcomes[3].__cause__, asyncpg.DataError)
-    assert [o["outcome"] for i, o in enumerate(outcomes) if i != 3] == ["committed"] * 5  # type: ignore[index]
+    assert all(isinstance(o, Committed) for i, o in enumerate(outcomes) if i != 3)
     redeemed = await ledger_db.fetchval(
         "SELECT -sum(e.points) FROM ledger_entries e JOIN cards c USING (card_id)"
         " WHERE c.number = $1 AND e.kind = 'redemption'", number,
@@ -110,23 +112,24 @@ async def test_one_cards_sales_in_a_batch_are_decided_in_arrival_order(
 ) -> None:
     first, second = await new_card(100), await new_card(100)
     services = app.state.services
-    captured = await ledger_params_of(app, client, [first, second], "B-3")
-    by_card = {p["card"]: p for p in captured}
+    captured = await sale_entries_of(app, client, [first, second], "B-3")
+    by_card = {entry.card: entry for entry in captured}
     serial = Ledger(services.pool, max_in_flight=1)
     # Both cards now hold 90: for each, 90 then 1 more; the second card's sales come
     # first in the queue, the batch is sorted by card, each card's order is kept.
     queue = [
-        {**by_card[second], "transaction_id": f"B-3-{second}-1", "points_redeemed": 90},
-        {**by_card[first], "transaction_id": f"B-3-{first}-1", "points_redeemed": 90},
-        {**by_card[second], "transaction_id": f"B-3-{second}-2", "points_redeemed": 1},
-        {**by_card[first], "transaction_id": f"B-3-{first}-2", "points_redeemed": 1},
+        replace(by_card[second], transaction_id=f"B-3-{second}-1", points_redeemed=90),
+        replace(by_card[first], transaction_id=f"B-3-{first}-1", points_redeemed=90),
+        replace(by_card[second], transaction_id=f"B-3-{second}-2", points_redeemed=1),
+        replace(by_card[first], transaction_id=f"B-3-{first}-2", points_redeemed=1),
     ]
-    warm = serial.commit_sale({**by_card[first], "transaction_id": f"B-3-{first}-0"})
+    warm = serial.commit_sale(replace(by_card[first], transaction_id=f"B-3-{first}-0"))
     outcomes = await asyncio.gather(warm, *(serial.commit_sale(s) for s in queue))
-    assert outcomes[0]["outcome"] == "replay"
-    assert [o["outcome"] for o in outcomes[1:]] == [
-        "committed", "committed", "insufficient", "insufficient"
+    assert isinstance(outcomes[0], Replayed)
+    assert [type(o).__name__ for o in outcomes[1:]] == [
+        "Committed", "Committed", "Refused", "Refused"
     ]  # fmt: skip
+    assert {o.reason for o in outcomes[3:]} == {RefusalReason.INSUFFICIENT}  # type: ignore[union-attr]
 
 
 async def test_a_commit_marks_the_cached_state_stale_and_an_older_one_cannot_return(

@@ -18,7 +18,9 @@ from fastapi import FastAPI
 
 from service.domain.card import PointLot
 from service.storage.expiry import expire_due
+from service.storage.ledger import sale_json
 from service.usecases.commit import Sale, commit
+from service.usecases.ports import Committed, SaleEntry, SaleOutcome
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts
 
@@ -93,13 +95,13 @@ async def test_flushing_redis_in_the_middle_of_a_run_changes_no_result(
 
 
 class _Capture:
-    """A ledger that only keeps the parameters it is asked to commit."""
+    """A ledger that only keeps the sale it is asked to commit."""
 
-    params: dict[str, Any]
+    entry: SaleEntry
 
-    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.params = params
-        return {"outcome": "committed", "response": {}}
+    async def commit_sale(self, entry: SaleEntry) -> SaleOutcome:
+        self.entry = entry
+        return Committed({})
 
 
 _KILLED_WORKER = """
@@ -135,7 +137,7 @@ async def test_a_worker_killed_in_the_middle_of_a_commit_leaves_nothing(
         promotions=services.promotions,
     )  # fmt: skip
     worker = subprocess.Popen(  # noqa: ASYNC220 - killed below, never waited on long
-        [sys.executable, "-c", _KILLED_WORKER, demo_database, json.dumps(capture.params)],
+        [sys.executable, "-c", _KILLED_WORKER, demo_database, json.dumps(sale_json(capture.entry))],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert worker.stdout is not None

@@ -14,7 +14,18 @@ from service.domain.card import CardState, PointLot, PromoCodeState
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal
 from service.rules.compiler import CompiledProgram
-from service.usecases.ports import CardAfter, RecordedReturn, RecordedSale, SoldSale
+from service.usecases.ports import (
+    CardAfter,
+    Committed,
+    RecordedReturn,
+    RecordedSale,
+    RefusalReason,
+    Refused,
+    Replayed,
+    SaleEntry,
+    SaleOutcome,
+    SoldSale,
+)
 
 
 class FakePrograms:
@@ -94,23 +105,23 @@ class FakeLedger:
         self.receipts: dict[tuple[str, str], RecordedSale] = {}
         self.commits = 0
 
-    async def commit_sale(self, params: dict[str, Any]) -> dict[str, Any]:
-        key = (params["store_id"], params["transaction_id"])
+    async def commit_sale(self, entry: SaleEntry) -> SaleOutcome:
+        key = (entry.store_id, entry.transaction_id)
         if key in self.receipts:
             recorded = self.receipts[key]
-            if recorded.request_hash != params["request_hash"]:
-                return {"outcome": "conflict"}
-            return {"outcome": "replay", "response": copy.deepcopy(recorded.response)}
-        number, redeem = params["card"], params["points_redeemed"]
-        if number is not None and redeem:
-            card = self._cards.cards[number]
+            if recorded.request_hash != entry.request_hash:
+                return Refused(RefusalReason.CONFLICT)
+            return Replayed(copy.deepcopy(recorded.response))
+        if entry.card is not None and entry.points_redeemed:
+            card = self._cards.cards[entry.card]
             balance = sum(lot.points for lot in card.lots)
-            if balance < redeem:
-                return {"outcome": "insufficient", "balance": balance}
-            self._cards.spend(number, redeem)
+            if balance < entry.points_redeemed:
+                return Refused(RefusalReason.INSUFFICIENT, balance=balance)
+            self._cards.spend(entry.card, entry.points_redeemed)
         self.commits += 1
-        self.receipts[key] = RecordedSale(params["request_hash"], params["response"])
-        return {"outcome": "committed", "response": copy.deepcopy(params["response"])}
+        response = dict(copy.deepcopy(entry.response))
+        self.receipts[key] = RecordedSale(entry.request_hash, response)
+        return Committed(copy.deepcopy(response))
 
     async def recorded_sale(self, store_id: str, transaction_id: str) -> RecordedSale | None:
         return self.receipts.get((store_id, transaction_id))
