@@ -31,9 +31,8 @@ ROLES = {"admin": ADMIN_KEY, "pos": POS_KEY, "no key": None}
 def _other_redis_db(url: str, db: int) -> str:
     """The same Redis server, another database number (keys are per database)."""
     parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
-        return urlunsplit(parts._replace(query=f"{query}&db={db}".lstrip("&")))
+    if parts.scheme == "unix":  # urlunsplit would drop the empty netloc: unix:/path
+        return f"unix://{parts.path}?db={db}"
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 

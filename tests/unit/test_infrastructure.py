@@ -89,3 +89,10 @@ def test_logs_are_json_with_request_id_and_no_card_number() -> None:
     assert entry["request_id"] == "req-1" and entry["msg"] == "calc"
     assert number not in line and entry["card_ref"] == card_ref(number)
     assert card_ref(number) != card_ref("2000000000015")
+
+
+def test_the_fuzzing_servers_redis_database_is_another_on_the_same_server() -> None:
+    from tests.e2e.test_openapi_fuzz import _other_redis_db
+
+    assert _other_redis_db("redis://127.0.0.1:6379/15", 13) == "redis://127.0.0.1:6379/13"
+    assert _other_redis_db("unix:///tmp/r/redis.sock", 13) == "unix:///tmp/r/redis.sock?db=13"
