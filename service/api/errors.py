@@ -13,7 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from service.api.responses import OrjsonResponse
 from service.domain import errors as e
@@ -93,46 +93,19 @@ async def _driver_error(request: Request, exc: Exception) -> OrjsonResponse:
     return await _domain_error(request, error)
 
 
+# The answer to an error nothing handled (ObservabilityMiddleware sends it).
 _INTERNAL = orjson.dumps(error_body("internal_error", "internal error"))
-
-
-class LastResort:
-    """Answer an error nothing else handled with a 500 in the documented shape, and keep
-    the connection: Starlette's own last handler re-raises after answering, and the
-    server then drops the kept-alive connection of a POS that did nothing wrong."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception:
-            if started:  # too late to answer: let the server close the connection
-                raise
-            _log.exception("unhandled error", extra={"path": scope.get("path")})
-            headers = [(b"content-type", b"application/json"),
-                       (b"content-length", str(len(_INTERNAL)).encode())]  # fmt: skip
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": _INTERNAL})
+INTERNAL_ERROR_START: Message = {
+    "type": "http.response.start", "status": 500,
+    "headers": [(b"content-type", b"application/json"),
+                (b"content-length", str(len(_INTERNAL)).encode())],
+}  # fmt: skip
+INTERNAL_ERROR_BODY: Message = {"type": "http.response.body", "body": _INTERNAL}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """The handlers and the last-resort middleware (added first: innermost of the app's
-    middleware, so the request id and the metrics see its answer)."""
     app.add_exception_handler(e.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for driver_error in (*CONNECTION_ERRORS, *RETRY_ERRORS, *INPUT_ERRORS):
         app.add_exception_handler(driver_error, _driver_error)
-    app.add_middleware(LastResort)

@@ -1,5 +1,6 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path):
-request id, latency histogram and counters per route template."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path): request id,
+latency histogram and counters per route template, and the last resort for an error
+nothing else handled."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.errors import INTERNAL_ERROR_BODY, INTERNAL_ERROR_START
 from service.api.logs import request_id_var
 from service.api.metrics import Metrics
 
@@ -29,7 +31,7 @@ class ObservabilityMiddleware:
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        status = 500
+        status = 0
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -42,6 +44,15 @@ class ObservabilityMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if status:  # too late to answer: let the server close the connection
+                raise
+            # Answered here rather than by Starlette's last handler, which re-raises after
+            # answering: the server then drops the kept-alive connection of a POS that
+            # did nothing wrong.
+            _log.exception("unhandled error", extra={"path": scope.get("path")})
+            await send_with_id({**INTERNAL_ERROR_START})  # a copy: the request id goes in
+            await send_with_id(INTERNAL_ERROR_BODY)
         finally:
             self._observe(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)

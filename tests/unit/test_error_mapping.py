@@ -4,13 +4,14 @@ documented shape, and the webhook address rule: no I/O."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
-from service.api.errors import LastResort
+from service.api.middleware import ObservabilityMiddleware
 from service.domain.addresses import is_private_literal, is_public_address
 from service.domain.errors import InvalidInput, Unavailable
 from service.storage.postgres import domain_error
@@ -62,9 +63,13 @@ def test_the_last_resort_answers_500_in_the_documented_shape() -> None:
         return {"type": "http.request", "body": b""}
 
     scope = {"type": "http", "path": "/x", "method": "GET", "headers": []}
-    asyncio.run(LastResort(failing)(scope, receive, send))  # no exception: the server keeps
-    assert sent[0]["status"] == 500  # the connection
-    assert orjson.loads(sent[1]["body"]) == {"error": "internal_error", "detail": "internal error"}
+    middleware = ObservabilityMiddleware(failing, SimpleNamespace(state=SimpleNamespace()))
+    for _ in range(2):  # no exception: the server keeps the connection
+        sent.clear()
+        asyncio.run(middleware(scope, receive, send))
+        assert sent[0]["status"] == 500 and len(sent[0]["headers"]) == 3
+        body = orjson.loads(sent[1]["body"])
+        assert body == {"error": "internal_error", "detail": "internal error"}
 
 
 @pytest.mark.parametrize(
