@@ -234,7 +234,7 @@ async def _adjust(
     card_id = card["card_id"]
     if points < 0:
         balance = await conn.fetchval(
-            "SELECT loyalty_spendable($1, $2) - $3", card_id, now, card["debt"]
+            "SELECT b.balance FROM loyalty_balance($1, $2) b", card_id, now
         )
         if balance < -points:
             raise InsufficientPoints(
@@ -268,10 +268,8 @@ SELECT c.number, c.kind, c.status, c.tier, c.customer_id, c.personal_discount_bp
        c.purchase_count, c.debt, c.created_at,
        (SELECT r.number FROM cards r WHERE r.card_id = c.replaced_by) AS replaced_by,
        (SELECT r.number FROM cards r WHERE r.card_id = c.referred_by) AS referred_by,
-       loyalty_spendable(c.card_id, $2) - c.debt AS balance,
-       (SELECT coalesce(sum(remaining), 0)::bigint FROM point_lots p
-         WHERE p.card_id = c.card_id AND remaining > 0 AND activates_at > $2) AS pending
-FROM cards c WHERE c.number = $1
+       b.balance, b.pending
+FROM cards c CROSS JOIN LATERAL loyalty_balance(c.card_id, $2) b WHERE c.number = $1
 """
 
 

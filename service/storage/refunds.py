@@ -164,12 +164,12 @@ class PostgresReturnSession:
         await self._lock_card()
         card = await self._conn.fetchrow(
             """
-            UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = $1
-            RETURNING number, status, tier,
-                      loyalty_spendable(card_id, $2) - debt AS balance,
-                      (SELECT coalesce(sum(remaining), 0)::bigint FROM point_lots p
-                        WHERE p.card_id = cards.card_id AND remaining > 0
-                          AND activates_at > $2) AS pending
+            WITH bumped AS (
+                UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = $1
+                RETURNING card_id, number, status, tier
+            )
+            SELECT u.number, u.status, u.tier, b.balance, b.pending
+            FROM bumped u CROSS JOIN LATERAL loyalty_balance(u.card_id, $2) b
             """,
             self._card_id, req.now,
         )  # fmt: skip

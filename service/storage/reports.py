@@ -48,12 +48,10 @@ class Reports:
     async def balances(self, now: datetime, cursor: str | None, limit: int) -> Page:
         rows = await self._fetch(
             """
-            SELECT c.card_id, c.number, c.status, c.tier, c.customer_id, c.debt,
-                   loyalty_spendable(c.card_id, $1) - c.debt AS balance,
-                   (SELECT coalesce(sum(remaining), 0)::bigint FROM point_lots p
-                     WHERE p.card_id = c.card_id AND remaining > 0 AND activates_at > $1)
-                       AS pending
-            FROM cards c WHERE c.card_id > $2 ORDER BY c.card_id LIMIT $3
+            SELECT c.card_id, c.number, c.status, c.tier, c.customer_id, c.debt, b.balance,
+                   b.pending
+            FROM cards c CROSS JOIN LATERAL loyalty_balance(c.card_id, $1) b
+            WHERE c.card_id > $2 ORDER BY c.card_id LIMIT $3
             """,
             now, _int_cursor(cursor), limit,
         )  # fmt: skip

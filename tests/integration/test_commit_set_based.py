@@ -1,5 +1,6 @@
-"""``loyalty_commit_many`` (migration 0005) writes a batch's plain card sales in one
-statement; ``loyalty_commit`` writes one sale. Both must record the same thing.
+"""``loyalty_commit_many`` (service/storage/sql/loyalty_commit_many.sql) writes a batch's
+plain card sales set-based; ``loyalty_commit`` writes one sale. Both must record the same
+thing, and answer the same (each answer's balance read by ``loyalty_balance``).
 
 Random batches over a handful of cards in every state a sale meets (points active,
 pending, expired and owed, a blocked card, tiers about to be reached, receipts already

@@ -1,12 +1,21 @@
-"""The database holds the ledger's invariants itself, whatever the Python does."""
+"""The database holds the ledger's invariants itself, whatever the Python does; its
+functions are the sources in service/storage/sql/, and the balance has one definition."""
 
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
+from service.domain.card import day_start
+from service.storage.cards import load_card_state
 from service.storage.migrate import downgrade_async, upgrade_async
 from service.storage.programs import current_program, publish_new_version
+from service.storage.sqlscript import function_names, function_source
+from tests.conftest import _with_database
 
 
 async def _card(db: asyncpg.Connection, number: str = "4000000000001") -> int:
@@ -82,24 +91,101 @@ async def test_card_number_format_is_enforced(db: asyncpg.Connection) -> None:
         await db.execute("INSERT INTO cards (number) VALUES ('12ab')")
 
 
-async def test_migrations_go_down_and_up_again(server_url: str) -> None:
-    import uuid
-
-    from tests.conftest import _with_database
-
+@contextlib.asynccontextmanager
+async def _empty_database(server_url: str) -> AsyncIterator[str]:
     name = f"loyalty_mig_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = _with_database(server_url, name)
-        await upgrade_async(url)
-        await downgrade_async(url, "base")
-        await upgrade_async(url)
-        conn = await asyncpg.connect(url)
-        try:
-            assert await conn.fetchval("SELECT count(*) FROM ledger_entries") == 0
-        finally:
-            await conn.close()
+        yield _with_database(server_url, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_migrations_go_down_and_up_again(server_url: str) -> None:
+    async with _empty_database(server_url) as url:
+        await upgrade_async(url)
+        await downgrade_async(url, "base")
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval(_OURS) == [], "the downgrade left functions behind"
+            await upgrade_async(url)
+            assert await conn.fetchval("SELECT count(*) FROM ledger_entries") == 0
+            assert await conn.fetchval(_OURS) == function_names()
+        finally:
+            await conn.close()
+
+
+async def test_a_failed_migration_run_leaves_nothing_behind(server_url: str) -> None:
+    """The run is one transaction (migrations/env.py): the functions loaded and the tables
+    made before the failing statement are gone with it."""
+    async with _empty_database(server_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE TABLE idempotency_keys (x int)")  # the baseline's last
+            with pytest.raises(asyncpg.DuplicateTableError):
+                await upgrade_async(url)
+            assert await conn.fetchval(_OURS) == []
+            assert await conn.fetchval("SELECT to_regclass('cards')") is None
+            assert await conn.fetchval("SELECT to_regclass('alembic_version')") is None
+        finally:
+            await conn.close()
+
+
+_OURS = """
+SELECT coalesce(array_agg(p.proname::text ORDER BY p.proname), '{}') FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'loyalty%'
+"""
+
+
+async def test_every_function_source_compiles_on_the_head_schema(db: asyncpg.Connection) -> None:
+    """Migrations load sources unchecked (sqlscript.load_functions); here each is created
+    again with its body checked against the head schema, and the test rolled back."""
+    assert await db.fetchval(_OURS) == function_names()
+    await db.execute("SET LOCAL check_function_bodies = on")
+    for name in function_names():
+        await db.execute(function_source(name))
+
+
+async def test_the_balance_is_inlined_into_the_query_that_reads_it(
+    db: asyncpg.Connection,
+) -> None:
+    """loyalty_balance must stay inlinable (LANGUAGE sql, STABLE, not STRICT, no SET, one
+    SELECT): the commit statement reads it once per sale."""
+    plan = await db.fetch(
+        "EXPLAIN SELECT c.card_id, b.balance FROM cards c"
+        " CROSS JOIN LATERAL loyalty_balance(c.card_id, now()) b"
+    )
+    assert not any("Function Scan" in row[0] for row in plan), plan
+
+
+async def test_the_balance_is_the_one_the_calculation_sees(db: asyncpg.Connection) -> None:
+    """loyalty_balance and its Python twin (CardState.balance and pending_points, over the
+    state a calculation reads) agree on random cards: lots active, pending, expired,
+    emptied, starting or ending right at the instant asked about; with and without debt."""
+    rng = random.Random(11)
+    at = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    moments = [at - timedelta(days=30), at - timedelta(seconds=1), at,
+               at + timedelta(microseconds=1), at + timedelta(days=7)]  # fmt: skip
+    for k in range(40):
+        number = f"66{k:04d}{rng.randrange(10**7):07d}"
+        card_id = await db.fetchval(
+            "INSERT INTO cards (number, debt) VALUES ($1, $2) RETURNING card_id",
+            number, rng.choice([0, 0, 40, 3_000]),
+        )  # fmt: skip
+        for _ in range(rng.randint(0, 4)):
+            activates = rng.choice(moments)
+            expires = rng.choice([None, *(m for m in moments if m > activates)])
+            points = rng.choice([10, 250, 1_000])
+            await db.execute(
+                "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
+                " source) VALUES ($1, $2, $3, $4, $5, 'adjustment')",
+                card_id, points, rng.choice([points, points // 2, 0]), activates, expires,
+            )  # fmt: skip
+        balance, pending = await db.fetchrow(
+            "SELECT b.balance, b.pending FROM loyalty_balance($1, $2) b", card_id, at
+        )
+        state = await load_card_state(db, number, tier_window_start=None, day_start=day_start(at))
+        assert state is not None
+        assert (balance, pending) == (state.balance(at), state.pending_points(at)), number

@@ -1,4 +1,4 @@
-"""Pure pieces of the service's plumbing: settings, SQL scripts, error table, logs."""
+"""Pure pieces of the service's plumbing: settings, error table, logs."""
 
 import json
 import logging
@@ -11,20 +11,6 @@ from service.api.logs import JsonFormatter, card_ref, request_id_var
 from service.domain import errors as e
 from service.settings import Settings
 from service.storage.migrate import sqlalchemy_url
-from service.storage.sqlscript import split_statements
-
-
-def test_split_keeps_dollar_quoted_bodies_whole() -> None:
-    script = """
-    -- a comment; with a semicolon
-    CREATE TABLE a (x int);
-    CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'no'; RETURN NULL; END $$;
-    CREATE TRIGGER t BEFORE UPDATE ON a FOR EACH ROW EXECUTE FUNCTION f();
-    """
-    statements = split_statements(script)
-    assert len(statements) == 3
-    assert statements[1].count(";") == 2 and statements[1].endswith("END $$")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,15 @@
-"""Alembic environment: migrations are plain SQL run over SQLAlchemy's asyncpg dialect.
+"""Alembic environment: migrations are SQL scripts run by asyncpg itself.
 
 The URL comes from the caller (``service.storage.migrate.upgrade``); nothing is read
 from an ini file so that the installed package migrates wherever it runs.
+
+Alembic keeps its version table through SQLAlchemy's asyncpg dialect, while the
+migrations hand their scripts to the same asyncpg connection directly
+(``sqlscript.execute_script``: the dialect would prepare them, one statement each). So
+the transaction is the driver's: opened here around the whole run, and SQLAlchemy is
+told to leave transactions alone (AUTOCOMMIT, i.e. no BEGIN or COMMIT of its own). A run
+is all or nothing: a failed migration leaves the database at the revision it started
+from.
 """
 
 from __future__ import annotations
@@ -15,17 +23,21 @@ from sqlalchemy.pool import NullPool
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    context.configure(connection=connection, target_metadata=None)
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def _run_online(url: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.transaction():
+                await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
 
 
 url = context.config.get_main_option("sqlalchemy.url")

@@ -5,19 +5,26 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
-from alembic import op
+from service.storage.sqlscript import execute_script
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = None
 depends_on = None
 
+# Tables, indexes, triggers here. A function is never written here: edit its file in
+# service/storage/sql/ and reload it, sqlscript.load_functions("loyalty_...") in
+# upgrade() (see ../README.md).
+UPGRADE = r"""
+"""
+
+DOWNGRADE = r"""
+"""
+
 
 def upgrade() -> None:
-    op.execute("""
-    """)
+    execute_script(UPGRADE)
 
 
 def downgrade() -> None:
-    op.execute("""
-    """)
+    execute_script(DOWNGRADE)

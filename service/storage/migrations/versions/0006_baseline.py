@@ -1,37 +1,53 @@
-"""Initial schema: stores, keys, programs, cards, customers and the points ledger.
+"""Baseline: the schema as revisions 0001-0006 left it, and every function from its source.
 
-Every ledger table (lots, entries, tier spend) is keyed by card first, so that the
-ledger can be sharded by card (Citus distribution column ``card_id``).
-Invariants the database can hold, it holds: checks, unique keys, foreign keys,
-append-only triggers on the ledger and the audit log, immutable published programs.
+The ledger's tables (lots, entries, tier spend) are keyed by card first, so that the
+ledger can be sharded by card (Citus distribution column ``card_id``). Invariants the
+database can hold, it holds: checks, unique keys, foreign keys, append-only triggers on
+the ledger, the adjustments and the audit log, immutable published programs. Regions
+are filled in from the stores themselves (a trigger), so a store loaded by any path
+names a region that exists. Adjustments keep who and why; their ledger entries carry
+``transaction_id = 'adj:<id>'``. Webhook deliveries are the fan-out of outbox events to
+subscriptions, one row per (subscription, event), retried with backoff. Idempotency keys
+record the back office's operations that move points or money, scoped by the API key
+that sent them (Stripe's ``Idempotency-Key`` semantics).
 
-Revision ID: 0001
+Functions are not written here: each has its one definition in
+``service/storage/sql/<name>.sql``, and this revision loads every source there, as the
+file stands (see ../README.md). A later revision that changes a function reloads its file.
+
+This revision replaces revisions 0001-0006 (squashed before any deployment held data)
+and keeps the last one's id, so that a database they made counts as at this revision
+and revision 0007 brings its functions up to date.
+
+Revision ID: 0006
 Revises:
-Create Date: 2026-11-22
+Create Date: 2026-12-07
 """
 
-from service.storage.sqlscript import execute_script
+from service.storage.sqlscript import drop_functions, execute_script, function_names, load_functions
 
-revision = "0001"
+revision = "0006"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-
-UPGRADE = r"""
-CREATE FUNCTION loyalty_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'raise_exception';
-END $$;
+SCHEMA = r"""
+CREATE TABLE regions (
+    region_id  text PRIMARY KEY CHECK (region_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+    name       text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE stores (
     store_id    text PRIMARY KEY CHECK (store_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
     name        text NOT NULL DEFAULT '',
-    region      text NOT NULL,
+    region      text NOT NULL REFERENCES regions,
     timezone    text NOT NULL,
     active      boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+CREATE TRIGGER stores_region BEFORE INSERT OR UPDATE OF region ON stores
+    FOR EACH ROW EXECUTE FUNCTION loyalty_store_region();
 
 CREATE TABLE api_keys (
     key_id      text PRIMARY KEY CHECK (key_id ~ '^[a-z0-9]{8,32}$'),
@@ -54,15 +70,12 @@ CREATE TABLE program_versions (
     published_at timestamptz,
     CHECK (status = 'draft' OR published_at IS NOT NULL)
 );
+-- Version numbers are never reused, not even those of deleted drafts: the audit log and
+-- calculations name versions by number.
+CREATE SEQUENCE program_versions_seq OWNED BY program_versions.version;
+CREATE INDEX program_versions_due ON program_versions (publish_at)
+    WHERE status = 'draft' AND publish_at IS NOT NULL;
 
-CREATE FUNCTION loyalty_program_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF OLD.status <> 'draft' AND NEW.document IS DISTINCT FROM OLD.document THEN
-        RAISE EXCEPTION 'program version % is published and immutable', OLD.version
-            USING ERRCODE = 'raise_exception';
-    END IF;
-    RETURN NEW;
-END $$;
 CREATE TRIGGER program_versions_immutable BEFORE UPDATE ON program_versions
     FOR EACH ROW EXECUTE FUNCTION loyalty_program_immutable();
 CREATE TRIGGER program_versions_no_delete BEFORE DELETE ON program_versions
@@ -248,20 +261,92 @@ CREATE TABLE audit_log (
 );
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION loyalty_forbid_change();
+
+CREATE TABLE adjustments (
+    adjustment_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    card_id       bigint NOT NULL REFERENCES cards,
+    points        bigint NOT NULL CHECK (points <> 0),
+    reason        text NOT NULL CHECK (length(reason) BETWEEN 1 AND 500),
+    author        text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX adjustments_card ON adjustments (card_id, adjustment_id);
+CREATE TRIGGER adjustments_append_only BEFORE UPDATE OR DELETE ON adjustments
+    FOR EACH ROW EXECUTE FUNCTION loyalty_forbid_change();
+
+CREATE TABLE promo_batches (
+    batch_id       text PRIMARY KEY,
+    prefix         text NOT NULL,
+    count          integer NOT NULL CHECK (count > 0),
+    rule_ids       text[] NOT NULL,
+    max_uses       integer,
+    per_card_limit integer,
+    valid_from     timestamptz,
+    valid_to       timestamptz,
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    revoked_at     timestamptz
+);
+CREATE INDEX promo_codes_batch ON promo_codes (batch_id, code) WHERE batch_id IS NOT NULL;
+
+CREATE TABLE webhook_subscriptions (
+    subscription_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    url             text NOT NULL CHECK (url ~ '^https?://'),
+    secret          text NOT NULL,
+    events          text[] NOT NULL CHECK (cardinality(events) > 0),
+    active          boolean NOT NULL DEFAULT true,
+    created_by      text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE webhook_deliveries (
+    subscription_id bigint NOT NULL REFERENCES webhook_subscriptions,
+    event_id        bigint NOT NULL REFERENCES outbox,
+    event           text NOT NULL,
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text,
+    delivered_at    timestamptz,
+    PRIMARY KEY (subscription_id, event_id, event)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'pending';
+
+-- One "points about to expire" notice per lot.
+CREATE TABLE expiry_notices (
+    card_id     bigint NOT NULL,
+    lot_id      bigint NOT NULL,
+    notified_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (card_id, lot_id),
+    FOREIGN KEY (card_id, lot_id) REFERENCES point_lots (card_id, lot_id)
+);
+
+CREATE TABLE idempotency_keys (
+    scope        text NOT NULL,
+    key          text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+    operation    text NOT NULL,
+    request_hash bytea NOT NULL,
+    response     jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, key)
+);
 """
 
 DOWNGRADE = """
-DROP TABLE audit_log, outbox, campaign_budgets, promo_code_uses, promo_codes, refunds,
-    receipts, tier_spend, ledger_entries, point_lots, cards, customers, program_current,
-    program_versions, api_keys, stores;
-DROP FUNCTION loyalty_program_immutable();
-DROP FUNCTION loyalty_forbid_change();
+DROP TABLE idempotency_keys, expiry_notices, webhook_deliveries, webhook_subscriptions,
+    promo_batches, adjustments, audit_log, outbox, campaign_budgets, promo_code_uses,
+    promo_codes, refunds, receipts, tier_spend, ledger_entries, point_lots, cards, customers,
+    program_current, program_versions, api_keys, stores, regions;
 """
 
 
 def upgrade() -> None:
-    execute_script(UPGRADE)
+    load_functions(*function_names())  # first: the schema's triggers name some of them
+    execute_script(SCHEMA)
 
 
 def downgrade() -> None:
     execute_script(DOWNGRADE)
+    drop_functions(*function_names())

@@ -1,62 +1,20 @@
-"""Group commit: many sales in one statement, each refused before it writes anything.
-
-``loyalty_commit`` is rewritten so that every refusal (replay, conflict, card missing or
-not active, points no longer there, a promo code revoked or used up) is decided before
-the first write. A refused sale therefore needs no rollback, and one statement can carry
-many sales: ``loyalty_commit_many`` runs them in order and returns one outcome per sale.
-The caller sends sales of cards in card-number order, so that two batches lock cards in
-the same order and cannot deadlock on them. Each call is one autocommitted statement:
-one round trip and one WAL flush for the whole batch, all of it or none of it.
-
-A committed sale returns the card's new ledger version instead of its whole new state
-(revision 0002 rebuilt the state, lots and sums, on every sale): the caller marks the
-cached state stale with that version, and the card's next calculation reads it afresh.
-Most cards are not seen again before their cached state would expire anyway.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-22
-"""
-
-from service.storage.sqlscript import execute_script
-
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-UPGRADE = r"""
--- Take p_points from the card's active lots, those expiring first first; one ledger
--- entry per lot touched. The caller holds the card's row lock, as every writer of a
--- card's lots does (commit, refund, expiry, adjustments), so the lots need no row
--- locks of their own (revision 0002 took them: a heap write and a WAL record per lot).
-CREATE OR REPLACE FUNCTION loyalty_take_points(
-    p_card_id bigint, p_points bigint, p_now timestamptz, p_kind text,
-    p_store text, p_tx text, p_refund text
-) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    v_left bigint := p_points;
-    v_take bigint;
-    v_lot record;
-BEGIN
-    FOR v_lot IN
-        SELECT lot_id, remaining FROM point_lots
-        WHERE card_id = p_card_id AND remaining > 0 AND activates_at <= p_now
-          AND (expires_at IS NULL OR expires_at > p_now)
-        ORDER BY expires_at NULLS LAST, lot_id
-    LOOP
-        EXIT WHEN v_left <= 0;
-        v_take := least(v_lot.remaining, v_left);
-        UPDATE point_lots SET remaining = remaining - v_take
-        WHERE card_id = p_card_id AND lot_id = v_lot.lot_id;
-        INSERT INTO ledger_entries (card_id, kind, points, lot_id, store_id, transaction_id,
-                                    refund_id)
-        VALUES (p_card_id, p_kind, -v_take, v_lot.lot_id, p_store, p_tx, p_refund);
-        v_left := v_left - v_take;
-    END LOOP;
-    RETURN p_points - v_left;
-END $$;
-
+-- loyalty_commit: one sale written to the ledger in one round trip.
+--
+-- Python computes the sale (what the customer was shown); this function records it
+-- atomically and re-checks what only the database can know: whether the receipt id is
+-- new, whether the card is still active, whether the points asked for are still there
+-- (under the card's row lock, never read-then-write in Python), whether promo codes
+-- still have uses left. Every refusal (replay, conflict, card missing or not active,
+-- points no longer there, a promo code revoked or used up) is decided before the first
+-- write, so a refused sale writes nothing and needs no rollback. It answers with an
+-- ``outcome``; a committed sale returns its response (the card's balance read after the
+-- writes, loyalty_balance) and the card's new ledger version, with which the caller
+-- marks the cached state stale.
+--
+-- Kept for the sales that loyalty_commit_many does not write set-based (anonymous sales,
+-- promo codes, a referral's first purchase, a card's several sales in one batch, an
+-- unknown card): loyalty_commit_many calls it for each of them, in batch order; and
+-- tests/integration/test_commit_set_based.py holds the two paths equal.
 CREATE OR REPLACE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_now      timestamptz := (p ->> 'now')::timestamptz;
@@ -105,7 +63,7 @@ BEGIN
     END IF;
 
     IF v_redeem > 0 THEN
-        v_balance := loyalty_spendable(v_card.card_id, v_now) - v_card.debt;
+        SELECT b.balance INTO v_balance FROM loyalty_balance(v_card.card_id, v_now) b;
         IF v_balance < v_redeem THEN
             RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
         END IF;
@@ -213,12 +171,9 @@ BEGIN
                 'number', v_card.number,
                 'status', v_card.status,
                 'tier', coalesce(v_new_tier, v_card.tier),
-                'balance', coalesce(sum(l.remaining) FILTER (
-                               WHERE l.activates_at <= v_now
-                                 AND (l.expires_at IS NULL OR l.expires_at > v_now)), 0)
-                           - (v_card.debt - v_repay),
-                'pending', coalesce(sum(l.remaining) FILTER (WHERE l.activates_at > v_now), 0))
-              FROM point_lots l WHERE l.card_id = v_card.card_id AND l.remaining > 0)
+                'balance', b.balance,
+                'pending', b.pending)
+              FROM loyalty_balance(v_card.card_id, v_now) b)
         END);
     INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id, program_version,
                           occurred_at, committed_at, request_hash, subtotal, discount,
@@ -232,29 +187,3 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
                               'referrer', v_referrer, 'ledger_version', v_version);
 END $$;
-
--- Sales in the order given, one outcome each, in that order.
-CREATE FUNCTION loyalty_commit_many(p jsonb) RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    v_sale jsonb;
-BEGIN
-    FOR v_sale IN SELECT value FROM jsonb_array_elements(p)
-    LOOP
-        RETURN NEXT loyalty_commit(v_sale);
-    END LOOP;
-END $$;
-"""
-
-DOWNGRADE = """
-DROP FUNCTION loyalty_commit_many(jsonb);
-"""
-
-
-def upgrade() -> None:
-    execute_script(UPGRADE)
-
-
-def downgrade() -> None:
-    # loyalty_commit keeps its rewritten body: it records the same sales and refuses the
-    # same ones as revision 0002's, without writing before a refusal.
-    execute_script(DOWNGRADE)
