@@ -7,8 +7,10 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import NotFound, invalid_field
+from service.domain.receipt import StoreInfo
 from service.storage import audit
 from service.storage.postgres import database_errors
+from service.storage.stores import list_stores
 
 
 class StoreAdmin:
@@ -68,3 +70,7 @@ class StoreAdmin:
         if store_id is not None and not rows:
             raise NotFound(f"unknown store {store_id!r}", code="store_not_found")
         return [dict(row) for row in rows]
+
+    async def active_stores(self) -> list[StoreInfo]:
+        """The active stores as a till's sale needs them: id, region, time zone."""
+        return await list_stores(self._pool)

@@ -3,13 +3,14 @@ request while every card and ledger entry stays (anonymised)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from service.domain.errors import Conflict, NotFound
 from service.storage import audit
+from service.storage.admin_cards import Welcome
 from service.storage.postgres import database_errors
 
 # The columns an API request may set; everything else is the database's.
@@ -113,6 +114,18 @@ class Customers:
                 phone, email,
             )  # fmt: skip
         return [dict(row) for row in rows]
+
+    async def import_rows(
+        self, kind: str, rows: Sequence[tuple[int, dict[str, Any]]], welcome: Welcome | None,
+        author: str,
+    ) -> tuple[list[str], list[tuple[int, str]]]:  # fmt: skip
+        """Import (line, row) pairs of ``kind`` "customers" or "cards"; the card numbers
+        touched and the (line, reason) of each row refused."""
+        # Here, not at the top: service.storage.imports writes with this module's
+        # insert_customer.
+        from service.storage.imports import import_rows
+
+        return await import_rows(self._pool, kind, rows, welcome, author)
 
     @staticmethod
     async def _live(conn: asyncpg.Connection, customer_id: int) -> None:

@@ -1,10 +1,11 @@
-"""Use cases of the back office over cards and customers. Each writes through its
-repository, then refreshes the cached state of every card it touched, so that the till
-never sees a stale status, tier or balance."""
+"""Use cases of the back office over cards. Each writes through its repository, then
+refreshes the cached state of every card it touched, so that the till never sees a stale
+status, tier or balance, and answers with the card as the ledger then has it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -13,9 +14,15 @@ from service.rules.compiler import CompiledProgram
 from service.storage.admin_cards import NewCard, Welcome
 from service.usecases.ports import CardStates, IdempotentRequest, Programs
 
+MAX_RANGE = 100_000
+
 
 class CardRepository(Protocol):
     async def issue(self, card: NewCard, welcome: Welcome | None, author: str) -> None: ...
+
+    async def issue_range(
+        self, first: int, last: int, width: int, kind: str, status: str, author: str
+    ) -> int: ...
 
     async def set_status(self, number: str, status: str, reason: str, author: str) -> None: ...
 
@@ -30,13 +37,19 @@ class CardRepository(Protocol):
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int: ...
 
+    async def view(self, number: str, now: datetime) -> dict[str, Any]:
+        """The card as the ledger has it; ``NotFound`` for an unknown card."""
+        ...
 
-class CustomerRepository(Protocol):
-    async def update(
-        self, customer_id: int, changes: Mapping[str, Any], author: str
-    ) -> list[str]: ...
+    async def adjustments(
+        self, number: str, *, before: int | None, limit: int
+    ) -> list[dict[str, Any]]: ...
 
-    async def erase(self, customer_id: int, author: str) -> list[str]: ...
+
+@dataclass(frozen=True, slots=True)
+class IssuedRange:
+    requested: int
+    issued: int  # the numbers not issued before
 
 
 def welcome_for(program: CompiledProgram, now: datetime) -> Welcome | None:
@@ -62,29 +75,57 @@ async def refresh(
         await cards.refresh(number, now, program)
 
 
+async def _refreshed(
+    repo: CardRepository, cards: CardStates, programs: Programs, numbers: Iterable[str],
+    shown: str, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Refresh the cards a write touched; the card ``shown`` as the ledger now has it."""
+    await refresh(cards, programs, numbers, now)
+    return await repo.view(shown, now)
+
+
+async def card(repo: CardRepository, number: str, now: datetime) -> dict[str, Any]:
+    """The card as the ledger has it: status, customer, balance, tier."""
+    return await repo.view(number, now)
+
+
 async def issue(
-    repo: CardRepository, cards: CardStates, programs: Programs, card: NewCard, author: str,
+    repo: CardRepository, cards: CardStates, programs: Programs, new: NewCard, author: str,
     now: datetime,
-) -> None:  # fmt: skip
-    await repo.issue(card, welcome_for(programs.current, now), author)
-    await refresh(cards, programs, [card.number], now)
+) -> dict[str, Any]:  # fmt: skip
+    await repo.issue(new, welcome_for(programs.current, now), author)
+    return await _refreshed(repo, cards, programs, [new.number], new.number, now)
+
+
+async def issue_range(
+    repo: CardRepository, first: str, last: str, kind: str, status: str, author: str
+) -> IssuedRange:
+    """Issue every number from ``first`` to ``last`` (as many digits each, at most
+    ``MAX_RANGE`` of them); numbers already issued are skipped."""
+    low, high = int(first), int(last)
+    if len(first) != len(last):
+        raise invalid_field("last", "first and last must have the same number of digits")
+    if not 0 <= high - low < MAX_RANGE:
+        raise invalid_field("last", f"from first, at most {MAX_RANGE} numbers up")
+    issued = await repo.issue_range(low, high, len(first), kind, status, author)
+    return IssuedRange(high - low + 1, issued)
 
 
 async def set_status(
     repo: CardRepository, cards: CardStates, programs: Programs, number: str, status: str,
     reason: str, author: str, now: datetime,
-) -> None:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     await repo.set_status(number, status, reason, author)
-    await refresh(cards, programs, [number], now)
+    return await _refreshed(repo, cards, programs, [number], number, now)
 
 
 async def link(
     repo: CardRepository, cards: CardStates, programs: Programs, number: str, customer_id: int,
     author: str, now: datetime,
-) -> int:  # fmt: skip
-    granted = await repo.link(number, customer_id, welcome_for(programs.current, now), author)
-    await refresh(cards, programs, [number], now)
-    return granted
+) -> dict[str, Any]:  # fmt: skip
+    """Register the card to the customer; the welcome points come once per card."""
+    await repo.link(number, customer_id, welcome_for(programs.current, now), author)
+    return await _refreshed(repo, cards, programs, [number], number, now)
 
 
 async def adjust(
@@ -94,35 +135,30 @@ async def adjust(
 ) -> dict[str, Any]:  # fmt: skip
     """Credit or debit a card; the card as the adjustment left it. With an idempotency
     key already used for the same request, the first answer, and nothing moves again."""
+    if expires_at is not None and points < 0:
+        raise invalid_field("expires_at", "a debit takes existing points; it has no expiry")
     if expires_at is not None and expires_at <= now:
         raise invalid_field("expires_at", "points cannot arrive already expired")
     if points > 0 and expires_at is None:
         expires_at = adjustment_expiry(programs.current, now)
-    card = await repo.adjust(number, points, reason, author, now, expires_at, idempotency)
+    adjusted = await repo.adjust(number, points, reason, author, now, expires_at, idempotency)
     await refresh(cards, programs, [number], now)
-    return card
+    return adjusted
+
+
+async def adjustments(
+    repo: CardRepository, number: str, before: int | None, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """A card's manual adjustments, newest first, below adjustment id ``before``;
+    ``NotFound`` for an unknown card (rather than an empty page)."""
+    await repo.view(number, now)
+    return await repo.adjustments(number, before=before, limit=limit)
 
 
 async def replace(
     repo: CardRepository, cards: CardStates, programs: Programs, old: str, new: str, kind: str,
     author: str, now: datetime,
-) -> int:  # fmt: skip
-    moved = await repo.replace(old, new, kind, author)
-    await refresh(cards, programs, [old, new], now)
-    return moved
-
-
-async def update_customer(
-    repo: CustomerRepository, cards: CardStates, programs: Programs, customer_id: int,
-    changes: Mapping[str, Any], author: str, now: datetime,
-) -> None:  # fmt: skip
-    numbers = await repo.update(customer_id, changes, author)
-    await refresh(cards, programs, numbers, now)
-
-
-async def erase_customer(
-    repo: CustomerRepository, cards: CardStates, programs: Programs, customer_id: int,
-    author: str, now: datetime,
-) -> None:  # fmt: skip
-    numbers = await repo.erase(customer_id, author)
-    await refresh(cards, programs, numbers, now)
+) -> dict[str, Any]:  # fmt: skip
+    """Move balance, expiry dates, tier and customer to the new card; the new card."""
+    await repo.replace(old, new, kind, author)
+    return await _refreshed(repo, cards, programs, [old, new], new, now)

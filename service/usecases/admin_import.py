@@ -7,11 +7,15 @@ import csv
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from service.domain.errors import invalid_field
+from service.storage.admin_cards import Welcome
+from service.usecases.admin_cards import refresh, welcome_for
+from service.usecases.ports import CardStates, Programs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +30,25 @@ class Row(Generic[M]):
 class Rejected:
     line: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    imported: int
+    rejected: list[Rejected]  # by line
+
+
+class RowImporter(Protocol):
+    async def import_rows(
+        self,
+        kind: str,
+        rows: Sequence[tuple[int, dict[str, Any]]],
+        welcome: Welcome | None,
+        author: str,
+    ) -> tuple[list[str], list[tuple[int, str]]]:
+        """Write each row on its own; the card numbers touched and the (line, reason) of
+        each row the database refused."""
+        ...
 
 
 def decode(body: bytes) -> str:
@@ -75,3 +98,18 @@ def parse_rows(
 def _shaped(cells: Mapping[str, str]) -> dict[str, Any]:
     """Lists are written ``a;b`` in a cell."""
     return {k: v.split(";") if k == "segments" else v for k, v in cells.items()}
+
+
+async def import_rows(
+    repo: RowImporter, cards: CardStates, programs: Programs, kind: str, rows: Sequence[Row[M]],
+    rejected: Sequence[Rejected], author: str, now: datetime,
+) -> ImportReport:  # fmt: skip
+    """Import the parsed ``rows`` of ``kind`` ("customers" or "cards"); registered cards
+    get the welcome points. The report counts the rows imported and lists, by line,
+    those rejected when parsed and those the database refused."""
+    values = [(row.line, row.value.model_dump(exclude_none=True)) for row in rows]
+    welcome = welcome_for(programs.current, now)
+    touched, refused = await repo.import_rows(kind, values, welcome, author)
+    await refresh(cards, programs, touched, now)
+    report = sorted([(r.line, r.reason) for r in rejected] + refused)
+    return ImportReport(len(rows) - len(refused), [Rejected(*entry) for entry in report])

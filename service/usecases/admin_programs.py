@@ -38,9 +38,17 @@ class ProgramStore(Protocol):
 
     async def roll_back(self, version: int, author: str, codes: Sequence[DeclaredCode]) -> None: ...
 
+    async def delete_draft(self, version: int, author: str) -> None: ...
+
     async def document(self, version: int) -> dict[str, Any] | None: ...
 
     async def due_drafts(self, now: datetime) -> list[int]: ...
+
+    async def get(self, version: int) -> dict[str, Any] | None:
+        """The version's row (status, dates, document), or None if there is none."""
+        ...
+
+    async def summaries(self, *, before: int | None, limit: int) -> list[dict[str, Any]]: ...
 
 
 class ProgramSwitch(Protocol):
@@ -69,23 +77,57 @@ def validation_report(document: Mapping[str, Any]) -> dict[str, Any]:
     return {"valid": True, "errors": []}
 
 
+def _not_found(version: int) -> NotFound:
+    return NotFound(f"program version {version} does not exist", code="program_not_found")
+
+
 async def _document(store: ProgramStore, version: int) -> dict[str, Any]:
     document = await store.document(version)
     if document is None:
-        raise NotFound(f"program version {version} does not exist", code="program_not_found")
+        raise _not_found(version)
     return document
 
 
-async def create_draft(store: ProgramStore, document: Mapping[str, Any], author: str) -> int:
+async def version_row(store: ProgramStore, version: int) -> dict[str, Any]:
+    """One version: its status, schedule, authorship and document."""
+    row = await store.get(version)
+    if row is None:
+        raise _not_found(version)
+    return row
+
+
+async def versions(store: ProgramStore, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Versions newest first below ``before``, without their documents."""
+    return await store.summaries(before=before, limit=limit)
+
+
+async def create_draft(
+    store: ProgramStore, document: Mapping[str, Any], author: str
+) -> dict[str, Any]:
+    """A new draft of a valid document (not yet in force); the draft as recorded."""
     checked(document)
-    return await store.create_draft(document, author)
+    return await version_row(store, await store.create_draft(document, author))
 
 
 async def update_draft(
     store: ProgramStore, version: int, document: Mapping[str, Any], author: str
-) -> None:
+) -> dict[str, Any]:
     checked(document)
     await store.update_draft(version, document, author)
+    return await version_row(store, version)
+
+
+async def delete_draft(store: ProgramStore, version: int, author: str) -> None:
+    """Delete a draft; a version once published stays."""
+    await store.delete_draft(version, author)
+
+
+async def schedule(
+    store: ProgramStore, version: int, publish_at: datetime | None, author: str
+) -> dict[str, Any]:
+    """Publish the draft at ``publish_at`` (None: unschedule it); the draft as recorded."""
+    await store.schedule(version, publish_at, author)
+    return await version_row(store, version)
 
 
 async def _announce(switch: ProgramSwitch, version: int) -> None:
@@ -95,16 +137,24 @@ async def _announce(switch: ProgramSwitch, version: int) -> None:
         _log.warning("program switch not announced", exc_info=True)
 
 
-async def publish(store: ProgramStore, switch: ProgramSwitch, version: int, author: str) -> None:
+async def publish(
+    store: ProgramStore, switch: ProgramSwitch, version: int, author: str
+) -> dict[str, Any]:
+    """Make the draft current now and tell every worker; the version as recorded."""
     codes = declared_codes(checked(await _document(store, version)))
     await store.publish(version, author, codes)
     await _announce(switch, version)
+    return await version_row(store, version)
 
 
-async def roll_back(store: ProgramStore, switch: ProgramSwitch, version: int, author: str) -> None:
+async def roll_back(
+    store: ProgramStore, switch: ProgramSwitch, version: int, author: str
+) -> dict[str, Any]:
+    """Make an earlier published version current again; the version as recorded."""
     codes = declared_codes(checked(await _document(store, version)))
     await store.roll_back(version, author, codes)
     await _announce(switch, version)
+    return await version_row(store, version)
 
 
 async def publish_due(store: ProgramStore, switch: ProgramSwitch, now: datetime) -> list[int]:

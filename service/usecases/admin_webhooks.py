@@ -1,4 +1,5 @@
-"""Webhook delivery: signed with HMAC-SHA256, retried with exponential backoff.
+"""Webhook subscriptions to ledger events, and their delivery: signed with HMAC-SHA256,
+retried with exponential backoff.
 
 The receiver checks ``X-Loyalty-Signature: t=<unix time>,v1=<hex>``, where the hex is
 HMAC-SHA256 of ``"<t>." + body`` under the subscription's secret, and may refuse old
@@ -11,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from service.domain.addresses import is_private_literal
+from service.domain.errors import invalid_field
 from service.storage.webhooks import Delivery
 
 _log = logging.getLogger(__name__)
@@ -44,10 +49,58 @@ class DeliveryStore(Protocol):
     ) -> None: ...
 
 
+class SubscriptionStore(Protocol):
+    async def create(self, url: str, events: list[str], secret: str, author: str) -> int: ...
+
+    async def subscriptions(self, subscription_id: int | None = None) -> list[dict[str, Any]]:
+        """Every subscription, or the one ``subscription_id`` (``NotFound`` if none)."""
+        ...
+
+    async def deactivate(self, subscription_id: int, author: str) -> None: ...
+
+    async def deliveries(
+        self, subscription_id: int, *, before: int | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
 class Sender(Protocol):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST ``body``; the HTTP status, or raise on a transport failure."""
         ...
+
+
+async def subscribe(
+    store: SubscriptionStore, url: str, host: str, events: Iterable[str], secret: str | None,
+    author: str, *, allow_private: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Subscribe ``url`` (whose host is ``host``) to ``events``, signed with ``secret`` or
+    a random one; the subscription with its secret, which is shown this once. A loopback,
+    private or link-local target is refused unless ``allow_private``."""
+    if not allow_private and is_private_literal(host):
+        raise invalid_field(
+            "url", "a webhook may not target a loopback, private or link-local address"
+        )
+    secret = secret or "whsec_" + secrets.token_urlsafe(24)
+    subscription_id = await store.create(url, sorted(set(events)), secret, author)
+    created = (await store.subscriptions(subscription_id))[0]
+    return {**created, "secret": secret}
+
+
+async def subscriptions(store: SubscriptionStore) -> list[dict[str, Any]]:
+    """Every subscription, active or not, without its secret."""
+    return await store.subscriptions()
+
+
+async def unsubscribe(store: SubscriptionStore, subscription_id: int, author: str) -> None:
+    """Stop a subscription; its pending deliveries fail as unsubscribed."""
+    await store.deactivate(subscription_id, author)
+
+
+async def deliveries(
+    store: SubscriptionStore, subscription_id: int, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """A subscription's deliveries, newest event first, below event id ``before``."""
+    return await store.deliveries(subscription_id, before=before, limit=limit)
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

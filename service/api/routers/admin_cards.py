@@ -32,7 +32,6 @@ from service.api.routers.admin_common import (
 )
 from service.api.schemas import CardNumber
 from service.api.state import Services
-from service.domain.errors import invalid_field
 from service.storage.admin_cards import NewCard
 from service.usecases import admin_cards as use
 
@@ -40,21 +39,15 @@ router = APIRouter(
     route_class=JsonRoute, prefix=f"{PREFIX}/cards", tags=["admin: cards"], responses=ERRORS
 )
 
-MAX_RANGE = 100_000
-
-
-async def _card(services: Services, number: str, status: int = 200) -> OrjsonResponse:
-    return OrjsonResponse(await services.card_admin.view(number, datetime.now(UTC)), status)
-
 
 @router.post("", response_model=AdminCardOut, status_code=201, summary="Issue a card")
 async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     card = NewCard(body.number, body.kind, body.status, body.customer_id, body.referred_by)
-    await use.issue(
+    issued = await use.issue(
         services.card_admin, services.cards, services.programs, card, author(admin),
         datetime.now(UTC),
     )  # fmt: skip
-    return await _card(services, body.number, 201)
+    return OrjsonResponse(issued, 201)
 
 
 @router.post(
@@ -62,30 +55,25 @@ async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> Or
     summary="Issue every number of a range (stock for the stores); issued ones are skipped",
 )  # fmt: skip
 async def issue_range(body: CardRangeIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    first, last = int(body.first), int(body.last)
-    if len(body.first) != len(body.last):
-        raise invalid_field("last", "first and last must have the same number of digits")
-    if not 0 <= last - first < MAX_RANGE:
-        raise invalid_field("last", f"from first, at most {MAX_RANGE} numbers up")
-    issued = await services.card_admin.issue_range(
-        first, last, len(body.first), body.kind, body.status, author(admin)
+    issued = await use.issue_range(
+        services.card_admin, body.first, body.last, body.kind, body.status, author(admin)
     )
-    return OrjsonResponse({"requested": last - first + 1, "issued": issued}, 201)
+    return OrjsonResponse({"requested": issued.requested, "issued": issued.issued}, 201)
 
 
 @router.get("/{number}", response_model=AdminCardOut, summary="A card as the ledger has it")
 async def get_card(number: CardNumber, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return await _card(services, number)
+    return OrjsonResponse(await use.card(services.card_admin, number, datetime.now(UTC)))
 
 
 async def _set_status(
     services: Services, number: str, status: str, reason: str, who: str
 ) -> OrjsonResponse:
-    await use.set_status(
+    card = await use.set_status(
         services.card_admin, services.cards, services.programs, number, status, reason, who,
         datetime.now(UTC),
     )  # fmt: skip
-    return await _card(services, number)
+    return OrjsonResponse(card)
 
 
 @router.post(
@@ -111,11 +99,11 @@ async def unblock(
 async def link(
     number: CardNumber, body: CardLinkIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await use.link(
+    card = await use.link(
         services.card_admin, services.cards, services.programs, number, body.customer_id,
         author(admin), datetime.now(UTC),
     )  # fmt: skip
-    return await _card(services, number)
+    return OrjsonResponse(card)
 
 
 @router.post(
@@ -125,11 +113,11 @@ async def link(
 async def replace(
     number: CardNumber, body: CardReplaceIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await use.replace(
+    card = await use.replace(
         services.card_admin, services.cards, services.programs, number, body.new_number,
         body.kind, author(admin), datetime.now(UTC),
     )  # fmt: skip
-    return await _card(services, body.new_number)
+    return OrjsonResponse(card)
 
 
 @router.post(
@@ -140,8 +128,6 @@ async def adjust(
     number: CardNumber, body: AdjustmentIn, admin: AdminDep, services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrjsonResponse:  # fmt: skip
-    if body.expires_at is not None and body.points < 0:
-        raise invalid_field("expires_at", "a debit takes existing points; it has no expiry")
     idempotency = None
     if idempotency_key is not None:
         asked = {"card": number, **body.model_dump(mode="json")}
@@ -161,7 +147,6 @@ async def adjustments(
     number: CardNumber, admin: AdminDep, services: ServicesDep, before: Before = None,
     limit: Limit = 50,
 ) -> OrjsonResponse:  # fmt: skip
-    await services.card_admin.view(number, datetime.now(UTC))  # 404 for an unknown card
-    rows = await services.card_admin.adjustments(number, before=before, limit=limit)
+    rows = await use.adjustments(services.card_admin, number, before, limit, datetime.now(UTC))
     cursor = next_cursor(rows, "adjustment_id", limit)
     return OrjsonResponse({"adjustments": rows, "next_cursor": cursor})

@@ -24,10 +24,10 @@ from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
 from service.api.schemas import Phone
+from service.api.state import Services
 from service.domain.errors import invalid_field
-from service.storage.imports import import_rows
-from service.usecases import admin_cards as use
-from service.usecases.admin_import import decode, parse_rows
+from service.usecases import admin_customers as use
+from service.usecases import admin_import as imports
 
 router = APIRouter(
     route_class=JsonRoute, prefix=PREFIX, tags=["admin: customers"], responses=ERRORS
@@ -38,8 +38,9 @@ CustomerPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post("/customers", response_model=CustomerOut, status_code=201, summary="New customer")
 async def create(body: CustomerIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    customer_id = await services.customers.create(body.model_dump(), author(admin))
-    return OrjsonResponse(await services.customers.get(customer_id), 201)
+    return OrjsonResponse(
+        await use.create(services.customers, body.model_dump(), author(admin)), 201
+    )
 
 
 @router.get("/customers", response_model=CustomersOut, summary="Find customers by phone or email")
@@ -49,29 +50,23 @@ async def find(
     phone: Annotated[Phone | None, Query(examples=["+79000000001"])] = None,
     email: Annotated[Email | None, Query(examples=["anna@example.com"])] = None,
 ) -> OrjsonResponse:
-    if phone is None and email is None:
-        raise invalid_field("phone", "give a phone or an email to search by")
-    return OrjsonResponse({"customers": await services.customers.find(phone=phone, email=email)})
+    return OrjsonResponse({"customers": await use.find(services.customers, phone, email)})
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="One customer")
 async def get(customer_id: CustomerPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse(await services.customers.get(customer_id))
+    return OrjsonResponse(await use.customer(services.customers, customer_id))
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, summary="Change fields")
 async def update(
     customer_id: CustomerPath, body: CustomerPatch, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("attributes", "segments"):
-        if name in changes and changes[name] is None:
-            raise invalid_field(name, "cannot be null; send an empty value")
-    await use.update_customer(
-        services.customers, services.cards, services.programs, customer_id, changes,
-        author(admin), datetime.now(UTC),
+    customer = await use.update(
+        services.customers, services.cards, services.programs, customer_id,
+        body.model_dump(exclude_unset=True), author(admin), datetime.now(UTC),
     )  # fmt: skip
-    return OrjsonResponse(await services.customers.get(customer_id))
+    return OrjsonResponse(customer)
 
 
 @router.post(
@@ -81,11 +76,11 @@ async def update(
 async def erase(
     customer_id: CustomerPath, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await use.erase_customer(
+    customer = await use.erase(
         services.customers, services.cards, services.programs, customer_id, author(admin),
         datetime.now(UTC),
     )  # fmt: skip
-    return OrjsonResponse(await services.customers.get(customer_id))
+    return OrjsonResponse(customer)
 
 
 def _csv_body(example: str) -> dict[str, Any]:
@@ -93,24 +88,20 @@ def _csv_body(example: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-async def _import(request: Request, services: Any, kind: str, who: str) -> OrjsonResponse:
+async def _import(request: Request, services: Services, kind: str, who: str) -> OrjsonResponse:
     settings = services.settings
     body = await request.body()
     if len(body) > settings.import_max_bytes:
         raise invalid_field("body", f"at most {settings.import_max_bytes} bytes per import")
     model, required = (CustomerRow, ("phone",)) if kind == "customers" else (CardRow, ("number",))
-    rows, rejected = parse_rows(decode(body), model, required, settings.import_max_rows)
-    now = datetime.now(UTC)
-    touched, refused = await import_rows(
-        services.pool, kind, [(r.line, r.value.model_dump(exclude_none=True)) for r in rows],
-        use.welcome_for(services.programs.current, now), who,
+    text = imports.decode(body)
+    rows, rejected = imports.parse_rows(text, model, required, settings.import_max_rows)
+    report = await imports.import_rows(
+        services.customers, services.cards, services.programs, kind, rows, rejected, who,
+        datetime.now(UTC),
     )  # fmt: skip
-    await use.refresh(services.cards, services.programs, touched, now)
-    report = sorted([(r.line, r.reason) for r in rejected] + refused)
-    return OrjsonResponse(
-        {"imported": len(rows) - len(refused),
-         "rejected": [{"line": line, "reason": reason} for line, reason in report]}
-    )  # fmt: skip
+    rejected_rows = [{"line": r.line, "reason": r.reason} for r in report.rejected]
+    return OrjsonResponse({"imported": report.imported, "rejected": rejected_rows})
 
 
 @router.post(

@@ -35,21 +35,12 @@ from service.api.routers.admin_common import (
     next_cursor,
 )
 from service.api.schemas import Timestamp, receipt_from
-from service.api.state import Services
-from service.domain.errors import NotFound
 from service.storage import audit
 from service.usecases import admin_programs as programs
 
 router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: programs"], responses=ERRORS)
 
 TOKEN = r"^[A-Za-z0-9_.:-]*$"  # audit subjects and actions
-
-
-async def _version(services: Services, version: int, status: int = 200) -> OrjsonResponse:
-    row = await services.program_versions.get(version)
-    if row is None:
-        raise NotFound(f"program version {version} does not exist", code="program_not_found")
-    return OrjsonResponse(row, status)
 
 
 @router.post(
@@ -65,8 +56,8 @@ async def validate(body: DocumentIn, admin: AdminDep) -> OrjsonResponse:
     summary="Create a draft version (a valid document; not yet in force)",
 )  # fmt: skip
 async def create_draft(body: DocumentIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    version = await programs.create_draft(services.program_versions, body.document, author(admin))
-    return await _version(services, version, 201)
+    draft = await programs.create_draft(services.program_versions, body.document, author(admin))
+    return OrjsonResponse(draft, 201)
 
 
 @router.get("/programs", response_model=VersionsOut, summary="Versions, newest first")
@@ -76,7 +67,7 @@ async def list_versions(
     before: Annotated[int | None, Query(ge=1, le=MAX_INT4)] = None,
     limit: Limit = 50,
 ) -> OrjsonResponse:
-    rows = await services.program_versions.summaries(before=before, limit=limit)
+    rows = await programs.versions(services.program_versions, before, limit)
     return OrjsonResponse({"versions": rows, "next_cursor": next_cursor(rows, "version", limit)})
 
 
@@ -92,22 +83,24 @@ async def active(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
 async def get_version(
     version: VersionPath, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    return await _version(services, version)
+    return OrjsonResponse(await programs.version_row(services.program_versions, version))
 
 
 @router.put("/programs/{version}", response_model=VersionOut, summary="Replace a draft's document")
 async def update_draft(
     version: VersionPath, body: DocumentIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await programs.update_draft(services.program_versions, version, body.document, author(admin))
-    return await _version(services, version)
+    draft = await programs.update_draft(
+        services.program_versions, version, body.document, author(admin)
+    )
+    return OrjsonResponse(draft)
 
 
 @router.delete("/programs/{version}", response_model=OkOut, summary="Delete a draft")
 async def delete_draft(
     version: VersionPath, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await services.program_versions.delete_draft(version, author(admin))
+    await programs.delete_draft(services.program_versions, version, author(admin))
     return OrjsonResponse({"ok": True})
 
 
@@ -131,10 +124,10 @@ async def dry_run(
     summary="Publish a draft now: every worker switches to it within a second",
 )  # fmt: skip
 async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    await programs.publish(
+    published = await programs.publish(
         services.program_versions, services.program_switch, version, author(admin)
     )
-    return await _version(services, version)
+    return OrjsonResponse(published)
 
 
 @router.post(
@@ -144,8 +137,10 @@ async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) 
 async def schedule(
     version: VersionPath, body: ScheduleIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await services.program_versions.schedule(version, body.publish_at, author(admin))
-    return await _version(services, version)
+    draft = await programs.schedule(
+        services.program_versions, version, body.publish_at, author(admin)
+    )
+    return OrjsonResponse(draft)
 
 
 @router.post(
@@ -153,10 +148,10 @@ async def schedule(
     summary="Make an earlier published version current again",
 )  # fmt: skip
 async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    await programs.roll_back(
+    current = await programs.roll_back(
         services.program_versions, services.program_switch, version, author(admin)
     )
-    return await _version(services, version)
+    return OrjsonResponse(current)
 
 
 @router.get(

@@ -4,7 +4,7 @@ of any code."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from starlette.responses import StreamingResponse
@@ -33,7 +33,6 @@ router = APIRouter(
 
 BatchId = Annotated[str, Path(max_length=40, pattern=r"^b_[0-9a-f]+$")]
 CodePath = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-PAGE = 1000
 CODE_COLUMNS = ("code", "max_uses", "uses", "per_card_limit", "valid_from", "valid_to",
                 "revoked_at")  # fmt: skip
 
@@ -51,17 +50,15 @@ async def create_batch(
         valid_from=body.valid_from, valid_to=body.valid_to,
     )  # fmt: skip
     document = services.programs.current.document
-    batch_id = await use.generate(
+    batch = await use.create_batch(
         services.promo_batches, document, spec, body.length, author(admin)
     )
-    batch = await services.promo_batches.batch(batch_id)
-    codes = await services.promo_batches.codes(batch_id, after=None, limit=body.count)
-    return OrjsonResponse({**batch, "codes": [c["code"] for c in codes]}, 201)
+    return OrjsonResponse(batch, 201)
 
 
 @router.get("/batches/{batch_id}", response_model=PromoBatchOut, summary="A batch and its uses")
 async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse(await services.promo_batches.batch(batch_id))
+    return OrjsonResponse(await use.batch(services.promo_batches, batch_id))
 
 
 @router.get(
@@ -73,32 +70,24 @@ async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -
 async def batch_codes(
     batch_id: BatchId, admin: AdminDep, services: ServicesDep
 ) -> StreamingResponse:
-    await services.promo_batches.batch(batch_id)  # 404 before the stream starts
-
-    async def page(after: Any) -> tuple[list[dict[str, Any]], Any]:
-        rows = await services.promo_batches.codes(batch_id, after=after, limit=PAGE)
-        return rows, rows[-1]["code"] if len(rows) == PAGE else None
-
-    return csv_response(f"{batch_id}.csv", CODE_COLUMNS, page)
+    pages = await use.batch_codes(services.promo_batches, batch_id)
+    return csv_response(f"{batch_id}.csv", CODE_COLUMNS, pages)
 
 
 @router.post("/batches/{batch_id}/revoke", response_model=OkOut, summary="Revoke every code")
 async def revoke_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    codes = await services.promo_batches.revoke_batch(batch_id, author(admin))
-    for chunk in use.chunks(codes):
-        await services.promotions.forget(chunk)
+    await use.revoke_batch(services.promo_batches, services.promotions, batch_id, author(admin))
     return OrjsonResponse({"ok": True})
 
 
 @router.get("/{code}", response_model=PromoCodeStatusOut, summary="A code's status and uses")
 async def code_status(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    row = await services.promo_batches.code(code.upper())
-    return OrjsonResponse({**row, "state": use.code_state(row, datetime.now(UTC))})
+    return OrjsonResponse(await use.code_status(services.promo_batches, code, datetime.now(UTC)))
 
 
 @router.post("/{code}/revoke", response_model=PromoCodeStatusOut, summary="Revoke one code")
 async def revoke_code(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    await services.promo_batches.revoke_code(code.upper(), author(admin))
-    await services.promotions.forget([code.upper()])
-    row = await services.promo_batches.code(code.upper())
-    return OrjsonResponse({**row, "state": use.code_state(row, datetime.now(UTC))})
+    row = await use.revoke_code(
+        services.promo_batches, services.promotions, code, author(admin), datetime.now(UTC)
+    )
+    return OrjsonResponse(row)

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -25,9 +24,9 @@ from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX
 from service.api.schemas import CardNumber, Timestamp
-from service.domain.errors import invalid_field
 from service.storage.reports import Page, Period
-from service.usecases import admin_reports as figures
+from service.usecases import admin_reports as reports
+from service.usecases.admin_reports import Fetch
 
 router = APIRouter(
     route_class=JsonRoute, prefix=f"{PREFIX}/reports", tags=["admin: reports"], responses=ERRORS
@@ -47,15 +46,9 @@ PROMOTION_COLUMNS = ("rule_id", "name", "receipts", "discount", "points_on_recei
 LIABILITY_COLUMNS = ("month", "active", "pending", "points", "value")
 BREAKAGE_COLUMNS = ("month", "points_expired", "cards", "value")
 
-Fetch = Callable[[str | None, int], Awaitable[Page]]
-
 
 def _period(since: datetime | None, until: datetime | None) -> Period:
-    end = until or datetime.now(UTC)
-    start = since or end - timedelta(days=30)
-    if start >= end:
-        raise invalid_field("since", "must be before until")
-    return Period(start, end)
+    return reports.period(since, until, datetime.now(UTC))
 
 
 async def _answer(
@@ -80,11 +73,7 @@ async def balances(
     admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    now = datetime.now(UTC)
-
-    async def fetch(after: str | None, size: int) -> Page:
-        return await services.reports.balances(now, after, size)
-
+    fetch = reports.balances(services.reports, datetime.now(UTC))
     return await _answer(format, "balances", BALANCE_COLUMNS, fetch, cursor, limit)
 
 
@@ -102,11 +91,7 @@ async def card_history(
     number: CardNumber, admin: AdminDep, services: ServicesDep, since: Since = None,
     until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    period = _period(since, until)
-
-    async def fetch(after: str | None, size: int) -> Page:
-        return await services.reports.card_history(number, period, after, size)
-
+    fetch = reports.card_history(services.reports, number, _period(since, until))
     return await _answer(format, f"card-{number}", ENTRY_COLUMNS, fetch, cursor, limit)
 
 
@@ -119,11 +104,7 @@ async def store_history(
     store_id: Slug, admin: AdminDep, services: ServicesDep, since: Since = None,
     until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    period = _period(since, until)
-
-    async def fetch(after: str | None, size: int) -> Page:
-        return await services.reports.store_history(store_id, period, after, size)
-
+    fetch = reports.store_history(services.reports, store_id, _period(since, until))
     return await _answer(format, f"store-{store_id}", ENTRY_COLUMNS, fetch, cursor, limit)
 
 
@@ -136,11 +117,7 @@ async def promotions(
     admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
     format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    period = _period(since, until)
-
-    async def fetch(after: str | None, size: int) -> Page:
-        return await services.reports.promotions(period, after, size)
-
+    fetch = reports.promotions(services.reports, _period(since, until))
     return await _answer(format, "promotions", PROMOTION_COLUMNS, fetch, cursor, limit)
 
 
@@ -153,9 +130,7 @@ async def health(
     admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
     format: Format = "json",
 ) -> Response:  # fmt: skip
-    period = _period(since, until)
-    row = {"since": period.since, "until": period.until,
-           **figures.health(await services.reports.health(period))}  # fmt: skip
+    row = await reports.health_report(services.reports, _period(since, until))
     if format == "csv":
         columns = tuple(row)
         return csv_response("health.csv", columns, lambda _after: _one(row))
@@ -175,12 +150,7 @@ async def liability(
     admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    now, point_value = datetime.now(UTC), services.programs.current.settings.point_value
-
-    async def fetch(after: str | None, size: int) -> Page:
-        rows, next_cursor = await services.reports.liability(now, after, size)
-        return figures.valued(rows, "points", point_value), next_cursor
-
+    fetch = reports.liability(services.reports, services.programs, datetime.now(UTC))
     return await _answer(format, "liability", LIABILITY_COLUMNS, fetch, cursor, limit)
 
 
@@ -193,10 +163,5 @@ async def breakage(
     admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Response:  # fmt: skip
-    point_value = services.programs.current.settings.point_value
-
-    async def fetch(after: str | None, size: int) -> Page:
-        rows, next_cursor = await services.reports.breakage(after, size)
-        return figures.valued(rows, "points_expired", point_value), next_cursor
-
+    fetch = reports.breakage(services.reports, services.programs)
     return await _answer(format, "breakage", BREAKAGE_COLUMNS, fetch, cursor, limit)

@@ -10,32 +10,32 @@ from service.api.deps import AdminDep, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
-from service.storage.stores import list_stores
+from service.usecases import admin_stores as use
 
 router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: stores"], responses=ERRORS)
 
 
 @router.get("/regions", response_model=RegionsOut, summary="Regions with their stores")
 async def regions(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse({"regions": await services.store_admin.regions()})
+    return OrjsonResponse({"regions": await use.regions(services.store_admin)})
 
 
 @router.put("/regions/{region_id}", response_model=RegionsOut, summary="Create or rename a region")
 async def put_region(
     region_id: Slug, body: RegionIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await services.store_admin.put_region(region_id, body.name, author(admin))
-    return OrjsonResponse({"regions": await services.store_admin.regions()})
+    every = await use.put_region(services.store_admin, region_id, body.name, author(admin))
+    return OrjsonResponse({"regions": every})
 
 
 @router.get("/stores", response_model=StoresOut, summary="Every store, active or not")
 async def stores(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse({"stores": await services.store_admin.stores()})
+    return OrjsonResponse({"stores": await use.stores(services.store_admin)})
 
 
 @router.get("/stores/{store_id}", response_model=StoreOut, summary="One store")
 async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse((await services.store_admin.stores(store_id))[0])
+    return OrjsonResponse(await use.store(services.store_admin, store_id))
 
 
 @router.put(
@@ -45,8 +45,8 @@ async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> Orjso
 async def put_store(
     store_id: Slug, body: StoreIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await services.store_admin.put_store(
-        store_id, body.name, body.region, body.timezone, body.active, author(admin)
-    )
-    services.stores.replace(await list_stores(services.pool))
-    return OrjsonResponse((await services.store_admin.stores(store_id))[0])
+    changed = await use.put_store(
+        services.store_admin, services.stores, store_id, body.name, body.region, body.timezone,
+        body.active, author(admin),
+    )  # fmt: skip
+    return OrjsonResponse(changed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -18,8 +17,7 @@ from service.api.deps import AdminDep, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, Before, Limit, author, next_cursor
-from service.domain.addresses import is_private_literal
-from service.domain.errors import invalid_field
+from service.usecases import admin_webhooks as use
 
 router = APIRouter(
     route_class=JsonRoute, prefix=f"{PREFIX}/webhooks", tags=["admin: webhooks"], responses=ERRORS
@@ -33,27 +31,23 @@ WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     summary="Subscribe a URL to ledger events (signed with HMAC-SHA256, retried)",
 )  # fmt: skip
 async def create(body: WebhookIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    if not services.settings.webhook_allow_private and is_private_literal(body.url.host or ""):
-        raise invalid_field(
-            "url", "a webhook may not target a loopback, private or link-local address"
-        )
-    secret = body.secret or "whsec_" + secrets.token_urlsafe(24)
-    events: list[str] = sorted(set(body.events))
-    subscription_id = await services.webhooks.create(str(body.url), events, secret, author(admin))
-    created = (await services.webhooks.subscriptions(subscription_id))[0]
-    return OrjsonResponse({**created, "secret": secret}, 201)
+    created = await use.subscribe(
+        services.webhooks, str(body.url), body.url.host or "", body.events, body.secret,
+        author(admin), allow_private=services.settings.webhook_allow_private,
+    )  # fmt: skip
+    return OrjsonResponse(created, 201)
 
 
 @router.get("", response_model=WebhooksOut, summary="Subscriptions (secrets are not shown)")
 async def subscriptions(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse({"webhooks": await services.webhooks.subscriptions()})
+    return OrjsonResponse({"webhooks": await use.subscriptions(services.webhooks)})
 
 
 @router.delete("/{subscription_id}", response_model=OkOut, summary="Unsubscribe")
 async def delete(
     subscription_id: WebhookId, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
-    await services.webhooks.deactivate(subscription_id, author(admin))
+    await use.unsubscribe(services.webhooks, subscription_id, author(admin))
     return OrjsonResponse({"ok": True})
 
 
@@ -65,5 +59,5 @@ async def deliveries(
     subscription_id: WebhookId, admin: AdminDep, services: ServicesDep, before: Before = None,
     limit: Limit = 50,
 ) -> OrjsonResponse:  # fmt: skip
-    rows = await services.webhooks.deliveries(subscription_id, before=before, limit=limit)
+    rows = await use.deliveries(services.webhooks, subscription_id, before, limit)
     return OrjsonResponse({"deliveries": rows, "next_cursor": next_cursor(rows, "event_id", limit)})

@@ -19,8 +19,7 @@ from service.api.schemas import (
     HistoryOut,
     Phone,
 )
-from service.domain.errors import NotFound
-from service.usecases.views import card_view
+from service.usecases import card_lookups as lookups
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/cards", tags=["cards"])
 
@@ -43,7 +42,7 @@ async def find_cards(
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> OrjsonResponse:
-    numbers = await services.card_queries.by_phone(phone)
+    numbers = await lookups.by_phone(services.card_queries, phone)
     return OrjsonResponse({"cards": [{"number": n} for n in numbers]})
 
 
@@ -54,12 +53,8 @@ async def find_cards(
 async def get_card(
     card: CardNumber, principal: PrincipalDep, services: ServicesDep
 ) -> OrjsonResponse:
-    now = datetime.now(UTC)
-    program = services.programs.current
-    state = await services.cards.get(card, now, program)
-    if state is None:
-        raise NotFound("no such loyalty card", code="card_not_found")
-    return OrjsonResponse(card_view(state, program, None, now))
+    view = await lookups.card(services.cards, services.programs, card, datetime.now(UTC))
+    return OrjsonResponse(view)
 
 
 @router.get(
@@ -73,9 +68,7 @@ async def card_history(
     before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> OrjsonResponse:
-    entries = await services.card_queries.history(card, before=before, limit=limit)
-    if entries is None:
-        raise NotFound("no such loyalty card", code="card_not_found")
+    entries = await lookups.history(services.card_queries, card, before, limit)
     body: dict[str, Any] = {
         "entries": entries,
         "next_cursor": entries[-1]["entry_id"] if len(entries) == limit else None,
