@@ -11,12 +11,12 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import redis.asyncio as aioredis
 
+from service.local.demo import ensure_demo_keys, load_demo
 from service.rules.demo import demo_program
 from service.rules.document import parse_program
-from service.storage.demo import ensure_demo_keys, load_demo
-from service.storage.migrate import upgrade_async
-from service.storage.postgres import connect
-from service.storage.programs import declared_codes, publish_new_version
+from service.storage.postgres.migrate import upgrade_async
+from service.storage.postgres.pool import connect
+from service.storage.postgres.programs import declared_codes, publish_new_version
 
 ADMIN_KEY = "bench-admin-key-0123456789"
 POS_KEY = "bench-pos-key-0123456789ab"

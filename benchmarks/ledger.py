@@ -2,7 +2,7 @@
 
 After the service's commit runs (benchmarks/service.py), the last sale it committed is
 turned back into the ledger's parameters (its receipt row, its accrual lot, its tier
-spend, the program's tiers: what ``service.storage.ledger.sale_json`` sends), and
+spend, the program's tiers: what ``service.storage.postgres.ledger.sale_json`` sends), and
 ``CLIENTS`` connections send that sale again and again for the given seconds, each with
 a new transaction id and the next benchmark card, in batches of ``BATCH`` (card order,
 one ``loyalty_commit_many`` statement each, as the service's group commit does), with
@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from service.storage.postgres import connect
+from service.storage.postgres.pool import connect
 
 CLIENTS = 4  # the service's 2 workers x 2 batches in flight
 BATCH = 4

@@ -394,7 +394,7 @@ def _servers(work: Path) -> Iterator[dict[str, str]]:
     servers = None
     given = {"postgres": bool(database), "redis": bool(redis_url)}
     if not (database and redis_url):
-        from service.storage.embedded import start_embedded
+        from service.local.embedded import start_embedded
 
         servers = start_embedded(work / "data", need_postgres=not database,
                                  need_redis=not redis_url)  # fmt: skip

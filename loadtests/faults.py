@@ -50,9 +50,9 @@ import httpx
 import orjson
 import redis
 
-from service.storage.embedded import start_postgres
-from service.storage.invariants import INVARIANTS
-from service.storage.postgres import connect
+from service.local.embedded import start_postgres
+from service.storage.postgres.invariants import INVARIANTS
+from service.storage.postgres.pool import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".loyalty" / "faults"  # .loyalty/ is git-ignored
@@ -153,7 +153,7 @@ class OwnRedis:
 
 @dataclass
 class OwnPostgres:
-    """The embedded Postgres (service.storage.embedded), restarted and stopped with its
+    """The embedded Postgres (service.local.embedded), restarted and stopped with its
     own pg_ctl as tests/e2e/test_operations.py does."""
 
     url: str

@@ -34,7 +34,7 @@ import httpx
 
 from loadtests import replay, setup
 from loadtests.dataset import card_number, store_code
-from service.storage.embedded import EmbeddedServers, start_embedded
+from service.local.embedded import EmbeddedServers, start_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".loyalty" / "loadtest"  # .loyalty/ is git-ignored

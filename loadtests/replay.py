@@ -35,8 +35,8 @@ import orjson
 
 from loadtests.dataset import PosReceipt, load_receipts
 from loadtests.pos import SalePlan, commit_body, receipt_body, refund_body
-from service.storage.invariants import broken_invariants
-from service.storage.postgres import connect
+from service.storage.postgres.invariants import broken_invariants
+from service.storage.postgres.pool import connect
 
 MAX_COMMIT_TRIES = 3  # a 503 (ledger busy or restarting) is retried after Retry-After
 FAILURES_SHOWN = 10

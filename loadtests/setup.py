@@ -24,11 +24,11 @@ import pandas as pd
 from loadtests.dataset import STORE_REGION, STORE_TIMEZONE, card_number, store_code
 from service.domain.access import key_id_for
 from service.domain.receipt import StoreInfo
-from service.storage.demo import load_demo
-from service.storage.keys import create_key
-from service.storage.migrate import upgrade_async
-from service.storage.postgres import connect
-from service.storage.stores import upsert_stores
+from service.local.demo import load_demo
+from service.storage.postgres.keys import create_key
+from service.storage.postgres.migrate import upgrade_async
+from service.storage.postgres.pool import connect
+from service.storage.postgres.stores import upsert_stores
 
 KEY_NAME = "loadtest pos"
 

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from service.api.state import Services
-from service.storage import expiry, keys, stores
-from service.storage.program_switch import follow_switches
+from service.storage.postgres import expiry, keys, stores
+from service.storage.redis.program_switch import follow_switches
 from service.usecases import admin_programs, admin_webhooks
 from service.usecases.directory import load_current
 

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from service.api.logs import configure_logging
+from service.local.embedded import EmbeddedServers, start_embedded
 from service.settings import Settings
-from service.storage.embedded import EmbeddedServers, start_embedded
-from service.storage.migrate import upgrade
-from service.storage.postgres import connect
+from service.storage.postgres.migrate import upgrade
+from service.storage.postgres.pool import connect
 
 
 def _with_servers(settings: Settings) -> tuple[Settings, EmbeddedServers]:
@@ -58,7 +58,7 @@ def _save_demo_keys(settings: Settings, admin: str, pos: str) -> None:
 
 async def _prepare(settings: Settings) -> tuple[str, str] | None:
     """Load the demo into an empty database and make sure its keys work."""
-    from service.storage.demo import ensure_demo_keys, load_demo
+    from service.local.demo import ensure_demo_keys, load_demo
 
     assert settings.database_url is not None
     conn = await connect(settings.database_url)
@@ -127,10 +127,10 @@ def expire(settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from service.rules.document import parse_program
-    from service.storage.cache import CardCache, create_client
-    from service.storage.expiry import run_ledger_jobs
-    from service.storage.postgres import create_pool
-    from service.storage.programs import current_program
+    from service.storage.postgres.expiry import run_ledger_jobs
+    from service.storage.postgres.pool import create_pool
+    from service.storage.postgres.programs import current_program
+    from service.storage.redis.cache import CardCache, create_client
 
     async def run() -> list[str] | None:
         assert settings.database_url is not None and settings.redis_url is not None

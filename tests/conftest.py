@@ -25,11 +25,11 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from service.api.app import create_app
+from service.local.demo import ensure_demo_keys, load_demo
+from service.local.embedded import EmbeddedServers, start_embedded
 from service.settings import Settings
-from service.storage.demo import ensure_demo_keys, load_demo
-from service.storage.embedded import EmbeddedServers, start_embedded
-from service.storage.migrate import upgrade_async
-from service.storage.postgres import connect
+from service.storage.postgres.migrate import upgrade_async
+from service.storage.postgres.pool import connect
 from tests.clock import demo_program_now
 from tests.ledger_checks import assert_ledger_holds
 from tests.profiles import PROFILE  # noqa: F401 - loads the Hypothesis profile

@@ -31,24 +31,25 @@ from service.api.routers import (
 from service.api.state import Services
 from service.domain.access import KeyRing
 from service.settings import Settings
-from service.storage import cache, postgres
-from service.storage.admin_cards import CardAdmin
-from service.storage.admin_stores import StoreAdmin
-from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
-from service.storage.card_writes import CardStateWriter
-from service.storage.cards import CardQueries
-from service.storage.customers import Customers
-from service.storage.http_sender import HttpxSender
-from service.storage.ledger import Ledger
-from service.storage.program_switch import RedisProgramSwitch
-from service.storage.programs import ProgramVersions
-from service.storage.promo_batches import PromoBatches
+from service.storage.http.webhook_sender import HttpxSender
+from service.storage.postgres import pool as postgres
+from service.storage.postgres.admin_cards import CardAdmin
+from service.storage.postgres.admin_stores import StoreAdmin
+from service.storage.postgres.cards import CardQueries
+from service.storage.postgres.customers import Customers
+from service.storage.postgres.ledger import Ledger
+from service.storage.postgres.programs import ProgramVersions
+from service.storage.postgres.promo_batches import PromoBatches
+from service.storage.postgres.refunds import ReturnsLedger
+from service.storage.postgres.reports import Reports
+from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
-from service.storage.refunds import ReturnsLedger
-from service.storage.reports import Reports
-from service.storage.resp import RespClient
-from service.storage.webhooks import Webhooks
+from service.storage.redis import cache
+from service.storage.redis.calculations import CalculationStore
+from service.storage.redis.card_writes import CardStateWriter
+from service.storage.redis.program_switch import RedisProgramSwitch
+from service.storage.redis.resp import RespClient
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory, compile_version
 

@@ -17,7 +17,12 @@ from starlette.types import Message
 
 from service.api.responses import OrjsonResponse
 from service.domain import errors as e
-from service.storage.postgres import CONNECTION_ERRORS, INPUT_ERRORS, RETRY_ERRORS, domain_error
+from service.storage.postgres.pool import (
+    CONNECTION_ERRORS,
+    INPUT_ERRORS,
+    RETRY_ERRORS,
+    domain_error,
+)
 
 _log = logging.getLogger(__name__)
 

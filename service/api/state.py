@@ -11,22 +11,22 @@ import redis.asyncio as aioredis
 from service.api.metrics import Metrics
 from service.domain.access import KeyRing
 from service.settings import Settings
-from service.storage.admin_cards import CardAdmin
-from service.storage.admin_stores import StoreAdmin
-from service.storage.cache import CardCache
-from service.storage.calculations import CalculationStore
 from service.storage.card_states import CachedCardStates
-from service.storage.cards import CardQueries
-from service.storage.customers import Customers
-from service.storage.http_sender import HttpxSender
-from service.storage.ledger import Ledger
-from service.storage.program_switch import RedisProgramSwitch
-from service.storage.programs import ProgramVersions
-from service.storage.promo_batches import PromoBatches
+from service.storage.http.webhook_sender import HttpxSender
+from service.storage.postgres.admin_cards import CardAdmin
+from service.storage.postgres.admin_stores import StoreAdmin
+from service.storage.postgres.cards import CardQueries
+from service.storage.postgres.customers import Customers
+from service.storage.postgres.ledger import Ledger
+from service.storage.postgres.programs import ProgramVersions
+from service.storage.postgres.promo_batches import PromoBatches
+from service.storage.postgres.refunds import ReturnsLedger
+from service.storage.postgres.reports import Reports
+from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
-from service.storage.refunds import ReturnsLedger
-from service.storage.reports import Reports
-from service.storage.webhooks import Webhooks
+from service.storage.redis.cache import CardCache
+from service.storage.redis.calculations import CalculationStore
+from service.storage.redis.program_switch import RedisProgramSwitch
 from service.usecases.calculate import ReceiptLimits
 from service.usecases.directory import ProgramHolder, StoreDirectory
 

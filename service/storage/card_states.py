@@ -15,9 +15,9 @@ from redis.exceptions import RedisError
 
 from service.domain.card import CardState, day_start
 from service.rules.compiler import CompiledProgram
-from service.storage.cache import CardCache
-from service.storage.cards import load_card_state
-from service.storage.postgres import database_errors
+from service.storage.postgres.cards import load_card_state
+from service.storage.postgres.pool import database_errors
+from service.storage.redis.cache import CardCache
 
 _log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.domain.card import PromoCodeState
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
 
 _log = logging.getLogger(__name__)
 CODE_TTL_S = 10

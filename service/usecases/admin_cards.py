@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
 from service.rules.compiler import CompiledProgram
-from service.storage.admin_cards import NewCard, Welcome
+from service.storage.postgres.admin_cards import NewCard, Welcome
 from service.usecases.ports import CardStates, IdempotentRequest, Programs
 
 MAX_RANGE = 100_000

@@ -18,7 +18,7 @@ from service.domain.errors import Conflict, NotFound, ProgramInvalid
 from service.domain.receipt import Receipt
 from service.rules.compiler import compile_program
 from service.rules.document import ProgramDocument, parse_program
-from service.storage.programs import DeclaredCode, declared_codes
+from service.storage.postgres.programs import DeclaredCode, declared_codes
 from service.usecases.calculate import ReceiptLimits, evaluate
 from service.usecases.ports import CardStates, PromotionState, Stores
 

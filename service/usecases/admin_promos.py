@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
 from service.rules.document import ProgramDocument
-from service.storage.promo_batches import BatchSpec
+from service.storage.postgres.promo_batches import BatchSpec
 from service.usecases.ports import PromotionState
 
 # No 0/O, 1/I/L: codes are read aloud and typed at the till.

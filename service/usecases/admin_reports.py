@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
-from service.storage.reports import Page, Period
+from service.storage.postgres.reports import Page, Period
 from service.usecases.ports import Programs
 
 DEFAULT_PERIOD = timedelta(days=30)

@@ -22,7 +22,7 @@ import orjson
 
 from service.domain.addresses import is_private_literal
 from service.domain.errors import invalid_field
-from service.storage.webhooks import Delivery
+from service.storage.postgres.webhooks import Delivery
 
 _log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from service.storage.postgres import connect
+from service.storage.postgres.pool import connect
 from tests.conftest import ADMIN, POS
 from tests.e2e.admin_helpers import card_number, card_range, fields, new_card, new_customer, phone
 from tests.e2e.test_pos_api import receipt

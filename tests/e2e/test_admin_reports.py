@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from service.storage.expiry import expire_due
-from service.storage.postgres import connect, create_pool
+from service.storage.postgres.expiry import expire_due
+from service.storage.postgres.pool import connect, create_pool
 from tests.clock import FRIDAY
 from tests.conftest import ADMIN, POS
 from tests.e2e.admin_helpers import add_lot, fields, new_card

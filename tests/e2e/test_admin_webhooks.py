@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from service.storage.postgres import connect
+from service.storage.postgres.pool import connect
 from tests.conftest import ADMIN, POS
 from tests.e2e.admin_helpers import add_lot, fields, new_card
 from tests.e2e.test_pos_api import receipt

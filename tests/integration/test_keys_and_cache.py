@@ -7,8 +7,8 @@ import redis.asyncio as aioredis
 
 from service.domain.access import KeyRing
 from service.domain.card import CardState, PointLot
-from service.storage.cache import CardCache, card_key
-from service.storage.keys import active_keys, create_key, revoke_key
+from service.storage.postgres.keys import active_keys, create_key, revoke_key
+from service.storage.redis.cache import CardCache, card_key
 
 
 async def test_keys_are_stored_hashed_and_revocable(db: asyncpg.Connection) -> None:

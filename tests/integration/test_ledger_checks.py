@@ -1,11 +1,11 @@
-"""The invariants every test session ends with (service/storage/invariants.py) find a
+"""The invariants every test session ends with (service/storage/postgres/invariants.py) find a
 broken card."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from service.storage.invariants import broken_invariants
+from service.storage.postgres.invariants import broken_invariants
 from tests.e2e.admin_helpers import card_number
 
 

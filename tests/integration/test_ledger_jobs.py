@@ -6,7 +6,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from service.storage.expiry import run_ledger_jobs
+from service.storage.postgres.expiry import run_ledger_jobs
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info
 

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from service.domain.card import PointLot
-from service.storage.expiry import expire_due
-from service.storage.ledger import sale_json
+from service.storage.postgres.expiry import expire_due
+from service.storage.postgres.ledger import sale_json
 from service.usecases.commit import Sale, commit
 from service.usecases.ports import Committed, SaleEntry, SaleOutcome
 from tests.integration.conftest import NewCard

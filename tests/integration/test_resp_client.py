@@ -6,7 +6,7 @@ import socket
 import pytest
 import redis.asyncio as aioredis
 
-from service.storage.resp import RespClient, RespUnavailable, encode_command
+from service.storage.redis.resp import RespClient, RespUnavailable, encode_command
 
 
 def test_commands_are_encoded_as_resp_arrays() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from service.storage.calculations import CalculationStore, calculation_key
-from service.storage.resp import RespClient, RespUnavailable
+from service.storage.redis.calculations import CalculationStore, calculation_key
+from service.storage.redis.resp import RespClient, RespUnavailable
 
 
 class _CountingTransport:

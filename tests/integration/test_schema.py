@@ -1,5 +1,5 @@
 """The database holds the ledger's invariants itself, whatever the Python does; its
-functions are the sources in service/storage/sql/, and the balance has one definition."""
+functions are the sources in service/storage/postgres/sql/, and the balance has one definition."""
 
 import contextlib
 import random
@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 
 from service.domain.card import day_start
-from service.storage.cards import load_card_state
-from service.storage.migrate import downgrade_async, upgrade_async
-from service.storage.programs import current_program, publish_new_version
-from service.storage.sqlscript import function_names, function_source
+from service.storage.postgres.cards import load_card_state
+from service.storage.postgres.migrate import downgrade_async, upgrade_async
+from service.storage.postgres.programs import current_program, publish_new_version
+from service.storage.postgres.sqlscript import function_names, function_source
 from tests.conftest import _with_database
 
 

@@ -14,7 +14,7 @@ import pytest
 from service.api.middleware import ObservabilityMiddleware
 from service.domain.addresses import is_private_literal, is_public_address
 from service.domain.errors import InvalidInput, Unavailable
-from service.storage.postgres import domain_error
+from service.storage.postgres.pool import domain_error
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from service.api.errors import status_for
 from service.api.logs import JsonFormatter, card_ref, request_id_var
 from service.domain import errors as e
 from service.settings import Settings
-from service.storage.migrate import sqlalchemy_url
+from service.storage.postgres.migrate import sqlalchemy_url
 
 
 @pytest.mark.parametrize(

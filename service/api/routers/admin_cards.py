@@ -32,7 +32,7 @@ from service.api.routers.admin_common import (
 )
 from service.api.schemas import CardNumber
 from service.api.state import Services
-from service.storage.admin_cards import NewCard
+from service.storage.postgres.admin_cards import NewCard
 from service.usecases import admin_cards as use
 
 router = APIRouter(

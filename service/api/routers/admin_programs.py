@@ -35,7 +35,7 @@ from service.api.routers.admin_common import (
     next_cursor,
 )
 from service.api.schemas import Timestamp, receipt_from
-from service.storage import audit
+from service.storage.postgres import audit
 from service.usecases import admin_programs as programs
 
 router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: programs"], responses=ERRORS)

@@ -21,7 +21,7 @@ from service.api.deps import AdminDep, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
-from service.storage.promo_batches import BatchSpec
+from service.storage.postgres.promo_batches import BatchSpec
 from service.usecases import admin_promos as use
 
 router = APIRouter(

@@ -11,7 +11,8 @@ from starlette.responses import Response
 from service.api.deps import ServicesDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import HealthOut, ReadinessOut
-from service.storage import cache, postgres
+from service.storage.postgres import pool as postgres
+from service.storage.redis import cache
 
 router = APIRouter(tags=["operations"])
 

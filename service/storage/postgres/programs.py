@@ -11,8 +11,8 @@ import asyncpg
 
 from service.domain.errors import Conflict, NotFound
 from service.rules.document import ProgramDocument
-from service.storage import audit
-from service.storage.postgres import database_errors
+from service.storage.postgres import audit
+from service.storage.postgres.pool import database_errors
 
 Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 

@@ -1,5 +1,5 @@
 -- The card's state as a calculation needs it, in one value: read on a cache miss
--- (service/storage/cards.py). It returns the lots and the debt; the Python side works
+-- (service/storage/postgres/cards.py). It returns the lots and the debt; the Python side works
 -- out the balance from them (CardState.balance), held equal to loyalty_balance by
 -- tests/integration/test_schema.py.
 -- PL/pgSQL, not SQL, on purpose: PL/pgSQL caches its plans per session, while a SQL

@@ -8,9 +8,9 @@ import asyncpg
 
 from service.domain.errors import NotFound, invalid_field
 from service.domain.receipt import StoreInfo
-from service.storage import audit
-from service.storage.postgres import database_errors
-from service.storage.stores import list_stores
+from service.storage.postgres import audit
+from service.storage.postgres.pool import database_errors
+from service.storage.postgres.stores import list_stores
 
 
 class StoreAdmin:

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import NotFound, invalid_field
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
 
 Page = tuple[list[dict[str, Any]], str | None]
 

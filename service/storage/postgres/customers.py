@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import Conflict, NotFound
-from service.storage import audit
-from service.storage.admin_cards import Welcome
-from service.storage.postgres import database_errors
+from service.storage.postgres import audit
+from service.storage.postgres.admin_cards import Welcome
+from service.storage.postgres.pool import database_errors
 
 # The columns an API request may set; everything else is the database's.
 FIELDS = ("name", "phone", "email", "birthday", "attributes", "segments")
@@ -121,9 +121,9 @@ class Customers:
     ) -> tuple[list[str], list[tuple[int, str]]]:  # fmt: skip
         """Import (line, row) pairs of ``kind`` "customers" or "cards"; the card numbers
         touched and the (line, reason) of each row refused."""
-        # Here, not at the top: service.storage.imports writes with this module's
+        # Here, not at the top: service.storage.postgres.imports writes with this module's
         # insert_customer.
-        from service.storage.imports import import_rows
+        from service.storage.postgres.imports import import_rows
 
         return await import_rows(self._pool, kind, rows, welcome, author)
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from service.storage.cache import PROGRAM_CHANNEL, PROGRAM_KEY
+from service.storage.redis.cache import PROGRAM_CHANNEL, PROGRAM_KEY
 
 _log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import DomainError
-from service.storage.admin_cards import NewCard, Welcome, insert_card, link_card
-from service.storage.customers import insert_customer
-from service.storage.postgres import database_errors
+from service.storage.postgres.admin_cards import NewCard, Welcome, insert_card, link_card
+from service.storage.postgres.customers import insert_customer
+from service.storage.postgres.pool import database_errors
 
 
 async def _register(

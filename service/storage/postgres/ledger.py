@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import Unavailable
-from service.storage.card_writes import CardStateWriter
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
+from service.storage.redis.card_writes import CardStateWriter
 from service.usecases.ports import (
     Committed,
     RecordedSale,

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import Conflict, NotFound
-from service.storage import audit
-from service.storage.postgres import database_errors
+from service.storage.postgres import audit
+from service.storage.postgres.pool import database_errors
 
 
 @dataclass(frozen=True, slots=True)

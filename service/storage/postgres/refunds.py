@@ -15,7 +15,7 @@ import asyncpg
 
 from service.domain.errors import NotFound
 from service.domain.reversal import ReturnRequest, Reversal, SoldLine
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
 from service.usecases.ports import CardAfter, RecordedReturn, SoldSale
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
 
 
 async def record(

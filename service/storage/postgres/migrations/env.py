@@ -1,6 +1,6 @@
 """Alembic environment: migrations are SQL scripts run by asyncpg itself.
 
-The URL comes from the caller (``service.storage.migrate.upgrade``); nothing is read
+The URL comes from the caller (``service.storage.postgres.migrate.upgrade``); nothing is read
 from an ini file so that the installed package migrates wherever it runs.
 
 Alembic keeps its version table through SQLAlchemy's asyncpg dialect, while the

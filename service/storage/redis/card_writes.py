@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from service.storage.cache import _SET_IF_NEWER, CARD_TTL_S, card_key
-from service.storage.resp import RespClient, RespUnavailable
+from service.storage.redis.cache import _SET_IF_NEWER, CARD_TTL_S, card_key
+from service.storage.redis.resp import RespClient, RespUnavailable
 
 _log = logging.getLogger(__name__)
 

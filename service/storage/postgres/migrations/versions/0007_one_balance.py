@@ -20,7 +20,7 @@ Revises: 0006
 Create Date: 2026-12-07
 """
 
-from service.storage.sqlscript import drop_functions, load_functions
+from service.storage.postgres.sqlscript import drop_functions, load_functions
 
 revision = "0007"
 down_revision = "0006"

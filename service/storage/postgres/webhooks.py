@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import NotFound
-from service.storage import audit
-from service.storage.postgres import database_errors
+from service.storage.postgres import audit
+from service.storage.postgres.pool import database_errors
 
 # Outbox kinds to subscription event names: a sale is an accrual and/or a redemption.
 _FAN_OUT = """

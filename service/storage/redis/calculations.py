@@ -8,7 +8,7 @@ Records are written behind the response, in batches: each request only queues it
 record, and one pipelined round trip writes everything queued meanwhile. Measured on
 the 2-core dev machine, a SET of a fresh 3 KB record cost /v1/calculate ~260 µs of
 wall time per request in line; queued and pipelined it costs ~15 µs. The pipeline
-goes through the hot path's own RESP client (service.storage.resp) rather than
+goes through the hot path's own RESP client (service.storage.redis.resp) rather than
 redis-py's, whose pipeline cost the request ~40 µs of CPU more (profile_calculate's
 "calculation record" part: 56-61 µs before, see docs/performance.md).
 """
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from service.storage.resp import RespClient, RespUnavailable
+from service.storage.redis.resp import RespClient, RespUnavailable
 
 _log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from service.domain.card import CardState, PointLot
-from service.storage.postgres import database_errors
+from service.storage.postgres.pool import database_errors
 
 _CARD_STATE_SQL = """
 SELECT loyalty_card_state(card_id, $2, $3) FROM cards WHERE number = $1

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.domain.card import CardState, PointLot
-from service.storage.resp import RespClient
+from service.storage.redis.resp import RespClient
 
 _log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def decode_state(payload: bytes, day: date) -> CardState:
 
 class CardCache:
     """Reads go through ``reader`` when given (the hot path's pipelined client,
-    service.storage.resp), writes and scripts through redis-py."""
+    service.storage.redis.resp), writes and scripts through redis-py."""
 
     def __init__(
         self, client: aioredis.Redis, ttl_s: int = CARD_TTL_S, reader: RespClient | None = None

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import Conflict, InsufficientPoints, NotFound
-from service.storage import audit
-from service.storage.idempotency import claim, settle
-from service.storage.postgres import database_errors
+from service.storage.postgres import audit
+from service.storage.postgres.idempotency import claim, settle
+from service.storage.postgres.pool import database_errors
 from service.usecases.ports import IdempotentRequest
 
 

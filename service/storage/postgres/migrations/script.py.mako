@@ -5,7 +5,7 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
-from service.storage.sqlscript import execute_script
+from service.storage.postgres.sqlscript import execute_script
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -13,7 +13,7 @@ branch_labels = None
 depends_on = None
 
 # Tables, indexes, triggers here. A function is never written here: edit its file in
-# service/storage/sql/ and reload it, sqlscript.load_functions("loyalty_...") in
+# service/storage/postgres/sql/ and reload it, sqlscript.load_functions("loyalty_...") in
 # upgrade() (see ../README.md).
 UPGRADE = r"""
 """

@@ -12,7 +12,7 @@ record the back office's operations that move points or money, scoped by the API
 that sent them (Stripe's ``Idempotency-Key`` semantics).
 
 Functions are not written here: each has its one definition in
-``service/storage/sql/<name>.sql``, and this revision loads every source there, as the
+``service/storage/postgres/sql/<name>.sql``, and this revision loads every source there, as the
 file stands (see ../README.md). A later revision that changes a function reloads its file.
 
 This revision replaces revisions 0001-0006 (squashed before any deployment held data)
@@ -24,7 +24,12 @@ Revises:
 Create Date: 2026-12-07
 """
 
-from service.storage.sqlscript import drop_functions, execute_script, function_names, load_functions
+from service.storage.postgres.sqlscript import (
+    drop_functions,
+    execute_script,
+    function_names,
+    load_functions,
+)
 
 revision = "0006"
 down_revision = None

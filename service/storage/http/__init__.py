@@ -1,0 +1,1 @@
+"""Adapters that talk HTTP to other systems: webhook deliveries."""

@@ -1,0 +1,1 @@
+"""Adapters that talk to Redis: the card-state cache, calculation records, the program switch."""
