@@ -16,7 +16,8 @@ from service.rules.demo import demo_program
 from service.rules.document import parse_program
 from service.storage.postgres.migrate import upgrade_async
 from service.storage.postgres.pool import connect
-from service.storage.postgres.programs import declared_codes, publish_new_version
+from service.storage.postgres.programs import publish_new_version
+from service.usecases.admin_programs import declared_codes
 
 ADMIN_KEY = "bench-admin-key-0123456789"
 POS_KEY = "bench-pos-key-0123456789ab"

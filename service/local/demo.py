@@ -15,8 +15,9 @@ import asyncpg
 from service.rules.demo import DEMO_STORES, demo_program
 from service.rules.document import parse_program
 from service.storage.postgres.keys import create_key
-from service.storage.postgres.programs import declared_codes, publish_new_version
+from service.storage.postgres.programs import publish_new_version
 from service.storage.postgres.stores import upsert_stores
+from service.usecases.admin_programs import declared_codes
 
 STORE_NAMES = {"msk-001": "Style Moscow", "ekb-001": "Style Yekaterinburg", "web": "Style online"}
 

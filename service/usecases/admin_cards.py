@@ -11,8 +11,26 @@ from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
 from service.rules.compiler import CompiledProgram
-from service.storage.postgres.admin_cards import NewCard, Welcome
 from service.usecases.ports import CardStates, IdempotentRequest, Programs
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Points granted when a card is registered to a customer, once per card."""
+
+    points: int
+    activates_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    number: str
+    kind: str = "physical"
+    status: str = "active"
+    customer_id: int | None = None
+    referred_by: str | None = None
+
 
 MAX_RANGE = 100_000
 

@@ -13,8 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from service.domain.errors import invalid_field
-from service.storage.postgres.admin_cards import Welcome
-from service.usecases.admin_cards import refresh, welcome_for
+from service.usecases.admin_cards import Welcome, refresh, welcome_for
 from service.usecases.ports import CardStates, Programs
 
 M = TypeVar("M", bound=BaseModel)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,9 +19,31 @@ from service.domain.errors import Conflict, NotFound, ProgramInvalid
 from service.domain.receipt import Receipt
 from service.rules.compiler import compile_program
 from service.rules.document import ProgramDocument, parse_program
-from service.storage.postgres.programs import DeclaredCode, declared_codes
 from service.usecases.calculate import ReceiptLimits, evaluate
 from service.usecases.ports import CardStates, PromotionState, Stores
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredCode:
+    """A promo code declared in a program document; its limits are enforced by the ledger."""
+
+    code: str
+    rule_ids: tuple[str, ...]
+    max_uses: int | None
+    per_card_limit: int | None
+
+
+def declared_codes(document: ProgramDocument) -> list[DeclaredCode]:
+    return [
+        DeclaredCode(
+            code=promo.code.strip().upper(),
+            rule_ids=tuple(promo.rules),
+            max_uses=promo.total_limit,
+            per_card_limit=promo.per_card_limit,
+        )
+        for promo in document.promo_codes
+    ]
+
 
 _log = logging.getLogger(__name__)
 

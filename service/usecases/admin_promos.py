@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
 from service.rules.document import ProgramDocument
-from service.storage.postgres.promo_batches import BatchSpec
 from service.usecases.ports import PromotionState
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    count: int
+    prefix: str
+    rule_ids: tuple[str, ...]
+    max_uses: int | None
+    per_card_limit: int | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+
 
 # No 0/O, 1/I/L: codes are read aloud and typed at the till.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

@@ -6,13 +6,22 @@ integer basis points and averages are integer kopecks rounded down: no floats ne
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
 from service.domain.errors import invalid_field
-from service.storage.postgres.reports import Page, Period
 from service.usecases.ports import Programs
+
+Page = tuple[list[dict[str, Any]], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    since: datetime
+    until: datetime
+
 
 DEFAULT_PERIOD = timedelta(days=30)
 

@@ -22,7 +22,20 @@ import orjson
 
 from service.domain.addresses import is_private_literal
 from service.domain.errors import invalid_field
-from service.storage.postgres.webhooks import Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    subscription_id: int
+    event_id: int
+    event: str
+    attempts: int
+    url: str
+    secret: str
+    active: bool
+    payload: dict[str, Any]
+    created_at: datetime
+
 
 _log = logging.getLogger(__name__)
 

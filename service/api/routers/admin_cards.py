@@ -32,8 +32,8 @@ from service.api.routers.admin_common import (
 )
 from service.api.schemas import CardNumber
 from service.api.state import Services
-from service.storage.postgres.admin_cards import NewCard
 from service.usecases import admin_cards as use
+from service.usecases.admin_cards import NewCard
 
 router = APIRouter(
     route_class=JsonRoute, prefix=f"{PREFIX}/cards", tags=["admin: cards"], responses=ERRORS

@@ -21,8 +21,8 @@ from service.api.deps import AdminDep, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
-from service.storage.postgres.promo_batches import BatchSpec
 from service.usecases import admin_promos as use
+from service.usecases.admin_promos import BatchSpec
 
 router = APIRouter(
     route_class=JsonRoute,

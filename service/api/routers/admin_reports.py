@@ -24,9 +24,8 @@ from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX
 from service.api.schemas import CardNumber, Timestamp
-from service.storage.postgres.reports import Page, Period
 from service.usecases import admin_reports as reports
-from service.usecases.admin_reports import Fetch
+from service.usecases.admin_reports import Fetch, Page, Period
 
 router = APIRouter(
     route_class=JsonRoute, prefix=f"{PREFIX}/reports", tags=["admin: reports"], responses=ERRORS

@@ -8,7 +8,6 @@ the points left in its lots minus its debt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,25 +18,8 @@ from service.domain.errors import Conflict, InsufficientPoints, NotFound
 from service.storage.postgres import audit
 from service.storage.postgres.idempotency import claim, settle
 from service.storage.postgres.pool import database_errors
+from service.usecases.admin_cards import NewCard, Welcome
 from service.usecases.ports import IdempotentRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Welcome:
-    """Points granted when a card is registered to a customer, once per card."""
-
-    points: int
-    activates_at: datetime
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewCard:
-    number: str
-    kind: str = "physical"
-    status: str = "active"
-    customer_id: int | None = None
-    referred_by: str | None = None
 
 
 def card_not_found(number: str) -> NotFound:

@@ -10,8 +10,8 @@ import asyncpg
 
 from service.domain.errors import Conflict, NotFound
 from service.storage.postgres import audit
-from service.storage.postgres.admin_cards import Welcome
 from service.storage.postgres.pool import database_errors
+from service.usecases.admin_cards import Welcome
 
 # The columns an API request may set; everything else is the database's.
 FIELDS = ("name", "phone", "email", "birthday", "attributes", "segments")

@@ -9,9 +9,10 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import DomainError
-from service.storage.postgres.admin_cards import NewCard, Welcome, insert_card, link_card
+from service.storage.postgres.admin_cards import insert_card, link_card
 from service.storage.postgres.customers import insert_customer
 from service.storage.postgres.pool import database_errors
+from service.usecases.admin_cards import NewCard, Welcome
 
 
 async def _register(

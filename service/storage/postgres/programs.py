@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 
 from service.domain.errors import Conflict, NotFound
-from service.rules.document import ProgramDocument
 from service.storage.postgres import audit
 from service.storage.postgres.pool import database_errors
+from service.usecases.admin_programs import DeclaredCode
 
 Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -32,28 +31,6 @@ async def program_version(conn: Executor, version: int) -> dict[str, Any] | None
         "SELECT document FROM program_versions WHERE version = $1", version
     )
     return document
-
-
-@dataclass(frozen=True, slots=True)
-class DeclaredCode:
-    """A promo code declared in a program document; its limits are enforced by the ledger."""
-
-    code: str
-    rule_ids: tuple[str, ...]
-    max_uses: int | None
-    per_card_limit: int | None
-
-
-def declared_codes(document: ProgramDocument) -> list[DeclaredCode]:
-    return [
-        DeclaredCode(
-            code=promo.code.strip().upper(),
-            rule_ids=tuple(promo.rules),
-            max_uses=promo.total_limit,
-            per_card_limit=promo.per_card_limit,
-        )
-        for promo in document.promo_codes
-    ]
 
 
 async def publish_new_version(

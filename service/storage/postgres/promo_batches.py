@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -12,18 +10,7 @@ import asyncpg
 from service.domain.errors import Conflict, NotFound
 from service.storage.postgres import audit
 from service.storage.postgres.pool import database_errors
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSpec:
-    count: int
-    prefix: str
-    rule_ids: tuple[str, ...]
-    max_uses: int | None
-    per_card_limit: int | None
-    valid_from: datetime | None
-    valid_to: datetime | None
-
+from service.usecases.admin_promos import BatchSpec
 
 _CODE_SQL = """
 SELECT code, batch_id, rule_ids, max_uses, uses, per_card_limit, valid_from, valid_to,

@@ -5,7 +5,6 @@ CSV export can stream any number of rows and a page costs the same wherever it s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,14 +12,7 @@ import asyncpg
 
 from service.domain.errors import NotFound, invalid_field
 from service.storage.postgres.pool import database_errors
-
-Page = tuple[list[dict[str, Any]], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    since: datetime
-    until: datetime
+from service.usecases.admin_reports import Page, Period
 
 
 def _page(rows: list[asyncpg.Record], limit: int, cursor_of: Any) -> Page:

@@ -8,7 +8,6 @@ attempt is made by one worker at a time and a worker that dies mid-send loses no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ import asyncpg
 from service.domain.errors import NotFound
 from service.storage.postgres import audit
 from service.storage.postgres.pool import database_errors
+from service.usecases.admin_webhooks import Delivery
 
 # Outbox kinds to subscription event names: a sale is an accrual and/or a redemption.
 _FAN_OUT = """
@@ -70,19 +70,6 @@ SELECT d.card_id, 'expiring',
        jsonb_build_object('card', c.number, 'points', d.remaining, 'expires_at', d.expires_at)
 FROM due d JOIN noted USING (card_id, lot_id) JOIN cards c USING (card_id)
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    subscription_id: int
-    event_id: int
-    event: str
-    attempts: int
-    url: str
-    secret: str
-    active: bool
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 class Webhooks:
