@@ -36,18 +36,29 @@ _LINES = [
 
 def _lines(count: int) -> list[dict[str, Any]]:
     return [
-        {"line_id": str(i + 1), "sku": f"SKU-{i + 1}", "category": category,
-         "quantity": quantity, "unit_price": price}
+        {
+            "line_id": str(i + 1),
+            "sku": f"SKU-{i + 1}",
+            "category": category,
+            "quantity": quantity,
+            "unit_price": price,
+        }
         for i, (category, price, quantity) in enumerate(_LINES[:count])
-    ]  # fmt: skip
+    ]
 
 
 def calculate_body() -> bytes:
     return orjson.dumps(
-        {"store_id": "msk-001", "terminal_id": "pos-01", "timestamp": WHEN,
-         "card": "2000000000022", "payment_method": "card", "redeem_points": 300,
-         "lines": _lines(10)}
-    )  # fmt: skip
+        {
+            "store_id": "msk-001",
+            "terminal_id": "pos-01",
+            "timestamp": WHEN,
+            "card": "2000000000022",
+            "payment_method": "card",
+            "redeem_points": 300,
+            "lines": _lines(10),
+        }
+    )
 
 
 def sale_receipt(card_index: int | None) -> dict[str, Any]:

@@ -61,8 +61,9 @@ async def _template(conn: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
-async def _client(dsn: str, template: dict[str, Any], cards: int, start: int,
-                  until: float, run: str) -> int:  # fmt: skip
+async def _client(
+    dsn: str, template: dict[str, Any], cards: int, start: int, until: float, run: str
+) -> int:
     conn = await connect(dsn)
     sent = 0
     numbers = itertools.count(start)
@@ -70,10 +71,17 @@ async def _client(dsn: str, template: dict[str, Any], cards: int, start: int,
         while time.monotonic() < until:
             now = time.time()
             batch = sorted(
-                ({**template, "now": _iso(now), "card": f"88{k % cards:011d}",
-                  "transaction_id": f"{run}-{k}"} for k in itertools.islice(numbers, BATCH)),
+                (
+                    {
+                        **template,
+                        "now": _iso(now),
+                        "card": f"88{k % cards:011d}",
+                        "transaction_id": f"{run}-{k}",
+                    }
+                    for k in itertools.islice(numbers, BATCH)
+                ),
                 key=lambda sale: sale["card"],
-            )  # fmt: skip
+            )
             rows = await conn.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", batch)
             if any(row[0]["outcome"] != "committed" for row in rows):
                 raise RuntimeError(f"the ledger refused a replayed sale: {rows[0][0]}")

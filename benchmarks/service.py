@@ -108,8 +108,9 @@ def _wait_ready(url: str, timeout_s: float = 180) -> float:
 @contextmanager
 def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
@@ -124,8 +125,11 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
 def _wrk(url: str, script: Path, seconds: int, env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "non_2xx": float(bad.group(1)) if bad else 0.0}
@@ -210,9 +214,11 @@ ROUNDS = 3
 
 
 def _alternated(
-    ceiling: Callable[[int], dict[str, float]], run: Callable[[], dict[str, float]],
-    seconds: int, rounds: int = ROUNDS,
-) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    ceiling: Callable[[int], dict[str, float]],
+    run: Callable[[], dict[str, float]],
+    seconds: int,
+    rounds: int = ROUNDS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``run()`` ``rounds`` times, each between two ceiling runs. The figures are the
     means: of the runs, and of each run's two neighbouring ceilings."""
     ceilings = [ceiling(seconds)]
@@ -301,9 +307,12 @@ def measure_ready(proc: subprocess.Popen[bytes], log: Path, base: str) -> dict[s
 
 
 def measure_service(
-    urls: dict[str, str], work: Path, seconds: int, label: str,
+    urls: dict[str, str],
+    work: Path,
+    seconds: int,
+    label: str,
     ceiling: Callable[[int], dict[str, float]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The service's figures; with ``ceiling``, also the bare stack's, taken before, between
     and after the calculate runs (``out["ceiling"]``, ``_alternated``)."""
     port = _free_port()
@@ -313,9 +322,12 @@ def measure_service(
     with _process(args, _serve_env(urls, work, port), log) as proc:
         ready = measure_ready(proc, log, base)
         key = {"KEY": POS_KEY}
-        httpx.post(f"{base}/v1/calculate", content=calculate_body(), timeout=10,
-                   headers={"Authorization": f"Bearer {POS_KEY}",
-                            "Content-Type": "application/json"}).raise_for_status()  # fmt: skip
+        httpx.post(
+            f"{base}/v1/calculate",
+            content=calculate_body(),
+            timeout=10,
+            headers={"Authorization": f"Bearer {POS_KEY}", "Content-Type": "application/json"},
+        ).raise_for_status()
         script = _lua(work, "calculate.lua", STATIC_LUA)
         body = {"BODY": str(work / "calculate.json")}
         # Warm-up, not counted: the worker that replaced the killed one serves its first
@@ -340,23 +352,35 @@ def measure_service(
 def _latencies_and_commits(base: str, work: Path, seconds: int, calc_rps: float) -> dict[str, Any]:
     before = _histogram(httpx.get(f"{base}/metrics").text, "/v1/calculate")
     static = calculate_body()
-    paced = _paced(f"{base}/v1/calculate", _request_factory(f"{base}/v1/calculate",
-                                                              lambda k: static),
-                   calc_rps / 2, seconds)  # fmt: skip
+    paced = _paced(
+        f"{base}/v1/calculate",
+        _request_factory(f"{base}/v1/calculate", lambda k: static),
+        calc_rps / 2,
+        seconds,
+    )
     after = _histogram(httpx.get(f"{base}/metrics").text, "/v1/calculate")
     paced["metrics_p50_le_ms"] = _histogram_quantile(before, after, 0.50) * 1000
     paced["metrics_p99_le_ms"] = _histogram_quantile(before, after, 0.99) * 1000
     files = commits.prepare(base, work, BENCH_CARDS)
     script = _lua(work, "commit.lua", commits.COMMIT_LUA)
     env = {"KEY": POS_KEY, "CARDS": str(BENCH_CARDS)}
-    commit = _wrk(f"{base}/v1/commit", script, seconds,
-                  {**env, "BODY": str(files["after_calculate"]), "PLAN": str(files["plan"]),
-                   "RUN": f"w{int(time.time())}"})  # fmt: skip
+    commit = _wrk(
+        f"{base}/v1/commit",
+        script,
+        seconds,
+        {
+            **env,
+            "BODY": str(files["after_calculate"]),
+            "PLAN": str(files["plan"]),
+            "RUN": f"w{int(time.time())}",
+        },
+    )
     # Latency at half that rate right after it, as for calculate; then the other flow.
     body = commits.paced_body(commits.read_plan(files["plan"]), f"p{int(time.time())}")
     before = _histogram(httpx.get(f"{base}/metrics").text, "/v1/commit")
-    commit_paced = _paced(f"{base}/v1/commit", _request_factory(f"{base}/v1/commit", body),
-                          commit["rps"] / 2, seconds)  # fmt: skip
+    commit_paced = _paced(
+        f"{base}/v1/commit", _request_factory(f"{base}/v1/commit", body), commit["rps"] / 2, seconds
+    )
     after = _histogram(httpx.get(f"{base}/metrics").text, "/v1/commit")
     commit_paced["metrics_p50_le_ms"] = _histogram_quantile(before, after, 0.50) * 1000
     commit_paced["metrics_p99_le_ms"] = _histogram_quantile(before, after, 0.99) * 1000
@@ -374,8 +398,10 @@ def measure_pgbench(urls: dict[str, str], seconds: int) -> float:
     subprocess.run([binary, "-i", "-q", dsn], check=True, capture_output=True)
     out = subprocess.run(
         [binary, "-N", "-c", "16", "-j", "2", "-T", str(seconds), dsn],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
@@ -396,8 +422,9 @@ def _servers(work: Path) -> Iterator[dict[str, str]]:
     if not (database and redis_url):
         from service.local.embedded import start_embedded
 
-        servers = start_embedded(work / "data", need_postgres=not database,
-                                 need_redis=not redis_url)  # fmt: skip
+        servers = start_embedded(
+            work / "data", need_postgres=not database, need_redis=not redis_url
+        )
         database = database or servers.database_url
         redis_url = redis_url or servers.redis_url
     assert database and redis_url

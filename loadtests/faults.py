@@ -210,9 +210,13 @@ class Service:
         log = folder / "service.log"
         with log.open("wb") as output:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return cls(proc, f"http://127.0.0.1:{port}", log)
 
     def workers(self) -> set[int]:
@@ -346,10 +350,15 @@ class Load:
 def basket(rng: random.Random) -> list[dict[str, Any]]:
     picks = rng.sample(CATALOGUE, k=rng.randint(1, 4))
     return [
-        {"line_id": str(n), "sku": sku, "category": category,
-         "quantity": str(rng.randint(1, 3)), "unit_price": price}
+        {
+            "line_id": str(n),
+            "sku": sku,
+            "category": category,
+            "quantity": str(rng.randint(1, 3)),
+            "unit_price": price,
+        }
         for n, (sku, category, price) in enumerate(picks, 1)
-    ]  # fmt: skip
+    ]
 
 
 def redemption(rng: random.Random, shown: dict[str, Any]) -> int | str:
@@ -422,8 +431,10 @@ class Till:
         if self.rng.random() < WITH_CALCULATION_SHARE:
             commit["calculation_id"] = orjson.loads(shown.answer)["calculation_id"]
         if storm:  # a till that lost patience, or a POS integration that retries at once
-            copies = [self.post("commit", store, transaction_id, commit, storm=True)
-                      for _ in range(self.rng.choice((3, 4)))]  # fmt: skip
+            copies = [
+                self.post("commit", store, transaction_id, commit, storm=True)
+                for _ in range(self.rng.choice((3, 4)))
+            ]
             answers = await asyncio.gather(*copies)
         else:
             answers = [await self.post_until_answered("commit", store, transaction_id, commit)]
@@ -652,8 +663,9 @@ async def resend_all(
         async with pos_client(url, pos_key) as client:
             for first in pending:  # the tills share one iterator
                 status, answer, error = await send(client, first.path, first.body)
-                again = Exchange(first.op, first.store, first.key, first.body, -1.0,
-                                 status, answer, error)  # fmt: skip
+                again = Exchange(
+                    first.op, first.store, first.key, first.body, -1.0, status, answer, error
+                )
                 pairs.append((first, again))
 
     await asyncio.gather(*(till() for _ in range(tills)))
@@ -882,8 +894,9 @@ class Outcome:
     def failures(self) -> list[str]:
         """Why the run fails (empty: it passes)."""
         every = [*self.load.exchanges, *self.resend.exchanges]
-        every += [again for pairs in (self.replay.refused, self.replay.differing)
-                  for _, again in pairs]  # fmt: skip
+        every += [
+            again for pairs in (self.replay.refused, self.replay.differing) for _, again in pairs
+        ]
         counted = (
             (sum(1 for e in every if e.status == 500), "answers 500"),
             (len(self.replay.refused) + len(self.resend.refused), "replays refused"),
@@ -942,8 +955,10 @@ def pair_example(first: Exchange, again: Exchange) -> str:
     shown, resent = where_they_differ(first.answer, again.answer)
     if first.status != again.status:
         shown, resent = first.answer[:100], again.answer[:160]
-    return (f"    {first.op} {first.key} (t={first.at:.1f} s): first {first.outcome()} "
-            f"{shown!r}; again {again.outcome()} {resent!r}")  # fmt: skip
+    return (
+        f"    {first.op} {first.key} (t={first.at:.1f} s): first {first.outcome()} "
+        f"{shown!r}; again {again.outcome()} {resent!r}"
+    )
 
 
 def pair_record(first: Exchange, again: Exchange) -> dict[str, Any]:
@@ -961,11 +976,14 @@ def replay_lines(replay: Replay, resend: Resend) -> list[str]:
     for op in REPLAYED_OPS:
         refused = sum(1 for first, _ in replay.refused if first.op == op)
         differing = sum(1 for first, _ in replay.differing if first.op == op)
-        lines.append(f"  {op:<8}{replay.resent[op]:>7,} resent, {refused} refused, "
-                     f"{differing} differing")  # fmt: skip
+        lines.append(
+            f"  {op:<8}{replay.resent[op]:>7,} resent, {refused} refused, {differing} differing"
+        )
     total = sum(replay.resent.values())
-    lines.append(f"  {'all':<8}{total:>7,} resent, {len(replay.refused)} refused, "
-                 f"{len(replay.differing)} differing")  # fmt: skip
+    lines.append(
+        f"  {'all':<8}{total:>7,} resent, {len(replay.refused)} refused, "
+        f"{len(replay.differing)} differing"
+    )
     lines += [pair_example(*pair) for pair in replay.refused[:SHOWN]]
     lines += [pair_example(*pair) for pair in replay.differing[:SHOWN]]
     lines.append("unanswered or 5xx during the load, sent once more")
@@ -989,15 +1007,19 @@ def report(outcome: Outcome) -> str:
         "ledger invariants",
     ]  # fmt: skip
     t = outcome.totals
-    lines.append(f"  the ledger holds {t['sales']:,} sales ({t['cancelled']:,} cancelled; "
-                 f"{t['spending']:,} spent {t['points_spent']:,} points), {t['refunds']:,} "
-                 f"refunds; {t['cards_in_debt']} cards in debt")  # fmt: skip
+    lines.append(
+        f"  the ledger holds {t['sales']:,} sales ({t['cancelled']:,} cancelled; "
+        f"{t['spending']:,} spent {t['points_spent']:,} points), {t['refunds']:,} "
+        f"refunds; {t['cards_in_debt']} cards in debt"
+    )
     for verdict in outcome.verdicts:
         state = "ok    " if not verdict.broken else f"FAILED ({verdict.broken})"
         lines.append(f"  {state} {verdict.name}")
         lines += [f"      {example}" for example in verdict.examples]
-    lines.append(f"service log ({args.data_dir / 'service.log'}): "
-                 f"{sum(outcome.errors.values())} unhandled errors")  # fmt: skip
+    lines.append(
+        f"service log ({args.data_dir / 'service.log'}): "
+        f"{sum(outcome.errors.values())} unhandled errors"
+    )
     lines += [f"  {n} × {what}" for what, n in outcome.errors.most_common(SHOWN)]
     lines.append("result: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
     return "\n".join(lines)
@@ -1038,8 +1060,11 @@ async def exercise(
         raise SystemExit(f"the service did not become ready:\n{tail}")
     await wait_for_pos_key(service.url, pos_key)
     cards = await issue_cards(service.url, admin_key, random.Random(args.seed))
-    print(f"fault-test: service pid {service.proc.pid} at {service.url}, {len(cards)} cards; "
-          f"load for {args.duration:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"fault-test: service pid {service.proc.pid} at {service.url}, {len(cards)} cards; "
+        f"load for {args.duration:.0f} s",
+        flush=True,
+    )
     load, faults = await drive(servers, pos_key, cards, args)
     elapsed = load.clock()
     # Both workers back and answering for a while, not one that happens to be up.

@@ -110,9 +110,13 @@ def service(
     log = data_dir / "service.log"
     with log.open("wb") as output:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches this script, which stops the service
-        )  # fmt: skip
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
@@ -162,9 +166,13 @@ def run_locust(url: str, key: str, args: argparse.Namespace, extra: list[str]) -
 
 def run_replay(url: str, key: str, database_url: str, args: argparse.Namespace) -> int:
     options = argparse.Namespace(
-        url=url, pos_key=key, database_url=database_url, limit=args.limit,
-        concurrency=args.concurrency, run_tag=None,
-    )  # fmt: skip
+        url=url,
+        pos_key=key,
+        database_url=database_url,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        run_tag=None,
+    )
     return asyncio.run(replay.replay_year(options))
 
 

@@ -93,16 +93,21 @@ class Till(FastHttpUser):
             return
         transaction_id = f"{RUN_TAG}-{next(_sale_numbers)}"
         body = commit_body(
-            receipt, plan, transaction_id=transaction_id,
-            calculation_id=answer["calculation_id"], redeem=redeem,
-        )  # fmt: skip
+            receipt,
+            plan,
+            transaction_id=transaction_id,
+            calculation_id=answer["calculation_id"],
+            redeem=redeem,
+        )
         name = "/v1/commit (with points)" if redeem else None  # its own row in the summary
         status, _ = self._post("/v1/commit", body, name)
         if status == 200 and plan.refund:
             refund = refund_body(
-                receipt, transaction_id=transaction_id, refund_id=f"{transaction_id}-r",
+                receipt,
+                transaction_id=transaction_id,
+                refund_id=f"{transaction_id}-r",
                 rng=self.rng,
-            )  # fmt: skip
+            )
             self._post("/v1/refund", refund)
 
     def _scan(self, receipt: PosReceipt, plan: SalePlan) -> tuple[Any, int | str]:

@@ -131,9 +131,12 @@ class Till:
         if not self.ok(f"calculate basket {receipt.basket_id}", calc):
             return False
         body = commit_body(
-            receipt, plan, transaction_id=transaction_id,
-            calculation_id=orjson.loads(calc.content)["calculation_id"], redeem=redeem,
-        )  # fmt: skip
+            receipt,
+            plan,
+            transaction_id=transaction_id,
+            calculation_id=orjson.loads(calc.content)["calculation_id"],
+            redeem=redeem,
+        )
         committed = await self.commit(body)
         if not self.ok(f"commit basket {receipt.basket_id}", committed):
             return False
@@ -251,9 +254,12 @@ async def replay_year(args: argparse.Namespace) -> int:
     first = next(receipts)  # the dataset is converted before the clock starts
     started, cpu = time.perf_counter(), time.process_time()
     await send_all(
-        replay, itertools.chain([first], receipts), url=args.url, key=args.pos_key,
+        replay,
+        itertools.chain([first], receipts),
+        url=args.url,
+        key=args.pos_key,
         tills=args.concurrency,
-    )  # fmt: skip
+    )
     replay.totals.elapsed_s = time.perf_counter() - started
     replay.totals.client_cpu_s = time.process_time() - cpu
     problems = await check_ledger(args.database_url, replay.run_tag, replay.totals)

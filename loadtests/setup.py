@@ -70,8 +70,9 @@ async def bind_key(conn: asyncpg.Connection, key: str | None, store_ids: Sequenc
         await conn.execute(
             "UPDATE api_keys SET revoked_at = now()"
             " WHERE name = $1 AND key_id <> $2 AND revoked_at IS NULL",
-            KEY_NAME, key_id_for(key),
-        )  # fmt: skip
+            KEY_NAME,
+            key_id_for(key),
+        )
     return key
 
 

@@ -91,11 +91,17 @@ class ValidationOut(BaseModel):
     errors: list[FieldErrorOut]
 
     model_config = _examples(
-        {"valid": False, "errors": [
-            {"field": "document.rules[3].effect.percent",
-             "message": "Input should be greater than 0"}]},
+        {
+            "valid": False,
+            "errors": [
+                {
+                    "field": "document.rules[3].effect.percent",
+                    "message": "Input should be greater than 0",
+                }
+            ],
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 _VERSION_EXAMPLE: dict[str, Any] = {
@@ -146,14 +152,23 @@ class DryRunIn(BaseModel):
     model_config = _examples(
         {
             "receipt": {
-                "store_id": "msk-001", "timestamp": "2026-11-20T12:00:00+03:00",
-                "card": DEMO_CARD, "payment_method": "card",
-                "lines": [{"line_id": "1", "sku": "460001", "category": "dresses",
-                           "quantity": "1", "unit_price": 349900}],
+                "store_id": "msk-001",
+                "timestamp": "2026-11-20T12:00:00+03:00",
+                "card": DEMO_CARD,
+                "payment_method": "card",
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "sku": "460001",
+                        "category": "dresses",
+                        "quantity": "1",
+                        "unit_price": 349900,
+                    }
+                ],
             },
             "now": "2026-11-20T12:00:05+03:00",
         }
-    )  # fmt: skip
+    )
 
 
 _RESULT_EXAMPLE: dict[str, Any] = {
@@ -198,10 +213,16 @@ class AuditEntryOut(BaseModel):
     created_at: datetime
 
     model_config = _examples(
-        {"audit_id": 42, "actor": "marketing (3f2a9c0d1e4b5a6c)", "action": "program.publish",
-         "subject": "program:8", "details": {"version": 8}, "created_at": AT},
+        {
+            "audit_id": 42,
+            "actor": "marketing (3f2a9c0d1e4b5a6c)",
+            "action": "program.publish",
+            "subject": "program:8",
+            "details": {"version": 8},
+            "created_at": AT,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class AuditOut(BaseModel):
@@ -209,12 +230,21 @@ class AuditOut(BaseModel):
     next_cursor: int | None
 
     model_config = _examples(
-        {"entries": [{"audit_id": 42, "actor": "marketing (3f2a9c0d1e4b5a6c)",
-                      "action": "program.publish", "subject": "program:8",
-                      "details": {"version": 8}, "created_at": AT}],
-         "next_cursor": None},
+        {
+            "entries": [
+                {
+                    "audit_id": 42,
+                    "actor": "marketing (3f2a9c0d1e4b5a6c)",
+                    "action": "program.publish",
+                    "subject": "program:8",
+                    "details": {"version": 8},
+                    "created_at": AT,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- stores and regions
@@ -248,7 +278,7 @@ class RegionOut(BaseModel):
     model_config = _examples(
         {"region_id": "moscow", "name": "Moscow and the region", "stores": ["msk-001"]},
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class RegionsOut(BaseModel):
@@ -257,7 +287,7 @@ class RegionsOut(BaseModel):
     model_config = _examples(
         {"regions": [{"region_id": "moscow", "name": "Moscow", "stores": ["msk-001"]}]},
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class StoreIn(BaseModel):
@@ -297,9 +327,10 @@ class StoresOut(BaseModel):
 # ---------------------------------------------------------------- customers
 
 Email = Annotated[
-    str, Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
+    str,
+    Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
     AfterValidator(str.lower),
-]  # fmt: skip
+]
 Segment = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
@@ -312,9 +343,15 @@ class CustomerIn(BaseModel):
     segments: list[Segment] = Field(default_factory=list, max_length=100)
 
     model_config = _examples(
-        {"name": "Anna Petrova", "phone": "+79001234567", "email": "anna@example.com",
-         "birthday": "1990-03-15", "attributes": {"size": "M"}, "segments": ["vip"]}
-    )  # fmt: skip
+        {
+            "name": "Anna Petrova",
+            "phone": "+79001234567",
+            "email": "anna@example.com",
+            "birthday": "1990-03-15",
+            "attributes": {"size": "M"},
+            "segments": ["vip"],
+        }
+    )
 
 
 class CustomerPatch(CustomerIn):
@@ -367,9 +404,13 @@ class CardIssueIn(BaseModel):
     referred_by: CardNumber | None = Field(default=None, description="the referrer's card")
 
     model_config = _examples(
-        {"number": "2000000001234", "kind": "physical", "customer_id": 17,
-         "referred_by": "2000000000015"}
-    )  # fmt: skip
+        {
+            "number": "2000000001234",
+            "kind": "physical",
+            "customer_id": 17,
+            "referred_by": "2000000000015",
+        }
+    )
 
 
 class CardRangeIn(BaseModel):
@@ -379,9 +420,13 @@ class CardRangeIn(BaseModel):
     status: CardStatus = "inactive"
 
     model_config = _examples(
-        {"first": "2000000100000", "last": "2000000100999", "kind": "physical",
-         "status": "inactive"}
-    )  # fmt: skip
+        {
+            "first": "2000000100000",
+            "last": "2000000100999",
+            "kind": "physical",
+            "status": "inactive",
+        }
+    )
 
 
 class CardRangeOut(BaseModel):
@@ -460,10 +505,15 @@ class AdjustmentOut(BaseModel):
     created_at: datetime
 
     model_config = _examples(
-        {"adjustment_id": 5, "points": 500, "reason": "apology for a late delivery",
-         "author": "support (3f2a9c0d1e4b5a6c)", "created_at": AT},
+        {
+            "adjustment_id": 5,
+            "points": 500,
+            "reason": "apology for a late delivery",
+            "author": "support (3f2a9c0d1e4b5a6c)",
+            "created_at": AT,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class AdjustmentsOut(BaseModel):
@@ -471,11 +521,20 @@ class AdjustmentsOut(BaseModel):
     next_cursor: int | None
 
     model_config = _examples(
-        {"adjustments": [{"adjustment_id": 5, "points": 500, "reason": "apology",
-                          "author": "support (3f2a9c0d1e4b5a6c)", "created_at": AT}],
-         "next_cursor": None},
+        {
+            "adjustments": [
+                {
+                    "adjustment_id": 5,
+                    "points": 500,
+                    "reason": "apology",
+                    "author": "support (3f2a9c0d1e4b5a6c)",
+                    "created_at": AT,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- CSV import
@@ -495,7 +554,7 @@ class ImportOut(BaseModel):
     model_config = _examples(
         {"imported": 2, "rejected": [{"line": 3, "reason": "phone: already taken"}]},
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class CustomerRow(CustomerIn):
@@ -546,10 +605,17 @@ class PromoBatchIn(BaseModel):
     valid_to: Timestamp | None = None
 
     model_config = _examples(
-        {"count": 1000, "prefix": "BF24-", "length": 8, "rule_ids": ["autumn10"],
-         "single_use": True, "per_card_limit": 1, "valid_from": "2026-11-25T00:00:00+03:00",
-         "valid_to": "2026-11-30T23:59:59+03:00"}
-    )  # fmt: skip
+        {
+            "count": 1000,
+            "prefix": "BF24-",
+            "length": 8,
+            "rule_ids": ["autumn10"],
+            "single_use": True,
+            "per_card_limit": 1,
+            "valid_from": "2026-11-25T00:00:00+03:00",
+            "valid_to": "2026-11-30T23:59:59+03:00",
+        }
+    )
 
     @field_validator("max_uses")
     @classmethod
@@ -595,8 +661,9 @@ class PromoBatchOut(BaseModel):
 class PromoBatchCreatedOut(PromoBatchOut):
     codes: list[str]
 
-    model_config = _examples({**_BATCH_EXAMPLE, "uses": 0, "codes": ["BF24-7KQ2M9XA"]},
-                             strict=False)  # fmt: skip
+    model_config = _examples(
+        {**_BATCH_EXAMPLE, "uses": 0, "codes": ["BF24-7KQ2M9XA"]}, strict=False
+    )
 
 
 class PromoCodeStatusOut(BaseModel):
@@ -614,12 +681,22 @@ class PromoCodeStatusOut(BaseModel):
     created_at: datetime
 
     model_config = _examples(
-        {"code": "BF24-7KQ2M9XA", "state": "active", "batch_id": "b_4f1c2a9e7d3b",
-         "declared": False, "rule_ids": ["autumn10"], "max_uses": 1, "uses": 0,
-         "per_card_limit": 1, "valid_from": None, "valid_to": None, "revoked_at": None,
-         "created_at": AT},
+        {
+            "code": "BF24-7KQ2M9XA",
+            "state": "active",
+            "batch_id": "b_4f1c2a9e7d3b",
+            "declared": False,
+            "rule_ids": ["autumn10"],
+            "max_uses": 1,
+            "uses": 0,
+            "per_card_limit": 1,
+            "valid_from": None,
+            "valid_to": None,
+            "revoked_at": None,
+            "created_at": AT,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- reports
@@ -641,11 +718,23 @@ class BalancesOut(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
     model_config = _examples(
-        {"rows": [{"card_id": 2, "number": DEMO_CARD, "status": "active", "tier": "silver",
-                   "customer_id": 2, "balance": 5000, "pending": 120, "debt": 0}],
-         "next_cursor": "2"},
+        {
+            "rows": [
+                {
+                    "card_id": 2,
+                    "number": DEMO_CARD,
+                    "status": "active",
+                    "tier": "silver",
+                    "customer_id": 2,
+                    "balance": 5000,
+                    "pending": 120,
+                    "debt": 0,
+                }
+            ],
+            "next_cursor": "2",
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class EntryRowOut(BaseModel):
@@ -667,13 +756,26 @@ class EntriesOut(BaseModel):
     next_cursor: str | None
 
     model_config = _examples(
-        {"rows": [{"entry_id": 981, "card_id": 2, "card": DEMO_CARD, "created_at": AT,
-                   "kind": "accrual", "points": 99, "store_id": "msk-001",
-                   "transaction_id": "R-0001", "refund_id": None, "reason": None,
-                   "author": None}],
-         "next_cursor": None},
+        {
+            "rows": [
+                {
+                    "entry_id": 981,
+                    "card_id": 2,
+                    "card": DEMO_CARD,
+                    "created_at": AT,
+                    "kind": "accrual",
+                    "points": 99,
+                    "store_id": "msk-001",
+                    "transaction_id": "R-0001",
+                    "refund_id": None,
+                    "reason": None,
+                    "author": None,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class PromotionRowOut(BaseModel):
@@ -689,11 +791,20 @@ class PromotionsOut(BaseModel):
     next_cursor: str | None
 
     model_config = _examples(
-        {"rows": [{"rule_id": "tier-discount", "name": "Tier discount", "receipts": 412,
-                   "discount": 7321500, "points_on_receipts": 40210}],
-         "next_cursor": None},
+        {
+            "rows": [
+                {
+                    "rule_id": "tier-discount",
+                    "name": "Tier discount",
+                    "receipts": 412,
+                    "discount": 7321500,
+                    "points_on_receipts": 40210,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class HealthReportOut(BaseModel):
@@ -712,14 +823,23 @@ class HealthReportOut(BaseModel):
     average_receipt_without_card: int | None
 
     model_config = _examples(
-        {"since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "receipts": 1000,
-         "receipts_with_card": 640, "active_cards": 512, "points_earned": 80000,
-         "points_redeemed": 36000, "sales_with_card": 224000000,
-         "sales_without_card": 90000000, "participation_bp": 6400,
-         "redeemed_to_earned_bp": 4500, "average_receipt_with_card": 350000,
-         "average_receipt_without_card": 250000},
+        {
+            "since": "2026-11-01T00:00:00Z",
+            "until": "2026-12-01T00:00:00Z",
+            "receipts": 1000,
+            "receipts_with_card": 640,
+            "active_cards": 512,
+            "points_earned": 80000,
+            "points_redeemed": 36000,
+            "sales_with_card": 224000000,
+            "sales_without_card": 90000000,
+            "participation_bp": 6400,
+            "redeemed_to_earned_bp": 4500,
+            "average_receipt_with_card": 350000,
+            "average_receipt_without_card": 250000,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class LiabilityRowOut(BaseModel):
@@ -735,11 +855,20 @@ class LiabilityOut(BaseModel):
     next_cursor: str | None
 
     model_config = _examples(
-        {"rows": [{"month": "2027-01", "active": 25000, "pending": 1200, "points": 26200,
-                   "value": 2620000}],
-         "next_cursor": None},
+        {
+            "rows": [
+                {
+                    "month": "2027-01",
+                    "active": 25000,
+                    "pending": 1200,
+                    "points": 26200,
+                    "value": 2620000,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 class BreakageRowOut(BaseModel):
@@ -754,10 +883,12 @@ class BreakageOut(BaseModel):
     next_cursor: str | None
 
     model_config = _examples(
-        {"rows": [{"month": "2026-10", "points_expired": 3100, "cards": 12, "value": 310000}],
-         "next_cursor": None},
+        {
+            "rows": [{"month": "2026-10", "points_expired": 3100, "cards": 12, "value": 310000}],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- webhooks
@@ -771,9 +902,12 @@ class WebhookIn(BaseModel):
     url: AnyHttpUrl
     events: list[WebhookEvent] = Field(min_length=1, max_length=7)
     secret: str | None = Field(
-        default=None, min_length=16, max_length=200, pattern=NO_NUL,
+        default=None,
+        min_length=16,
+        max_length=200,
+        pattern=NO_NUL,
         description="HMAC key; default: a random one, shown in this answer only",
-    )  # fmt: skip
+    )
 
     model_config = _examples(
         {"url": "https://crm.example.com/loyalty/events", "events": ["accrual", "tier_change"]}
@@ -825,9 +959,19 @@ class DeliveriesOut(BaseModel):
     next_cursor: int | None
 
     model_config = _examples(
-        {"deliveries": [{"event_id": 1201, "event": "accrual", "status": "delivered",
-                         "attempts": 2, "next_attempt_at": AT, "last_error": "HTTP 503",
-                         "delivered_at": AT}],
-         "next_cursor": None},
+        {
+            "deliveries": [
+                {
+                    "event_id": 1201,
+                    "event": "accrual",
+                    "status": "delivered",
+                    "attempts": 2,
+                    "next_attempt_at": AT,
+                    "last_error": "HTTP 503",
+                    "delivered_at": AT,
+                }
+            ],
+            "next_cursor": None,
+        },
         strict=False,
-    )  # fmt: skip
+    )

@@ -80,9 +80,13 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     redis = cache.create_client(settings.redis_url, settings.redis_timeout_s)
     reader = RespClient(settings.redis_url, settings.redis_timeout_s)
     card_cache = cache.CardCache(redis, reader=reader)
-    ledger = Ledger(pool, max_batch=settings.commit_batch_max,
-                    max_in_flight=settings.commit_in_flight, states=CardStateWriter(reader),
-                    on_batch=metrics.commit_batch_size.observe)  # fmt: skip
+    ledger = Ledger(
+        pool,
+        max_batch=settings.commit_batch_max,
+        max_in_flight=settings.commit_in_flight,
+        states=CardStateWriter(reader),
+        on_batch=metrics.commit_batch_size.observe,
+    )
     versions = ProgramVersions(pool)
     return Services(
         settings=settings,

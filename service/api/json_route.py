@@ -37,9 +37,15 @@ def check_json(request: Request, body: bytes) -> None:
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "the body is not UTF-8 text",
-              "input": None}]
-        ) from None  # fmt: skip
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body",),
+                    "msg": "the body is not UTF-8 text",
+                    "input": None,
+                }
+            ]
+        ) from None
 
 
 def declare_json_errors(route: APIRoute) -> None:

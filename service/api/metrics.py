@@ -43,9 +43,11 @@ class Metrics:
             registry=reg,
         )
         self.requests = Counter(
-            "loyalty_http_requests", "HTTP requests by route and status",
-            ["method", "route", "status"], registry=reg,
-        )  # fmt: skip
+            "loyalty_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=reg,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
         self.errors = Counter("loyalty_errors", "Error responses by code", ["code"], registry=reg)
         self.points_earned = Counter(
@@ -59,16 +61,21 @@ class Metrics:
             "loyalty_card_cache_lookups", "Card-state cache lookups", ["result"], registry=reg
         )
         self.commit_batch_size = Histogram(
-            "loyalty_commit_batch_sales", "Sales per commit batch sent to the ledger",
-            buckets=(1, 2, 4, 8, 16, 32, 64), registry=reg,
-        )  # fmt: skip
+            "loyalty_commit_batch_sales",
+            "Sales per commit batch sent to the ledger",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=reg,
+        )
         self.commit_conflicts = Counter(
             "loyalty_commit_conflicts", "Commits refused by conflict", ["reason"], registry=reg
         )
         self.pool_connections = Gauge(
-            "loyalty_db_pool_connections", "Postgres pool connections by state", ["state"],
-            multiprocess_mode="livesum", registry=reg,
-        )  # fmt: skip
+            "loyalty_db_pool_connections",
+            "Postgres pool connections by state",
+            ["state"],
+            multiprocess_mode="livesum",
+            registry=reg,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request: its latency and its count. The labelled children are kept

@@ -130,15 +130,26 @@ class ReceiptIn(_Strict):
                     "promo_codes": ["AUTUMN10"],
                     "redeem_points": 500,
                     "lines": [
-                        {"line_id": "1", "sku": "460001", "category": "dresses",
-                         "brand": "Style", "quantity": "1", "unit_price": 349900},
-                        {"line_id": "2", "sku": "MOJITO", "category": "drinks",
-                         "quantity": "2", "unit_price": 45000},
+                        {
+                            "line_id": "1",
+                            "sku": "460001",
+                            "category": "dresses",
+                            "brand": "Style",
+                            "quantity": "1",
+                            "unit_price": 349900,
+                        },
+                        {
+                            "line_id": "2",
+                            "sku": "MOJITO",
+                            "category": "drinks",
+                            "quantity": "2",
+                            "unit_price": 45000,
+                        },
                     ],
                 }
             ]
         },
-    )  # fmt: skip
+    )
 
 
 class CalculateRequest(ReceiptIn):
@@ -156,15 +167,28 @@ class CommitRequest(ReceiptIn):
         frozen=True,
         json_schema_extra={
             "examples": [
-                {"store_id": "msk-001", "terminal_id": "pos-07", "transaction_id": "R-0001",
-                 "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
-                 "timestamp": "2026-11-22T18:05:00+03:00", "card": "2000000000022",
-                 "payment_method": "card", "redeem_points": 500,
-                 "lines": [{"line_id": "1", "sku": "460001", "category": "dresses",
-                            "quantity": "1", "unit_price": 349900}]}
+                {
+                    "store_id": "msk-001",
+                    "terminal_id": "pos-07",
+                    "transaction_id": "R-0001",
+                    "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                    "timestamp": "2026-11-22T18:05:00+03:00",
+                    "card": "2000000000022",
+                    "payment_method": "card",
+                    "redeem_points": 500,
+                    "lines": [
+                        {
+                            "line_id": "1",
+                            "sku": "460001",
+                            "category": "dresses",
+                            "quantity": "1",
+                            "unit_price": 349900,
+                        }
+                    ],
+                }
             ]
         },
-    )  # fmt: skip
+    )
 
 
 class AppliedRuleOut(BaseModel):
@@ -271,13 +295,21 @@ class CalculateResponse(CalculationOut):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
-                 "program_version": 1, "lines": [_LINE_EXAMPLE], "totals": _TOTALS_EXAMPLE,
-                 "card": _CARD_EXAMPLE, "promo_codes": [], "gifts": [],
-                 "free_delivery": False, "rules": [_RULE_EXAMPLE], "messages": []}
+                {
+                    "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                    "program_version": 1,
+                    "lines": [_LINE_EXAMPLE],
+                    "totals": _TOTALS_EXAMPLE,
+                    "card": _CARD_EXAMPLE,
+                    "promo_codes": [],
+                    "gifts": [],
+                    "free_delivery": False,
+                    "rules": [_RULE_EXAMPLE],
+                    "messages": [],
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
 
 class ReturnLineIn(_Strict):
@@ -298,11 +330,15 @@ class RefundRequest(_Strict):
         frozen=True,
         json_schema_extra={
             "examples": [
-                {"store_id": "msk-001", "transaction_id": "R-0001", "refund_id": "RET-1",
-                 "lines": [{"line_id": "1", "quantity": "1"}]}
+                {
+                    "store_id": "msk-001",
+                    "transaction_id": "R-0001",
+                    "refund_id": "RET-1",
+                    "lines": [{"line_id": "1", "quantity": "1"}],
+                }
             ]
         },
-    )  # fmt: skip
+    )
 
 
 class CancelRequest(_Strict):
@@ -357,15 +393,28 @@ class CommitResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"transaction_id": "R-0001", "status": "committed",
-                 "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b", "program_version": 1,
-                 "lines": [_LINE_EXAMPLE], "totals": _TOTALS_EXAMPLE, "promo_codes": [],
-                 "gifts": [], "free_delivery": False, "messages": [],
-                 "card": {"number": "2000000000022", "status": "active", "tier": "silver",
-                          "balance": 4500, "pending": 204}}
+                {
+                    "transaction_id": "R-0001",
+                    "status": "committed",
+                    "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                    "program_version": 1,
+                    "lines": [_LINE_EXAMPLE],
+                    "totals": _TOTALS_EXAMPLE,
+                    "promo_codes": [],
+                    "gifts": [],
+                    "free_delivery": False,
+                    "messages": [],
+                    "card": {
+                        "number": "2000000000022",
+                        "status": "active",
+                        "tier": "silver",
+                        "balance": 4500,
+                        "pending": 204,
+                    },
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
 
 class RefundResponse(BaseModel):
@@ -380,17 +429,39 @@ class RefundResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"refund_id": "RET-1", "transaction_id": "R-0001", "status": "refunded",
-                 "lines": [{"line_id": "1", "quantity": "1", "amount": 282405,
-                            "points_returned": 500, "points_taken": 84}],
-                 "totals": {"amount": 282405, "withhold": 0, "cash_refund": 282405,
-                            "points_returned": 500, "points_taken": 84, "debt": 0},
-                 "policy": "negative_balance",
-                 "card": {"number": "2000000000022", "status": "active", "tier": "silver",
-                          "balance": 5000, "pending": 120}}
+                {
+                    "refund_id": "RET-1",
+                    "transaction_id": "R-0001",
+                    "status": "refunded",
+                    "lines": [
+                        {
+                            "line_id": "1",
+                            "quantity": "1",
+                            "amount": 282405,
+                            "points_returned": 500,
+                            "points_taken": 84,
+                        }
+                    ],
+                    "totals": {
+                        "amount": 282405,
+                        "withhold": 0,
+                        "cash_refund": 282405,
+                        "points_returned": 500,
+                        "points_taken": 84,
+                        "debt": 0,
+                    },
+                    "policy": "negative_balance",
+                    "card": {
+                        "number": "2000000000022",
+                        "status": "active",
+                        "tier": "silver",
+                        "balance": 5000,
+                        "pending": 120,
+                    },
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
 
 class HistoryEntryOut(BaseModel):
@@ -412,14 +483,25 @@ class HistoryOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"entries": [{"entry_id": 42, "kind": "accrual", "points": 84,
-                              "created_at": "2026-11-22T15:05:10Z", "store_id": "msk-001",
-                              "transaction_id": "R-0001", "refund_id": None, "reason": None,
-                              "expires_at": "2027-12-06T15:05:00Z"}],
-                 "next_cursor": 42}
+                {
+                    "entries": [
+                        {
+                            "entry_id": 42,
+                            "kind": "accrual",
+                            "points": 84,
+                            "created_at": "2026-11-22T15:05:10Z",
+                            "store_id": "msk-001",
+                            "transaction_id": "R-0001",
+                            "refund_id": None,
+                            "reason": None,
+                            "expires_at": "2027-12-06T15:05:00Z",
+                        }
+                    ],
+                    "next_cursor": 42,
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
 
 class FieldErrorOut(BaseModel):
@@ -435,15 +517,24 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"error": "validation_error",
-                 "detail": "lines[0].unit_price: Input should be greater than or equal to 0",
-                 "fields": [{"field": "lines[0].unit_price",
-                             "message": "Input should be greater than or equal to 0"}]},
-                {"error": "insufficient_points",
-                 "detail": "the card no longer holds the points asked for", "balance": 120},
+                {
+                    "error": "validation_error",
+                    "detail": "lines[0].unit_price: Input should be greater than or equal to 0",
+                    "fields": [
+                        {
+                            "field": "lines[0].unit_price",
+                            "message": "Input should be greater than or equal to 0",
+                        }
+                    ],
+                },
+                {
+                    "error": "insufficient_points",
+                    "detail": "the card no longer holds the points asked for",
+                    "balance": 120,
+                },
             ]
         }
-    )  # fmt: skip
+    )
 
 
 class HealthOut(BaseModel):
@@ -463,18 +554,30 @@ def receipt_from(body: ReceiptIn) -> Receipt:
     given = body.lines
     lines = tuple(
         frozen_instances(
-            ReceiptLine, len(given), [line.line_id for line in given], [line.sku for line in given],
+            ReceiptLine,
+            len(given),
+            [line.line_id for line in given],
+            [line.sku for line in given],
             [quantity_milli(line.quantity) for line in given],
-            [line.unit_price for line in given], [line.category for line in given],
-            [line.brand for line in given], [line.excluded for line in given],
+            [line.unit_price for line in given],
+            [line.category for line in given],
+            [line.brand for line in given],
+            [line.excluded for line in given],
         )
-    )  # fmt: skip
+    )
     return Receipt(
-        body.store_id, body.timestamp, lines, body.card, body.terminal_id, body.channel,
-        body.payment_method, body.pickup,
+        body.store_id,
+        body.timestamp,
+        lines,
+        body.card,
+        body.terminal_id,
+        body.channel,
+        body.payment_method,
+        body.pickup,
         tuple(dict.fromkeys(code.upper() for code in body.promo_codes)),
-        0 if redeem_max else int(body.redeem_points), redeem_max,
-    )  # fmt: skip
+        0 if redeem_max else int(body.redeem_points),
+        redeem_max,
+    )
 
 
 def return_lines(body: RefundRequest) -> dict[str, int] | None:

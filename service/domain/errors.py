@@ -97,5 +97,6 @@ class Unavailable(DomainError):
 def invalid_field(field: str, message: str, *, code: str = "invalid_input") -> InvalidInput:
     """Bad input found past the schema (an unknown region, a taken phone): names the field
     as request validation does."""
-    return InvalidInput(f"{field}: {message}", code=code, extra={"fields": [
-        {"field": field, "message": message}]})  # fmt: skip
+    return InvalidInput(
+        f"{field}: {message}", code=code, extra={"fields": [{"field": field, "message": message}]}
+    )

@@ -51,29 +51,40 @@ async def _insert_card(conn: asyncpg.Connection, card: DemoCard, now: datetime) 
         customer_id = await conn.fetchval(
             "INSERT INTO customers (name, phone, birthday) VALUES ($1, $2, $3) "
             "RETURNING customer_id",
-            card.name, card.phone, card.birthday,
-        )  # fmt: skip
+            card.name,
+            card.phone,
+            card.birthday,
+        )
     card_id = await conn.fetchval(
         "INSERT INTO cards (number, status, customer_id, ledger_version) VALUES ($1, $2, $3, 1) "
         "RETURNING card_id",
-        card.number, card.status, customer_id,
-    )  # fmt: skip
+        card.number,
+        card.status,
+        customer_id,
+    )
     if card.points:
         lot_id = await conn.fetchval(
             "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
             " VALUES ($1, $2, $2, $3, $4, 'adjustment') RETURNING lot_id",
-            card_id, card.points, now, now + timedelta(days=365),
-        )  # fmt: skip
+            card_id,
+            card.points,
+            now,
+            now + timedelta(days=365),
+        )
         await conn.execute(
             "INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)"
             " VALUES ($1, 'adjustment', $2, $3, 'demo opening balance', 'demo')",
-            card_id, card.points, lot_id,
-        )  # fmt: skip
+            card_id,
+            card.points,
+            lot_id,
+        )
     if card.spend:
         await conn.execute(
             "INSERT INTO tier_spend (card_id, amount, occurred_at) VALUES ($1, $2, $3)",
-            card_id, card.spend, now - timedelta(days=30),
-        )  # fmt: skip
+            card_id,
+            card.spend,
+            now - timedelta(days=30),
+        )
 
 
 async def load_demo(

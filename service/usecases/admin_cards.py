@@ -49,9 +49,15 @@ class CardRepository(Protocol):
     ) -> int: ...
 
     async def adjust(
-        self, number: str, points: int, reason: str, author: str, now: datetime,
-        expires_at: datetime | None, idempotency: IdempotentRequest | None = None,
-    ) -> dict[str, Any]: ...  # fmt: skip
+        self,
+        number: str,
+        points: int,
+        reason: str,
+        author: str,
+        now: datetime,
+        expires_at: datetime | None,
+        idempotency: IdempotentRequest | None = None,
+    ) -> dict[str, Any]: ...
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int: ...
 
@@ -94,9 +100,13 @@ async def refresh(
 
 
 async def _refreshed(
-    repo: CardRepository, cards: CardStates, programs: Programs, numbers: Iterable[str],
-    shown: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    numbers: Iterable[str],
+    shown: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Refresh the cards a write touched; the card ``shown`` as the ledger now has it."""
     await refresh(cards, programs, numbers, now)
     return await repo.view(shown, now)
@@ -108,9 +118,13 @@ async def card(repo: CardRepository, number: str, now: datetime) -> dict[str, An
 
 
 async def issue(
-    repo: CardRepository, cards: CardStates, programs: Programs, new: NewCard, author: str,
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    new: NewCard,
+    author: str,
     now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     await repo.issue(new, welcome_for(programs.current, now), author)
     return await _refreshed(repo, cards, programs, [new.number], new.number, now)
 
@@ -130,27 +144,45 @@ async def issue_range(
 
 
 async def set_status(
-    repo: CardRepository, cards: CardStates, programs: Programs, number: str, status: str,
-    reason: str, author: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    number: str,
+    status: str,
+    reason: str,
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
     await repo.set_status(number, status, reason, author)
     return await _refreshed(repo, cards, programs, [number], number, now)
 
 
 async def link(
-    repo: CardRepository, cards: CardStates, programs: Programs, number: str, customer_id: int,
-    author: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    number: str,
+    customer_id: int,
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Register the card to the customer; the welcome points come once per card."""
     await repo.link(number, customer_id, welcome_for(programs.current, now), author)
     return await _refreshed(repo, cards, programs, [number], number, now)
 
 
 async def adjust(
-    repo: CardRepository, cards: CardStates, programs: Programs, number: str, points: int,
-    reason: str, author: str, now: datetime, expires_at: datetime | None,
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    number: str,
+    points: int,
+    reason: str,
+    author: str,
+    now: datetime,
+    expires_at: datetime | None,
     idempotency: IdempotentRequest | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Credit or debit a card; the card as the adjustment left it. With an idempotency
     key already used for the same request, the first answer, and nothing moves again."""
     if expires_at is not None and points < 0:
@@ -174,9 +206,15 @@ async def adjustments(
 
 
 async def replace(
-    repo: CardRepository, cards: CardStates, programs: Programs, old: str, new: str, kind: str,
-    author: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    old: str,
+    new: str,
+    kind: str,
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Move balance, expiry dates, tier and customer to the new card; the new card."""
     await repo.replace(old, new, kind, author)
     return await _refreshed(repo, cards, programs, [old, new], new, now)

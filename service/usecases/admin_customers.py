@@ -50,9 +50,14 @@ async def find(
 
 
 async def update(
-    repo: CustomerRepository, cards: CardStates, programs: Programs, customer_id: int,
-    changes: Mapping[str, Any], author: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CustomerRepository,
+    cards: CardStates,
+    programs: Programs,
+    customer_id: int,
+    changes: Mapping[str, Any],
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Change the fields given in ``changes``; a list or mapping field cannot be null."""
     for name in NOT_NULL:
         if name in changes and changes[name] is None:
@@ -63,9 +68,13 @@ async def update(
 
 
 async def erase(
-    repo: CustomerRepository, cards: CardStates, programs: Programs, customer_id: int,
-    author: str, now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    repo: CustomerRepository,
+    cards: CardStates,
+    programs: Programs,
+    customer_id: int,
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Erase the personal data; cards, balances and the ledger stay, anonymised."""
     numbers = await repo.erase(customer_id, author)
     await refresh(cards, programs, numbers, now)

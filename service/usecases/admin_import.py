@@ -100,9 +100,15 @@ def _shaped(cells: Mapping[str, str]) -> dict[str, Any]:
 
 
 async def import_rows(
-    repo: RowImporter, cards: CardStates, programs: Programs, kind: str, rows: Sequence[Row[M]],
-    rejected: Sequence[Rejected], author: str, now: datetime,
-) -> ImportReport:  # fmt: skip
+    repo: RowImporter,
+    cards: CardStates,
+    programs: Programs,
+    kind: str,
+    rows: Sequence[Row[M]],
+    rejected: Sequence[Rejected],
+    author: str,
+    now: datetime,
+) -> ImportReport:
     """Import the parsed ``rows`` of ``kind`` ("customers" or "cards"); registered cards
     get the welcome points. The report counts the rows imported and lists, by line,
     those rejected when parsed and those the database refused."""

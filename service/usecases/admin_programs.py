@@ -211,7 +211,12 @@ async def dry_run(
     program = await asyncio.to_thread(compile_program, parsed, version)
     card = None if receipt.card is None else await cards.load(receipt.card, now, program)
     calc = await evaluate(
-        receipt, now=now, limits=limits, stores=stores, program=program, card=card,
+        receipt,
+        now=now,
+        limits=limits,
+        stores=stores,
+        program=program,
+        card=card,
         promotions=promotions,
-    )  # fmt: skip
+    )
     return calc.view()

@@ -53,9 +53,15 @@ async def store(repo: StoreRepository, store_id: str) -> dict[str, Any]:
 
 
 async def put_store(
-    repo: StoreRepository, directory: Directory, store_id: str, name: str, region: str,
-    timezone: str, active: bool, author: str,
-) -> dict[str, Any]:  # fmt: skip
+    repo: StoreRepository,
+    directory: Directory,
+    store_id: str,
+    name: str,
+    region: str,
+    timezone: str,
+    active: bool,
+    author: str,
+) -> dict[str, Any]:
     """Create or change a store (its region must exist), and give this worker's directory
     the active stores; the store as recorded."""
     await repo.put_store(store_id, name, region, timezone, active, author)

@@ -83,9 +83,15 @@ class Sender(Protocol):
 
 
 async def subscribe(
-    store: SubscriptionStore, url: str, host: str, events: Iterable[str], secret: str | None,
-    author: str, *, allow_private: bool,
-) -> dict[str, Any]:  # fmt: skip
+    store: SubscriptionStore,
+    url: str,
+    host: str,
+    events: Iterable[str],
+    secret: str | None,
+    author: str,
+    *,
+    allow_private: bool,
+) -> dict[str, Any]:
     """Subscribe ``url`` (whose host is ``host``) to ``events``, signed with ``secret`` or
     a random one; the subscription with its secret, which is shown this once. A loopback,
     private or link-local target is refused unless ``allow_private``."""
@@ -123,9 +129,13 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 def body_of(delivery: Delivery) -> bytes:
     return orjson.dumps(
-        {"event_id": delivery.event_id, "event": delivery.event,
-         "created_at": delivery.created_at, "data": delivery.payload}
-    )  # fmt: skip
+        {
+            "event_id": delivery.event_id,
+            "event": delivery.event,
+            "created_at": delivery.created_at,
+            "data": delivery.payload,
+        }
+    )
 
 
 async def _attempt(delivery: Delivery, sender: Sender, now: datetime) -> str | None:

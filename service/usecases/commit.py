@@ -79,10 +79,17 @@ def request_hash(transaction_id: str, receipt_text: bytes) -> str:
 
 
 async def _shown(
-    sale: Sale, receipt_text: bytes, *, now: datetime, limits: ReceiptLimits, stores: Stores,
-    programs: Programs, cards: CardStates, records: CalculationRecords,
+    sale: Sale,
+    receipt_text: bytes,
+    *,
+    now: datetime,
+    limits: ReceiptLimits,
+    stores: Stores,
+    programs: Programs,
+    cards: CardStates,
+    records: CalculationRecords,
     promotions: PromotionState,
-) -> Shown:  # fmt: skip
+) -> Shown:
     version = pinned_version(sale.calculation_id)
     program = programs.current if version is None else await programs.get(version)
     if sale.calculation_id is not None:
@@ -92,9 +99,14 @@ async def _shown(
     receipt = sale.receipt
     card = None if receipt.card is None else await cards.load(receipt.card, now, program)
     calc = await evaluate(
-        receipt, now=now, limits=limits, stores=stores, program=program, card=card,
+        receipt,
+        now=now,
+        limits=limits,
+        stores=stores,
+        program=program,
+        card=card,
         promotions=promotions,
-    )  # fmt: skip
+    )
     _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
@@ -218,17 +230,32 @@ async def _replayed(
 
 
 async def commit(
-    sale: Sale, *, now: datetime, limits: ReceiptLimits, stores: Stores, programs: Programs,
-    cards: CardStates, records: CalculationRecords, ledger: Ledger, promotions: PromotionState,
-) -> tuple[dict[str, Any], bool]:  # fmt: skip
+    sale: Sale,
+    *,
+    now: datetime,
+    limits: ReceiptLimits,
+    stores: Stores,
+    programs: Programs,
+    cards: CardStates,
+    records: CalculationRecords,
+    ledger: Ledger,
+    promotions: PromotionState,
+) -> tuple[dict[str, Any], bool]:
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
     receipt_text = receipt_json(sale.receipt)
     try:
         check_receipt(sale.receipt, now, limits)
         shown = await _shown(
-            sale, receipt_text, now=now, limits=limits, stores=stores, programs=programs,
-            cards=cards, records=records, promotions=promotions,
-        )  # fmt: skip
+            sale,
+            receipt_text,
+            now=now,
+            limits=limits,
+            stores=stores,
+            programs=programs,
+            cards=cards,
+            records=records,
+            promotions=promotions,
+        )
     except Unavailable:
         raise
     except DomainError as refusal:

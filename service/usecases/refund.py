@@ -56,8 +56,9 @@ async def refund(
         recorded = await session.recorded()
         if recorded is not None:
             if (recorded.transaction_id, recorded.request_hash) != (
-                transaction_id, request.request_hash
-            ):  # fmt: skip
+                transaction_id,
+                request.request_hash,
+            ):
                 raise IdempotencyConflict("this refund_id was already used for another return")
             return recorded.response
         response = await _return(session, request)
@@ -127,11 +128,23 @@ def return_answer(
 
 
 async def cancel(
-    store_id: str, transaction_id: str, *, now: datetime, programs: Programs, cards: CardStates,
+    store_id: str,
+    transaction_id: str,
+    *,
+    now: datetime,
+    programs: Programs,
+    cards: CardStates,
     returns: Returns,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Void a committed sale entirely (whatever was not returned yet); idempotent."""
     return await refund(
-        store_id, transaction_id, f"cancel:{transaction_id}", None, now=now, programs=programs,
-        cards=cards, returns=returns, cancel=True,
-    )  # fmt: skip
+        store_id,
+        transaction_id,
+        f"cancel:{transaction_id}",
+        None,
+        now=now,
+        programs=programs,
+        cards=cards,
+        returns=returns,
+        cancel=True,
+    )

@@ -48,8 +48,9 @@ async def new_card(client: httpx.AsyncClient, points: int = 0, **fields: Any) ->
     if points:
         credit = await client.post(
             f"/v1/admin/cards/{number}/adjustments",
-            json={"points": points, "reason": "test balance"}, headers=ADMIN,
-        )  # fmt: skip
+            json={"points": points, "reason": "test balance"},
+            headers=ADMIN,
+        )
         assert credit.status_code == 201, credit.text
     return number
 
@@ -64,13 +65,18 @@ async def add_lot(
         "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
         " VALUES ($1, $2, $2, now() - $3::text::interval, now() + $4::text::interval, 'adjustment')"
         " RETURNING lot_id",
-        card_id, points, activates_ago, expires_in,
-    )  # fmt: skip
+        card_id,
+        points,
+        activates_ago,
+        expires_in,
+    )
     await conn.execute(
         "INSERT INTO ledger_entries (card_id, kind, points, lot_id) VALUES ($1, 'adjustment',"
         " $2, $3)",
-        card_id, points, lot,
-    )  # fmt: skip
+        card_id,
+        points,
+        lot,
+    )
 
 
 def fields(response: httpx.Response) -> set[str]:

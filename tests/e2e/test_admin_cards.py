@@ -47,8 +47,9 @@ async def test_regions_and_stores(client: httpx.AsyncClient) -> None:
 
 async def test_customers_create_find_update(client: httpx.AsyncClient) -> None:
     number = phone()
-    customer = await new_customer(client, phone=number, email="Mix.Case@Example.com",
-                                  birthday="1990-03-15", segments=["vip"])  # fmt: skip
+    customer = await new_customer(
+        client, phone=number, email="Mix.Case@Example.com", birthday="1990-03-15", segments=["vip"]
+    )
     assert customer["email"] == "mix.case@example.com" and customer["cards"] == []
     cid = customer["customer_id"]
     found = await client.get(f"{ADMIN_API}/customers", params={"phone": number}, headers=ADMIN)
@@ -68,9 +69,10 @@ async def test_customers_create_find_update(client: httpx.AsyncClient) -> None:
     assert unknown.status_code == 422 and fields(unknown) == {"nickname"}
 
     patched = await client.patch(
-        f"{ADMIN_API}/customers/{cid}", json={"name": "Anna P.", "segments": ["vip", "kids"]},
+        f"{ADMIN_API}/customers/{cid}",
+        json={"name": "Anna P.", "segments": ["vip", "kids"]},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert patched.status_code == 200, patched.text
     assert patched.json()["name"] == "Anna P." and patched.json()["phone"] == number
     assert patched.json()["segments"] == ["vip", "kids"]
@@ -104,9 +106,10 @@ async def test_erasure_keeps_the_card_and_its_ledger(client: httpx.AsyncClient) 
     )
     assert again.status_code == 409 and again.json()["error"] == "customer_erased"
     audit = await client.get(
-        f"{ADMIN_API}/audit", params={"subject": f"customer:{customer['customer_id']}"},
+        f"{ADMIN_API}/audit",
+        params={"subject": f"customer:{customer['customer_id']}"},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert number not in audit.text
 
 
@@ -114,10 +117,14 @@ async def test_issue_with_welcome_points_block_and_unblock(client: httpx.AsyncCl
     customer = await new_customer(client)
     number = card_number()
     issued = await client.post(
-        f"{ADMIN_API}/cards", json={"number": number, "customer_id": customer["customer_id"],
-                                    "referred_by": "2000000000015"},
+        f"{ADMIN_API}/cards",
+        json={
+            "number": number,
+            "customer_id": customer["customer_id"],
+            "referred_by": "2000000000015",
+        },
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert issued.status_code == 201, issued.text
     assert issued.json()["balance"] == 200 and issued.json()["referred_by"] == "2000000000015"
     assert (await client.get(f"/v1/cards/{number}", headers=POS)).json()["status"] == "active"
@@ -125,9 +132,10 @@ async def test_issue_with_welcome_points_block_and_unblock(client: httpx.AsyncCl
     twice = await client.post(f"{ADMIN_API}/cards", json={"number": number}, headers=ADMIN)
     assert twice.status_code == 409 and twice.json()["error"] == "card_exists"
     no_referrer = await client.post(
-        f"{ADMIN_API}/cards", json={"number": card_number(), "referred_by": "2999999999999"},
+        f"{ADMIN_API}/cards",
+        json={"number": card_number(), "referred_by": "2999999999999"},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert no_referrer.status_code == 404
     bad = await client.post(
         f"{ADMIN_API}/cards", json={"number": "12ab", "kind": "plastic"}, headers=ADMIN
@@ -183,9 +191,10 @@ async def test_a_range_then_registration_grants_welcome_points_once(
     assert relinked.json()["balance"] == 200  # welcome points once per card
     other = await new_customer(client)
     stolen = await client.post(
-        f"{ADMIN_API}/cards/{first}/link", json={"customer_id": other["customer_id"]},
+        f"{ADMIN_API}/cards/{first}/link",
+        json={"customer_id": other["customer_id"]},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert stolen.status_code == 409 and stolen.json()["error"] == "card_linked"
     nobody = await client.post(
         f"{ADMIN_API}/cards/{last}/link", json={"customer_id": 999999999}, headers=ADMIN
@@ -196,26 +205,32 @@ async def test_a_range_then_registration_grants_welcome_points_once(
 async def test_adjustments_credit_and_debit(client: httpx.AsyncClient) -> None:
     number = await new_card(client, points=1000)
     debit = await client.post(
-        f"{ADMIN_API}/cards/{number}/adjustments", json={"points": -300, "reason": "fraud"},
+        f"{ADMIN_API}/cards/{number}/adjustments",
+        json={"points": -300, "reason": "fraud"},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert debit.status_code == 201 and debit.json()["balance"] == 700
     assert (await client.get(f"/v1/cards/{number}", headers=POS)).json()["balance"] == 700
     too_much = await client.post(
-        f"{ADMIN_API}/cards/{number}/adjustments", json={"points": -701, "reason": "x"},
+        f"{ADMIN_API}/cards/{number}/adjustments",
+        json={"points": -701, "reason": "x"},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert too_much.status_code == 409 and too_much.json()["balance"] == 700
-    for bad, field in (({"points": 0, "reason": "x"}, "points"), ({"points": 5}, "reason"),
-                       ({"points": "many", "reason": "x"}, "points")):  # fmt: skip
+    for bad, field in (
+        ({"points": 0, "reason": "x"}, "points"),
+        ({"points": 5}, "reason"),
+        ({"points": "many", "reason": "x"}, "points"),
+    ):
         refused = await client.post(
             f"{ADMIN_API}/cards/{number}/adjustments", json=bad, headers=ADMIN
         )
         assert refused.status_code == 422 and fields(refused) == {field}, refused.text
     listed = (await client.get(f"{ADMIN_API}/cards/{number}/adjustments", headers=ADMIN)).json()
     assert [(a["points"], a["reason"]) for a in listed["adjustments"]] == [
-        (-300, "fraud"), (1000, "test balance")
-    ]  # fmt: skip
+        (-300, "fraud"),
+        (1000, "test balance"),
+    ]
     assert listed["adjustments"][0]["author"].startswith("demo admin (")
     history = (await client.get(f"/v1/cards/{number}/history", headers=POS)).json()["entries"]
     assert {e["transaction_id"] for e in history} == {
@@ -271,9 +286,10 @@ async def test_replacing_a_lost_card_keeps_balance_expiry_and_tier(
     )
     assert twice.status_code == 409 and twice.json()["error"] == "card_replaced"
     in_use = await client.post(
-        f"{ADMIN_API}/cards/{await new_card(client, 5)}/replace", json={"new_number": new},
+        f"{ADMIN_API}/cards/{await new_card(client, 5)}/replace",
+        json={"new_number": new},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert in_use.status_code == 409 and fields(in_use) == {"new_number"}
 
 
@@ -289,9 +305,10 @@ async def test_csv_import_reports_rejected_rows_by_line(client: httpx.AsyncClien
         f"No Card,{phone()},,,,\n"
     )
     response = await client.post(
-        f"{ADMIN_API}/import/customers", content=csv_text.encode(),
+        f"{ADMIN_API}/import/customers",
+        content=csv_text.encode(),
         headers={**ADMIN, "Content-Type": "text/csv"},
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["imported"] == 2

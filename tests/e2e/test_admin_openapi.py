@@ -25,10 +25,15 @@ async def test_every_request_and_response_has_an_example(client: httpx.AsyncClie
     for path, operations in api.items():
         for method, operation in operations.items():
             bodies = operation.get("requestBody", {}).get("content", {})
-            missing += [f"{method} {path} request {m}" for m, media in bodies.items()
-                        if not _has_example(document, media)]  # fmt: skip
+            missing += [
+                f"{method} {path} request {m}"
+                for m, media in bodies.items()
+                if not _has_example(document, media)
+            ]
             for status, response in operation["responses"].items():
-                missing += [f"{method} {path} {status} {m}"
-                            for m, media in response.get("content", {}).items()
-                            if not _has_example(document, media)]  # fmt: skip
+                missing += [
+                    f"{method} {path} {status} {m}"
+                    for m, media in response.get("content", {}).items()
+                    if not _has_example(document, media)
+                ]
     assert missing == [], "\n".join(missing)

@@ -53,9 +53,14 @@ async def new_draft(client: httpx.AsyncClient, document: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", PROGRAMS), ("POST", PROGRAMS), ("GET", f"{PROGRAMS}/1"),
-     ("POST", f"{PROGRAMS}/1/publish"), ("GET", "/v1/admin/audit")],
-)  # fmt: skip
+    [
+        ("GET", PROGRAMS),
+        ("POST", PROGRAMS),
+        ("GET", f"{PROGRAMS}/1"),
+        ("POST", f"{PROGRAMS}/1/publish"),
+        ("GET", "/v1/admin/audit"),
+    ],
+)
 async def test_admin_endpoints_refuse_a_pos_key(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
@@ -171,9 +176,10 @@ async def test_a_scheduled_draft_is_published_on_time(client: httpx.AsyncClient)
     )
     assert scheduled.status_code == 200 and scheduled.json()["publish_at"] is not None
     naive = await client.post(
-        f"{PROGRAMS}/{version}/schedule", json={"publish_at": "2026-12-01T00:00:00"},
+        f"{PROGRAMS}/{version}/schedule",
+        json={"publish_at": "2026-12-01T00:00:00"},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert naive.status_code == 422 and naive.json()["fields"][0]["field"] == "publish_at"
 
     soon = datetime.now(UTC) + timedelta(seconds=0.5)

@@ -72,24 +72,27 @@ async def test_card_and_store_history(client: httpx.AsyncClient) -> None:
     assert history.json()["rows"][0]["author"].startswith("demo admin (")
 
     page = await client.get(
-        f"{REPORTS}/stores/{store_id}/history", params={"until": until, "limit": 2},
+        f"{REPORTS}/stores/{store_id}/history",
+        params={"until": until, "limit": 2},
         headers=ADMIN,
-    )  # fmt: skip
+    )
     body = page.json()
     assert len(body["rows"]) == 2 and body["next_cursor"]
     rest = await client.get(
         f"{REPORTS}/stores/{store_id}/history",
-        params={"until": until, "limit": 2, "cursor": body["next_cursor"]}, headers=ADMIN,
-    )  # fmt: skip
+        params={"until": until, "limit": 2, "cursor": body["next_cursor"]},
+        headers=ADMIN,
+    )
     seen = body["rows"] + rest.json()["rows"]
     assert {r["transaction_id"] for r in seen} == {"H-1", "H-2"}
     assert len({r["entry_id"] for r in seen}) == len(seen) == 4  # redemption + accrual, twice
     exported = _csv(
         await client.get(
-            f"{REPORTS}/stores/{store_id}/history", params={"until": until, "format": "csv"},
+            f"{REPORTS}/stores/{store_id}/history",
+            params={"until": until, "format": "csv"},
             headers=ADMIN,
         )
-    )  # fmt: skip
+    )
     assert [r["entry_id"] for r in exported] == [str(r["entry_id"]) for r in seen]
 
 
@@ -104,9 +107,8 @@ async def test_promotions_and_program_health(client: httpx.AsyncClient) -> None:
     autumn = next(r for r in promos["rows"] if r["rule_id"] == "autumn10")
     assert autumn["receipts"] >= 1 and autumn["discount"] >= 34990  # 10% of a dress
     exported = _csv(
-        await client.get(f"{REPORTS}/promotions", params={**FRIDAY, "format": "csv"},
-                         headers=ADMIN)
-    )  # fmt: skip
+        await client.get(f"{REPORTS}/promotions", params={**FRIDAY, "format": "csv"}, headers=ADMIN)
+    )
     assert [r["rule_id"] for r in exported] == [r["rule_id"] for r in promos["rows"]]
 
     health = (await client.get(f"{REPORTS}/health", params=FRIDAY, headers=ADMIN)).json()
@@ -114,8 +116,9 @@ async def test_promotions_and_program_health(client: httpx.AsyncClient) -> None:
     assert health["participation_bp"] == health["receipts_with_card"] * 10_000 // health["receipts"]
     without = health["receipts"] - health["receipts_with_card"]
     assert health["average_receipt_without_card"] == health["sales_without_card"] // without
-    one = _csv(await client.get(f"{REPORTS}/health", params={**FRIDAY, "format": "csv"},
-                                headers=ADMIN))  # fmt: skip
+    one = _csv(
+        await client.get(f"{REPORTS}/health", params={**FRIDAY, "format": "csv"}, headers=ADMIN)
+    )
     assert one[0]["receipts"] == str(health["receipts"])
 
 

@@ -100,8 +100,9 @@ async def test_an_accrual_is_delivered_signed_after_a_retry(
         assert hit["json"]["data"]["points_earned"] > 0 and hit["json"]["event"] == "accrual"
         stamp, mac = hit["headers"]["X-Loyalty-Signature"].split(",")
         timestamp = int(stamp.removeprefix("t="))
-        expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + hit["body"],
-                            hashlib.sha256).hexdigest()  # fmt: skip
+        expected = hmac.new(
+            SECRET.encode(), f"{timestamp}.".encode() + hit["body"], hashlib.sha256
+        ).hexdigest()
         assert mac == f"v1={expected}"
         assert await _wait_for(
             lambda: [h for h in receiver.events_for(card, "redemption") if not h["failed"]]
@@ -111,8 +112,11 @@ async def test_an_accrual_is_delivered_signed_after_a_retry(
         event = orjson.loads(refused[0]["body"])
 
         rows = (await client.get(f"{WEBHOOKS}/{subscription}/deliveries", headers=ADMIN)).json()
-        retried = next(d for d in rows["deliveries"] if d["event_id"] == event["event_id"]
-                       and d["event"] == event["event"])  # fmt: skip
+        retried = next(
+            d
+            for d in rows["deliveries"]
+            if d["event_id"] == event["event_id"] and d["event"] == event["event"]
+        )
         assert retried["status"] == "delivered" and retried["attempts"] == 2
     finally:
         await client.delete(f"{WEBHOOKS}/{subscription}", headers=ADMIN)

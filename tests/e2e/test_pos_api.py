@@ -35,8 +35,11 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {
-        "postgres": True, "redis": True, "program": True, "kernels": True
-    }  # fmt: skip
+        "postgres": True,
+        "redis": True,
+        "program": True,
+        "kernels": True,
+    }
 
 
 async def test_calculate_on_the_demo_program(client: httpx.AsyncClient) -> None:
@@ -45,9 +48,13 @@ async def test_calculate_on_the_demo_program(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["calculation_id"].startswith("c_") and body["program_version"] >= 1
     assert body["totals"] == {
-        "subtotal": 349900, "discount": 17495, "points_redeemable_max": 1662,
-        "points_redeemed": 0, "amount_due": 332405, "points_earned": 99,
-    }  # fmt: skip
+        "subtotal": 349900,
+        "discount": 17495,
+        "points_redeemable_max": 1662,
+        "points_redeemed": 0,
+        "amount_due": 332405,
+        "points_earned": 99,
+    }
     assert body["card"]["tier"] == "silver" and body["card"]["balance"] == 5000
     assert body["card"]["next_tier"] == {"tier": "gold", "spend_needed": 3_500_000}
     assert response.headers["x-request-id"]

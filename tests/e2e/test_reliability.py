@@ -105,8 +105,9 @@ async def test_an_adjustment_retried_with_its_idempotency_key_credits_once(
     url = f"/v1/admin/cards/{card}/adjustments"
     credit = {"points": 700, "reason": "apology"}
     headers = {**ADMIN, "Idempotency-Key": f"adj-{os.urandom(6).hex()}"}
-    answers = await asyncio.gather(*(client.post(url, json=credit, headers=headers)
-                                     for _ in range(3)))  # fmt: skip
+    answers = await asyncio.gather(
+        *(client.post(url, json=credit, headers=headers) for _ in range(3))
+    )
     assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]
     later = await client.post(url, json=credit, headers=headers)
     assert (later.status_code, later.content) == (201, answers[0].content)
@@ -151,9 +152,13 @@ REPROS: list[tuple[str, str, dict[str, str], Any, str]] = [
 
 @pytest.mark.parametrize(("method", "path", "headers", "payload", "field"), REPROS)
 async def test_each_repro_is_a_4xx_naming_its_field(
-    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str], payload: Any,
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    payload: Any,
     field: str,
-) -> None:  # fmt: skip
+) -> None:
     if method == "GET":
         response = await client.get(path, params=payload, headers=headers)
     else:
@@ -168,15 +173,15 @@ async def test_content_type_and_encoding_are_checked_after_the_key(
 ) -> None:
     text = {"Content-Type": "text/plain"}
     body = b'{"store_id": "msk-001"}'
-    for path, key in (("/v1/calculate", POS), ("/v1/refund", POS),
-                      ("/v1/admin/stores/x-1", ADMIN)):  # fmt: skip
+    for path, key in (("/v1/calculate", POS), ("/v1/refund", POS), ("/v1/admin/stores/x-1", ADMIN)):
         method = client.put if path.startswith("/v1/admin") else client.post
         unknown = await method(path, content=body, headers={**text, "Authorization": "Bearer x"})
         assert unknown.status_code == 401, (path, unknown.text)
         typed = await method(path, content=body, headers={**text, **key})
         assert typed.status_code == 415 and typed.json()["error"] == "unsupported_media_type"
-        latin = await method(path, content=b'{"x": "\xff"}',
-                             headers={"Content-Type": "application/json", **key})  # fmt: skip
+        latin = await method(
+            path, content=b'{"x": "\xff"}', headers={"Content-Type": "application/json", **key}
+        )
         assert latin.status_code == 422 and latin.json()["fields"][0]["field"] == "body"
     pos_on_admin = await client.put("/v1/admin/stores/x-1", content=body, headers={**text, **POS})
     assert pos_on_admin.status_code == 403

@@ -42,24 +42,33 @@ def new_card(ledger_db: asyncpg.Connection) -> NewCard:
         card_id = await ledger_db.fetchval(
             "INSERT INTO cards (number, status, referred_by) VALUES ($1, $2,"
             " (SELECT card_id FROM cards WHERE number = $3)) RETURNING card_id",
-            number, status, referred_by,
-        )  # fmt: skip
+            number,
+            status,
+            referred_by,
+        )
         if points:
             lot_id = await ledger_db.fetchval(
                 "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
                 " source) VALUES ($1, $2, $2, $3, $4, 'adjustment') RETURNING lot_id",
-                card_id, points, now - timedelta(days=400), now + timedelta(days=expires_in_days),
-            )  # fmt: skip
+                card_id,
+                points,
+                now - timedelta(days=400),
+                now + timedelta(days=expires_in_days),
+            )
             await ledger_db.execute(
                 "INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)"
                 " VALUES ($1, 'adjustment', $2, $3, 'test opening balance', 'tests')",
-                card_id, points, lot_id,
-            )  # fmt: skip
+                card_id,
+                points,
+                lot_id,
+            )
         if spend:
             await ledger_db.execute(
                 "INSERT INTO tier_spend (card_id, amount, occurred_at) VALUES ($1, $2, $3)",
-                card_id, spend, now - timedelta(days=10),
-            )  # fmt: skip
+                card_id,
+                spend,
+                now - timedelta(days=10),
+            )
         return number
 
     return make

@@ -55,15 +55,17 @@ async def sale_entries_of(
 
 
 async def test_concurrent_sales_share_batches_and_each_gets_its_own_answer(
-    client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    new_card: NewCard,
+    ledger_db: asyncpg.Connection,
     batch_sizes: list[int],
-) -> None:  # fmt: skip
+) -> None:
     short, plain = await new_card(500), await new_card(0)
     sales = (
         [{**shirts(short, redeem=100), "transaction_id": f"B-1-{short}-{i}"} for i in range(10)]
         + [{**shirts(plain), "transaction_id": f"B-1-{plain}-{i}"} for i in range(10)]
         + [{**shirts(None), "transaction_id": f"B-1-anon-{short}-{i}"} for i in range(10)]
-    )  # fmt: skip
+    )
     responses = await asyncio.gather(*(post(client, "/v1/commit", s) for s in sales))
     assert max(batch_sizes) > 1, batch_sizes
     assert sum(batch_sizes) >= 25  # sales refused before the ledger never reach a batch
@@ -73,12 +75,14 @@ async def test_concurrent_sales_share_batches_and_each_gets_its_own_answer(
     assert (await card_info(client, short))["balance"] == 0
     # Each of the ten sales of 1,000.00 earns 1% of what was paid in money.
     assert (await card_info(client, plain))["pending"] == 10 * 10
-    refused = [s["transaction_id"] for s, r in zip(sales, responses, strict=True)
-               if r.status_code == 409]  # fmt: skip
+    refused = [
+        s["transaction_id"] for s, r in zip(sales, responses, strict=True) if r.status_code == 409
+    ]
     written = await ledger_db.fetchval(
         "SELECT count(*) FROM receipts WHERE store_id = 'msk-001'"
-        " AND transaction_id = ANY($1::text[])", refused,
-    )  # fmt: skip
+        " AND transaction_id = ANY($1::text[])",
+        refused,
+    )
     assert written == 0
 
 
@@ -93,8 +97,7 @@ async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
     serial = Ledger(services.pool, max_in_flight=1, on_batch=sizes.append)
     sales = [replace(template, transaction_id=f"B-2-{number}-{i}") for i in range(1, 7)]
     sales[3] = replace(sales[3], tier_spend="not a number")  # type: ignore[arg-type]  # fails in Postgres
-    outcomes = await asyncio.gather(*(serial.commit_sale(s) for s in sales),
-                                    return_exceptions=True)  # fmt: skip
+    outcomes = await asyncio.gather(*(serial.commit_sale(s) for s in sales), return_exceptions=True)
     assert sizes[:2] == [1, 5]
     # The one sale Postgres could not take is told so as bad input; the others commit.
     assert isinstance(outcomes[3], InvalidInput)
@@ -102,8 +105,9 @@ async def test_a_batch_that_fails_as_a_whole_is_committed_one_by_one(
     assert all(isinstance(o, Committed) for i, o in enumerate(outcomes) if i != 3)
     redeemed = await ledger_db.fetchval(
         "SELECT -sum(e.points) FROM ledger_entries e JOIN cards c USING (card_id)"
-        " WHERE c.number = $1 AND e.kind = 'redemption'", number,
-    )  # fmt: skip
+        " WHERE c.number = $1 AND e.kind = 'redemption'",
+        number,
+    )
     assert redeemed == 6 * 10
 
 
@@ -127,8 +131,11 @@ async def test_one_cards_sales_in_a_batch_are_decided_in_arrival_order(
     outcomes = await asyncio.gather(warm, *(serial.commit_sale(s) for s in queue))
     assert isinstance(outcomes[0], Replayed)
     assert [type(o).__name__ for o in outcomes[1:]] == [
-        "Committed", "Committed", "Refused", "Refused"
-    ]  # fmt: skip
+        "Committed",
+        "Committed",
+        "Refused",
+        "Refused",
+    ]
     assert {o.reason for o in outcomes[3:]} == {RefusalReason.INSUFFICIENT}  # type: ignore[union-attr]
 
 

@@ -39,9 +39,13 @@ async def _cards(conn: asyncpg.Connection, rng: random.Random, prefix: str) -> l
             "INSERT INTO cards (number, status, tier, debt, referred_by) VALUES ($1, $2, $3,"
             " $4, CASE WHEN $5 THEN (SELECT card_id FROM cards WHERE number = $6) END)"
             " RETURNING card_id",
-            number, "blocked" if k == 4 else "active", rng.choice([None, "base", "silver"]),
-            rng.choice([0, 0, 30, 5_000]), k == 5, referrer,
-        )  # fmt: skip
+            number,
+            "blocked" if k == 4 else "active",
+            rng.choice([None, "base", "silver"]),
+            rng.choice([0, 0, 30, 5_000]),
+            k == 5,
+            referrer,
+        )
         for _ in range(rng.randint(0, 3)):
             points = rng.choice([10, 100, 1_000])
             activates = NOW + timedelta(days=rng.choice([-30, -1, 7]))
@@ -52,14 +56,19 @@ async def _cards(conn: asyncpg.Connection, rng: random.Random, prefix: str) -> l
             await conn.execute(
                 "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
                 " source) VALUES ($1, $2, $3, $4, $5, 'adjustment')",
-                card_id, points, remaining, activates, expires,
-            )  # fmt: skip
+                card_id,
+                points,
+                remaining,
+                activates,
+                expires,
+            )
         if rng.random() < 0.5:
             await conn.execute(
                 "INSERT INTO tier_spend (card_id, amount, occurred_at) VALUES ($1, $2, $3)",
-                card_id, rng.choice([10_000, 45_000, 150_000]),
+                card_id,
+                rng.choice([10_000, 45_000, 150_000]),
                 NOW - timedelta(days=rng.choice([3, 400])),
-            )  # fmt: skip
+            )
     return numbers
 
 
@@ -100,8 +109,9 @@ def _sale(
     }
 
 
-async def _batch(conn: asyncpg.Connection, rng: random.Random, prefix: str,
-                 numbers: list[str], version: int) -> list[dict[str, Any]]:  # fmt: skip
+async def _batch(
+    conn: asyncpg.Connection, rng: random.Random, prefix: str, numbers: list[str], version: int
+) -> list[dict[str, Any]]:
     """Sales over the cards, some of them anonymous, unknown, replayed or conflicting;
     in card order as the service sends them (a card's own sales keep their order)."""
     sales = []
@@ -146,8 +156,9 @@ SELECT jsonb_build_object(
 """
 
 
-async def _written(conn: asyncpg.Connection, prefix: str, seed: int, version: int,
-                   by_batch: bool) -> tuple[list[Any], Any]:  # fmt: skip
+async def _written(
+    conn: asyncpg.Connection, prefix: str, seed: int, version: int, by_batch: bool
+) -> tuple[list[Any], Any]:
     rng = random.Random(seed)
     transaction = conn.transaction()
     await transaction.start()
@@ -177,8 +188,15 @@ async def test_a_batch_writes_what_its_sales_write_one_by_one(
         assert together[1] == alone[1], seed
         kinds.update(outcome["outcome"] for outcome in alone[0])
     # The batches met every outcome a sale can have here.
-    assert kinds >= {"committed", "replay", "conflict", "card_not_found", "card_not_active",
-                     "insufficient", "promo_rejected"}, kinds  # fmt: skip
+    assert kinds >= {
+        "committed",
+        "replay",
+        "conflict",
+        "card_not_found",
+        "card_not_active",
+        "insufficient",
+        "promo_rejected",
+    }, kinds
 
 
 async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_nothing(
@@ -193,8 +211,16 @@ async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_noth
     for k in range(2):
         await ledger_db.execute("INSERT INTO cards (number) VALUES ($1)", f"{prefix}{k}")
     sales = [_sale(rng, f"{prefix}{k}", "msk-001", f"{prefix}-same", version) for k in range(2)]
-    sales = [{**s, "points_redeemed": 0, "points_paid": 0, "promo_codes": [],
-              "amount_due": s["subtotal"] - s["discount"]} for s in sales]  # fmt: skip
+    sales = [
+        {
+            **s,
+            "points_redeemed": 0,
+            "points_paid": 0,
+            "promo_codes": [],
+            "amount_due": s["subtotal"] - s["discount"],
+        }
+        for s in sales
+    ]
     with pytest.raises(asyncpg.UniqueViolationError):
         await ledger_db.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
     written = await ledger_db.fetchval(_STATE, prefix)

@@ -27,9 +27,15 @@ NOW = datetime.now(UTC)
 def _state(version: int, points: int) -> CardState:
     now = NOW
     lot = PointLot(1, points, now - timedelta(days=1), now + timedelta(days=30))
-    return CardState(number="4000000000099", lots=(lot,), ledger_version=version,
-                     segments=frozenset({"vip"}), birthday=date(1990, 1, 2),
-                     promo_uses={"AUTUMN10": 1}, points_earned_today=7)  # fmt: skip
+    return CardState(
+        number="4000000000099",
+        lots=(lot,),
+        ledger_version=version,
+        segments=frozenset({"vip"}),
+        birthday=date(1990, 1, 2),
+        promo_uses={"AUTUMN10": 1},
+        points_earned_today=7,
+    )
 
 
 async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) -> None:

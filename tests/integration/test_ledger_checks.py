@@ -18,6 +18,9 @@ async def test_a_lot_without_its_ledger_entry_is_found(db: asyncpg.Connection) -
         card_id,
     )
     broken = await broken_invariants(db)
-    [row] = [r for r in broken["every card's ledger entries = its lots less its debt"]
-             if r["number"] == number]  # fmt: skip
+    [row] = [
+        r
+        for r in broken["every card's ledger entries = its lots less its debt"]
+        if r["number"] == number
+    ]
     assert (row["entries"], row["lots"]) == (0, 50)

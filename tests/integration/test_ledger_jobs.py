@@ -22,8 +22,9 @@ async def test_tiers_move_down_on_schedule_when_the_window_spend_falls(
     await ledger_db.execute(
         "INSERT INTO tier_spend (card_id, amount, occurred_at)"
         " SELECT card_id, 6000000, $2 FROM cards WHERE number = $1",
-        lapsed, old,
-    )  # fmt: skip
+        lapsed,
+        old,
+    )
     tiers = app.state.services.programs.current.document.tiers
     moved = await run_ledger_jobs(app.state.services.pool, tiers, datetime.now(UTC))
     assert moved is not None and lapsed in moved and loyal not in moved

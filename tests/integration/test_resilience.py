@@ -120,9 +120,12 @@ asyncio.run(main())
 
 
 async def test_a_worker_killed_in_the_middle_of_a_commit_leaves_nothing(
-    client: httpx.AsyncClient, app: FastAPI, new_card: NewCard, demo_database: str,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    new_card: NewCard,
+    demo_database: str,
     ledger_db: asyncpg.Connection,
-) -> None:  # fmt: skip
+) -> None:
     number = await new_card(500)
     services = app.state.services
     body = {**shirts(number, redeem=200), "transaction_id": f"K-{number}"}
@@ -131,15 +134,21 @@ async def test_a_worker_killed_in_the_middle_of_a_commit_leaves_nothing(
     request = CommitRequest.model_validate(body)
     capture = _Capture()
     await commit(
-        Sale(receipt_from(request), request.transaction_id, None), now=datetime.now(UTC),
-        limits=services.limits, stores=services.stores, programs=services.programs,
-        cards=services.cards, records=services.calculations, ledger=capture,
+        Sale(receipt_from(request), request.transaction_id, None),
+        now=datetime.now(UTC),
+        limits=services.limits,
+        stores=services.stores,
+        programs=services.programs,
+        cards=services.cards,
+        records=services.calculations,
+        ledger=capture,
         promotions=services.promotions,
-    )  # fmt: skip
+    )
     worker = subprocess.Popen(  # noqa: ASYNC220 - killed below, never waited on long
         [sys.executable, "-c", _KILLED_WORKER, demo_database, json.dumps(sale_json(capture.entry))],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert worker.stdout is not None
     line = await asyncio.to_thread(worker.stdout.readline)
     assert line.strip() == "written, not committed"

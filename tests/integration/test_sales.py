@@ -26,8 +26,15 @@ from tests.unit.usecases.fakes import FakePrograms
 _codes = itertools.count(1)
 
 
-def shirts(card: str | None, *, redeem: int | str = 0, days_ago: float = 0.05,
-           lines: int = 1, price: int = 100_000, **extra: Any) -> dict[str, Any]:  # fmt: skip
+def shirts(
+    card: str | None,
+    *,
+    redeem: int | str = 0,
+    days_ago: float = 0.05,
+    lines: int = 1,
+    price: int = 100_000,
+    **extra: Any,
+) -> dict[str, Any]:
     when = datetime.now(UTC) - timedelta(days=days_ago)
     body: dict[str, Any] = {
         "store_id": "msk-001",
@@ -76,11 +83,14 @@ async def test_commit_records_what_was_shown_and_replays(
     assert (info["balance"], info["pending"]) == (700, 7)
     kinds = await ledger_db.fetch(
         "SELECT e.kind, e.points FROM ledger_entries e JOIN cards c USING (card_id)"
-        " WHERE c.number = $1 ORDER BY e.entry_id", number,
-    )  # fmt: skip
+        " WHERE c.number = $1 ORDER BY e.entry_id",
+        number,
+    )
     assert [(r["kind"], r["points"]) for r in kinds] == [
-        ("adjustment", 1000), ("redemption", -300), ("accrual", 7)
-    ]  # fmt: skip
+        ("adjustment", 1000),
+        ("redemption", -300),
+        ("accrual", 7),
+    ]
 
 
 async def test_same_transaction_id_with_another_receipt_is_409(
@@ -124,8 +134,9 @@ async def test_the_same_commit_100_times_at_once_has_one_effect(
     assert len({r.text for r in responses}) == 1
     entries = await ledger_db.fetch(
         "SELECT e.kind, e.points FROM ledger_entries e JOIN cards c USING (card_id)"
-        " WHERE c.number = $1 AND e.kind <> 'adjustment'", number,
-    )  # fmt: skip
+        " WHERE c.number = $1 AND e.kind <> 'adjustment'",
+        number,
+    )
     assert sorted((r["kind"], r["points"]) for r in entries) == [
         ("accrual", 8),
         ("redemption", -200),
@@ -237,9 +248,15 @@ async def test_withhold_policy_keeps_back_cash_for_spent_points(
     points = {**demo_program()["points"], "refund_spent_policy": "withhold"}
     withholding = FakePrograms(program(points=points))  # the demo's, but withholding
     response = await refund(
-        "msk-001", "S-10", "R-10", None, now=datetime.now(UTC), programs=withholding,
-        cards=services.cards, returns=services.returns,
-    )  # fmt: skip
+        "msk-001",
+        "S-10",
+        "R-10",
+        None,
+        now=datetime.now(UTC),
+        programs=withholding,
+        cards=services.cards,
+        returns=services.returns,
+    )
     totals = response["totals"]
     assert (totals["points_taken"], totals["withhold"], totals["debt"]) == (100, 10_000, 0)
     assert totals["cash_refund"] == totals["amount"] - 10_000
@@ -316,8 +333,9 @@ async def test_a_batch_code_is_used_up_at_its_limit(
     code = f"ONCE{next(_codes)}"
     await ledger_db.execute(
         "INSERT INTO promo_codes (code, rule_ids, max_uses, batch_id) VALUES ($1, $2, 1, 'b1')",
-        code, ["autumn10"],
-    )  # fmt: skip
+        code,
+        ["autumn10"],
+    )
     dress = {"line_id": "1", "sku": "D1", "category": "dresses", "quantity": "1",
              "unit_price": 500_000}  # fmt: skip
     first, second = await new_card(0), await new_card(0)

@@ -51,8 +51,10 @@ async def test_lot_remaining_stays_within_its_points(db: asyncpg.Connection) -> 
     lot_id = await db.fetchval(
         "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)"
         " VALUES ($1, 100, 100, $2, $3, 'accrual') RETURNING lot_id",
-        card_id, now, now + timedelta(days=1),
-    )  # fmt: skip
+        card_id,
+        now,
+        now + timedelta(days=1),
+    )
     with pytest.raises(asyncpg.CheckViolationError):
         await db.execute("UPDATE point_lots SET remaining = -1 WHERE lot_id = $1", lot_id)
 
@@ -172,8 +174,9 @@ async def test_the_balance_is_the_one_the_calculation_sees(db: asyncpg.Connectio
         number = f"66{k:04d}{rng.randrange(10**7):07d}"
         card_id = await db.fetchval(
             "INSERT INTO cards (number, debt) VALUES ($1, $2) RETURNING card_id",
-            number, rng.choice([0, 0, 40, 3_000]),
-        )  # fmt: skip
+            number,
+            rng.choice([0, 0, 40, 3_000]),
+        )
         for _ in range(rng.randint(0, 4)):
             activates = rng.choice(moments)
             expires = rng.choice([None, *(m for m in moments if m > activates)])
@@ -181,8 +184,12 @@ async def test_the_balance_is_the_one_the_calculation_sees(db: asyncpg.Connectio
             await db.execute(
                 "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
                 " source) VALUES ($1, $2, $3, $4, $5, 'adjustment')",
-                card_id, points, rng.choice([points, points // 2, 0]), activates, expires,
-            )  # fmt: skip
+                card_id,
+                points,
+                rng.choice([points, points // 2, 0]),
+                activates,
+                expires,
+            )
         balance, pending = await db.fetchrow(
             "SELECT b.balance, b.pending FROM loyalty_balance($1, $2) b", card_id, at
         )

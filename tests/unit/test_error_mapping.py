@@ -75,13 +75,26 @@ def test_the_last_resort_answers_500_in_the_documented_shape() -> None:
 @pytest.mark.parametrize(
     ("host", "private"),
     [
-        ("127.0.0.1", True), ("10.0.0.5", True), ("172.16.3.4", True), ("192.168.1.1", True),
-        ("169.254.169.254", True), ("100.64.0.1", True), ("0.0.0.0", True), ("[::1]", True),
-        ("fe80::1", True), ("fd00::1", True), ("::ffff:10.0.0.1", True), ("224.0.0.1", True),
-        ("localhost", True), ("LOCALHOST.", True), ("api.localhost", True),
-        ("93.184.216.34", False), ("2606:4700::1111", False), ("crm.example.com", False),
+        ("127.0.0.1", True),
+        ("10.0.0.5", True),
+        ("172.16.3.4", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),
+        ("100.64.0.1", True),
+        ("0.0.0.0", True),
+        ("[::1]", True),
+        ("fe80::1", True),
+        ("fd00::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("224.0.0.1", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("api.localhost", True),
+        ("93.184.216.34", False),
+        ("2606:4700::1111", False),
+        ("crm.example.com", False),
     ],
-)  # fmt: skip
+)
 def test_webhook_targets_by_address(host: str, private: bool) -> None:
     assert is_private_literal(host) is private
 

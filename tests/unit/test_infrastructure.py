@@ -43,9 +43,11 @@ def test_settings_refuse_unsafe_values() -> None:
         Settings(demo_admin_key="short")
     with pytest.raises(ValidationError):
         Settings(
-            environment="production", database_url="postgresql://x/y", redis_url="redis://x",
+            environment="production",
+            database_url="postgresql://x/y",
+            redis_url="redis://x",
             demo_pos_key="a-long-enough-demo-key",
-        )  # fmt: skip
+        )
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

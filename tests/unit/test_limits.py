@@ -27,15 +27,19 @@ def _body(**line: object) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     ("field", "largest"),
-    [("unit_price", receipt.MAX_UNIT_PRICE),
-     ("quantity", str(Decimal(receipt.MAX_QUANTITY) / 1000))],
-)  # fmt: skip
+    [
+        ("unit_price", receipt.MAX_UNIT_PRICE),
+        ("quantity", str(Decimal(receipt.MAX_QUANTITY) / 1000)),
+    ],
+)
 def test_the_schema_takes_the_engines_bounds(field: str, largest: object) -> None:
     CalculateRequest.model_validate(_body(**{field: largest}))
     beyond = largest + 1 if isinstance(largest, int) else str(Decimal(str(largest)) + 1)
     with pytest.raises(ValidationError):
         CalculateRequest.model_validate(_body(**{field: beyond}))
-    lines = [{"line_id": str(i), "sku": "a", "quantity": "1", "unit_price": 1}
-             for i in range(receipt.MAX_LINES + 1)]  # fmt: skip
+    lines = [
+        {"line_id": str(i), "sku": "a", "quantity": "1", "unit_price": 1}
+        for i in range(receipt.MAX_LINES + 1)
+    ]
     with pytest.raises(ValidationError):
         CalculateRequest.model_validate({**_body(), "lines": lines})

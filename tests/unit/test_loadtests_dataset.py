@@ -61,9 +61,13 @@ def test_one_receipt_per_basket_with_a_sold_line_in_time_order(receipts) -> None
 def test_lines_carry_sku_category_brand_and_whole_units(receipts) -> None:
     first, fuel, soup, candy, unknown = receipts[0].lines
     assert first == {
-        "line_id": "1", "sku": "1", "quantity": "2", "unit_price": 17_910,
-        "category": "frzn-meat-meat-dinners", "brand": "National",
-    }  # fmt: skip
+        "line_id": "1",
+        "sku": "1",
+        "quantity": "2",
+        "unit_price": 17_910,
+        "category": "frzn-meat-meat-dinners",
+        "brand": "National",
+    }
     assert (fuel["quantity"], fuel["category"]) == ("1", "coupon-misc-items")
     assert "brand" not in soup and soup["category"] == "soup"
     assert candy["quantity"] == "7"

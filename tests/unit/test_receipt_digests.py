@@ -24,18 +24,29 @@ zones = st.sampled_from(
 
 lines = st.builds(
     ReceiptLine,
-    line_id=texts, sku=texts, quantity=st.integers(0, 10**12), unit_price=st.integers(0, 10**12),
-    category=maybe_texts, brand=maybe_texts, excluded=st.booleans(),
-)  # fmt: skip
+    line_id=texts,
+    sku=texts,
+    quantity=st.integers(0, 10**12),
+    unit_price=st.integers(0, 10**12),
+    category=maybe_texts,
+    brand=maybe_texts,
+    excluded=st.booleans(),
+)
 
 receipts = st.builds(
     Receipt,
-    store_id=texts, timestamp=st.datetimes(timezones=zones),
+    store_id=texts,
+    timestamp=st.datetimes(timezones=zones),
     lines=st.lists(lines, max_size=6).map(tuple),
-    card=maybe_texts, terminal_id=maybe_texts, channel=texts, payment_method=maybe_texts,
-    pickup=st.booleans(), promo_codes=st.lists(texts, max_size=3).map(tuple),
-    redeem_points=st.integers(0, 10**9), redeem_max=st.booleans(),
-)  # fmt: skip
+    card=maybe_texts,
+    terminal_id=maybe_texts,
+    channel=texts,
+    payment_method=maybe_texts,
+    pickup=st.booleans(),
+    promo_codes=st.lists(texts, max_size=3).map(tuple),
+    redeem_points=st.integers(0, 10**9),
+    redeem_max=st.booleans(),
+)
 
 
 @given(receipts)

@@ -44,16 +44,22 @@ router = APIRouter(
 async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     card = NewCard(body.number, body.kind, body.status, body.customer_id, body.referred_by)
     issued = await use.issue(
-        services.card_admin, services.cards, services.programs, card, author(admin),
+        services.card_admin,
+        services.cards,
+        services.programs,
+        card,
+        author(admin),
         datetime.now(UTC),
-    )  # fmt: skip
+    )
     return OrjsonResponse(issued, 201)
 
 
 @router.post(
-    "/ranges", response_model=CardRangeOut, status_code=201,
+    "/ranges",
+    response_model=CardRangeOut,
+    status_code=201,
     summary="Issue every number of a range (stock for the stores); issued ones are skipped",
-)  # fmt: skip
+)
 async def issue_range(body: CardRangeIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     issued = await use.issue_range(
         services.card_admin, body.first, body.last, body.kind, body.status, author(admin)
@@ -70,9 +76,15 @@ async def _set_status(
     services: Services, number: str, status: str, reason: str, who: str
 ) -> OrjsonResponse:
     card = await use.set_status(
-        services.card_admin, services.cards, services.programs, number, status, reason, who,
+        services.card_admin,
+        services.cards,
+        services.programs,
+        number,
+        status,
+        reason,
+        who,
         datetime.now(UTC),
-    )  # fmt: skip
+    )
     return OrjsonResponse(card)
 
 
@@ -93,60 +105,92 @@ async def unblock(
 
 
 @router.post(
-    "/{number}/link", response_model=AdminCardOut,
+    "/{number}/link",
+    response_model=AdminCardOut,
     summary="Register a card to a customer (welcome points, once per card)",
-)  # fmt: skip
+)
 async def link(
     number: CardNumber, body: CardLinkIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     card = await use.link(
-        services.card_admin, services.cards, services.programs, number, body.customer_id,
-        author(admin), datetime.now(UTC),
-    )  # fmt: skip
+        services.card_admin,
+        services.cards,
+        services.programs,
+        number,
+        body.customer_id,
+        author(admin),
+        datetime.now(UTC),
+    )
     return OrjsonResponse(card)
 
 
 @router.post(
-    "/{number}/replace", response_model=AdminCardOut,
+    "/{number}/replace",
+    response_model=AdminCardOut,
     summary="Replace a lost card: balance, expiry dates, tier and customer move to the new one",
-)  # fmt: skip
+)
 async def replace(
     number: CardNumber, body: CardReplaceIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     card = await use.replace(
-        services.card_admin, services.cards, services.programs, number, body.new_number,
-        body.kind, author(admin), datetime.now(UTC),
-    )  # fmt: skip
+        services.card_admin,
+        services.cards,
+        services.programs,
+        number,
+        body.new_number,
+        body.kind,
+        author(admin),
+        datetime.now(UTC),
+    )
     return OrjsonResponse(card)
 
 
 @router.post(
-    "/{number}/adjustments", response_model=AdminCardOut, status_code=201,
-    tags=["admin: adjustments"], summary="Credit or debit points with a reason",
-)  # fmt: skip
+    "/{number}/adjustments",
+    response_model=AdminCardOut,
+    status_code=201,
+    tags=["admin: adjustments"],
+    summary="Credit or debit points with a reason",
+)
 async def adjust(
-    number: CardNumber, body: AdjustmentIn, admin: AdminDep, services: ServicesDep,
+    number: CardNumber,
+    body: AdjustmentIn,
+    admin: AdminDep,
+    services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
-) -> OrjsonResponse:  # fmt: skip
+) -> OrjsonResponse:
     idempotency = None
     if idempotency_key is not None:
         asked = {"card": number, **body.model_dump(mode="json")}
         idempotency = idempotent_request(admin, idempotency_key, "card.adjust", asked)
     card = await use.adjust(
-        services.card_admin, services.cards, services.programs, number, body.points,
-        body.reason, author(admin), datetime.now(UTC), body.expires_at, idempotency,
-    )  # fmt: skip
+        services.card_admin,
+        services.cards,
+        services.programs,
+        number,
+        body.points,
+        body.reason,
+        author(admin),
+        datetime.now(UTC),
+        body.expires_at,
+        idempotency,
+    )
     return OrjsonResponse(card, 201)
 
 
 @router.get(
-    "/{number}/adjustments", response_model=AdjustmentsOut, tags=["admin: adjustments"],
+    "/{number}/adjustments",
+    response_model=AdjustmentsOut,
+    tags=["admin: adjustments"],
     summary="A card's manual adjustments, newest first",
-)  # fmt: skip
+)
 async def adjustments(
-    number: CardNumber, admin: AdminDep, services: ServicesDep, before: Before = None,
+    number: CardNumber,
+    admin: AdminDep,
+    services: ServicesDep,
+    before: Before = None,
     limit: Limit = 50,
-) -> OrjsonResponse:  # fmt: skip
+) -> OrjsonResponse:
     rows = await use.adjustments(services.card_admin, number, before, limit, datetime.now(UTC))
     cursor = next_cursor(rows, "adjustment_id", limit)
     return OrjsonResponse({"adjustments": rows, "next_cursor": cursor})

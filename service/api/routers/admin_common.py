@@ -30,12 +30,15 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[!-~]+$",
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
         description="a key of the caller's choosing (e.g. a UUID): a retry with the same key"
         " and the same request gets the first answer and moves nothing again; the same key"
         " with another request is 409 idempotency_conflict",
     ),
-]  # fmt: skip
+]
 
 
 def idempotent_request(

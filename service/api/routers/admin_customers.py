@@ -63,23 +63,33 @@ async def update(
     customer_id: CustomerPath, body: CustomerPatch, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     customer = await use.update(
-        services.customers, services.cards, services.programs, customer_id,
-        body.model_dump(exclude_unset=True), author(admin), datetime.now(UTC),
-    )  # fmt: skip
+        services.customers,
+        services.cards,
+        services.programs,
+        customer_id,
+        body.model_dump(exclude_unset=True),
+        author(admin),
+        datetime.now(UTC),
+    )
     return OrjsonResponse(customer)
 
 
 @router.post(
-    "/customers/{customer_id}/erase", response_model=CustomerOut,
+    "/customers/{customer_id}/erase",
+    response_model=CustomerOut,
     summary="Erase personal data on request; cards and the ledger stay, anonymised",
-)  # fmt: skip
+)
 async def erase(
     customer_id: CustomerPath, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     customer = await use.erase(
-        services.customers, services.cards, services.programs, customer_id, author(admin),
+        services.customers,
+        services.cards,
+        services.programs,
+        customer_id,
+        author(admin),
         datetime.now(UTC),
-    )  # fmt: skip
+    )
     return OrjsonResponse(customer)
 
 
@@ -97,18 +107,26 @@ async def _import(request: Request, services: Services, kind: str, who: str) -> 
     text = imports.decode(body)
     rows, rejected = imports.parse_rows(text, model, required, settings.import_max_rows)
     report = await imports.import_rows(
-        services.customers, services.cards, services.programs, kind, rows, rejected, who,
+        services.customers,
+        services.cards,
+        services.programs,
+        kind,
+        rows,
+        rejected,
+        who,
         datetime.now(UTC),
-    )  # fmt: skip
+    )
     rejected_rows = [{"line": r.line, "reason": r.reason} for r in report.rejected]
     return OrjsonResponse({"imported": report.imported, "rejected": rejected_rows})
 
 
 @router.post(
-    "/import/customers", response_model=ImportOut, tags=["admin: import"],
+    "/import/customers",
+    response_model=ImportOut,
+    tags=["admin: import"],
     openapi_extra=_csv_body(CUSTOMERS_CSV),
     summary="Import customers (and a card each) from CSV; bad rows reported by line",
-)  # fmt: skip
+)
 async def import_customers(
     request: Request, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
@@ -116,9 +134,11 @@ async def import_customers(
 
 
 @router.post(
-    "/import/cards", response_model=ImportOut, tags=["admin: import"],
+    "/import/cards",
+    response_model=ImportOut,
+    tags=["admin: import"],
     openapi_extra=_csv_body(CARDS_CSV),
     summary="Import cards from CSV (a phone registers the card); bad rows reported by line",
-)  # fmt: skip
+)
 async def import_cards(request: Request, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     return await _import(request, services, "cards", author(admin))

@@ -44,17 +44,20 @@ TOKEN = r"^[A-Za-z0-9_.:-]*$"  # audit subjects and actions
 
 
 @router.post(
-    "/programs/validate", response_model=ValidationOut,
+    "/programs/validate",
+    response_model=ValidationOut,
     summary="Validate a program document; errors name each field",
-)  # fmt: skip
+)
 async def validate(body: DocumentIn, admin: AdminDep) -> OrjsonResponse:
     return OrjsonResponse(programs.validation_report(body.document))
 
 
 @router.post(
-    "/programs", response_model=VersionOut, status_code=201,
+    "/programs",
+    response_model=VersionOut,
+    status_code=201,
     summary="Create a draft version (a valid document; not yet in force)",
-)  # fmt: skip
+)
 async def create_draft(body: DocumentIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     draft = await programs.create_draft(services.program_versions, body.document, author(admin))
     return OrjsonResponse(draft, 201)
@@ -72,9 +75,10 @@ async def list_versions(
 
 
 @router.get(
-    "/programs/active", response_model=ActiveProgramOut,
+    "/programs/active",
+    response_model=ActiveProgramOut,
     summary="The version the answering worker calculates with",
-)  # fmt: skip
+)
 async def active(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse({"version": services.programs.version, "worker": os.getpid()})
 
@@ -105,24 +109,31 @@ async def delete_draft(
 
 
 @router.post(
-    "/programs/{version}/dry-run", response_model=DryRunOut,
+    "/programs/{version}/dry-run",
+    response_model=DryRunOut,
     summary="Calculate a sample receipt and card with this version (writes nothing)",
-)  # fmt: skip
+)
 async def dry_run(
     version: VersionPath, body: DryRunIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     view = await programs.dry_run(
-        services.program_versions, version, receipt_from(body.receipt),
-        now=body.now or datetime.now(UTC), limits=services.limits, stores=services.stores,
-        cards=services.cards, promotions=services.promotions,
-    )  # fmt: skip
+        services.program_versions,
+        version,
+        receipt_from(body.receipt),
+        now=body.now or datetime.now(UTC),
+        limits=services.limits,
+        stores=services.stores,
+        cards=services.cards,
+        promotions=services.promotions,
+    )
     return OrjsonResponse(view)
 
 
 @router.post(
-    "/programs/{version}/publish", response_model=VersionOut,
+    "/programs/{version}/publish",
+    response_model=VersionOut,
     summary="Publish a draft now: every worker switches to it within a second",
-)  # fmt: skip
+)
 async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     published = await programs.publish(
         services.program_versions, services.program_switch, version, author(admin)
@@ -131,9 +142,10 @@ async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) 
 
 
 @router.post(
-    "/programs/{version}/schedule", response_model=VersionOut,
+    "/programs/{version}/schedule",
+    response_model=VersionOut,
     summary="Publish a draft at a given time (null: unschedule)",
-)  # fmt: skip
+)
 async def schedule(
     version: VersionPath, body: ScheduleIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
@@ -144,9 +156,10 @@ async def schedule(
 
 
 @router.post(
-    "/programs/{version}/rollback", response_model=VersionOut,
+    "/programs/{version}/rollback",
+    response_model=VersionOut,
     summary="Make an earlier published version current again",
-)  # fmt: skip
+)
 async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     current = await programs.roll_back(
         services.program_versions, services.program_switch, version, author(admin)
@@ -155,9 +168,11 @@ async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep
 
 
 @router.get(
-    "/audit", response_model=AuditOut, tags=["admin: audit"],
+    "/audit",
+    response_model=AuditOut,
+    tags=["admin: audit"],
     summary="Who changed what and when, newest first",
-)  # fmt: skip
+)
 async def audit_log(
     admin: AdminDep,
     services: ServicesDep,

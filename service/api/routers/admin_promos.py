@@ -38,17 +38,23 @@ CODE_COLUMNS = ("code", "max_uses", "uses", "per_card_limit", "valid_from", "val
 
 
 @router.post(
-    "/batches", response_model=PromoBatchCreatedOut, status_code=201,
+    "/batches",
+    response_model=PromoBatchCreatedOut,
+    status_code=201,
     summary="Generate N unique codes for promo rules of the current program",
-)  # fmt: skip
+)
 async def create_batch(
     body: PromoBatchIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     spec = BatchSpec(
-        count=body.count, prefix=body.prefix, rule_ids=tuple(body.rule_ids),
-        max_uses=1 if body.single_use else body.max_uses, per_card_limit=body.per_card_limit,
-        valid_from=body.valid_from, valid_to=body.valid_to,
-    )  # fmt: skip
+        count=body.count,
+        prefix=body.prefix,
+        rule_ids=tuple(body.rule_ids),
+        max_uses=1 if body.single_use else body.max_uses,
+        per_card_limit=body.per_card_limit,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+    )
     document = services.programs.current.document
     batch = await use.create_batch(
         services.promo_batches, document, spec, body.length, author(admin)
@@ -62,11 +68,13 @@ async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -
 
 
 @router.get(
-    "/batches/{batch_id}/codes.csv", response_class=StreamingResponse,
-    responses=csv_content("code,max_uses,uses,per_card_limit,valid_from,valid_to,revoked_at\n"
-                          "BF24-7KQ2M9XA,1,0,1,,,\n"),
+    "/batches/{batch_id}/codes.csv",
+    response_class=StreamingResponse,
+    responses=csv_content(
+        "code,max_uses,uses,per_card_limit,valid_from,valid_to,revoked_at\nBF24-7KQ2M9XA,1,0,1,,,\n"
+    ),
     summary="The batch's codes as CSV (streamed)",
-)  # fmt: skip
+)
 async def batch_codes(
     batch_id: BatchId, admin: AdminDep, services: ServicesDep
 ) -> StreamingResponse:

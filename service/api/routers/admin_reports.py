@@ -64,14 +64,18 @@ def _csv_example(columns: tuple[str, ...], row: str) -> dict[int | str, dict[str
 
 
 @router.get(
-    "/balances", response_model=BalancesOut,
+    "/balances",
+    response_model=BalancesOut,
     responses=_csv_example(BALANCE_COLUMNS, "2000000000022,active,silver,2,5000,120,0"),
     summary="Every card's balance, pending points and debt",
-)  # fmt: skip
+)
 async def balances(
-    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    admin: AdminDep,
+    services: ServicesDep,
+    format: Format = "json",
+    cursor: Cursor = None,
     limit: PageSize = 100,
-) -> Response:  # fmt: skip
+) -> Response:
     fetch = reports.balances(services.reports, datetime.now(UTC))
     return await _answer(format, "balances", BALANCE_COLUMNS, fetch, cursor, limit)
 
@@ -82,53 +86,77 @@ _ENTRY_CSV = _csv_example(
 
 
 @router.get(
-    "/cards/{number}/history", response_model=EntriesOut,
+    "/cards/{number}/history",
+    response_model=EntriesOut,
     responses=_ENTRY_CSV,
     summary="Accruals, redemptions and every other ledger entry of a card, oldest first",
-)  # fmt: skip
+)
 async def card_history(
-    number: CardNumber, admin: AdminDep, services: ServicesDep, since: Since = None,
-    until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
-) -> Response:  # fmt: skip
+    number: CardNumber,
+    admin: AdminDep,
+    services: ServicesDep,
+    since: Since = None,
+    until: Until = None,
+    format: Format = "json",
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:
     fetch = reports.card_history(services.reports, number, _period(since, until))
     return await _answer(format, f"card-{number}", ENTRY_COLUMNS, fetch, cursor, limit)
 
 
 @router.get(
-    "/stores/{store_id}/history", response_model=EntriesOut,
+    "/stores/{store_id}/history",
+    response_model=EntriesOut,
     responses=_ENTRY_CSV,
     summary="Ledger entries of sales, returns and cancellations in a store, oldest first",
-)  # fmt: skip
+)
 async def store_history(
-    store_id: Slug, admin: AdminDep, services: ServicesDep, since: Since = None,
-    until: Until = None, format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
-) -> Response:  # fmt: skip
+    store_id: Slug,
+    admin: AdminDep,
+    services: ServicesDep,
+    since: Since = None,
+    until: Until = None,
+    format: Format = "json",
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:
     fetch = reports.store_history(services.reports, store_id, _period(since, until))
     return await _answer(format, f"store-{store_id}", ENTRY_COLUMNS, fetch, cursor, limit)
 
 
 @router.get(
-    "/promotions", response_model=PromotionsOut,
+    "/promotions",
+    response_model=PromotionsOut,
     responses=_csv_example(PROMOTION_COLUMNS, "tier-discount,Tier discount,412,7321500,40210"),
     summary="Promotion effectiveness: receipts, discount given, points (by sale time)",
-)  # fmt: skip
+)
 async def promotions(
-    admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
-    format: Format = "json", cursor: Cursor = None, limit: PageSize = 100,
-) -> Response:  # fmt: skip
+    admin: AdminDep,
+    services: ServicesDep,
+    since: Since = None,
+    until: Until = None,
+    format: Format = "json",
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Response:
     fetch = reports.promotions(services.reports, _period(since, until))
     return await _answer(format, "promotions", PROMOTION_COLUMNS, fetch, cursor, limit)
 
 
 @router.get(
-    "/health", response_model=HealthReportOut,
+    "/health",
+    response_model=HealthReportOut,
     responses=csv_content("receipts,receipts_with_card,participation_bp\n1000,640,6400\n"),
     summary="Program health: participation, redeemed to earned, average receipts",
-)  # fmt: skip
+)
 async def health(
-    admin: AdminDep, services: ServicesDep, since: Since = None, until: Until = None,
+    admin: AdminDep,
+    services: ServicesDep,
+    since: Since = None,
+    until: Until = None,
     format: Format = "json",
-) -> Response:  # fmt: skip
+) -> Response:
     row = await reports.health_report(services.reports, _period(since, until))
     if format == "csv":
         columns = tuple(row)
@@ -141,26 +169,34 @@ async def _one(row: dict[str, Any]) -> Page:
 
 
 @router.get(
-    "/liability", response_model=LiabilityOut,
+    "/liability",
+    response_model=LiabilityOut,
     responses=_csv_example(LIABILITY_COLUMNS, "2027-01,25000,1200,26200,2620000"),
     summary="Outstanding points by month of expiry, and what they are worth",
-)  # fmt: skip
+)
 async def liability(
-    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    admin: AdminDep,
+    services: ServicesDep,
+    format: Format = "json",
+    cursor: Cursor = None,
     limit: PageSize = 100,
-) -> Response:  # fmt: skip
+) -> Response:
     fetch = reports.liability(services.reports, services.programs, datetime.now(UTC))
     return await _answer(format, "liability", LIABILITY_COLUMNS, fetch, cursor, limit)
 
 
 @router.get(
-    "/breakage", response_model=BreakageOut,
+    "/breakage",
+    response_model=BreakageOut,
     responses=_csv_example(BREAKAGE_COLUMNS, "2026-10,3100,12,310000"),
     summary="Breakage: points that expired unspent, by month",
-)  # fmt: skip
+)
 async def breakage(
-    admin: AdminDep, services: ServicesDep, format: Format = "json", cursor: Cursor = None,
+    admin: AdminDep,
+    services: ServicesDep,
+    format: Format = "json",
+    cursor: Cursor = None,
     limit: PageSize = 100,
-) -> Response:  # fmt: skip
+) -> Response:
     fetch = reports.breakage(services.reports, services.programs)
     return await _answer(format, "breakage", BREAKAGE_COLUMNS, fetch, cursor, limit)

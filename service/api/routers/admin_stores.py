@@ -39,14 +39,21 @@ async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> Orjso
 
 
 @router.put(
-    "/stores/{store_id}", response_model=StoreOut,
+    "/stores/{store_id}",
+    response_model=StoreOut,
     summary="Create or change a store (its region must exist)",
-)  # fmt: skip
+)
 async def put_store(
     store_id: Slug, body: StoreIn, admin: AdminDep, services: ServicesDep
 ) -> OrjsonResponse:
     changed = await use.put_store(
-        services.store_admin, services.stores, store_id, body.name, body.region, body.timezone,
-        body.active, author(admin),
-    )  # fmt: skip
+        services.store_admin,
+        services.stores,
+        store_id,
+        body.name,
+        body.region,
+        body.timezone,
+        body.active,
+        author(admin),
+    )
     return OrjsonResponse(changed)

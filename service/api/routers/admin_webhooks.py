@@ -27,14 +27,21 @@ WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post(
-    "", response_model=WebhookCreatedOut, status_code=201,
+    "",
+    response_model=WebhookCreatedOut,
+    status_code=201,
     summary="Subscribe a URL to ledger events (signed with HMAC-SHA256, retried)",
-)  # fmt: skip
+)
 async def create(body: WebhookIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
     created = await use.subscribe(
-        services.webhooks, str(body.url), body.url.host or "", body.events, body.secret,
-        author(admin), allow_private=services.settings.webhook_allow_private,
-    )  # fmt: skip
+        services.webhooks,
+        str(body.url),
+        body.url.host or "",
+        body.events,
+        body.secret,
+        author(admin),
+        allow_private=services.settings.webhook_allow_private,
+    )
     return OrjsonResponse(created, 201)
 
 
@@ -52,12 +59,16 @@ async def delete(
 
 
 @router.get(
-    "/{subscription_id}/deliveries", response_model=DeliveriesOut,
+    "/{subscription_id}/deliveries",
+    response_model=DeliveriesOut,
     summary="Deliveries, newest event first: status, attempts, last error",
-)  # fmt: skip
+)
 async def deliveries(
-    subscription_id: WebhookId, admin: AdminDep, services: ServicesDep, before: Before = None,
+    subscription_id: WebhookId,
+    admin: AdminDep,
+    services: ServicesDep,
+    before: Before = None,
     limit: Limit = 50,
-) -> OrjsonResponse:  # fmt: skip
+) -> OrjsonResponse:
     rows = await use.deliveries(services.webhooks, subscription_id, before, limit)
     return OrjsonResponse({"deliveries": rows, "next_cursor": next_cursor(rows, "event_id", limit)})

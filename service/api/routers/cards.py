@@ -47,9 +47,11 @@ async def find_cards(
 
 
 @router.get(
-    "/{card}", response_model=CardOut, responses=NOT_FOUND,
+    "/{card}",
+    response_model=CardOut,
+    responses=NOT_FOUND,
     summary="Balance (active, pending, expiring), tier and progress to the next",
-)  # fmt: skip
+)
 async def get_card(
     card: CardNumber, principal: PrincipalDep, services: ServicesDep
 ) -> OrjsonResponse:
@@ -58,9 +60,11 @@ async def get_card(
 
 
 @router.get(
-    "/{card}/history", response_model=HistoryOut, responses=NOT_FOUND,
+    "/{card}/history",
+    response_model=HistoryOut,
+    responses=NOT_FOUND,
     summary="Ledger entries, newest first; pass next_cursor as `before` for the next page",
-)  # fmt: skip
+)
 async def card_history(
     card: CardNumber,
     principal: PrincipalDep,

@@ -66,10 +66,16 @@ async def commit(body: CommitRequest, principal: PrincipalDep, request: Request)
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
     try:
         response, replayed = await commit_sale(
-            sale, now=datetime.now(UTC), limits=services.limits, stores=services.stores,
-            programs=services.programs, cards=services.cards, records=services.calculations,
-            ledger=services.ledger, promotions=services.promotions,
-        )  # fmt: skip
+            sale,
+            now=datetime.now(UTC),
+            limits=services.limits,
+            stores=services.stores,
+            programs=services.programs,
+            cards=services.cards,
+            records=services.calculations,
+            ledger=services.ledger,
+            promotions=services.promotions,
+        )
     except Conflict as conflict:
         services.metrics.commit_conflicts.labels(conflict.code).inc()
         raise
@@ -97,15 +103,25 @@ def add_sale_routes(app_router: APIRouter) -> None:
     docs/performance.md).
     """
     app_router.add_api_route(
-        "/v1/calculate", calculate, methods=["POST"], tags=["pos"], route_class_override=PosRoute,
-        response_model=CalculateResponse, responses=ERRORS,
+        "/v1/calculate",
+        calculate,
+        methods=["POST"],
+        tags=["pos"],
+        route_class_override=PosRoute,
+        response_model=CalculateResponse,
+        responses=ERRORS,
         summary="Preview a receipt: discounts, points to earn and to spend (writes nothing)",
-    )  # fmt: skip
+    )
     app_router.add_api_route(
-        "/v1/commit", commit, methods=["POST"], tags=["pos"], route_class_override=PosRoute,
-        response_model=CommitResponse, responses=COMMIT_ERRORS,
+        "/v1/commit",
+        commit,
+        methods=["POST"],
+        tags=["pos"],
+        route_class_override=PosRoute,
+        response_model=CommitResponse,
+        responses=COMMIT_ERRORS,
         summary="Record a paid sale (idempotent by store_id and transaction_id)",
-    )  # fmt: skip
+    )
 
 
 RETURN_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -127,10 +143,15 @@ async def refund(
 ) -> OrjsonResponse:
     principal.ensure_store(body.store_id)
     response = await returns.refund(
-        body.store_id, body.transaction_id, body.refund_id, return_lines(body),
-        now=datetime.now(UTC), programs=services.programs, cards=services.cards,
+        body.store_id,
+        body.transaction_id,
+        body.refund_id,
+        return_lines(body),
+        now=datetime.now(UTC),
+        programs=services.programs,
+        cards=services.cards,
         returns=services.returns,
-    )  # fmt: skip
+    )
     return OrjsonResponse(response)
 
 
@@ -145,7 +166,11 @@ async def cancel(
 ) -> OrjsonResponse:
     principal.ensure_store(body.store_id)
     response = await returns.cancel(
-        body.store_id, body.transaction_id, now=datetime.now(UTC), programs=services.programs,
-        cards=services.cards, returns=services.returns,
-    )  # fmt: skip
+        body.store_id,
+        body.transaction_id,
+        now=datetime.now(UTC),
+        programs=services.programs,
+        cards=services.cards,
+        returns=services.returns,
+    )
     return OrjsonResponse(response)

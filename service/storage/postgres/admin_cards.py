@@ -62,8 +62,11 @@ async def grant_welcome(conn: asyncpg.Connection, card_id: int, welcome: Welcome
         return 0
     await conn.execute(
         "SELECT loyalty_grant($1, $2, 'welcome', $3, $4, NULL, NULL)",
-        card_id, welcome.points, welcome.activates_at, welcome.expires_at,
-    )  # fmt: skip
+        card_id,
+        welcome.points,
+        welcome.activates_at,
+        welcome.expires_at,
+    )
     return welcome.points
 
 
@@ -86,13 +89,18 @@ async def insert_card(
             card_id: int = await conn.fetchval(
                 "INSERT INTO cards (number, kind, status, customer_id, referred_by)"
                 " VALUES ($1, $2, $3, $4, $5) RETURNING card_id",
-                card.number, card.kind, card.status, card.customer_id, referrer,
-            )  # fmt: skip
+                card.number,
+                card.kind,
+                card.status,
+                card.customer_id,
+                referrer,
+            )
     except asyncpg.UniqueViolationError:
         raise Conflict(
-            "a card with this number exists", code="card_exists",
+            "a card with this number exists",
+            code="card_exists",
             extra={"fields": [{"field": "number", "message": "already issued"}]},
-        ) from None  # fmt: skip
+        ) from None
     if card.customer_id is not None:
         await grant_welcome(conn, card_id, welcome)
     await audit.record(conn, author, "card.issue", f"card:{card_id}")
@@ -142,8 +150,12 @@ class CardAdmin:
                     ON CONFLICT (number) DO NOTHING RETURNING 1)
                 SELECT count(*) FROM issued
                 """,
-                Decimal(first), Decimal(last), width, kind, status,
-            )  # fmt: skip
+                Decimal(first),
+                Decimal(last),
+                width,
+                kind,
+                status,
+            )
             details = {"first": str(first), "last": str(last), "issued": issued}
             await audit.record(conn, author, "card.issue_range", f"cards:{kind}", details)
         return issued
@@ -156,8 +168,9 @@ class CardAdmin:
             await conn.execute(
                 "UPDATE cards SET status = $2, ledger_version = ledger_version + 1"
                 " WHERE card_id = $1",
-                card["card_id"], status,
-            )  # fmt: skip
+                card["card_id"],
+                status,
+            )
             details = {"from": card["status"], "to": status, "reason": reason}
             await audit.record(conn, author, "card.status", f"card:{card['card_id']}", details)
 
@@ -175,9 +188,15 @@ class CardAdmin:
         return dict(row)
 
     async def adjust(
-        self, number: str, points: int, reason: str, author: str, now: datetime,
-        expires_at: datetime | None, idempotency: IdempotentRequest | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        number: str,
+        points: int,
+        reason: str,
+        author: str,
+        now: datetime,
+        expires_at: datetime | None,
+        idempotency: IdempotentRequest | None = None,
+    ) -> dict[str, Any]:
         """Credit (a new lot) or debit (soonest-expiring points first) with reason and
         author; returns the card as the adjustment left it (for a request whose
         ``Idempotency-Key`` was used already: the first answer, and nothing is done).
@@ -203,15 +222,22 @@ class CardAdmin:
                 WHERE c.number = $1 AND ($2::bigint IS NULL OR a.adjustment_id < $2)
                 ORDER BY a.adjustment_id DESC LIMIT $3
                 """,
-                number, before, limit,
-            )  # fmt: skip
+                number,
+                before,
+                limit,
+            )
         return [dict(row) for row in rows]
 
 
 async def _adjust(
-    conn: asyncpg.Connection, number: str, points: int, reason: str, author: str,
-    now: datetime, expires_at: datetime | None,
-) -> int:  # fmt: skip
+    conn: asyncpg.Connection,
+    number: str,
+    points: int,
+    reason: str,
+    author: str,
+    now: datetime,
+    expires_at: datetime | None,
+) -> int:
     card = await _locked_card(conn, number)
     card_id = card["card_id"]
     if points < 0:
@@ -226,19 +252,30 @@ async def _adjust(
     adjustment_id: int = await conn.fetchval(
         "INSERT INTO adjustments (card_id, points, reason, author, created_at)"
         " VALUES ($1, $2, $3, $4, $5) RETURNING adjustment_id",
-        card_id, points, reason, author, now,
-    )  # fmt: skip
+        card_id,
+        points,
+        reason,
+        author,
+        now,
+    )
     ref = f"adj:{adjustment_id}"
     if points > 0:
         await conn.execute(
             "SELECT loyalty_grant($1, $2, 'adjustment', $3, $4, NULL, $5)",
-            card_id, points, now, expires_at, ref,
-        )  # fmt: skip
+            card_id,
+            points,
+            now,
+            expires_at,
+            ref,
+        )
     else:
         await conn.execute(
             "SELECT loyalty_take_points($1, $2, $3, 'adjustment', NULL, $4, NULL)",
-            card_id, -points, now, ref,
-        )  # fmt: skip
+            card_id,
+            -points,
+            now,
+            ref,
+        )
         await _bump(conn, card_id)
     details = {"points": points, "reason": reason, "adjustment_id": adjustment_id}
     await audit.record(conn, author, "card.adjust", f"card:{card_id}", details)
@@ -269,9 +306,10 @@ async def _replacement_target(conn: asyncpg.Connection, number: str, kind: str) 
         return await _locked_card(conn, number)
     if row["used"] or row["customer_id"] is not None or row["replaced_by"] is not None:
         raise Conflict(
-            "the new card is already in use", code="card_in_use",
+            "the new card is already in use",
+            code="card_in_use",
             extra={"fields": [{"field": "new_number", "message": "already in use"}]},
-        )  # fmt: skip
+        )
     return row
 
 
@@ -292,22 +330,35 @@ async def _move_points(
     for lot in lots:
         await conn.execute(
             "UPDATE point_lots SET remaining = 0 WHERE card_id = $1 AND lot_id = $2",
-            old["card_id"], lot["lot_id"],
-        )  # fmt: skip
-        await conn.execute(entry, old["card_id"], -lot["remaining"], lot["lot_id"],
-                           f"replaced-by:{new['number']}", author)  # fmt: skip
+            old["card_id"],
+            lot["lot_id"],
+        )
+        await conn.execute(
+            entry,
+            old["card_id"],
+            -lot["remaining"],
+            lot["lot_id"],
+            f"replaced-by:{new['number']}",
+            author,
+        )
         lot_id = await conn.fetchval(
             "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
             " source) VALUES ($1, $2, $2, $3, $4, 'replacement') RETURNING lot_id",
-            new["card_id"], lot["remaining"], lot["activates_at"], lot["expires_at"],
-        )  # fmt: skip
-        await conn.execute(entry, new["card_id"], lot["remaining"], lot_id,
-                           f"replaces:{old['number']}", author)  # fmt: skip
+            new["card_id"],
+            lot["remaining"],
+            lot["activates_at"],
+            lot["expires_at"],
+        )
+        await conn.execute(
+            entry, new["card_id"], lot["remaining"], lot_id, f"replaces:{old['number']}", author
+        )
     if old["debt"]:
-        await conn.execute(entry, old["card_id"], old["debt"], None,
-                           f"replaced-by:{new['number']}", author)  # fmt: skip
-        await conn.execute(entry, new["card_id"], -old["debt"], None,
-                           f"replaces:{old['number']}", author)  # fmt: skip
+        await conn.execute(
+            entry, old["card_id"], old["debt"], None, f"replaced-by:{new['number']}", author
+        )
+        await conn.execute(
+            entry, new["card_id"], -old["debt"], None, f"replaces:{old['number']}", author
+        )
     return sum(lot["remaining"] for lot in lots)
 
 
@@ -330,8 +381,9 @@ async def replace_card(
             SELECT $2, amount, occurred_at, store_id, transaction_id FROM tier_spend
             WHERE card_id = $1
             """,
-            old["card_id"], new["card_id"],
-        )  # fmt: skip
+            old["card_id"],
+            new["card_id"],
+        )
         await conn.execute(
             """
             UPDATE cards n SET tier = o.tier, personal_discount_bp = o.personal_discount_bp,
@@ -340,13 +392,15 @@ async def replace_card(
                 ledger_version = n.ledger_version + 1
             FROM cards o WHERE o.card_id = $1 AND n.card_id = $2
             """,
-            old["card_id"], new["card_id"],
-        )  # fmt: skip
+            old["card_id"],
+            new["card_id"],
+        )
         await conn.execute(
             "UPDATE cards SET status = 'blocked', replaced_by = $2, customer_id = NULL, debt = 0,"
             " ledger_version = ledger_version + 1 WHERE card_id = $1",
-            old["card_id"], new["card_id"],
-        )  # fmt: skip
+            old["card_id"],
+            new["card_id"],
+        )
         details = {"new_card_id": new["card_id"], "points": moved, "debt": old["debt"]}
         await audit.record(conn, author, "card.replace", f"card:{old['card_id']}", details)
     return moved

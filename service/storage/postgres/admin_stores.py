@@ -22,8 +22,9 @@ class StoreAdmin:
             await conn.execute(
                 "INSERT INTO regions (region_id, name) VALUES ($1, $2)"
                 " ON CONFLICT (region_id) DO UPDATE SET name = EXCLUDED.name",
-                region_id, name,
-            )  # fmt: skip
+                region_id,
+                name,
+            )
             await audit.record(conn, author, "region.put", f"region:{region_id}", {"name": name})
 
     async def regions(self) -> list[dict[str, Any]]:
@@ -55,8 +56,12 @@ class StoreAdmin:
                     region = EXCLUDED.region, timezone = EXCLUDED.timezone,
                     active = EXCLUDED.active
                 """,
-                store_id, name, region, timezone, active,
-            )  # fmt: skip
+                store_id,
+                name,
+                region,
+                timezone,
+                active,
+            )
             details = {"region": region, "timezone": timezone, "active": active}
             await audit.record(conn, author, "store.put", f"store:{store_id}", details)
 

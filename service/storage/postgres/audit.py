@@ -22,8 +22,11 @@ async def record(
 ) -> None:
     await conn.execute(
         "INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4)",
-        actor, action, subject, details or {},
-    )  # fmt: skip
+        actor,
+        action,
+        subject,
+        details or {},
+    )
 
 
 async def page(
@@ -46,6 +49,10 @@ async def page(
               AND ($4::bigint IS NULL OR audit_id < $4)
             ORDER BY audit_id DESC LIMIT $5
             """,
-            subject, action, since, before, limit,
-        )  # fmt: skip
+            subject,
+            action,
+            since,
+            before,
+            limit,
+        )
     return [dict(row) for row in rows]

@@ -90,8 +90,10 @@ class CardQueries:
                 WHERE e.card_id = $1 AND ($2::bigint IS NULL OR e.entry_id < $2)
                 ORDER BY e.entry_id DESC LIMIT $3
                 """,
-                card_id, before, limit,
-            )  # fmt: skip
+                card_id,
+                before,
+                limit,
+            )
         return [dict(row) for row in rows]
 
     async def by_phone(self, phone: str) -> list[str]:

@@ -29,9 +29,10 @@ FROM customers cu
 def taken(error: asyncpg.UniqueViolationError) -> Conflict:
     field = _UNIQUE_FIELDS.get(error.constraint_name or "", "customer")
     return Conflict(
-        f"another customer has this {field}", code="customer_exists",
+        f"another customer has this {field}",
+        code="customer_exists",
         extra={"fields": [{"field": field, "message": "already taken"}]},
-    )  # fmt: skip
+    )
 
 
 async def insert_customer(conn: asyncpg.Connection, data: Mapping[str, Any], author: str) -> int:
@@ -70,8 +71,9 @@ class Customers:
                 try:
                     await conn.execute(
                         f"UPDATE customers SET {sets} WHERE customer_id = $1",
-                        customer_id, *(changes[c] for c in columns),
-                    )  # fmt: skip
+                        customer_id,
+                        *(changes[c] for c in columns),
+                    )
                 except asyncpg.UniqueViolationError as error:
                     raise taken(error) from None
             # Field names only: the audit log outlives an erasure, personal data must not.
@@ -111,14 +113,18 @@ class Customers:
             rows = await self._pool.fetch(
                 f"{_SELECT} WHERE ($1::text IS NULL OR cu.phone = $1)"
                 " AND ($2::text IS NULL OR cu.email = $2) ORDER BY cu.customer_id LIMIT 50",
-                phone, email,
-            )  # fmt: skip
+                phone,
+                email,
+            )
         return [dict(row) for row in rows]
 
     async def import_rows(
-        self, kind: str, rows: Sequence[tuple[int, dict[str, Any]]], welcome: Welcome | None,
+        self,
+        kind: str,
+        rows: Sequence[tuple[int, dict[str, Any]]],
+        welcome: Welcome | None,
         author: str,
-    ) -> tuple[list[str], list[tuple[int, str]]]:  # fmt: skip
+    ) -> tuple[list[str], list[tuple[int, str]]]:
         """Import (line, row) pairs of ``kind`` "customers" or "cards"; the card numbers
         touched and the (line, reason) of each row refused."""
         # Here, not at the top: service.storage.postgres.imports writes with this module's

@@ -28,8 +28,9 @@ async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> l
                 SELECT DISTINCT card_id FROM point_lots
                 WHERE remaining > 0 AND expires_at <= $1 LIMIT $2) due
             """,
-            now, limit,
-        )  # fmt: skip
+            now,
+            limit,
+        )
         if not card_ids:
             return []
         numbers = await conn.fetch(
@@ -56,8 +57,9 @@ async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> l
             )
             UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = ANY($2)
             """,
-            now, card_ids,
-        )  # fmt: skip
+            now,
+            card_ids,
+        )
         return [row["number"] for row in numbers]
 
 
@@ -97,8 +99,10 @@ async def downgrade_tiers(
         )
         SELECT number FROM moved
         """,
-        window_start, codes, thresholds,
-    )  # fmt: skip
+        window_start,
+        codes,
+        thresholds,
+    )
     return [row["number"] for row in rows]
 
 

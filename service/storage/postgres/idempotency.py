@@ -20,15 +20,19 @@ async def claim(conn: asyncpg.Connection, request: IdempotentRequest) -> dict[st
     claimed = await conn.fetchval(
         "INSERT INTO idempotency_keys (scope, key, operation, request_hash)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-        request.scope, request.key, request.operation, request.request_hash,
-    )  # fmt: skip
+        request.scope,
+        request.key,
+        request.operation,
+        request.request_hash,
+    )
     if claimed:
         return None
     row = await conn.fetchrow(
         "SELECT operation, request_hash, response FROM idempotency_keys"
         " WHERE scope = $1 AND key = $2",
-        request.scope, request.key,
-    )  # fmt: skip
+        request.scope,
+        request.key,
+    )
     if row["operation"] != request.operation or bytes(row["request_hash"]) != request.request_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used for another request")
     stored: dict[str, Any] = row["response"]
@@ -43,6 +47,8 @@ async def settle(
     stored: dict[str, Any] = await conn.fetchval(
         "UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND key = $2"
         " RETURNING response",
-        request.scope, request.key, response,
-    )  # fmt: skip
+        request.scope,
+        request.key,
+        response,
+    )
     return stored

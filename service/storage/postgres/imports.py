@@ -16,9 +16,12 @@ from service.usecases.admin_cards import NewCard, Welcome
 
 
 async def _register(
-    conn: asyncpg.Connection, number: str, customer_id: int, welcome: Welcome | None,
+    conn: asyncpg.Connection,
+    number: str,
+    customer_id: int,
+    welcome: Welcome | None,
     author: str,
-) -> None:  # fmt: skip
+) -> None:
     """Link the card if it was issued before (from stock), else issue it to the customer."""
     exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM cards WHERE number = $1)", number)
     if exists:

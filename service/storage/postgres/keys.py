@@ -40,8 +40,12 @@ async def create_key(
             SET name = EXCLUDED.name, role = EXCLUDED.role, store_ids = EXCLUDED.store_ids,
                 revoked_at = NULL
         """,
-        key_id_for(key), name, role, key_digest(key), list(store_ids),
-    )  # fmt: skip
+        key_id_for(key),
+        name,
+        role,
+        key_digest(key),
+        list(store_ids),
+    )
     return key
 
 

@@ -82,9 +82,14 @@ def sale_outcome(outcome: dict[str, Any]) -> SaleOutcome:
 
 class Ledger:
     def __init__(
-        self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 1,
-        states: CardStateWriter | None = None, on_batch: Callable[[int], None] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch: int = 64,
+        max_in_flight: int = 1,
+        states: CardStateWriter | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         """``states`` is told the cards whose cached state a batch made stale;
         ``on_batch`` the size of every batch sent (a metric)."""
         self._pool = pool
@@ -114,8 +119,9 @@ class Ledger:
             row = await self._pool.fetchrow(
                 "SELECT request_hash, response FROM receipts"
                 " WHERE store_id = $1 AND transaction_id = $2",
-                store_id, transaction_id,
-            )  # fmt: skip
+                store_id,
+                transaction_id,
+            )
         if row is None:
             return None
         return RecordedSale(bytes(row["request_hash"]).hex(), row["response"])

@@ -56,13 +56,19 @@ def domain_error(exc: BaseException) -> Unavailable | InvalidInput | None:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads, format="text",
-    )  # fmt: skip
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        format="text",
+    )
     await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads, format="text",
-    )  # fmt: skip
+        "json",
+        schema="pg_catalog",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        format="text",
+    )
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

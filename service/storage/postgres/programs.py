@@ -67,8 +67,9 @@ async def _insert_version(
         VALUES (nextval('program_versions_seq'), $1, 'draft', $2)
         RETURNING version
         """,
-        dict(document), author,
-    )  # fmt: skip
+        dict(document),
+        author,
+    )
     return version
 
 
@@ -158,8 +159,9 @@ class ProgramVersions:
             _ensure_draft(await _version_row(conn, version))
             await conn.execute(
                 "UPDATE program_versions SET document = $2 WHERE version = $1",
-                version, dict(document),
-            )  # fmt: skip
+                version,
+                dict(document),
+            )
             await audit.record(conn, author, "program.update", f"program:{version}")
 
     async def delete_draft(self, version: int, author: str) -> None:
@@ -173,8 +175,9 @@ class ProgramVersions:
             _ensure_draft(await _version_row(conn, version))
             await conn.execute(
                 "UPDATE program_versions SET publish_at = $2 WHERE version = $1",
-                version, publish_at,
-            )  # fmt: skip
+                version,
+                publish_at,
+            )
             details = {"publish_at": None if publish_at is None else publish_at.isoformat()}
             await audit.record(conn, author, "program.schedule", f"program:{version}", details)
 
@@ -224,8 +227,9 @@ class ProgramVersions:
             rows = await self._pool.fetch(
                 f"{_SUMMARY_SQL} WHERE ($1::int IS NULL OR v.version < $1)"
                 " ORDER BY v.version DESC LIMIT $2",
-                before, limit,
-            )  # fmt: skip
+                before,
+                limit,
+            )
         return [dict(row) for row in rows]
 
 

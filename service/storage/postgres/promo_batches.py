@@ -31,9 +31,16 @@ class PromoBatches:
                     per_card_limit, valid_from, valid_to, created_by)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 """,
-                batch_id, spec.prefix, spec.count, list(spec.rule_ids), spec.max_uses,
-                spec.per_card_limit, spec.valid_from, spec.valid_to, author,
-            )  # fmt: skip
+                batch_id,
+                spec.prefix,
+                spec.count,
+                list(spec.rule_ids),
+                spec.max_uses,
+                spec.per_card_limit,
+                spec.valid_from,
+                spec.valid_to,
+                author,
+            )
             details = {"count": spec.count, "prefix": spec.prefix}
             await audit.record(conn, author, "promo.batch", f"promo-batch:{batch_id}", details)
 
@@ -49,9 +56,14 @@ class PromoBatches:
                     ON CONFLICT (code) DO NOTHING RETURNING 1)
                 SELECT count(*) FROM added
                 """,
-                list(codes), list(spec.rule_ids), batch_id, spec.max_uses, spec.per_card_limit,
-                spec.valid_from, spec.valid_to,
-            )  # fmt: skip
+                list(codes),
+                list(spec.rule_ids),
+                batch_id,
+                spec.max_uses,
+                spec.per_card_limit,
+                spec.valid_from,
+                spec.valid_to,
+            )
         return inserted
 
     async def batch(self, batch_id: str) -> dict[str, Any]:
@@ -75,8 +87,10 @@ class PromoBatches:
             rows = await self._pool.fetch(
                 f"{_CODE_SQL} WHERE batch_id = $1 AND ($2::text IS NULL OR code > $2)"
                 " ORDER BY code LIMIT $3",
-                batch_id, after, limit,
-            )  # fmt: skip
+                batch_id,
+                after,
+                limit,
+            )
         return [dict(row) for row in rows]
 
     async def code(self, code: str) -> dict[str, Any]:

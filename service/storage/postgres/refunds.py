@@ -21,10 +21,17 @@ from service.usecases.ports import CardAfter, RecordedReturn, SoldSale
 
 def _sold_lines(raw: list[dict[str, Any]]) -> tuple[SoldLine, ...]:
     return tuple(
-        SoldLine(line["line_id"], line["quantity"], line["amount"], line["discount"],
-                 line["points_paid"], line["final_amount"], line["points_earned"])
+        SoldLine(
+            line["line_id"],
+            line["quantity"],
+            line["amount"],
+            line["discount"],
+            line["points_paid"],
+            line["final_amount"],
+            line["points_earned"],
+        )
         for line in raw
-    )  # fmt: skip
+    )
 
 
 class PostgresReturnSession:
@@ -45,8 +52,9 @@ class PostgresReturnSession:
         row = await self._conn.fetchrow(
             "SELECT transaction_id, request_hash, response FROM refunds"
             " WHERE store_id = $1 AND refund_id = $2",
-            self._req.store_id, self._req.refund_id,
-        )  # fmt: skip
+            self._req.store_id,
+            self._req.refund_id,
+        )
         if row is None:
             return None
         return RecordedReturn(row["transaction_id"], bytes(row["request_hash"]), row["response"])
@@ -54,8 +62,9 @@ class PostgresReturnSession:
     async def returned_so_far(self) -> dict[str, int]:
         rows = await self._conn.fetch(
             "SELECT lines FROM refunds WHERE store_id = $1 AND transaction_id = $2",
-            self._req.store_id, self._req.transaction_id,
-        )  # fmt: skip
+            self._req.store_id,
+            self._req.transaction_id,
+        )
         returned: dict[str, int] = {}
         for row in rows:
             for line in row["lines"]:
@@ -75,24 +84,33 @@ class PostgresReturnSession:
               AND e.transaction_id = $3
             FOR UPDATE OF l
             """,
-            card_id, req.store_id, req.transaction_id,
-        )  # fmt: skip
+            card_id,
+            req.store_id,
+            req.transaction_id,
+        )
         left = points
         if lot is not None and lot["remaining"] > 0:
             take = min(lot["remaining"], left)
             await self._conn.execute(
                 "UPDATE point_lots SET remaining = remaining - $3"
                 " WHERE card_id = $1 AND lot_id = $2",
-                card_id, lot["lot_id"], take,
-            )  # fmt: skip
+                card_id,
+                lot["lot_id"],
+                take,
+            )
             await self._entry("refund_accrual", -take, lot["lot_id"])
             left -= take
         if left > 0:
             taken: int = await self._conn.fetchval(
                 "SELECT loyalty_take_points($1, $2, $3, $4, $5, $6, $7)",
-                card_id, left, req.now, self._kind("refund_accrual"), req.store_id,
-                req.transaction_id, req.refund_id,
-            )  # fmt: skip
+                card_id,
+                left,
+                req.now,
+                self._kind("refund_accrual"),
+                req.store_id,
+                req.transaction_id,
+                req.refund_id,
+            )
             left -= taken
         return left
 
@@ -108,8 +126,10 @@ class PostgresReturnSession:
             GROUP BY e.lot_id HAVING -sum(e.points) > 0
             ORDER BY max(e.entry_id) DESC
             """,
-            self._card_id, self._req.store_id, self._req.transaction_id,
-        )  # fmt: skip
+            self._card_id,
+            self._req.store_id,
+            self._req.transaction_id,
+        )
         left = points
         for row in rows:
             if left == 0:
@@ -118,8 +138,10 @@ class PostgresReturnSession:
             await self._conn.execute(
                 "UPDATE point_lots SET remaining = remaining + $3"
                 " WHERE card_id = $1 AND lot_id = $2",
-                self._card_id, row["lot_id"], give,
-            )  # fmt: skip
+                self._card_id,
+                row["lot_id"],
+                give,
+            )
             await self._entry("refund_redemption", give, row["lot_id"])
             left -= give
 
@@ -136,8 +158,12 @@ class PostgresReturnSession:
         await self._conn.execute(
             "INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)"
             " VALUES ($1, $2, $3, $4, $5)",
-            self._card_id, -amount, req.now, req.store_id, req.transaction_id,
-        )  # fmt: skip
+            self._card_id,
+            -amount,
+            req.now,
+            req.store_id,
+            req.transaction_id,
+        )
 
     async def release_promo_codes(self) -> None:
         codes = await self._conn.fetch(
@@ -146,8 +172,10 @@ class PostgresReturnSession:
             WHERE store_id = $1 AND transaction_id = $2 AND released_at IS NULL
             RETURNING code
             """,
-            self._req.store_id, self._req.transaction_id, self._req.now,
-        )  # fmt: skip
+            self._req.store_id,
+            self._req.transaction_id,
+            self._req.now,
+        )
         await self._conn.execute(
             "UPDATE promo_codes SET uses = uses - 1 WHERE code = ANY($1) AND max_uses IS NOT NULL",
             [row["code"] for row in codes],
@@ -156,8 +184,9 @@ class PostgresReturnSession:
     async def mark_cancelled(self) -> None:
         await self._conn.execute(
             "UPDATE receipts SET status = 'cancelled' WHERE store_id = $1 AND transaction_id = $2",
-            self._req.store_id, self._req.transaction_id,
-        )  # fmt: skip
+            self._req.store_id,
+            self._req.transaction_id,
+        )
 
     async def card_after(self, reversal: Reversal) -> CardAfter:
         req = self._req
@@ -171,18 +200,25 @@ class PostgresReturnSession:
             SELECT u.number, u.status, u.tier, b.balance, b.pending
             FROM bumped u CROSS JOIN LATERAL loyalty_balance(u.card_id, $2) b
             """,
-            self._card_id, req.now,
-        )  # fmt: skip
+            self._card_id,
+            req.now,
+        )
         await self._conn.execute(
             "INSERT INTO outbox (card_id, kind, payload) VALUES ($1, $2, $3)",
-            self._card_id, "cancel" if req.cancel else "refund",
-            {"card": card["number"], "store_id": req.store_id,
-             "transaction_id": req.transaction_id, "refund_id": req.refund_id,
-             "points_taken": reversal.points_earned_back,
-             "points_returned": reversal.points_paid_back},
-        )  # fmt: skip
-        return CardAfter(card["number"], card["status"], card["tier"], card["balance"],
-                         card["pending"])  # fmt: skip
+            self._card_id,
+            "cancel" if req.cancel else "refund",
+            {
+                "card": card["number"],
+                "store_id": req.store_id,
+                "transaction_id": req.transaction_id,
+                "refund_id": req.refund_id,
+                "points_taken": reversal.points_earned_back,
+                "points_returned": reversal.points_paid_back,
+            },
+        )
+        return CardAfter(
+            card["number"], card["status"], card["tier"], card["balance"], card["pending"]
+        )
 
     async def record(self, reversal: Reversal, response: dict[str, Any]) -> dict[str, Any]:
         req = self._req
@@ -190,10 +226,15 @@ class PostgresReturnSession:
             "INSERT INTO refunds (store_id, refund_id, transaction_id, card_id, request_hash,"
             " lines, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " RETURNING response",
-            req.store_id, req.refund_id, req.transaction_id, self._card_id, req.request_hash,
+            req.store_id,
+            req.refund_id,
+            req.transaction_id,
+            self._card_id,
+            req.request_hash,
             [{"line_id": line.line_id, "quantity": line.quantity} for line in reversal.lines],
-            response, req.now,
-        )  # fmt: skip
+            response,
+            req.now,
+        )
         return stored
 
     async def _lock_card(self) -> None:
@@ -215,9 +256,15 @@ class PostgresReturnSession:
                                         refund_id, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            self._card_id, self._kind(kind), points, lot_id, req.store_id, req.transaction_id,
-            req.refund_id, req.now,
-        )  # fmt: skip
+            self._card_id,
+            self._kind(kind),
+            points,
+            lot_id,
+            req.store_id,
+            req.transaction_id,
+            req.refund_id,
+            req.now,
+        )
 
 
 class ReturnsLedger:
@@ -231,8 +278,9 @@ class ReturnsLedger:
                 "SELECT r.card_id, c.number, r.status, r.lines, r.points_redeemed"
                 " FROM receipts r LEFT JOIN cards c USING (card_id)"
                 " WHERE r.store_id = $1 AND r.transaction_id = $2 FOR UPDATE OF r",
-                req.store_id, req.transaction_id,
-            )  # fmt: skip
+                req.store_id,
+                req.transaction_id,
+            )
             if row is None:
                 raise NotFound("no committed sale with this transaction_id", code="sale_not_found")
             yield PostgresReturnSession(conn, req, row, row["number"])

@@ -45,8 +45,10 @@ class Reports:
             FROM cards c CROSS JOIN LATERAL loyalty_balance(c.card_id, $1) b
             WHERE c.card_id > $2 ORDER BY c.card_id LIMIT $3
             """,
-            now, _int_cursor(cursor), limit,
-        )  # fmt: skip
+            now,
+            _int_cursor(cursor),
+            limit,
+        )
         return _page(rows, limit, lambda r: str(r["card_id"]))
 
     async def card_history(
@@ -56,8 +58,12 @@ class Reports:
         rows = await self._fetch(
             f"{_ENTRIES} WHERE e.card_id = $1 AND e.created_at >= $2 AND e.created_at < $3"
             " AND e.entry_id > $4 ORDER BY e.entry_id LIMIT $5",
-            card_id, period.since, period.until, _int_cursor(cursor), limit,
-        )  # fmt: skip
+            card_id,
+            period.since,
+            period.until,
+            _int_cursor(cursor),
+            limit,
+        )
         return _page(rows, limit, lambda r: str(r["entry_id"]))
 
     async def store_history(
@@ -68,10 +74,16 @@ class Reports:
             f"{_ENTRIES} WHERE e.store_id = $1 AND e.created_at < $3"
             " AND (e.created_at, e.card_id, e.entry_id) > ($2, $4, $5)"
             " ORDER BY e.created_at, e.card_id, e.entry_id LIMIT $6",
-            store_id, after[0], period.until, after[1], after[2], limit,
-        )  # fmt: skip
-        return _page(rows, limit, lambda r: f"{r['created_at'].isoformat()}|{r['card_id']}|"
-                                             f"{r['entry_id']}")  # fmt: skip
+            store_id,
+            after[0],
+            period.until,
+            after[1],
+            after[2],
+            limit,
+        )
+        return _page(
+            rows, limit, lambda r: f"{r['created_at'].isoformat()}|{r['card_id']}|{r['entry_id']}"
+        )
 
     async def promotions(self, period: Period, cursor: str | None, limit: int) -> Page:
         rows = await self._fetch(_PROMOTIONS, period.since, period.until, cursor, limit)

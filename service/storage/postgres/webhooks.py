@@ -81,8 +81,11 @@ class Webhooks:
             subscription_id: int = await conn.fetchval(
                 "INSERT INTO webhook_subscriptions (url, secret, events, created_by)"
                 " VALUES ($1, $2, $3, $4) RETURNING subscription_id",
-                url, secret, events, author,
-            )  # fmt: skip
+                url,
+                secret,
+                events,
+                author,
+            )
             subject = f"webhook:{subscription_id}"
             await audit.record(conn, author, "webhook.create", subject, {"events": events})
         return subscription_id
@@ -119,8 +122,10 @@ class Webhooks:
                 "SELECT event_id, event, status, attempts, next_attempt_at, last_error,"
                 " delivered_at FROM webhook_deliveries WHERE subscription_id = $1"
                 " AND ($2::bigint IS NULL OR event_id < $2) ORDER BY event_id DESC, event LIMIT $3",
-                subscription_id, before, limit,
-            )  # fmt: skip
+                subscription_id,
+                before,
+                limit,
+            )
         return [dict(row) for row in rows]
 
     async def wanted(self, event: str) -> bool:
@@ -156,5 +161,10 @@ class Webhooks:
                 delivered_at = CASE WHEN $4 = 'delivered' THEN now() END
             WHERE subscription_id = $1 AND event_id = $2 AND event = $3
             """,
-            delivery.subscription_id, delivery.event_id, delivery.event, status, error, retry_at,
-        )  # fmt: skip
+            delivery.subscription_id,
+            delivery.event_id,
+            delivery.event,
+            status,
+            error,
+            retry_at,
+        )

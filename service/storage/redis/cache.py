@@ -58,17 +58,25 @@ def create_client(url: str, timeout_s: float) -> aioredis.Redis:
 def encode_state(state: CardState, day: date) -> bytes:
     return orjson.dumps(
         {
-            "number": state.number, "status": state.status, "tier": state.tier,
-            "tier_spend": state.tier_spend, "birthday": state.birthday,
-            "segments": sorted(state.segments), "purchase_count": state.purchase_count,
+            "number": state.number,
+            "status": state.status,
+            "tier": state.tier,
+            "tier_spend": state.tier_spend,
+            "birthday": state.birthday,
+            "segments": sorted(state.segments),
+            "purchase_count": state.purchase_count,
             "personal_discount_bp": state.personal_discount_bp,
-            "earned_today": state.points_earned_today, "day": day,
-            "promo_uses": dict(state.promo_uses), "customer_id": state.customer_id,
-            "ledger_version": state.ledger_version, "debt": state.debt,
-            "lots": [[lot.lot_id, lot.points, lot.activates_at, lot.expires_at]
-                     for lot in state.lots],
+            "earned_today": state.points_earned_today,
+            "day": day,
+            "promo_uses": dict(state.promo_uses),
+            "customer_id": state.customer_id,
+            "ledger_version": state.ledger_version,
+            "debt": state.debt,
+            "lots": [
+                [lot.lot_id, lot.points, lot.activates_at, lot.expires_at] for lot in state.lots
+            ],
         }
-    )  # fmt: skip
+    )
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -30,12 +30,19 @@ class Subscriptions:
 async def test_a_webhook_to_a_private_address_is_refused_unless_allowed() -> None:
     store = Subscriptions()
     with pytest.raises(InvalidInput) as refused:
-        await admin_webhooks.subscribe(store, "http://10.0.0.7/x", "10.0.0.7", ["accrual"], None,
-                                       "it", allow_private=False)  # type: ignore[arg-type]  # fmt: skip
+        await admin_webhooks.subscribe(
+            store, "http://10.0.0.7/x", "10.0.0.7", ["accrual"], None, "it", allow_private=False
+        )  # type: ignore[arg-type]
     assert refused.value.extra["fields"][0]["field"] == "url" and store.rows == {}
-    made = await admin_webhooks.subscribe(store, "http://10.0.0.7/x", "10.0.0.7",  # type: ignore[arg-type]
-                                          ["refund", "accrual", "refund"], None, "it",
-                                          allow_private=True)  # fmt: skip
+    made = await admin_webhooks.subscribe(
+        store,
+        "http://10.0.0.7/x",
+        "10.0.0.7",  # type: ignore[arg-type]
+        ["refund", "accrual", "refund"],
+        None,
+        "it",
+        allow_private=True,
+    )
     assert made["events"] == ["accrual", "refund"] and made["secret"].startswith("whsec_")
 
 

@@ -43,8 +43,14 @@ def test_the_policy_withholds_whole_points_as_far_as_the_cash_goes() -> None:
 async def test_half_returned_gives_back_half_the_spent_points_and_takes_half_the_earned() -> None:
     returns = FakeReturns(SALE, points=500)
     answer = await _refund(returns, "R-1", {"1": 1000})
-    assert answer["totals"] == {"amount": 45_000, "withhold": 0, "cash_refund": 45_000,
-                                "points_returned": 50, "points_taken": 12, "debt": 0}  # fmt: skip
+    assert answer["totals"] == {
+        "amount": 45_000,
+        "withhold": 0,
+        "cash_refund": 45_000,
+        "points_returned": 50,
+        "points_taken": 12,
+        "debt": 0,
+    }
     assert returns.points == 500 + 50 - 12 and returns.tier_spend == -50_000
 
 
