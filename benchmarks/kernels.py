@@ -25,7 +25,7 @@ from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState, PointLot
 from service.domain.receipt import Receipt, ReceiptLine, StoreInfo
-from service.rules import reference
+from service.kernels import reference
 from service.rules.compiler import CompiledProgram, compile_program
 from service.rules.document import parse_program
 
@@ -141,28 +141,19 @@ def kernel_call(
 
     Reaches into the package's private helpers on purpose: a benchmark, not an API.
     """
-    from service.kernels import _evaluate_one, _Inputs, _program_arrays
+    from service.kernels import _evaluate_one, _inputs
     from service.kernels._layout import OUTPUT_COLUMNS
 
-    inputs = _Inputs(receipt, ctx, compiled)
+    _, arrays = _inputs(receipt, ctx, compiled)
     count = len(receipt.lines)
-    arguments = (
-        *_program_arrays(compiled),
-        inputs.store_mask,
-        compiled.tier_accrual_bp,
-        compiled.tier_discount_bp,
-        compiled.point_settings,
-        inputs.budget_used,
-        inputs.lines,
-        inputs.fact_vector,
-        inputs.segments,
-        inputs.unlocked,
+    outputs = (
         np.empty((count, OUTPUT_COLUMNS), dtype=np.int64),
         np.empty((compiled.rule_count, 4), dtype=np.int64),
         np.empty((count * compiled.rule_count + 8, 3), dtype=np.int64),
         np.empty(4, dtype=np.int64),
     )
-    return lambda: _evaluate_one(*arguments)
+    program_arrays, receipt_arrays = tuple(compiled.arrays), tuple(arrays)
+    return lambda: _evaluate_one(program_arrays, receipt_arrays, outputs)
 
 
 def measure() -> list[dict[str, Any]]:
@@ -217,7 +208,7 @@ def write_section(text: str) -> None:
         "Ratios are measured in one run on the same machine; the µs columns are context only.\n"
         '"kernel" is the numba call on prepared arrays (the SPEC §8 comparison); '
         '"evaluate()" is the public entry point, adding the Python work around it '
-        '(store-local facts, input arrays, result objects); "batch" is '
+        '(store-local facts, input arrays, the column-wise answer); "batch" is '
         '`evaluate_batch` over 100 receipts, per receipt. In "mixed" one rule in '
         "twenty can touch the receipt, so its cost grows with those rules; in "
         '"10 + idle" only ten can, and the cost should stay flat.\n\n'

@@ -33,28 +33,6 @@ class CalculationContext:
 
 
 @dataclass(frozen=True, slots=True)
-class AppliedRule:
-    """A rule's discount on one line, in kopecks."""
-
-    rule_id: str
-    name: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class LineResult:
-    """One line: ``final_amount = amount - discount - points_paid`` (kopecks)."""
-
-    line_id: str
-    amount: int
-    discount: int
-    points_paid: int
-    final_amount: int
-    points_earned: int
-    applied: tuple[AppliedRule, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class Totals:
     """Receipt totals; ``points_*`` are points, the rest kopecks."""
 
@@ -64,18 +42,6 @@ class Totals:
     points_redeemed: int
     amount_due: int
     points_earned: int
-
-
-@dataclass(frozen=True, slots=True)
-class RuleVerdict:
-    """Whether a rule applied; if not, why. ``amount`` is discount kopecks, ``points`` points."""
-
-    rule_id: str
-    name: str
-    applied: bool
-    reason: str | None
-    amount: int
-    points: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,25 +68,3 @@ class Message:
 
     code: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class CalculationResult:
-    """The full answer for one receipt.
-
-    ``tier_spend`` is what this sale adds to the card's tier spend (kopecks after
-    discounts, excluded lines left out); the ledger records it on commit.
-    """
-
-    program_version: int
-    lines: tuple[LineResult, ...]
-    totals: Totals
-    promo_codes: tuple[PromoVerdict, ...]
-    gifts: tuple[Gift, ...]
-    rules: tuple[RuleVerdict, ...]
-    messages: tuple[Message, ...]
-    free_delivery: bool
-    tier_before: str | None
-    tier_after: str | None
-    budget_use: Mapping[str, int]
-    tier_spend: int = 0

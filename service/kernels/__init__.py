@@ -1,17 +1,15 @@
-"""The numba path of the rule engine, behind one small typed entry point.
+"""The engine, behind one small typed entry point: ``evaluate(receipt, ctx, program)``.
 
-``evaluate`` gives the same answers as ``service.rules.reference.evaluate``; the
-tests hold them equal on random programs and receipts. Receipt-level facts (local
-time in the store's zone, tier, balance, promo codes) are computed once in Python
-by ``service.rules.facts``, the per-line arithmetic runs in the kernels, and the
-result is built by the same code as the reference's except its per-line objects and
-verdicts, which ``_results`` builds straight from the output arrays.
+Its ``Answer`` is the reference evaluator's (``reference.evaluate``), computed in numba;
+the tests, and every worker's warm-up (``warm_up``), hold the two equal. Receipt-level
+facts (local time in the store's zone, tier, balance, promo codes) are computed once in
+Python by ``facts``, the per-line arithmetic runs in the kernels (``_engine``), and
+``results.build_answer`` turns their output into the answer, as it does the
+reference's. /v1/calculate, /v1/commit and a draft's dry run all show that answer.
 
 Around a 10-line receipt the Python work, not the kernel, is most of the cost, so it
-is kept to one Python pass over the lines on the way in (``_line_array``) and
-column-wise construction on the way out; docs/performance.md has the figures.
-``evaluate_columns`` goes further for /v1/calculate, which only shows the answer: it
-returns the columns themselves (``ColumnResult``), no per-line objects at all.
+is kept to one Python pass over the lines on the way in (``_line_array``) and a
+column-wise answer on the way out; docs/performance.md has the figures.
 """
 
 from __future__ import annotations
@@ -22,10 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.calculation import CalculationContext, CalculationResult
-from service.domain.receipt import Receipt
+from service.domain.calculation import CalculationContext
+from service.domain.receipt import MAX_QUANTITY, MAX_RECEIPT_AMOUNT, MAX_UNIT_PRICE, Receipt
 from service.kernels._amounts import _line_amounts
-from service.kernels._batch import _evaluate_batch
+from service.kernels._batch import BatchArrays, BatchOutputs, _evaluate_batch
 from service.kernels._engine import OVERFLOW, _evaluate_one
 from service.kernels._layout import (
     FACT_COUNT,
@@ -34,47 +32,40 @@ from service.kernels._layout import (
     OUTPUT_COLUMNS,
     T_APPLIED,
     T_VERDICTS,
+    ReceiptArrays,
 )
-from service.kernels._results import ColumnResult, kernel_columns, kernel_result
-from service.rules.codes import CHANNEL_BITS, REASON_CODES
-from service.rules.compiler import CompiledProgram
-from service.rules.facts import (
-    MAX_QUANTITY,
-    MAX_RECEIPT_AMOUNT,
-    MAX_UNIT_PRICE,
+from service.kernels._warm import KernelMismatch, check_against_reference, warm_receipts
+from service.kernels.facts import (
     LineAmounts,
     ReceiptFacts,
     check_receipt,
     check_receipt_fields,
     receipt_facts,
 )
+from service.kernels.results import Answer, RawOutcome, build_answer, raw_outcome
+from service.rules.codes import CHANNEL_BITS, REASON_CODES
+from service.rules.compiler import CompiledProgram
 
-__all__ = ["ColumnResult", "evaluate", "evaluate_batch", "evaluate_columns", "warm_up"]
+__all__ = ["Answer", "KernelMismatch", "evaluate", "evaluate_batch", "warm_up"]
 
 IntArray = npt.NDArray[np.int64]
 
 
-class _Inputs:
-    """One receipt's facts and the arrays it contributes to a kernel call."""
-
-    __slots__ = (
-        "budget_used",
-        "fact_vector",
-        "facts",
-        "lines",
-        "segments",
-        "store_mask",
-        "unlocked",
+def _inputs(
+    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
+) -> tuple[ReceiptFacts, ReceiptArrays]:
+    """One receipt's facts, and the arrays it gives a kernel call."""
+    lines, checked = _line_array(receipt, program)
+    facts = receipt_facts(receipt, ctx, program, checked)
+    arrays = ReceiptArrays(
+        store_mask=program.store_mask(ctx.store.store_id, ctx.store.region),
+        budget_used=_budget_used(ctx, program),
+        lines=lines,
+        facts=_fact_vector(receipt, facts, program),
+        segments=_card_segments(facts, program),
+        unlocked=_unlocked(facts, program),
     )
-
-    def __init__(self, receipt: Receipt, ctx: CalculationContext, program: CompiledProgram) -> None:
-        self.lines, checked = _line_array(receipt, program)
-        self.facts = facts = receipt_facts(receipt, ctx, program, checked)
-        self.fact_vector = _fact_vector(receipt, facts, program)
-        self.segments = _card_segments(facts, program)
-        self.unlocked = _unlocked(facts, program)
-        self.budget_used = _budget_used(ctx, program)
-        self.store_mask = program.store_mask(ctx.store.store_id, ctx.store.region)
+    return facts, arrays
 
 
 def _line_array(receipt: Receipt, program: CompiledProgram) -> tuple[IntArray, LineAmounts]:
@@ -180,159 +171,99 @@ def _budget_used(ctx: CalculationContext, program: CompiledProgram) -> IntArray:
     return used
 
 
-def evaluate(
-    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
-) -> CalculationResult:
-    """Calculate one receipt in the kernels; same answer as the reference evaluator."""
-    return kernel_result(receipt, ctx, program, *_run_one(receipt, ctx, program))
+def evaluate(receipt: Receipt, ctx: CalculationContext, program: CompiledProgram) -> Answer:
+    """Calculate one receipt in the kernels; the same answer as ``reference.evaluate``."""
+    facts, arrays = _inputs(receipt, ctx, program)
+    return build_answer(receipt, ctx, program, facts, _run_one(program, arrays))
 
 
-def evaluate_columns(
-    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
-) -> ColumnResult:
-    """``evaluate``'s answer by column, without its per-line and per-rule objects: what
-    /v1/calculate shows (the tests hold it equal to ``evaluate``'s)."""
-    return kernel_columns(receipt, ctx, program, *_run_one(receipt, ctx, program))
-
-
-def _run_one(
-    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
-) -> tuple[ReceiptFacts, IntArray, IntArray, IntArray, IntArray]:
-    """One kernel call: the facts, then line outputs, verdicts and applied cut to their
-    counts, and the totals."""
-    inputs = _Inputs(receipt, ctx, program)
-    count = len(receipt.lines)
+def _run_one(program: CompiledProgram, arrays: ReceiptArrays) -> RawOutcome:
+    """One kernel call, its applied-rules buffer grown until it fits."""
+    count = arrays.lines.shape[0]
     line_out = np.empty((count, OUTPUT_COLUMNS), dtype=np.int64)
     verdicts = np.empty((program.rule_count, 4), dtype=np.int64)  # one per candidate rule
     totals = np.empty(4, dtype=np.int64)
     capacity = 8 * count + 8
     while True:
         applied = np.empty((capacity, 3), dtype=np.int64)
-        status = _evaluate_one(
-            *_program_arrays(program),
-            inputs.store_mask,
-            program.tier_accrual_bp,
-            program.tier_discount_bp,
-            program.point_settings,
-            inputs.budget_used,
-            inputs.lines,
-            inputs.fact_vector,
-            inputs.segments,
-            inputs.unlocked,
-            line_out,
-            verdicts,
-            applied,
-            totals,
-        )
-        if status != OVERFLOW:
+        # Plain tuples in the groups' field order: _layout says why.
+        outputs = (line_out, verdicts, applied, totals)
+        if _evaluate_one(tuple(program.arrays), tuple(arrays), outputs) != OVERFLOW:
             break
         capacity *= 4
     verdict_count, applied_count = totals[T_VERDICTS : T_APPLIED + 1].tolist()
-    return inputs.facts, line_out, verdicts[:verdict_count], applied[:applied_count], totals
-
-
-def _program_arrays(program: CompiledProgram) -> tuple[IntArray, ...]:
-    return (
-        program.table,
-        program.step_from,
-        program.step_bp,
-        program.segment_ids,
-        program.includes.ptr,
-        program.includes.rules,
-        program.excludes.ptr,
-        program.excludes.rules,
-        program.all_lines_rules,
-    )
+    return raw_outcome(line_out, verdicts[:verdict_count], applied[:applied_count], totals)
 
 
 def evaluate_batch(
     receipts: Sequence[Receipt],
     ctxs: Sequence[CalculationContext],
     program: CompiledProgram,
-) -> list[CalculationResult]:
+) -> list[Answer]:
     """Calculate many receipts in one kernel call; each answer equals ``evaluate``'s."""
     if len(receipts) != len(ctxs):
         raise ValueError("one context per receipt")
-    inputs = [_Inputs(r, c, program) for r, c in zip(receipts, ctxs, strict=True)]
-    batch = _Batch(inputs, program)
+    inputs = [_inputs(r, c, program) for r, c in zip(receipts, ctxs, strict=True)]
+    batch = _Batch([arrays for _, arrays in inputs], program)
     batch.run(program)
     return [
-        batch.result(b, receipt, ctx, program, i.facts)
-        for b, (receipt, ctx, i) in enumerate(zip(receipts, ctxs, inputs, strict=True))
+        build_answer(receipt, ctx, program, facts, batch.outcome(b))
+        for b, (receipt, ctx, (facts, _)) in enumerate(zip(receipts, ctxs, inputs, strict=True))
     ]
 
 
 class _Batch:
     """Concatenated inputs and growable outputs of one batch kernel call."""
 
-    def __init__(self, inputs: list[_Inputs], program: CompiledProgram) -> None:
+    def __init__(self, inputs: list[ReceiptArrays], program: CompiledProgram) -> None:
         size = len(inputs)
-        self.line_ptr = _offsets([i.lines.shape[0] for i in inputs])
-        self.unlocked_ptr = _offsets([i.unlocked.shape[0] for i in inputs])
-        self.lines = _stack([i.lines for i in inputs], LINE_COLUMNS, np.int64)
-        self.unlocked = np.concatenate([i.unlocked for i in inputs] + [np.zeros(0, np.int64)])
-        self.facts = _stack([i.fact_vector[None, :] for i in inputs], FACT_COUNT, np.int64)
-        self.segments = _stack(
-            [i.segments[None, :] for i in inputs], len(program.segment_vocabulary), np.uint8
+        line_ptr = _offsets([i.lines.shape[0] for i in inputs])
+        store_rows, store_index = _distinct_rows([i.store_mask for i in inputs])
+        budget_rows, budget_index = _distinct_rows([i.budget_used for i in inputs])
+        self.given = BatchArrays(
+            store_rows=store_rows,
+            store_index=store_index,
+            budget_rows=budget_rows,
+            budget_index=budget_index,
+            lines=_stack([i.lines for i in inputs], LINE_COLUMNS, np.int64),
+            line_ptr=line_ptr,
+            facts=_stack([i.facts[None, :] for i in inputs], FACT_COUNT, np.int64),
+            segments=_stack(
+                [i.segments[None, :] for i in inputs], len(program.segment_vocabulary), np.uint8
+            ),
+            unlocked=np.concatenate([i.unlocked for i in inputs] + [np.zeros(0, np.int64)]),
+            unlocked_ptr=_offsets([i.unlocked.shape[0] for i in inputs]),
         )
-        self.store_rows, self.store_index = _distinct_rows([i.store_mask for i in inputs])
-        self.budget_rows, self.budget_index = _distinct_rows([i.budget_used for i in inputs])
-        self.line_out = np.empty((int(self.line_ptr[-1]), OUTPUT_COLUMNS), dtype=np.int64)
-        self.verdicts = np.empty((size * 16 + program.rule_count, 4), dtype=np.int64)
-        self.applied = np.empty((int(self.line_ptr[-1]) * 8 + 8, 3), dtype=np.int64)
-        self.totals = np.empty((size, 4), dtype=np.int64)
-        self.verdict_ptr = np.zeros(size + 1, dtype=np.int64)
-        self.applied_ptr = np.zeros(size + 1, dtype=np.int64)
+        self.written = BatchOutputs(
+            line_out=np.empty((int(line_ptr[-1]), OUTPUT_COLUMNS), dtype=np.int64),
+            verdicts=np.empty((size * 16 + program.rule_count, 4), dtype=np.int64),
+            verdict_ptr=np.zeros(size + 1, dtype=np.int64),
+            applied=np.empty((int(line_ptr[-1]) * 8 + 8, 3), dtype=np.int64),
+            applied_ptr=np.zeros(size + 1, dtype=np.int64),
+            totals=np.empty((size, 4), dtype=np.int64),
+        )
 
     def run(self, program: CompiledProgram) -> None:
         start = 0
-        size = self.totals.shape[0]
+        written = self.written
         while True:
-            start = _evaluate_batch(
-                *_program_arrays(program),
-                self.store_rows,
-                self.store_index,
-                program.tier_accrual_bp,
-                program.tier_discount_bp,
-                program.point_settings,
-                self.budget_rows,
-                self.budget_index,
-                self.lines,
-                self.line_ptr,
-                self.facts,
-                self.segments,
-                self.unlocked,
-                self.unlocked_ptr,
-                self.line_out,
-                self.verdicts,
-                self.verdict_ptr,
-                self.applied,
-                self.applied_ptr,
-                self.totals,
-                start,
+            start = _evaluate_batch(tuple(program.arrays), tuple(self.given), tuple(written), start)
+            if start >= written.totals.shape[0]:
+                break
+            written = written._replace(
+                verdicts=_grown(written.verdicts, program.rule_count),
+                applied=_grown(written.applied, 8 * (self.given.lines.shape[0] + 1)),
             )
-            if start >= size:
-                return
-            self.verdicts = _grown(self.verdicts, program.rule_count)
-            self.applied = _grown(self.applied, 8 * (self.lines.shape[0] + 1))
+        self.written = written
 
-    def result(
-        self,
-        b: int,
-        receipt: Receipt,
-        ctx: CalculationContext,
-        program: CompiledProgram,
-        facts: ReceiptFacts,
-    ) -> CalculationResult:
-        return kernel_result(
-            receipt,
-            ctx,
-            program,
-            facts,
-            self.line_out[self.line_ptr[b] : self.line_ptr[b + 1]],
-            self.verdicts[self.verdict_ptr[b] : self.verdict_ptr[b + 1]],
-            self.applied[self.applied_ptr[b] : self.applied_ptr[b + 1]],
-            self.totals[b],
+    def outcome(self, b: int) -> RawOutcome:
+        """Receipt ``b``'s outputs, as ``_run_one`` gives them."""
+        line_ptr, out = self.given.line_ptr, self.written
+        return raw_outcome(
+            out.line_out[line_ptr[b] : line_ptr[b + 1]],
+            out.verdicts[out.verdict_ptr[b] : out.verdict_ptr[b + 1]],
+            out.applied[out.applied_ptr[b] : out.applied_ptr[b + 1]],
+            out.totals[b],
         )
 
 
@@ -370,10 +301,10 @@ def _grown(buffer: IntArray, extra_rows: int) -> IntArray:
 
 
 def warm_up() -> None:
-    """Compile the kernels, or load them from numba's on-disk cache, before traffic arrives."""
-    from service.kernels._warm import warm_receipts
-
+    """Compile the kernels, or load them from numba's on-disk cache, before traffic
+    arrives; then hold both kernel paths to the reference on the warm-up receipts, so
+    that a stale or wrong cache fails the start (``KernelMismatch``) instead of answering."""
     program, receipts, ctxs = warm_receipts()
-    for receipt, ctx in zip(receipts, ctxs, strict=True):
-        evaluate(receipt, ctx, program)
-    evaluate_batch(receipts, ctxs, program)
+    single = [evaluate(r, c, program) for r, c in zip(receipts, ctxs, strict=True)]
+    batch = evaluate_batch(receipts, ctxs, program)
+    check_against_reference(program, receipts, ctxs, {"evaluate": single, "evaluate_batch": batch})

@@ -1,6 +1,39 @@
-"""Column positions of the per-receipt arrays the wrapper fills and the kernels read."""
+"""The per-receipt arrays the wrapper fills and the kernels read: their groups and columns.
+
+The kernels take three arguments, each a tuple of arrays: the program's
+(``rules.compiler.ProgramArrays``), the receipt's (``ReceiptArrays``) and the outputs
+(``Outputs``). Python passes them as plain tuples in field order and the entry kernels
+name them (``_engine._evaluate_one``): numba types a plain tuple of arrays in C, a
+NamedTuple in Python on every call. Calling a kernel that does nothing with the three
+groups took 3.1 µs of CPU that way against 6.1 µs with the NamedTuples (2-core dev box).
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FlagArray = npt.NDArray[np.uint8]
+
+
+class ReceiptArrays(NamedTuple):
+    store_mask: FlagArray  # 1 for each rule the store admits
+    budget_used: IntArray  # by rule: campaign budget already used
+    lines: IntArray  # lines x LINE_COLUMNS
+    facts: IntArray  # FACT_COUNT
+    segments: FlagArray  # 1 for each segment of the program's vocabulary the card is in
+    unlocked: IntArray  # rules an accepted promo code unlocks
+
+
+class Outputs(NamedTuple):
+    line_out: IntArray  # lines x OUTPUT_COLUMNS
+    verdicts: IntArray  # a row per candidate rule: V_* columns
+    applied: IntArray  # a row per discount given to a line: A_* columns
+    totals: IntArray  # T_* positions
+
 
 # lines[i, column]
 L_QUANTITY, L_PRICE, L_AMOUNT, L_EXCLUDED, L_SKU, L_CATEGORY, L_BRAND = range(7)

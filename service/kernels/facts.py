@@ -1,10 +1,10 @@
-"""What both evaluators share: the receipt's facts before, and the result after.
+"""What both evaluators read before they start: the receipt's facts.
 
-Before: local time in the store's zone, the card's tier and balance, promo codes
-checked against their limits. After: the raw per-line numbers of either evaluator
-become a ``CalculationResult`` with messages, gifts, promo verdicts and budget use.
-The rules themselves (conditions, discounts, points) are evaluated twice, by
-``reference`` in plain Python and by ``service.kernels`` in numba, never here.
+Local time in the store's zone, the card's tier and balance, promo codes checked
+against their limits, the line amounts within the engine's exact range. The rules
+themselves (conditions, discounts, points) are evaluated twice, by ``reference`` in
+plain Python and by the numba kernels, never here; ``results`` turns what either
+evaluator computed into the answer.
 """
 
 from __future__ import annotations
@@ -15,29 +15,19 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from service.domain.calculation import (
-    AppliedRule,
-    CalculationContext,
-    CalculationResult,
-    Gift,
-    LineResult,
-    Message,
-    PromoVerdict,
-    RuleVerdict,
-    Totals,
-)
+from service.domain.calculation import CalculationContext
 from service.domain.card import CardState
 from service.domain.errors import InvalidInput
 from service.domain.money import line_amount
-from service.domain.receipt import Receipt
+from service.domain.receipt import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_RECEIPT_AMOUNT,
+    MAX_REDEEM_POINTS,
+    MAX_UNIT_PRICE,
+    Receipt,
+)
 from service.rules.compiler import CompiledProgram
-
-# Above these the kernels' 64-bit products could overflow; no real receipt comes near.
-MAX_LINES = 1_000
-MAX_QUANTITY = 10**7  # thousandths: 10,000 units or kilograms on one line
-MAX_UNIT_PRICE = 10**9  # kopecks
-MAX_RECEIPT_AMOUNT = 10**9  # kopecks: 10 million roubles
-MAX_REDEEM_POINTS = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +64,6 @@ class ReceiptFacts(NamedTuple):
     loyalty_subtotal: int  # lines not excluded by the POS, at original prices
     codes: tuple[CodeCheck, ...]
     unlocked_rules: frozenset[str]
-
-
-@dataclass(slots=True)
-class RawOutcome:
-    """Per-line numbers of one evaluation; verdicts are (rule index, reason, amount, points)."""
-
-    discounts: list[int]
-    points_paid: list[int]
-    points_earned: list[int]
-    applied: list[list[tuple[int, int]]]
-    verdicts: list[tuple[int, str | None, int, int]]
-    redeemable_max: int
-    redeemed: int
 
 
 @lru_cache(maxsize=256)
@@ -246,214 +223,3 @@ def _per_card_reason(code: str, limit: int | None, card: CardState | None) -> st
     if card is None:
         return "not_applicable"
     return "used_up" if card.promo_uses.get(code, 0) >= limit else None
-
-
-class ResultParts(NamedTuple):
-    """Everything of a ``CalculationResult`` but its lines and rule verdicts: the parts
-    both evaluators, and the kernels' column-wise answer, share."""
-
-    totals: Totals
-    promo_codes: tuple[PromoVerdict, ...]
-    gifts: tuple[Gift, ...]
-    messages: tuple[Message, ...]
-    free_delivery: bool
-    tier_before: str | None
-    tier_after: str | None
-    budget_use: dict[str, int]
-    tier_spend: int
-
-
-def result_parts(
-    receipt: Receipt,
-    ctx: CalculationContext,
-    program: CompiledProgram,
-    facts: ReceiptFacts,
-    raw: RawOutcome,
-) -> ResultParts:
-    """Totals, promo verdicts, gifts, messages, tiers and budget use from the raw numbers."""
-    outcome = _AppliedSummary(program, raw)
-    spend = _tier_spend(receipt, raw, facts)
-    tier_after = _tier_after(facts, program, spend)
-    return ResultParts(
-        totals=_totals(facts, raw),
-        promo_codes=_promo_verdicts(facts.codes, outcome.applied_ids),
-        gifts=tuple(outcome.gifts),
-        messages=_messages(receipt, ctx, program, facts, raw, tier_after, outcome.birthday),
-        free_delivery=outcome.free_delivery,
-        tier_before=facts.tier_before,
-        tier_after=tier_after,
-        budget_use=outcome.budget_use,
-        tier_spend=spend,
-    )
-
-
-def build_result(
-    receipt: Receipt,
-    ctx: CalculationContext,
-    program: CompiledProgram,
-    facts: ReceiptFacts,
-    raw: RawOutcome,
-    lines: tuple[LineResult, ...] | None = None,
-    rules: tuple[RuleVerdict, ...] | None = None,
-) -> CalculationResult:
-    """Turn one evaluator's raw numbers into the full answer (identical for both).
-
-    ``lines`` and ``rules``: the per-line results and the rule verdicts, when the
-    evaluator built them itself (the kernels do, from their arrays, and then
-    ``raw.applied`` is not read); by default they are built here from ``raw``, the
-    plain way the tests hold the kernels' way to.
-    """
-    parts = result_parts(receipt, ctx, program, facts, raw)
-    return CalculationResult(
-        program_version=program.version,
-        lines=_line_results(receipt, program, facts, raw) if lines is None else lines,
-        totals=parts.totals,
-        promo_codes=parts.promo_codes,
-        gifts=parts.gifts,
-        rules=_rule_verdicts(program, raw) if rules is None else rules,
-        messages=parts.messages,
-        free_delivery=parts.free_delivery,
-        tier_before=parts.tier_before,
-        tier_after=parts.tier_after,
-        budget_use=parts.budget_use,
-        tier_spend=parts.tier_spend,
-    )
-
-
-class _AppliedSummary:
-    """One pass over the rules that applied: their ids, gifts, delivery, birthday, budget use."""
-
-    def __init__(self, program: CompiledProgram, raw: RawOutcome) -> None:
-        self.applied_ids: set[str] = set()
-        self.gifts: list[Gift] = []
-        self.free_delivery = False
-        self.birthday = False
-        self.budget_use: dict[str, int] = {}
-        for r, reason, amount, points in raw.verdicts:
-            if reason is not None:
-                continue
-            info = program.applied_info[r]
-            self.applied_ids.add(info.rule_id)
-            if info.gift is not None:
-                self.gifts.append(info.gift)
-            self.free_delivery = self.free_delivery or info.free_delivery
-            self.birthday = self.birthday or info.birthday
-            if info.has_budget:
-                self.budget_use[info.rule_id] = amount + points
-
-
-def _rule_verdicts(program: CompiledProgram, raw: RawOutcome) -> tuple[RuleVerdict, ...]:
-    verdicts = []
-    for r, reason, amount, points in raw.verdicts:
-        if reason is None:
-            rule = program.rules[r]
-            verdicts.append(RuleVerdict(rule.id, rule.name, True, None, amount, points))
-        else:
-            verdicts.append(program.refusal(r, reason))
-    return tuple(verdicts)
-
-
-def _line_results(
-    receipt: Receipt, program: CompiledProgram, facts: ReceiptFacts, raw: RawOutcome
-) -> tuple[LineResult, ...]:
-    rules = program.rules
-    lines = []
-    for i, line in enumerate(receipt.lines):
-        applied = tuple(
-            AppliedRule(rules[r].id, rules[r].name, amount) for r, amount in raw.applied[i]
-        )
-        amount, discount, paid = facts.amounts[i], raw.discounts[i], raw.points_paid[i]
-        final = amount - discount - paid
-        lines.append(
-            LineResult(line.line_id, amount, discount, paid, final, raw.points_earned[i], applied)
-        )
-    return tuple(lines)
-
-
-def _totals(facts: ReceiptFacts, raw: RawOutcome) -> Totals:
-    discount = sum(raw.discounts)
-    return Totals(
-        subtotal=facts.subtotal,
-        discount=discount,
-        points_redeemable_max=raw.redeemable_max,
-        points_redeemed=raw.redeemed,
-        amount_due=facts.subtotal - discount - sum(raw.points_paid),
-        points_earned=sum(raw.points_earned),
-    )
-
-
-def _tier_spend(receipt: Receipt, raw: RawOutcome, facts: ReceiptFacts) -> int:
-    """What the sale adds to tier spend: the amount after discounts (points count as
-    payment); lines the POS excluded from loyalty do not count."""
-    if facts.card is None:
-        return 0
-    return sum(
-        facts.amounts[i] - raw.discounts[i]
-        for i, line in enumerate(receipt.lines)
-        if not line.excluded
-    )
-
-
-def _tier_after(facts: ReceiptFacts, program: CompiledProgram, spend: int) -> str | None:
-    """Upgrade right after the sale that crosses a threshold; never a downgrade here."""
-    if facts.card is None or not program.tier_codes:
-        return facts.tier_before
-    reached = program.tier_for_spend(facts.card.tier_spend + spend)
-    if program.tier_index(reached) > facts.tier_index:
-        return reached
-    return facts.tier_before
-
-
-def _promo_verdicts(
-    codes: tuple[CodeCheck, ...], applied_ids: set[str]
-) -> tuple[PromoVerdict, ...]:
-    """A valid code is accepted when a rule it unlocks applied and no earlier code claimed it."""
-    claimed: set[str] = set()
-    verdicts = []
-    for check in codes:
-        reason = check.reason
-        if reason is None:
-            won = [r for r in check.rule_ids if r in applied_ids and r not in claimed]
-            claimed.update(won)
-            reason = None if won else "not_applicable"
-        verdicts.append(
-            PromoVerdict(check.code, "accepted" if reason is None else "rejected", reason)
-        )
-    return tuple(verdicts)
-
-
-def _messages(
-    receipt: Receipt,
-    ctx: CalculationContext,
-    program: CompiledProgram,
-    facts: ReceiptFacts,
-    raw: RawOutcome,
-    tier_after: str | None,
-    birthday_rule_applied: bool,
-) -> tuple[Message, ...]:
-    messages = []
-    threshold = program.settings.offer_card_threshold
-    if ctx.card is None and threshold is not None and facts.subtotal >= threshold:
-        messages.append(Message("offer_card", "Offer the customer a loyalty card."))
-    if ctx.card is not None and facts.card is None:
-        messages.append(
-            Message("card_inactive", f"The card is {ctx.card.status}: it neither earns nor spends.")
-        )
-    if facts.birthday_distance == 0 or birthday_rule_applied:
-        messages.append(Message("birthday", "Happy birthday! Birthday offers apply."))
-    if tier_after != facts.tier_before:
-        messages.append(
-            Message(
-                "tier_upgrade",
-                f"After this sale the card moves up to {program.tier_name(tier_after)}.",
-            )
-        )
-    wanted = receipt.redeem_points
-    if not receipt.redeem_max and wanted > raw.redeemed:
-        messages.append(
-            Message(
-                "points_limited",
-                f"At most {raw.redeemable_max} of the {wanted} points asked for can be spent.",
-            )
-        )
-    return tuple(messages)

@@ -1,7 +1,10 @@
 """The reference evaluator: plain Python, written for clarity; the definition of correct.
 
-The numba kernels in ``service.kernels`` compute the same numbers from arrays and the
-tests hold the two equal. Phases, in order (service/rules/README.md explains each):
+The numba kernels (``service.kernels.evaluate``) compute the same numbers from arrays
+and the tests, and every worker's warm-up, hold the two equal. It reads the program's
+rules as the document states them, not the compiler's arrays, so that a mistake in the
+compiler shows as a difference too. Phases, in order (service/rules/README.md explains
+each):
 
 1. candidates: rules whose store targeting admits the store and whose target names
    a SKU, category or brand on the receipt (or every line);
@@ -16,7 +19,7 @@ tests hold the two equal. Phases, in order (service/rules/README.md explains eac
 
 from __future__ import annotations
 
-from service.domain.calculation import CalculationContext, CalculationResult
+from service.domain.calculation import CalculationContext
 from service.domain.money import (
     BP_SCALE,
     MILLI,
@@ -27,6 +30,8 @@ from service.domain.money import (
     spread_by_remainder,
 )
 from service.domain.receipt import Receipt, ReceiptLine
+from service.kernels.facts import ReceiptFacts, receipt_facts
+from service.kernels.results import Answer, RawOutcome, build_answer
 from service.rules.compiler import CompiledProgram
 from service.rules.document import (
     WEEKDAYS,
@@ -39,18 +44,15 @@ from service.rules.document import (
     Rule,
     SubtotalStepsEffect,
 )
-from service.rules.facts import RawOutcome, ReceiptFacts, build_result, receipt_facts
 
 Plan = tuple[int, list[int], list[int]]  # (total, weights, caps) over the available lines
 
 
-def evaluate(
-    receipt: Receipt, ctx: CalculationContext, program: CompiledProgram
-) -> CalculationResult:
+def evaluate(receipt: Receipt, ctx: CalculationContext, program: CompiledProgram) -> Answer:
     """Calculate a receipt: discounts, points paid and earned, explanations."""
     facts = receipt_facts(receipt, ctx, program)
     raw = _Evaluation(receipt, ctx, program, facts).run()
-    return build_result(receipt, ctx, program, facts, raw)
+    return build_answer(receipt, ctx, program, facts, raw)
 
 
 def includes(rule: Rule, line: ReceiptLine) -> bool:
@@ -102,7 +104,7 @@ class _Evaluation:
         self.locked = [False] * count
         self.no_earn = [False] * count
         self.no_pay = [False] * count
-        self.applied: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+        self.applied: list[tuple[int, int, int]] = []  # (line, rule, amount), as given
         self.verdicts: dict[int, tuple[str | None, int, int]] = {}
 
     def run(self) -> RawOutcome:
@@ -115,6 +117,7 @@ class _Evaluation:
             discounts=self.discounts,
             points_paid=self.points_paid,
             points_earned=earned,
+            finals=[self._paid(i) for i in range(len(self.lines))],
             applied=self.applied,
             verdicts=[(r, *self.verdicts[r]) for r in candidates],
             redeemable_max=redeemable,
@@ -243,7 +246,7 @@ class _Evaluation:
 
     def _give(self, r: int, line: int, amount: int) -> None:
         self.discounts[line] += amount
-        self.applied[line].append((r, amount))
+        self.applied.append((line, r, amount))
 
     def _best_of(self, members: list[int]) -> None:
         """Each line takes the largest discount any member offers it; ties: higher priority."""
@@ -325,7 +328,7 @@ class _Evaluation:
             return effect.percent
         if effect.type == "tier_discount":
             index = self.facts.tier_index
-            bp = int(self.program.tier_discount_bp[index]) if index >= 0 else 0
+            bp = self.program.document.tiers.levels[index].discount_percent if index >= 0 else 0
             return bp if bp > 0 else "tier"
         if effect.type == "personal_discount":
             return self.facts.personal_bp or "no_personal_discount"
@@ -447,10 +450,10 @@ class _Evaluation:
         return not self.lines[i].excluded and not self.no_earn[i]
 
     def _base_rate(self) -> int:
+        """The tier's accrual rate; the program's without a tier or when the tier has none."""
         index = self.facts.tier_index
-        if index >= 0:
-            return int(self.program.tier_accrual_bp[index])
-        return self.program.settings.accrual_percent
+        rate = self.program.document.tiers.levels[index].accrual_percent if index >= 0 else None
+        return self.program.settings.accrual_percent if rate is None else rate
 
     def _rounded_spread(self, numerators: list[int], denominator: int) -> list[int]:
         total = divide_rounded(sum(numerators), denominator, self.program.settings.rounding)

@@ -1,104 +1,62 @@
-"""The kernels' output arrays as a ``CalculationResult``, in as few Python operations as can be.
+"""The one answer builder: what either evaluator computed, as the answer the POS is shown.
 
-Per line the answer is a ``LineResult`` and its ``AppliedRule``s: frozen slots
-dataclasses, whose generated ``__init__`` sets every field through
-``object.__setattr__`` (1.1 µs per LineResult, 0.6 µs per AppliedRule). They are the
-one part of the result that grows with the receipt, so they are built here column by
-column (``frozen_instances``). The rest of the answer (totals, promo codes, messages)
-is ``facts.build_result``'s, shared with the reference; the tests hold the lines and
-verdicts built here equal to the ones it builds plainly. ``kernel_columns`` builds
-none of these objects: its ``ColumnResult`` is what /v1/calculate turns into JSON.
+Both evaluators end in a ``RawOutcome`` (the reference builds it as it goes, the
+kernels' output arrays become one in ``raw_outcome``), and ``build_answer`` turns it
+into an ``Answer``: by column, no per-line or per-rule objects. /v1/calculate,
+/v1/commit and a draft's dry run all show this one answer (``usecases.views``).
+
+Column-wise because the answer's objects were most of the evaluation's Python time:
+on the benchmark's 10-line receipt (demo program) the kernel call and the answer's
+dicts took 47 µs this way against 61 µs through ~30 frozen dataclasses per receipt
+(best of 7 interleaved rounds, idle 2-core dev box).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypeVar
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.calculation import (
-    AppliedRule,
-    CalculationContext,
-    CalculationResult,
-    LineResult,
-    RuleVerdict,
-)
-from service.domain.frozen import frozen_instances
+from service.domain.calculation import CalculationContext, Gift, Message, PromoVerdict, Totals
 from service.domain.receipt import Receipt
 from service.kernels._layout import T_REDEEMABLE, T_REDEEMED
+from service.kernels.facts import CodeCheck, ReceiptFacts
 from service.rules.codes import REASONS
 from service.rules.compiler import CompiledProgram
-from service.rules.facts import RawOutcome, ReceiptFacts, ResultParts, build_result, result_parts
 
 IntArray = npt.NDArray[np.int64]
-T = TypeVar("T")
+Applied = tuple[str, str, int]  # rule id, name, discount on the line
+# rule id, name, applied, reason, amount, points: the fields of a rule's verdict in the answer
+Verdict = tuple[str, str, bool, str | None, int, int]
 
 _REASON_TEXT: tuple[str | None, ...] = tuple(reason or None for reason in REASONS)
 
 
-def _raw_outcome(
-    line_out: IntArray, verdicts: IntArray, totals: IntArray
-) -> tuple[RawOutcome, list[int]]:
-    """The outputs as the shared result code reads them, and the final amounts."""
-    redeemable_max, redeemed = totals[T_REDEEMABLE : T_REDEEMED + 1].tolist()
-    discounts, points_paid, points_earned, finals = line_out.T.tolist()  # O_* order
-    rules, reasons, amounts, points = verdicts.T.tolist()  # V_* order
-    reason_texts = [_REASON_TEXT[reason] for reason in reasons]
-    raw = RawOutcome(
-        discounts=discounts,
-        points_paid=points_paid,
-        points_earned=points_earned,
-        applied=[],  # not read: the lines are built from the array
-        verdicts=list(zip(rules, reason_texts, amounts, points, strict=True)),
-        redeemable_max=redeemable_max,
-        redeemed=redeemed,
-    )
-    return raw, finals
+class RawOutcome(NamedTuple):
+    """One evaluation's numbers. Per line: ``discounts``, ``points_paid``, ``points_earned``
+    and ``finals`` (amount - discount - points paid). ``applied`` holds (line, rule index,
+    amount) in the order the discounts were given; ``verdicts`` (rule index, reason or
+    None, amount, points) per candidate rule, in evaluation order."""
+
+    discounts: list[int]
+    points_paid: list[int]
+    points_earned: list[int]
+    finals: list[int]
+    applied: Sequence[Sequence[int]]
+    verdicts: list[tuple[int, str | None, int, int]]
+    redeemable_max: int
+    redeemed: int
 
 
-def _line_columns(
-    receipt: Receipt, facts: ReceiptFacts, raw: RawOutcome, finals: list[int]
-) -> tuple[list[str], tuple[int, ...], list[int], list[int], list[int], list[int]]:
-    """Each line's id, amount, discount, points paid, final amount and points earned, by
-    column: ``LineResult``'s fields before ``applied``, and ``ColumnResult``'s."""
-    return (
-        [line.line_id for line in receipt.lines], facts.amounts, raw.discounts,
-        raw.points_paid, finals, raw.points_earned,
-    )  # fmt: skip
+class Answer(NamedTuple):
+    """A receipt's calculation (SPEC §3), by column.
 
-
-def kernel_result(
-    receipt: Receipt,
-    ctx: CalculationContext,
-    program: CompiledProgram,
-    facts: ReceiptFacts,
-    line_out: IntArray,
-    verdicts: IntArray,
-    applied: IntArray,
-    totals: IntArray,
-) -> CalculationResult:
-    """The answer from one receipt's outputs (``verdicts`` and ``applied`` cut to their counts)."""
-    raw, finals = _raw_outcome(line_out, verdicts, totals)
-    count = len(finals)
-    lines = frozen_instances(
-        LineResult,
-        count,
-        *_line_columns(receipt, facts, raw, finals),
-        _applied_per_line(program, applied, count),
-    )
-    verdict_list = _rule_verdicts(program, raw.verdicts)
-    return build_result(receipt, ctx, program, facts, raw, tuple(lines), verdict_list)
-
-
-class ColumnResult(NamedTuple):
-    """A ``CalculationResult`` by column, without its ~30 frozen objects per receipt.
-
-    Line ``i`` is ``line_ids[i]``, ``amounts[i]``, ... ``applied[i]``; ``applied``
-    holds each line's (rule id, name, amount) and ``rules`` each verdict's fields in
-    ``RuleVerdict`` order. On the benchmark's 10-line receipt (demo program) the kernel
-    call and the answer's dicts took 47 µs this way against 61 µs through the objects
-    (best of 7 interleaved rounds, idle 2-core dev box).
+    Line ``i`` is ``line_ids[i]``, ``amounts[i]``, ... ``applied[i]`` (its discounts in the
+    order they were given); ``rules`` holds a verdict per candidate rule. ``tier_spend``
+    is what the sale adds to the card's tier spend, ``budget_use`` what it takes of
+    campaign budgets: the ledger records both on commit.
     """
 
     program_version: int
@@ -108,82 +66,197 @@ class ColumnResult(NamedTuple):
     points_paid: list[int]
     finals: list[int]
     points_earned: list[int]
-    applied: list[list[tuple[str, str, int]]]
-    rules: list[tuple[str, str, bool, str | None, int, int]]
-    parts: ResultParts
+    applied: list[list[Applied]]
+    rules: list[Verdict]
+    totals: Totals
+    promo_codes: tuple[PromoVerdict, ...]
+    gifts: tuple[Gift, ...]
+    messages: tuple[Message, ...]
+    free_delivery: bool
+    tier_before: str | None
+    tier_after: str | None
+    budget_use: dict[str, int]
+    tier_spend: int
 
 
-def kernel_columns(
+def raw_outcome(
+    line_out: IntArray, verdicts: IntArray, applied: IntArray, totals: IntArray
+) -> RawOutcome:
+    """The kernels' outputs (``verdicts`` and ``applied`` cut to their counts) as a
+    ``RawOutcome``: columns through ``tolist``, so every number is a Python int."""
+    redeemable_max, redeemed = totals[T_REDEEMABLE : T_REDEEMED + 1].tolist()
+    discounts, points_paid, points_earned, finals = line_out.T.tolist()  # O_* order
+    rules, reasons, amounts, points = verdicts.T.tolist()  # V_* order
+    reason_texts = [_REASON_TEXT[reason] for reason in reasons]
+    return RawOutcome(
+        discounts,
+        points_paid,
+        points_earned,
+        finals,
+        applied.tolist(),  # A_LINE, A_RULE, A_AMOUNT
+        list(zip(rules, reason_texts, amounts, points, strict=True)),
+        redeemable_max,
+        redeemed,
+    )
+
+
+def build_answer(
     receipt: Receipt,
     ctx: CalculationContext,
     program: CompiledProgram,
     facts: ReceiptFacts,
-    line_out: IntArray,
-    verdicts: IntArray,
-    applied: IntArray,
-    totals: IntArray,
-) -> ColumnResult:
-    """``kernel_result``'s answer by column."""
-    raw, finals = _raw_outcome(line_out, verdicts, totals)
-    ids, names = program.rule_ids, program.rule_names
-    per_line: list[list[tuple[str, str, int]]] = [[] for _ in finals]
-    if applied.shape[0]:
-        for line, r, amount in applied.tolist():  # A_LINE, A_RULE, A_AMOUNT
-            per_line[line].append((ids[r], names[r], amount))
-    return ColumnResult(
+    raw: RawOutcome,
+) -> Answer:
+    """The answer from one evaluation's numbers, the same for both evaluators."""
+    summary = _AppliedSummary(program, raw)
+    spend = _tier_spend(receipt, raw, facts)
+    tier_after = _tier_after(facts, program, spend)
+    return Answer(
         program.version,
-        *_line_columns(receipt, facts, raw, finals),
-        per_line,
-        [
-            (ids[r], names[r], True, None, amount, point)
-            if reason is None
-            else (ids[r], names[r], False, reason, 0, 0)
-            for r, reason, amount, point in raw.verdicts
-        ],
-        result_parts(receipt, ctx, program, facts, raw),
+        [line.line_id for line in receipt.lines],
+        facts.amounts,
+        raw.discounts,
+        raw.points_paid,
+        raw.finals,
+        raw.points_earned,
+        _applied_per_line(program, raw),
+        _verdicts(program, raw),
+        _totals(facts, raw),
+        _promo_verdicts(facts.codes, summary.applied_ids),
+        tuple(summary.gifts),
+        _messages(receipt, ctx, program, facts, raw, tier_after, summary.birthday),
+        summary.free_delivery,
+        facts.tier_before,
+        tier_after,
+        summary.budget_use,
+        spend,
     )
 
 
-def _rule_verdicts(
-    program: CompiledProgram, verdicts: list[tuple[int, str | None, int, int]]
-) -> tuple[RuleVerdict, ...]:
-    """Refusals from the program's cache, the others built here.
-
-    One per candidate rule, not per line: built column by column they measured no
-    faster (demo program, 7 of 10 applied: the whole call 161 µs that way, 153 µs so).
-    """
-    refusal, ids, names = program.refusal, program.rule_ids, program.rule_names
-    return tuple(
-        [
-            RuleVerdict(ids[r], names[r], True, None, amount, point)
-            if reason is None
-            else refusal(r, reason)
-            for r, reason, amount, point in verdicts
-        ]
-    )
-
-
-def _applied_per_line(
-    program: CompiledProgram, applied: IntArray, count: int
-) -> list[tuple[AppliedRule, ...]]:
-    """Each line's applied rules in the order they applied (the kernel writes them so).
-
-    Built together with ``frozen_instances``: at 100 lines (about 120 applied) the whole
-    ``evaluate`` took 387 µs against 483 µs with a loop of ``AppliedRule(...)``, and no
-    longer at 10 lines.
-    """
-    per_line: list[tuple[AppliedRule, ...]] = [()] * count
-    if not applied.shape[0]:
-        return per_line
-    lines, rules, amounts = applied.T.tolist()  # A_LINE, A_RULE, A_AMOUNT
+def _applied_per_line(program: CompiledProgram, raw: RawOutcome) -> list[list[Applied]]:
     ids, names = program.rule_ids, program.rule_names
-    instances = frozen_instances(
-        AppliedRule,
-        len(rules),
-        [ids[r] for r in rules],
-        [names[r] for r in rules],
-        amounts,
-    )
-    for line, instance in zip(lines, instances, strict=True):
-        per_line[line] += (instance,)
+    per_line: list[list[Applied]] = [[] for _ in raw.discounts]
+    for line, r, amount in raw.applied:
+        per_line[line].append((ids[r], names[r], amount))
     return per_line
+
+
+def _verdicts(program: CompiledProgram, raw: RawOutcome) -> list[Verdict]:
+    ids, names = program.rule_ids, program.rule_names
+    return [
+        (ids[r], names[r], True, None, amount, points)
+        if reason is None
+        else (ids[r], names[r], False, reason, 0, 0)
+        for r, reason, amount, points in raw.verdicts
+    ]
+
+
+class _AppliedSummary:
+    """One pass over the rules that applied: their ids, gifts, delivery, birthday, budget use."""
+
+    def __init__(self, program: CompiledProgram, raw: RawOutcome) -> None:
+        self.applied_ids: set[str] = set()
+        self.gifts: list[Gift] = []
+        self.free_delivery = False
+        self.birthday = False
+        self.budget_use: dict[str, int] = {}
+        for r, reason, amount, points in raw.verdicts:
+            if reason is not None:
+                continue
+            info = program.applied_info[r]
+            self.applied_ids.add(info.rule_id)
+            if info.gift is not None:
+                self.gifts.append(info.gift)
+            self.free_delivery = self.free_delivery or info.free_delivery
+            self.birthday = self.birthday or info.birthday
+            if info.has_budget:
+                self.budget_use[info.rule_id] = amount + points
+
+
+def _totals(facts: ReceiptFacts, raw: RawOutcome) -> Totals:
+    discount = sum(raw.discounts)
+    return Totals(
+        subtotal=facts.subtotal,
+        discount=discount,
+        points_redeemable_max=raw.redeemable_max,
+        points_redeemed=raw.redeemed,
+        amount_due=facts.subtotal - discount - sum(raw.points_paid),
+        points_earned=sum(raw.points_earned),
+    )
+
+
+def _tier_spend(receipt: Receipt, raw: RawOutcome, facts: ReceiptFacts) -> int:
+    """What the sale adds to tier spend: the amount after discounts (points count as
+    payment); lines the POS excluded from loyalty do not count."""
+    if facts.card is None:
+        return 0
+    return sum(
+        facts.amounts[i] - raw.discounts[i]
+        for i, line in enumerate(receipt.lines)
+        if not line.excluded
+    )
+
+
+def _tier_after(facts: ReceiptFacts, program: CompiledProgram, spend: int) -> str | None:
+    """Upgrade right after the sale that crosses a threshold; never a downgrade here."""
+    if facts.card is None or not program.tier_codes:
+        return facts.tier_before
+    reached = program.tier_for_spend(facts.card.tier_spend + spend)
+    if program.tier_index(reached) > facts.tier_index:
+        return reached
+    return facts.tier_before
+
+
+def _promo_verdicts(
+    codes: tuple[CodeCheck, ...], applied_ids: set[str]
+) -> tuple[PromoVerdict, ...]:
+    """A valid code is accepted when a rule it unlocks applied and no earlier code claimed it."""
+    claimed: set[str] = set()
+    verdicts = []
+    for check in codes:
+        reason = check.reason
+        if reason is None:
+            won = [r for r in check.rule_ids if r in applied_ids and r not in claimed]
+            claimed.update(won)
+            reason = None if won else "not_applicable"
+        verdicts.append(
+            PromoVerdict(check.code, "accepted" if reason is None else "rejected", reason)
+        )
+    return tuple(verdicts)
+
+
+def _messages(
+    receipt: Receipt,
+    ctx: CalculationContext,
+    program: CompiledProgram,
+    facts: ReceiptFacts,
+    raw: RawOutcome,
+    tier_after: str | None,
+    birthday_rule_applied: bool,
+) -> tuple[Message, ...]:
+    messages = []
+    threshold = program.settings.offer_card_threshold
+    if ctx.card is None and threshold is not None and facts.subtotal >= threshold:
+        messages.append(Message("offer_card", "Offer the customer a loyalty card."))
+    if ctx.card is not None and facts.card is None:
+        messages.append(
+            Message("card_inactive", f"The card is {ctx.card.status}: it neither earns nor spends.")
+        )
+    if facts.birthday_distance == 0 or birthday_rule_applied:
+        messages.append(Message("birthday", "Happy birthday! Birthday offers apply."))
+    if tier_after != facts.tier_before:
+        messages.append(
+            Message(
+                "tier_upgrade",
+                f"After this sale the card moves up to {program.tier_name(tier_after)}.",
+            )
+        )
+    wanted = receipt.redeem_points
+    if not receipt.redeem_max and wanted > raw.redeemed:
+        messages.append(
+            Message(
+                "points_limited",
+                f"At most {raw.redeemable_max} of the {wanted} points asked for can be spent.",
+            )
+        )
+    return tuple(messages)

@@ -5,7 +5,8 @@ document order), one column per condition or effect parameter. Rules are indexed
 by the SKU, category and brand their target names, so that the work for a receipt
 line grows with the rules that can touch it, not with all rules; rules that name
 none of them (whole-receipt rules) sit in one list of their own. Store targeting is
-a per-store mask, built on first use and kept.
+a per-store mask, built on first use and kept. The arrays travel to the kernels as one
+``ProgramArrays``; this package never imports the kernels.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.calculation import Gift, RuleVerdict
+from service.domain.calculation import Gift
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
 from service.rules.document import GiftEffect, PointSettings, ProgramDocument, PromoCode, Rule
 
@@ -26,7 +28,7 @@ IntArray = npt.NDArray[np.int64]
 NO_LIMIT = -1
 FAR_FUTURE = 10**9  # a date ordinal after any real date
 
-# Columns of CompiledProgram.table: one name per rule parameter.
+# Columns of ProgramArrays.table: one name per rule parameter.
 (
     R_KIND,
     R_MODE,
@@ -60,16 +62,29 @@ FAR_FUTURE = 10**9  # a date ordinal after any real date
 ) = range(29)
 TABLE_COLUMNS = 29
 
-# Positions in CompiledProgram.point_settings.
+# Positions in ProgramArrays.point_settings.
 S_POINT_VALUE, S_BASE_RATE, S_ROUNDING, S_MAX_SHARE, S_MIN_LINE, S_MAX_RECEIPT, S_MAX_DAY = range(7)
 
 
-@dataclass(frozen=True, slots=True)
-class TargetIndex:
-    """Rules by the keys their targets name: ``rules[ptr[k]:ptr[k + 1]]`` for key ``k``."""
+class ProgramArrays(NamedTuple):
+    """Everything of a program the kernels read, passed to them as one argument.
 
-    ptr: IntArray
-    rules: IntArray
+    Rules by the keys their targets name: ``include_rules[include_ptr[k]:include_ptr[k + 1]]``
+    for key ``k`` (``exclude_*`` the same for exclusions); ``all_lines_rules`` name none.
+    """
+
+    table: IntArray  # rules x TABLE_COLUMNS, in evaluation order
+    step_from: IntArray  # the steps of rule r: [table[r, R_STEP_START], table[r, R_STEP_END])
+    step_bp: IntArray
+    segment_ids: IntArray  # the segments of rule r: [table[r, C_SEG_START], table[r, C_SEG_END])
+    include_ptr: IntArray
+    include_rules: IntArray
+    exclude_ptr: IntArray
+    exclude_rules: IntArray
+    all_lines_rules: IntArray
+    tier_accrual_bp: IntArray  # by tier index
+    tier_discount_bp: IntArray
+    point_settings: IntArray  # S_* positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +112,7 @@ class CompiledProgram:
     document: ProgramDocument
     rules: tuple[Rule, ...]
     rule_index: dict[str, int]
-    table: IntArray
-    step_from: IntArray
-    step_bp: IntArray
-    segment_ids: IntArray
-    includes: TargetIndex
-    excludes: TargetIndex
-    all_lines_rules: IntArray
+    arrays: ProgramArrays
     sku_keys: dict[str, int]
     category_keys: dict[str, int]
     brand_keys: dict[str, int]
@@ -111,9 +120,6 @@ class CompiledProgram:
     segment_vocabulary: dict[str, int]
     tier_codes: tuple[str, ...]
     tier_threshold: IntArray
-    tier_accrual_bp: IntArray
-    tier_discount_bp: IntArray
-    point_settings: IntArray
     holidays: frozenset[date]
     promo_codes: dict[str, PromoCode]
     no_budget_use: IntArray
@@ -124,7 +130,6 @@ class CompiledProgram:
     no_segments: npt.NDArray[np.uint8] = field(init=False)  # a card in no known segment
     no_unlocked: IntArray = field(init=False)  # no rule unlocked by a promo code
     _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
-    _refusals: dict[tuple[int, str], RuleVerdict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rule_ids = tuple(rule.id for rule in self.rules)
@@ -133,16 +138,6 @@ class CompiledProgram:
         self.tier_thresholds = tuple(self.tier_threshold.tolist())
         self.no_segments = np.zeros(len(self.segment_vocabulary), dtype=np.uint8)
         self.no_unlocked = np.zeros(0, dtype=np.int64)
-
-    def refusal(self, r: int, reason: str) -> RuleVerdict:
-        """The verdict "rule ``r`` did not apply, because ``reason``": immutable, so built once."""
-        key = (r, reason)
-        verdict = self._refusals.get(key)
-        if verdict is None:
-            rule = self.rules[r]
-            verdict = RuleVerdict(rule.id, rule.name, False, reason, 0, 0)
-            self._refusals[key] = verdict
-        return verdict
 
     @property
     def settings(self) -> PointSettings:
@@ -166,13 +161,6 @@ class CompiledProgram:
         """The highest tier whose threshold ``spend`` reaches; None below the lowest."""
         position = bisect.bisect_right(self.tier_thresholds, spend) - 1
         return self.tier_codes[position] if position >= 0 else None
-
-    def next_tier(self, spend: int) -> tuple[str, int] | None:
-        """The next tier up and the spend still needed to reach it; None at the top."""
-        for code, threshold in zip(self.tier_codes, self.tier_thresholds, strict=True):
-            if threshold > spend:
-                return code, threshold - spend
-        return None
 
     def store_mask(self, store_id: str, region: str) -> npt.NDArray[np.uint8]:
         """1 for each rule whose store targeting admits this store; built once per store."""
@@ -228,21 +216,34 @@ def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
         _fill_effect(table[row], rule, group_ids, steps_from, steps_bp)
         _fill_conditions(table[row], rule, payment_bits, tier_codes, segments, segment_ids)
     keys = _Keys(rules)
+    include_ptr, include_rules = keys.index(rules, include=True)
+    exclude_ptr, exclude_rules = keys.index(rules, include=False)
     base_rate = doc.points.accrual_percent
+    arrays = ProgramArrays(
+        table=table,
+        step_from=np.array(steps_from, dtype=np.int64),
+        step_bp=np.array(steps_bp, dtype=np.int64),
+        segment_ids=np.array(segment_ids, dtype=np.int64),
+        include_ptr=include_ptr,
+        include_rules=include_rules,
+        exclude_ptr=exclude_ptr,
+        exclude_rules=exclude_rules,
+        all_lines_rules=np.array(
+            [i for i, rule in enumerate(rules) if rule.target.all_lines], dtype=np.int64
+        ),
+        tier_accrual_bp=np.array(
+            [base_rate if t.accrual_percent is None else t.accrual_percent for t in tiers],
+            dtype=np.int64,
+        ),
+        tier_discount_bp=np.array([t.discount_percent for t in tiers], dtype=np.int64),
+        point_settings=_point_settings(doc.points),
+    )
     return CompiledProgram(
         version=version,
         document=doc,
         rules=rules,
         rule_index={rule.id: i for i, rule in enumerate(rules)},
-        table=table,
-        step_from=np.array(steps_from, dtype=np.int64),
-        step_bp=np.array(steps_bp, dtype=np.int64),
-        segment_ids=np.array(segment_ids, dtype=np.int64),
-        includes=keys.index(rules, include=True),
-        excludes=keys.index(rules, include=False),
-        all_lines_rules=np.array(
-            [i for i, rule in enumerate(rules) if rule.target.all_lines], dtype=np.int64
-        ),
+        arrays=arrays,
         sku_keys=keys.skus,
         category_keys=keys.categories,
         brand_keys=keys.brands,
@@ -250,12 +251,6 @@ def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
         segment_vocabulary=segments,
         tier_codes=tier_codes,
         tier_threshold=np.array([t.threshold for t in tiers], dtype=np.int64),
-        tier_accrual_bp=np.array(
-            [base_rate if t.accrual_percent is None else t.accrual_percent for t in tiers],
-            dtype=np.int64,
-        ),
-        tier_discount_bp=np.array([t.discount_percent for t in tiers], dtype=np.int64),
-        point_settings=_point_settings(doc.points),
         holidays=frozenset(doc.holidays),
         promo_codes={promo.code.strip().upper(): promo for promo in doc.promo_codes},
         no_budget_use=np.zeros(len(rules), dtype=np.int64),
@@ -354,7 +349,8 @@ class _Keys:
                 keys[value] = self.count
                 self.count += 1
 
-    def index(self, rules: tuple[Rule, ...], *, include: bool) -> TargetIndex:
+    def index(self, rules: tuple[Rule, ...], *, include: bool) -> tuple[IntArray, IntArray]:
+        """(ptr, rules): the rules naming key ``k`` are ``rules[ptr[k]:ptr[k + 1]]``."""
         buckets: list[list[int]] = [[] for _ in range(self.count)]
         for row, rule in enumerate(rules):
             part = rule.target if include else rule.target.exclude
@@ -368,7 +364,7 @@ class _Keys:
         ptr = np.zeros(self.count + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(bucket) for bucket in buckets])
         flat = [row for bucket in buckets for row in bucket]
-        return TargetIndex(ptr=ptr, rules=np.array(flat, dtype=np.int64))
+        return ptr, np.array(flat, dtype=np.int64)
 
 
 def _point_settings(points: PointSettings) -> IntArray:

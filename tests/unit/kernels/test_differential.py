@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.receipt import Receipt
-from service.rules import reference
+from service.kernels import reference
 from service.rules.compiler import compile_program
 from service.rules.document import parse_program
 from tests.profiles import examples

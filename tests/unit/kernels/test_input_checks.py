@@ -15,9 +15,15 @@ import pytest
 from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.errors import InvalidInput
-from service.domain.receipt import Receipt, ReceiptLine
-from service.rules import reference
-from service.rules.facts import MAX_LINES, MAX_QUANTITY, MAX_RECEIPT_AMOUNT, MAX_UNIT_PRICE
+from service.domain.receipt import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_RECEIPT_AMOUNT,
+    MAX_UNIT_PRICE,
+    Receipt,
+    ReceiptLine,
+)
+from service.kernels import reference
 from tests.unit.rules.builders import DEMO, FRIDAY_EVENING, MSK, dress
 
 GOOD = dress("1", 10_000)

@@ -6,14 +6,15 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from service.domain.calculation import CalculationContext, CalculationResult
+from service.domain.calculation import CalculationContext
 from service.domain.card import CardState, PointLot
 from service.domain.receipt import Receipt, ReceiptLine, StoreInfo
+from service.kernels import Answer
 from service.rules.compiler import CompiledProgram, compile_program
 from service.rules.demo import DEMO_STORES, demo_program
 from service.rules.document import parse_program
 
-Evaluator = Callable[[Receipt, CalculationContext, CompiledProgram], CalculationResult]
+Evaluator = Callable[[Receipt, CalculationContext, CompiledProgram], Answer]
 
 DEMO = compile_program(parse_program(demo_program()), version=1)
 MSK, EKB, WEB = DEMO_STORES
@@ -72,7 +73,7 @@ def calculate(
     compiled: CompiledProgram = DEMO,
     context: dict[str, Any] | None = None,
     **receipt_fields: Any,
-) -> CalculationResult:
+) -> Answer:
     receipt = Receipt(
         store.store_id,
         when,
@@ -84,44 +85,53 @@ def calculate(
     return evaluate(receipt, ctx, compiled)
 
 
-def verdict(result: CalculationResult, rule_id: str) -> tuple[bool, str | None, int, int]:
-    for v in result.rules:
-        if v.rule_id == rule_id:
-            return v.applied, v.reason, v.amount, v.points
+def verdict(result: Answer, rule_id: str) -> tuple[bool, str | None, int, int]:
+    for rule, _, was_applied, reason, amount, points in result.rules:
+        if rule == rule_id:
+            return was_applied, reason, amount, points
     raise AssertionError(f"{rule_id} not in the verdicts")
 
 
-def applied(result: CalculationResult, line_id: str) -> dict[str, int]:
-    line = next(ln for ln in result.lines if ln.line_id == line_id)
-    return {a.rule_id: a.amount for a in line.applied}
+def applied(result: Answer, line_id: str) -> dict[str, int]:
+    given = result.applied[result.line_ids.index(line_id)]
+    return {rule_id: amount for rule_id, _, amount in given}
 
 
-def codes(result: CalculationResult) -> list[str]:
+def codes(result: Answer) -> list[str]:
     return [m.code for m in result.messages]
 
 
-def check_invariants(result: CalculationResult, compiled: CompiledProgram) -> None:
+def check_invariants(result: Answer, compiled: CompiledProgram) -> None:
     """What every result must satisfy, whatever the program and receipt."""
     floor = compiled.settings.min_line_amount
     totals = result.totals
-    assert sum(ln.amount for ln in result.lines) == totals.subtotal
-    assert sum(ln.discount for ln in result.lines) == totals.discount
-    assert sum(ln.points_earned for ln in result.lines) == totals.points_earned
-    paid = sum(ln.points_paid for ln in result.lines)
+    assert sum(result.amounts) == totals.subtotal
+    assert sum(result.discounts) == totals.discount
+    assert sum(result.points_earned) == totals.points_earned
+    paid = sum(result.points_paid)
     assert paid == totals.points_redeemed * compiled.settings.point_value
     assert totals.amount_due == totals.subtotal - totals.discount - paid
     assert 0 <= totals.points_redeemed <= totals.points_redeemable_max
-    for ln in result.lines:
-        for value in (ln.amount, ln.discount, ln.points_paid, ln.final_amount, ln.points_earned):
+    lines = zip(
+        result.amounts,
+        result.discounts,
+        result.points_paid,
+        result.finals,
+        result.points_earned,
+        result.applied,
+        strict=True,
+    )
+    for amount, discount, points_paid, final, earned, given in lines:
+        for value in (amount, discount, points_paid, final, earned):
             assert type(value) is int and value >= 0
-        assert ln.final_amount == ln.amount - ln.discount - ln.points_paid
-        assert ln.final_amount >= min(ln.amount, floor)
-        assert sum(a.amount for a in ln.applied) == ln.discount
+        assert final == amount - discount - points_paid
+        assert final >= min(amount, floor)
+        assert sum(a for _, _, a in given) == discount
     eligible = totals.subtotal - totals.discount
     assert paid <= eligible * compiled.settings.max_share_percent // 10_000
-    for v in result.rules:
-        assert v.applied == (v.reason is None)
-        assert type(v.amount) is int and type(v.points) is int
+    for _, _, was_applied, reason, amount, points in result.rules:
+        assert was_applied == (reason is None)
+        assert type(amount) is int and type(points) is int
 
 
 def birthday_in(days: int, when: datetime = FRIDAY_EVENING) -> date:

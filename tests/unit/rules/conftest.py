@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from service.rules import reference
+from service import kernels
+from service.kernels import reference
 from tests.unit.rules.builders import Evaluator
 
 
 @pytest.fixture(params=["reference", "kernel"])
 def evaluate(request: pytest.FixtureRequest) -> Evaluator:
-    if request.param == "kernel":
-        from service import kernels
-
-        return kernels.evaluate
-    return reference.evaluate
+    return kernels.evaluate if request.param == "kernel" else reference.evaluate
