@@ -50,6 +50,7 @@ import httpx
 import orjson
 import redis
 
+from loadtests.serving import start_service, stop_service
 from service.local.embedded import start_postgres
 from service.storage.postgres.invariants import INVARIANTS
 from service.storage.postgres.pool import connect
@@ -205,33 +206,14 @@ class Service:
 
     @classmethod
     def start(cls, env: dict[str, str], folder: Path, port: int) -> Service:
-        loyalty = Path(sys.executable).with_name("loyalty")
-        command = [str(loyalty), "serve", "--workers", "2", "--port", str(port)]
         log = folder / "service.log"
-        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return cls(proc, f"http://127.0.0.1:{port}", log)
+        return cls(start_service(env, log, port, workers=2), f"http://127.0.0.1:{port}", log)
 
     def workers(self) -> set[int]:
         return children(self.proc.pid)
 
     def stop(self) -> None:
-        """SIGINT to the supervisor (its workers drain); SIGKILL to its process group,
-        ours alone (started in a session of its own), if it hangs."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_service(self.proc)
 
 
 @dataclass

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import httpx
 
 from loadtests import replay, setup
 from loadtests.dataset import card_number, store_code
+from loadtests.serving import start_service, stop_service
 from service.local.embedded import EmbeddedServers, start_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,18 +81,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"the service was not ready in {READY_TIMEOUT_S:.0f} s:\n{_tail(log)}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT to the service's PID (uvicorn stops its workers gracefully); SIGKILL to its
-    process group, ours alone (started in a session of its own), if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @contextlib.contextmanager
 def service(
     database_url: str, redis_url: str, data_dir: Path, port: int, workers: int
@@ -104,26 +92,16 @@ def service(
         **os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_REDIS_URL": redis_url,
         "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_HOST": "127.0.0.1",
     }  # fmt: skip
-    loyalty = Path(sys.executable).with_name("loyalty")
-    command = [str(loyalty), "serve", "--workers", str(workers), "--port", str(port)]
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "service.log"
-    with log.open("wb") as output:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches this script, which stops the service
-        )
+    proc = start_service(env, log, port, workers)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
         print(f"harness: service pid {proc.pid} at {url}, log {log}", flush=True)
         yield url
     finally:
-        _stop(proc)
+        stop_service(proc)
         print(f"harness: service stopped (exit {proc.returncode})", flush=True)
 
 

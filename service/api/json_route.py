@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.deps import get_admin, principal_of
+from service.api.deps import PRINCIPAL, get_admin, principal_of
 from service.api.schemas import ErrorOut
 
 
@@ -74,7 +74,7 @@ class JsonRoute(APIRoute):
         admin_only = _needs(self.dependant, get_admin)
 
         async def handle(request: Request) -> Response:
-            principal = principal_of(request)
+            principal = request.scope[PRINCIPAL] = principal_of(request)
             if admin_only:
                 principal.ensure_admin()
             check_json(request, await request.body())
