@@ -27,7 +27,7 @@ from service.storage.promotions import Promotions
 from service.storage.redis.cache import CardCache
 from service.storage.redis.calculations import CalculationStore
 from service.storage.redis.program_switch import RedisProgramSwitch
-from service.usecases.calculate import ReceiptLimits
+from service.usecases.calculate import ReceiptLimits, SalePorts
 from service.usecases.directory import ProgramHolder, StoreDirectory
 
 
@@ -58,4 +58,15 @@ class Services:
     webhooks: Webhooks
     webhook_sender: HttpxSender
     kernels_warm: bool = False
+    sale_ports: SalePorts = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sale_ports = SalePorts(
+            self.limits,
+            self.stores,
+            self.programs,
+            self.cards,
+            self.calculations,
+            self.promotions,
+        )

@@ -41,6 +41,19 @@ class ReceiptLimits:
     max_future_skew: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class SalePorts:
+    """What calculating a sale reads, built once per worker and passed whole to calculate
+    and commit (the router hands on one object, not six)."""
+
+    limits: ReceiptLimits
+    stores: Stores
+    programs: Programs
+    cards: CardStates
+    records: CalculationRecords
+    promotions: PromotionState
+
+
 class Calculation(NamedTuple):
     """One evaluation and what it was made with. A NamedTuple: built on every request,
     where a frozen dataclass's ``__init__`` cost 2.2 µs (2-core dev box)."""
@@ -204,28 +217,18 @@ async def evaluate(
     return Calculation(receipt, context.store, card, program, result, now)
 
 
-async def calculate(
-    receipt: Receipt,
-    *,
-    now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    programs: Programs,
-    cards: CardStates,
-    records: CalculationRecords,
-    promotions: PromotionState,
-) -> dict[str, Any]:
+async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dict[str, Any]:
     """The POS's answer, with the ``calculation_id`` under which a commit finds it."""
-    program = programs.current
-    card = None if receipt.card is None else await cards.get(receipt.card, now, program)
+    program = ports.programs.current
+    card = None if receipt.card is None else await ports.cards.get(receipt.card, now, program)
     calc = await evaluate(
         receipt,
         now=now,
-        limits=limits,
-        stores=stores,
+        limits=ports.limits,
+        stores=ports.stores,
         program=program,
         card=card,
-        promotions=promotions,
+        promotions=ports.promotions,
     )
     calculation_id = new_calculation_id(program.version)
     body = {"calculation_id": calculation_id, **calc.view()}
@@ -236,7 +239,7 @@ async def calculate(
         "tier_spend": calc.result.tier_spend,
     }
     try:
-        await records.save(calculation_id, record)
+        await ports.records.save(calculation_id, record)
     except Exception:  # losing the record costs the commit a recalculation, nothing more
         _log.warning("calculation not kept", exc_info=True)
     return body

@@ -29,7 +29,7 @@ from service.domain.errors import (
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
 from service.usecases.calculate import (
-    ReceiptLimits,
+    SalePorts,
     check_receipt,
     evaluate,
     fingerprint,
@@ -38,16 +38,12 @@ from service.usecases.calculate import (
 )
 from service.usecases.ports import (
     CalculationRecords,
-    CardStates,
     Committed,
     Ledger,
-    Programs,
-    PromotionState,
     RefusalReason,
     Refused,
     Replayed,
     SaleEntry,
-    Stores,
 )
 
 _log = logging.getLogger(__name__)
@@ -78,34 +74,23 @@ def request_hash(transaction_id: str, receipt_text: bytes) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-async def _shown(
-    sale: Sale,
-    receipt_text: bytes,
-    *,
-    now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    programs: Programs,
-    cards: CardStates,
-    records: CalculationRecords,
-    promotions: PromotionState,
-) -> Shown:
+async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SalePorts) -> Shown:
     version = pinned_version(sale.calculation_id)
-    program = programs.current if version is None else await programs.get(version)
+    program = ports.programs.current if version is None else await ports.programs.get(version)
     if sale.calculation_id is not None:
-        record = await _kept(records, sale.calculation_id)
+        record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
     receipt = sale.receipt
-    card = None if receipt.card is None else await cards.load(receipt.card, now, program)
+    card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
     calc = await evaluate(
         receipt,
         now=now,
-        limits=limits,
-        stores=stores,
+        limits=ports.limits,
+        stores=ports.stores,
         program=program,
         card=card,
-        promotions=promotions,
+        promotions=ports.promotions,
     )
     _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
@@ -230,32 +215,13 @@ async def _replayed(
 
 
 async def commit(
-    sale: Sale,
-    *,
-    now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    programs: Programs,
-    cards: CardStates,
-    records: CalculationRecords,
-    ledger: Ledger,
-    promotions: PromotionState,
+    sale: Sale, *, now: datetime, ports: SalePorts, ledger: Ledger
 ) -> tuple[dict[str, Any], bool]:
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
     receipt_text = receipt_json(sale.receipt)
     try:
-        check_receipt(sale.receipt, now, limits)
-        shown = await _shown(
-            sale,
-            receipt_text,
-            now=now,
-            limits=limits,
-            stores=stores,
-            programs=programs,
-            cards=cards,
-            records=records,
-            promotions=promotions,
-        )
+        check_receipt(sale.receipt, now, ports.limits)
+        shown = await _shown(sale, receipt_text, now=now, ports=ports)
     except Unavailable:
         raise
     except DomainError as refusal:
@@ -263,10 +229,10 @@ async def commit(
     outcome = await ledger.commit_sale(sale_entry(sale, shown, now=now, receipt_text=receipt_text))
     if isinstance(outcome, Refused):
         raise _refusal(outcome)
-    await promotions.forget(sale.receipt.promo_codes)
+    await ports.promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.
     if isinstance(outcome, Replayed) and sale.receipt.card is not None:
-        await cards.refresh(sale.receipt.card, now, shown.program)
+        await ports.cards.refresh(sale.receipt.card, now, shown.program)
     if isinstance(outcome, Committed) and outcome.referrer is not None:
-        await cards.refresh(outcome.referrer, now, shown.program)
+        await ports.cards.refresh(outcome.referrer, now, shown.program)
     return outcome.response, isinstance(outcome, Replayed)

@@ -136,13 +136,8 @@ async def test_a_worker_killed_in_the_middle_of_a_commit_leaves_nothing(
     await commit(
         Sale(receipt_from(request), request.transaction_id, None),
         now=datetime.now(UTC),
-        limits=services.limits,
-        stores=services.stores,
-        programs=services.programs,
-        cards=services.cards,
-        records=services.calculations,
+        ports=services.sale_ports,
         ledger=capture,
-        promotions=services.promotions,
     )
     worker = subprocess.Popen(  # noqa: ASYNC220 - killed below, never waited on long
         [sys.executable, "-c", _KILLED_WORKER, demo_database, json.dumps(sale_json(capture.entry))],

@@ -48,14 +48,7 @@ async def calculate(
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     answer = await calculate_receipt(
-        receipt_from(body),
-        now=datetime.now(UTC),
-        limits=services.limits,
-        stores=services.stores,
-        programs=services.programs,
-        cards=services.cards,
-        records=services.calculations,
-        promotions=services.promotions,
+        receipt_from(body), now=datetime.now(UTC), ports=services.sale_ports
     )
     return OrjsonResponse(answer)
 
@@ -66,15 +59,7 @@ async def commit(body: CommitRequest, principal: PrincipalDep, request: Request)
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
     try:
         response, replayed = await commit_sale(
-            sale,
-            now=datetime.now(UTC),
-            limits=services.limits,
-            stores=services.stores,
-            programs=services.programs,
-            cards=services.cards,
-            records=services.calculations,
-            ledger=services.ledger,
-            promotions=services.promotions,
+            sale, now=datetime.now(UTC), ports=services.sale_ports, ledger=services.ledger
         )
     except Conflict as conflict:
         services.metrics.commit_conflicts.labels(conflict.code).inc()

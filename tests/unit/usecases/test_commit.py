@@ -9,7 +9,7 @@ import pytest
 
 from service.domain.errors import IdempotencyConflict, InsufficientPoints
 from service.domain.receipt import Receipt
-from service.usecases.calculate import ReceiptLimits, calculate
+from service.usecases.calculate import ReceiptLimits, SalePorts, calculate
 from service.usecases.commit import Sale, commit
 from tests.unit.rules.builders import DEMO, FRIDAY_EVENING, MSK, card, dress
 from tests.unit.usecases.fakes import (
@@ -31,16 +31,20 @@ class World:
         self.cards = FakeCards(card(points=points))
         self.ledger = FakeLedger(self.cards)
         self.records = FakeRecords()
-        self.ports = {
-            "limits": LIMITS, "stores": FakeStores(MSK), "programs": FakePrograms(DEMO),
-            "cards": self.cards, "records": self.records, "promotions": FakePromotions(),
-        }  # fmt: skip
+        self.ports = SalePorts(
+            LIMITS,
+            FakeStores(MSK),
+            FakePrograms(DEMO),
+            self.cards,
+            self.records,
+            FakePromotions(),
+        )
 
     async def commit(self, sale: Sale) -> tuple[dict[str, object], bool]:
-        return await commit(sale, now=NOW, ledger=self.ledger, **self.ports)  # type: ignore[arg-type]
+        return await commit(sale, now=NOW, ports=self.ports, ledger=self.ledger)
 
     async def calculation_id(self, receipt: Receipt) -> str:
-        body = await calculate(receipt, now=NOW, **self.ports)  # type: ignore[arg-type]
+        body = await calculate(receipt, now=NOW, ports=self.ports)
         return str(body["calculation_id"])
 
 
