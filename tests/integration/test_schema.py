@@ -11,6 +11,9 @@ import asyncpg
 import pytest
 
 from service.domain.card import day_start
+from service.rules.compiler import compile_program
+from service.rules.demo import demo_program
+from service.rules.document import parse_program
 from service.storage.postgres.cards import load_card_state
 from service.storage.postgres.migrate import downgrade_async, upgrade_async
 from service.storage.postgres.programs import current_program, publish_new_version
@@ -150,16 +153,64 @@ async def test_every_function_source_compiles_on_the_head_schema(db: asyncpg.Con
         await db.execute(function_source(name))
 
 
-async def test_the_balance_is_inlined_into_the_query_that_reads_it(
-    db: asyncpg.Connection,
+@pytest.mark.parametrize(
+    "call",
+    [
+        "loyalty_balance(c.card_id, now())",
+        "loyalty_tier_reached(c.card_id, c.tier, NULL, '[[\"a\", 0]]', 0)",
+    ],
+)
+async def test_the_rule_functions_are_inlined_into_the_query_that_reads_them(
+    db: asyncpg.Connection, call: str
 ) -> None:
-    """loyalty_balance must stay inlinable (LANGUAGE sql, STABLE, not STRICT, no SET, one
-    SELECT): the commit statement reads it once per sale."""
-    plan = await db.fetch(
-        "EXPLAIN SELECT c.card_id, b.balance FROM cards c"
-        " CROSS JOIN LATERAL loyalty_balance(c.card_id, now()) b"
-    )
-    assert not any("Function Scan" in row[0] for row in plan), plan
+    """loyalty_balance and loyalty_tier_reached must stay inlinable (LANGUAGE sql, STABLE,
+    not STRICT, no SET, one SELECT): the commit statement reads them once per sale."""
+    plan = await db.fetch(f"EXPLAIN SELECT c.card_id FROM cards c CROSS JOIN LATERAL {call} x")
+    assert not any(f"Function Scan on {call.partition('(')[0]}" in row[0] for row in plan), plan
+
+
+async def test_the_tier_reached_is_the_one_the_program_computes(db: asyncpg.Connection) -> None:
+    """loyalty_tier_reached and its Python twin (CompiledProgram.tier_for_spend) agree on
+    random spends around the demo program's thresholds, inside and outside the window;
+    upgrade and downgrade follow the tiers' order, and a tier the program does not know
+    is upgraded from, never downgraded."""
+    program = compile_program(parse_program(demo_program()), version=1)
+    levels = program.document.tiers.levels
+    tiers = [[t.code, t.threshold] for t in levels]
+    rank = {t.code: k for k, t in enumerate(levels, start=1)}
+    rng = random.Random(12)
+    window_start = datetime(2026, 6, 1, tzinfo=UTC)
+    for k in range(40):
+        card_id = await _card(db, f"67{k:011d}")
+        current = rng.choice([None, "gone", *rank])
+        counted = 0
+        for _ in range(rng.randint(0, 3)):
+            threshold = rng.choice(levels).threshold
+            amount = max(threshold + rng.choice([-1, 0, 1, -threshold // 2]), 1)
+            occurred = window_start + timedelta(days=rng.choice([-5, 0, 5]))
+            counted += amount if occurred >= window_start else 0
+            await db.execute(
+                "INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)"
+                " VALUES ($1, $2, $3, NULL, $4)",
+                card_id,
+                amount,
+                occurred,
+                f"T-{k}-{_}",
+            )
+        more = rng.choice([0, 0, levels[-1].threshold])
+        tier, upgrade, downgrade = await db.fetchrow(
+            "SELECT r.tier, r.upgrade, r.downgrade FROM loyalty_tier_reached($1, $2, $3, $4, $5) r",
+            card_id,
+            current,
+            window_start,
+            tiers,
+            more,
+        )
+        expected = program.tier_for_spend(counted + more)
+        reached, held = rank.get(expected or "", 0), rank.get(current or "")
+        assert tier == expected, (counted, more)
+        assert upgrade == (reached > (held or 0)), (current, expected)
+        assert downgrade == (held is not None and reached < held), (current, expected)
 
 
 async def test_the_balance_is_the_one_the_calculation_sees(db: asyncpg.Connection) -> None:

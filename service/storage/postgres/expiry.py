@@ -71,26 +71,14 @@ async def downgrade_tiers(
     ``levels`` are (code, threshold) in ascending order. Upgrades happen at the sale that
     crosses a threshold; downgrades only here, on schedule. Returns the cards moved.
     """
-    codes = [code for code, _ in levels]
-    thresholds = [threshold for _, threshold in levels]
     rows = await pool.fetch(
         """
-        WITH reached AS (
-            SELECT c.card_id, c.tier,
-                   (SELECT u.code FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY
-                                       AS u(code, threshold, rank)
-                     WHERE u.threshold <= (SELECT coalesce(sum(t.amount), 0) FROM tier_spend t
-                                            WHERE t.card_id = c.card_id
-                                              AND t.occurred_at >= $1)
-                     ORDER BY u.rank DESC LIMIT 1) AS new_tier
-            FROM cards c WHERE c.tier IS NOT NULL
-        ), moved AS (
-            UPDATE cards c SET tier = r.new_tier, ledger_version = c.ledger_version + 1
-            FROM reached r
-            WHERE c.card_id = r.card_id
-              AND c.tier = r.tier
-              AND coalesce(array_position($2, r.new_tier), 0) < array_position($2, r.tier)
-            RETURNING c.card_id, c.number, r.tier AS old_tier, r.new_tier
+        WITH moved AS (
+            UPDATE cards c SET tier = r.tier, ledger_version = c.ledger_version + 1
+            FROM cards o CROSS JOIN LATERAL loyalty_tier_reached(o.card_id, o.tier, $1, $2, 0) r
+            WHERE o.tier IS NOT NULL AND r.downgrade
+              AND c.card_id = o.card_id AND c.tier = o.tier
+            RETURNING c.card_id, c.number, o.tier AS old_tier, r.tier AS new_tier
         ), events AS (
             INSERT INTO outbox (card_id, kind, payload)
             SELECT card_id, 'tier_change',
@@ -100,8 +88,7 @@ async def downgrade_tiers(
         SELECT number FROM moved
         """,
         window_start,
-        codes,
-        thresholds,
+        [list(level) for level in levels],  # jsonb: [[code, threshold], ...]
     )
     return [row["number"] for row in rows]
 

@@ -135,9 +135,10 @@ BEGIN
             VALUES (v_card.card_id, (p ->> 'tier_spend')::bigint,
                     (p ->> 'occurred_at')::timestamptz, v_store, v_tx);
         END IF;
-        v_new_tier := loyalty_upgraded_tier(v_card.card_id, v_card.tier,
-                                            (p ->> 'tier_window_start')::timestamptz,
-                                            p -> 'tiers');
+        SELECT r.tier INTO v_new_tier
+        FROM loyalty_tier_reached(v_card.card_id, v_card.tier,
+                                  (p ->> 'tier_window_start')::timestamptz, p -> 'tiers', 0) r
+        WHERE r.upgrade;
         UPDATE cards SET purchase_count = purchase_count + 1,
                          ledger_version = ledger_version + 1,
                          debt = debt - v_repay,

@@ -26,8 +26,8 @@
 -- The set-based statements do what loyalty_commit does for such a sale, with the same
 -- outcomes and the same rows (tests/integration/test_commit_set_based.py holds the two
 -- equal on random batches). One difference in detail, not visible to a caller: the tier
--- a sale reaches is worked out from the spend read before the writes plus the sale's own
--- spend.
+-- a sale reaches (loyalty_tier_reached) is worked out from the spend read before the
+-- writes plus the sale's own spend.
 CREATE OR REPLACE FUNCTION loyalty_commit_many(p jsonb) RETURNS SETOF jsonb
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -129,28 +129,12 @@ BEGIN
         ), spends AS (
             INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
             SELECT card_id, spend, occurred_at, store, tx FROM ok WHERE spend <> 0 ORDER BY ord
-        ), reached AS (  -- the spend in the window, this sale's included
-            SELECT o.ord,
-                   (SELECT jsonb_build_array(t.value ->> 0, t.rank)
-                    FROM jsonb_array_elements(o.s -> 'tiers') WITH ORDINALITY AS t(value, rank)
-                    WHERE w.spend >= (t.value ->> 1)::bigint
-                    ORDER BY t.rank DESC LIMIT 1) AS tier,
-                   (SELECT max(t.rank)
-                    FROM jsonb_array_elements(o.s -> 'tiers') WITH ORDINALITY AS t(value, rank)
-                    WHERE t.value ->> 0 = o.tier) AS current_rank
-            FROM ok o CROSS JOIN LATERAL (
-                SELECT coalesce(sum(ts.amount), 0)
-                       + CASE WHEN o.spend <> 0 AND (o.window_start IS NULL
-                                                     OR o.occurred_at >= o.window_start)
-                              THEN o.spend ELSE 0 END
-                FROM tier_spend ts
-                WHERE ts.card_id = o.card_id
-                  AND (o.window_start IS NULL OR ts.occurred_at >= o.window_start)
-            ) AS w(spend)
-        ), upgraded AS (
-            SELECT ord, CASE WHEN (tier ->> 1)::bigint > coalesce(current_rank, -1)
-                             THEN tier ->> 0 END AS new_tier
-            FROM reached
+        ), upgraded AS (  -- the spend in the window, this sale's included
+            SELECT o.ord, CASE WHEN r.upgrade THEN r.tier END AS new_tier
+            FROM ok o CROSS JOIN LATERAL loyalty_tier_reached(
+                o.card_id, o.tier, o.window_start, o.s -> 'tiers',
+                CASE WHEN o.window_start IS NULL OR o.occurred_at >= o.window_start
+                     THEN o.spend ELSE 0 END) r
         ), bumped AS (
             UPDATE cards c SET purchase_count = c.purchase_count + 1,
                                ledger_version = c.ledger_version + 1,
