@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from service.domain.card import CardState, PromoCodeState
 from service.domain.receipt import StoreInfo
@@ -40,10 +40,24 @@ class Programs(Protocol):
     async def get(self, version: int) -> CompiledProgram: ...
 
 
-class CalculationRecords(Protocol):
-    async def save(self, calculation_id: str, record: dict[str, Any]) -> None: ...
+Answer = dict[str, object]
+"""An answer as the POS receives it (a JSON object), stored and replayed as it is: the
+ports carry it whole and never look inside."""
 
-    async def load(self, calculation_id: str) -> dict[str, Any] | None: ...
+
+class CalculationRecord(TypedDict):
+    """What a commit needs of the calculation the customer was shown."""
+
+    fingerprint: str  # of the receipt calculated (usecases.calculate.fingerprint)
+    view: Answer  # the answer shown, which the commit answers again
+    budget_use: dict[str, int]  # campaign budget id -> amount the sale uses
+    tier_spend: int
+
+
+class CalculationRecords(Protocol):
+    async def save(self, calculation_id: str, record: CalculationRecord) -> None: ...
+
+    async def load(self, calculation_id: str) -> CalculationRecord | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +76,7 @@ class RecordedSale:
     """A sale already in the ledger: the digest of what was sent and the answer given."""
 
     request_hash: str  # hex, as ``service.usecases.commit.request_hash`` makes it
-    response: dict[str, Any]
+    response: Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +99,8 @@ class SaleEntry:
     amount_due: int
     points_redeemed: int
     points_earned: int
-    lines: tuple[Mapping[str, Any], ...]
-    response: Mapping[str, Any]
+    lines: tuple[Answer, ...]  # each line of the answer, with its sku and quantity
+    response: Answer
     activates_at: datetime
     expires_at: datetime | None
     tier_spend: int
@@ -99,13 +113,13 @@ class SaleEntry:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    response: dict[str, Any]
+    response: Answer
     referrer: str | None = None  # a referrer's card the sale's referral bonus credited
 
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    response: dict[str, Any]
+    response: Answer
 
 
 class RefusalReason(StrEnum):
@@ -153,7 +167,7 @@ class RecordedReturn:
 
     transaction_id: str
     request_hash: bytes
-    response: dict[str, Any]
+    response: Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +211,7 @@ class ReturnSession(Protocol):
         """The card's state after the return (its version bumped, the event queued)."""
         ...
 
-    async def record(self, reversal: Reversal, response: dict[str, Any]) -> dict[str, Any]:
+    async def record(self, reversal: Reversal, response: Answer) -> Answer:
         """Record the return; its answer as stored, which replays return byte for byte."""
         ...
 

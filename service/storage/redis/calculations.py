@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from service.storage.redis.resp import RespClient, RespUnavailable
+from service.usecases.ports import CalculationRecord
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class CalculationStore:
         self._queued: dict[str, bytes] = {}
         self._writer: asyncio.Task[None] | None = None
 
-    async def save(self, calculation_id: str, record: dict[str, Any]) -> None:
+    async def save(self, calculation_id: str, record: CalculationRecord) -> None:
         """Queue the record; a background task writes the queue in one pipeline."""
         self._queued[calculation_id] = orjson.dumps(record)
         if self._writer is None or self._writer.done():
@@ -70,7 +70,7 @@ class CalculationStore:
             except (RespUnavailable, OSError):
                 _log.warning("calculations not kept; their commits will recalculate")
 
-    async def load(self, calculation_id: str) -> dict[str, Any] | None:
+    async def load(self, calculation_id: str) -> CalculationRecord | None:
         queued = self._queued.get(calculation_id)
         # Through the RESP client too: redis-py's GET cost a commit ~100 µs of CPU more.
         payload = (
@@ -80,7 +80,7 @@ class CalculationStore:
         )
         if payload is None:
             return None
-        record: dict[str, Any] = orjson.loads(payload)
+        record: CalculationRecord = orjson.loads(payload)
         return record
 
     async def close(self) -> None:

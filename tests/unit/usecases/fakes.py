@@ -15,6 +15,7 @@ from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal
 from service.rules.compiler import CompiledProgram
 from service.usecases.ports import (
+    CalculationRecord,
     CardAfter,
     Committed,
     RecordedReturn,
@@ -75,12 +76,12 @@ class FakeCards:
 
 class FakeRecords:
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, CalculationRecord] = {}
 
-    async def save(self, calculation_id: str, record: dict[str, Any]) -> None:
+    async def save(self, calculation_id: str, record: CalculationRecord) -> None:
         self.records[calculation_id] = copy.deepcopy(record)
 
-    async def load(self, calculation_id: str) -> dict[str, Any] | None:
+    async def load(self, calculation_id: str) -> CalculationRecord | None:
         return self.records.get(calculation_id)
 
 
