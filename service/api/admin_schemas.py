@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from service.api.schemas import (
+    EXAMPLE_LINE,
     INT64_MAX,
     NO_NUL,
     CalculateRequest,
@@ -156,15 +157,7 @@ class DryRunIn(BaseModel):
                 "timestamp": "2026-11-20T12:00:00+03:00",
                 "card": DEMO_CARD,
                 "payment_method": "card",
-                "lines": [
-                    {
-                        "line_id": "1",
-                        "sku": "460001",
-                        "category": "dresses",
-                        "quantity": "1",
-                        "unit_price": 349900,
-                    }
-                ],
+                "lines": [EXAMPLE_LINE],
             },
             "now": "2026-11-20T12:00:05+03:00",
         }
@@ -204,6 +197,16 @@ class ActiveProgramOut(BaseModel):
 # ---------------------------------------------------------------- audit
 
 
+_AUDIT_EXAMPLE = {
+    "audit_id": 42,
+    "actor": "marketing (3f2a9c0d1e4b5a6c)",
+    "action": "program.publish",
+    "subject": "program:8",
+    "details": {"version": 8},
+    "created_at": AT,
+}
+
+
 class AuditEntryOut(BaseModel):
     audit_id: int
     actor: str
@@ -212,39 +215,14 @@ class AuditEntryOut(BaseModel):
     details: dict[str, Any]
     created_at: datetime
 
-    model_config = _examples(
-        {
-            "audit_id": 42,
-            "actor": "marketing (3f2a9c0d1e4b5a6c)",
-            "action": "program.publish",
-            "subject": "program:8",
-            "details": {"version": 8},
-            "created_at": AT,
-        },
-        strict=False,
-    )
+    model_config = _examples(_AUDIT_EXAMPLE, strict=False)
 
 
 class AuditOut(BaseModel):
     entries: list[AuditEntryOut]
     next_cursor: int | None
 
-    model_config = _examples(
-        {
-            "entries": [
-                {
-                    "audit_id": 42,
-                    "actor": "marketing (3f2a9c0d1e4b5a6c)",
-                    "action": "program.publish",
-                    "subject": "program:8",
-                    "details": {"version": 8},
-                    "created_at": AT,
-                }
-            ],
-            "next_cursor": None,
-        },
-        strict=False,
-    )
+    model_config = _examples({"entries": [_AUDIT_EXAMPLE], "next_cursor": None}, strict=False)
 
 
 # ---------------------------------------------------------------- stores and regions
@@ -270,24 +248,21 @@ class RegionIn(BaseModel):
     model_config = _examples({"name": "Moscow and the region"})
 
 
+_REGION_EXAMPLE = {"region_id": "moscow", "name": "Moscow and the region", "stores": ["msk-001"]}
+
+
 class RegionOut(BaseModel):
     region_id: str
     name: str
     stores: list[str]
 
-    model_config = _examples(
-        {"region_id": "moscow", "name": "Moscow and the region", "stores": ["msk-001"]},
-        strict=False,
-    )
+    model_config = _examples(_REGION_EXAMPLE, strict=False)
 
 
 class RegionsOut(BaseModel):
     regions: list[RegionOut]
 
-    model_config = _examples(
-        {"regions": [{"region_id": "moscow", "name": "Moscow", "stores": ["msk-001"]}]},
-        strict=False,
-    )
+    model_config = _examples({"regions": [_REGION_EXAMPLE]}, strict=False)
 
 
 class StoreIn(BaseModel):
@@ -497,6 +472,15 @@ class AdjustmentIn(BaseModel):
         return points
 
 
+_ADJUSTMENT_EXAMPLE = {
+    "adjustment_id": 5,
+    "points": 500,
+    "reason": "apology for a late delivery",
+    "author": "support (3f2a9c0d1e4b5a6c)",
+    "created_at": AT,
+}
+
+
 class AdjustmentOut(BaseModel):
     adjustment_id: int
     points: int
@@ -504,16 +488,7 @@ class AdjustmentOut(BaseModel):
     author: str
     created_at: datetime
 
-    model_config = _examples(
-        {
-            "adjustment_id": 5,
-            "points": 500,
-            "reason": "apology for a late delivery",
-            "author": "support (3f2a9c0d1e4b5a6c)",
-            "created_at": AT,
-        },
-        strict=False,
-    )
+    model_config = _examples(_ADJUSTMENT_EXAMPLE, strict=False)
 
 
 class AdjustmentsOut(BaseModel):
@@ -521,19 +496,7 @@ class AdjustmentsOut(BaseModel):
     next_cursor: int | None
 
     model_config = _examples(
-        {
-            "adjustments": [
-                {
-                    "adjustment_id": 5,
-                    "points": 500,
-                    "reason": "apology",
-                    "author": "support (3f2a9c0d1e4b5a6c)",
-                    "created_at": AT,
-                }
-            ],
-            "next_cursor": None,
-        },
-        strict=False,
+        {"adjustments": [_ADJUSTMENT_EXAMPLE], "next_cursor": None}, strict=False
     )
 
 

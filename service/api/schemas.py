@@ -10,7 +10,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+)
 
 from service.domain.frozen import frozen_instances
 from service.domain.receipt import (
@@ -101,6 +109,25 @@ class LineIn(_Strict):
     excluded: bool = Field(default=False, description="outside loyalty: no discount, no points")
 
 
+EXAMPLE_LINE: dict[str, JsonValue] = {
+    "line_id": "1",
+    "sku": "460001",
+    "category": "dresses",
+    "quantity": "1",
+    "unit_price": 349900,
+}
+
+
+_SALE_EXAMPLE: dict[str, JsonValue] = {
+    "store_id": "msk-001",
+    "terminal_id": "pos-07",
+    "timestamp": "2026-11-22T18:05:00+03:00",
+    "card": "2000000000022",
+    "payment_method": "card",
+    "redeem_points": 500,
+}
+
+
 class ReceiptIn(_Strict):
     store_id: Identifier
     terminal_id: Identifier | None = None
@@ -121,14 +148,9 @@ class ReceiptIn(_Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "store_id": "msk-001",
-                    "terminal_id": "pos-07",
-                    "timestamp": "2026-11-22T18:05:00+03:00",
-                    "card": "2000000000022",
+                    **_SALE_EXAMPLE,
                     "channel": "offline",
-                    "payment_method": "card",
                     "promo_codes": ["AUTUMN10"],
-                    "redeem_points": 500,
                     "lines": [
                         {
                             "line_id": "1",
@@ -168,23 +190,10 @@ class CommitRequest(ReceiptIn):
         json_schema_extra={
             "examples": [
                 {
-                    "store_id": "msk-001",
-                    "terminal_id": "pos-07",
+                    **_SALE_EXAMPLE,
                     "transaction_id": "R-0001",
                     "calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
-                    "timestamp": "2026-11-22T18:05:00+03:00",
-                    "card": "2000000000022",
-                    "payment_method": "card",
-                    "redeem_points": 500,
-                    "lines": [
-                        {
-                            "line_id": "1",
-                            "sku": "460001",
-                            "category": "dresses",
-                            "quantity": "1",
-                            "unit_price": 349900,
-                        }
-                    ],
+                    "lines": [EXAMPLE_LINE],
                 }
             ]
         },
@@ -535,6 +544,17 @@ class ErrorOut(BaseModel):
             ]
         }
     )
+
+
+NO_KEY = "no key or an unknown key"
+UNAVAILABLE = "the database is unavailable; retry (Retry-After)"
+
+
+def error_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a router's error answers, each an ``ErrorOut``: 401 and
+    503 as every key-holding route may answer them, the rest as ``described``."""
+    texts = {401: NO_KEY, **described, 503: UNAVAILABLE}
+    return {status: {"model": ErrorOut, "description": texts[status]} for status in sorted(texts)}
 
 
 class HealthOut(BaseModel):

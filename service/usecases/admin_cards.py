@@ -4,6 +4,7 @@ status, tier or balance, and answers with the card as the ledger then has it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,18 @@ class NewCard:
     referred_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """Points credited (a new lot, expiring at ``expires_at``) or debited (negative) by
+    hand, with the reason and who did it."""
+
+    number: str
+    points: int
+    reason: str
+    author: str
+    expires_at: datetime | None = None
+
+
 MAX_RANGE = 100_000
 
 
@@ -49,14 +62,7 @@ class CardRepository(Protocol):
     ) -> int: ...
 
     async def adjust(
-        self,
-        number: str,
-        points: int,
-        reason: str,
-        author: str,
-        now: datetime,
-        expires_at: datetime | None,
-        idempotency: IdempotentRequest | None = None,
+        self, adjustment: Adjustment, now: datetime, idempotency: IdempotentRequest | None
     ) -> dict[str, Any]: ...
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int: ...
@@ -175,24 +181,22 @@ async def adjust(
     repo: CardRepository,
     cards: CardStates,
     programs: Programs,
-    number: str,
-    points: int,
-    reason: str,
-    author: str,
+    adjustment: Adjustment,
     now: datetime,
-    expires_at: datetime | None,
     idempotency: IdempotentRequest | None = None,
 ) -> dict[str, Any]:
     """Credit or debit a card; the card as the adjustment left it. With an idempotency
     key already used for the same request, the first answer, and nothing moves again."""
-    if expires_at is not None and points < 0:
+    expires_at = adjustment.expires_at
+    if expires_at is not None and adjustment.points < 0:
         raise invalid_field("expires_at", "a debit takes existing points; it has no expiry")
     if expires_at is not None and expires_at <= now:
         raise invalid_field("expires_at", "points cannot arrive already expired")
-    if points > 0 and expires_at is None:
+    if adjustment.points > 0 and expires_at is None:
         expires_at = adjustment_expiry(programs.current, now)
-    adjusted = await repo.adjust(number, points, reason, author, now, expires_at, idempotency)
-    await refresh(cards, programs, [number], now)
+        adjustment = dataclasses.replace(adjustment, expires_at=expires_at)
+    adjusted = await repo.adjust(adjustment, now, idempotency)
+    await refresh(cards, programs, [adjustment.number], now)
     return adjusted
 
 

@@ -19,8 +19,7 @@ from service.domain.errors import Conflict, NotFound, ProgramInvalid
 from service.domain.receipt import Receipt
 from service.rules.compiler import compile_program
 from service.rules.document import ProgramDocument, parse_program
-from service.usecases.calculate import ReceiptLimits, evaluate
-from service.usecases.ports import CardStates, PromotionState, Stores
+from service.usecases.calculate import SalePorts, evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,27 +195,11 @@ async def publish_due(store: ProgramStore, switch: ProgramSwitch, now: datetime)
 
 
 async def dry_run(
-    store: ProgramStore,
-    version: int,
-    receipt: Receipt,
-    *,
-    now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    cards: CardStates,
-    promotions: PromotionState,
+    store: ProgramStore, version: int, receipt: Receipt, *, now: datetime, ports: SalePorts
 ) -> dict[str, Any]:
     """What ``version`` (a draft, typically) would answer for ``receipt``; writes nothing."""
     parsed = checked(await _document(store, version))
     program = await asyncio.to_thread(compile_program, parsed, version)
-    card = None if receipt.card is None else await cards.load(receipt.card, now, program)
-    calc = await evaluate(
-        receipt,
-        now=now,
-        limits=limits,
-        stores=stores,
-        program=program,
-        card=card,
-        promotions=promotions,
-    )
+    card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
+    calc = await evaluate(receipt, card, program, now=now, ports=ports)
     return calc.view()

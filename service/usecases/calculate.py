@@ -24,6 +24,7 @@ from service.domain.errors import InvalidInput, NotFound
 from service.domain.receipt import Receipt, StoreInfo
 from service.rules.compiler import CompiledProgram
 from service.usecases.ports import (
+    CalculationRecord,
     CalculationRecords,
     CardStates,
     Programs,
@@ -167,24 +168,25 @@ def check_receipt(receipt: Receipt, now: datetime, limits: ReceiptLimits) -> Non
         raise InvalidInput("points can only be spent with a card", code="redeem_without_card")
 
 
-async def _context(
+async def evaluate(
     receipt: Receipt,
+    card: CardState | None,
+    program: CompiledProgram,
     *,
     now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    program: CompiledProgram,
-    card: CardState | None,
-    promotions: PromotionState,
-) -> CalculationContext:
-    check_receipt(receipt, now, limits)
-    store = stores.get(receipt.store_id)
+    ports: SalePorts,
+) -> Calculation:
+    """``receipt`` under ``program`` for ``card`` (loaded by the caller: from the cache
+    for calculate, from the ledger for commit and a dry run)."""
+    check_receipt(receipt, now, ports.limits)
+    store = ports.stores.get(receipt.store_id)
     if store is None:
         raise NotFound(f"unknown store {receipt.store_id!r}", code="store_not_found")
     if receipt.card is not None and card is None:
         raise NotFound("no such loyalty card", code="card_not_found")
+    promotions = ports.promotions
     batch_codes = [code for code in receipt.promo_codes if code not in program.promo_codes]
-    return CalculationContext(
+    context = CalculationContext(
         store=store,
         now=now,
         card=card,
@@ -192,47 +194,18 @@ async def _context(
         promo_total_uses=promotions.code_uses,
         budgets_used=promotions.budgets_used,
     )
-
-
-async def evaluate(
-    receipt: Receipt,
-    *,
-    now: datetime,
-    limits: ReceiptLimits,
-    stores: Stores,
-    program: CompiledProgram,
-    card: CardState | None,
-    promotions: PromotionState,
-) -> Calculation:
-    context = await _context(
-        receipt,
-        now=now,
-        limits=limits,
-        stores=stores,
-        program=program,
-        card=card,
-        promotions=promotions,
-    )
     result = kernels.evaluate(receipt, context, program)
-    return Calculation(receipt, context.store, card, program, result, now)
+    return Calculation(receipt, store, card, program, result, now)
 
 
 async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dict[str, Any]:
     """The POS's answer, with the ``calculation_id`` under which a commit finds it."""
     program = ports.programs.current
     card = None if receipt.card is None else await ports.cards.get(receipt.card, now, program)
-    calc = await evaluate(
-        receipt,
-        now=now,
-        limits=ports.limits,
-        stores=ports.stores,
-        program=program,
-        card=card,
-        promotions=ports.promotions,
-    )
+    calc = await evaluate(receipt, card, program, now=now, ports=ports)
     calculation_id = new_calculation_id(program.version)
     body = {"calculation_id": calculation_id, **calc.view()}
-    record = {
+    record: CalculationRecord = {
         "fingerprint": fingerprint(receipt_json(receipt)),
         "view": body,
         "budget_use": calc.result.budget_use,

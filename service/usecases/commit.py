@@ -37,6 +37,7 @@ from service.usecases.calculate import (
     receipt_json,
 )
 from service.usecases.ports import (
+    CalculationRecord,
     CalculationRecords,
     Committed,
     Ledger,
@@ -83,15 +84,7 @@ async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SaleP
             return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
-    calc = await evaluate(
-        receipt,
-        now=now,
-        limits=ports.limits,
-        stores=ports.stores,
-        program=program,
-        card=card,
-        promotions=ports.promotions,
-    )
+    calc = await evaluate(receipt, card, program, now=now, ports=ports)
     _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
@@ -112,7 +105,7 @@ def _refuse_balance_shortfall(
         )
 
 
-async def _kept(records: CalculationRecords, calculation_id: str) -> dict[str, Any] | None:
+async def _kept(records: CalculationRecords, calculation_id: str) -> CalculationRecord | None:
     try:
         return await records.load(calculation_id)
     except Exception:  # the record is an optimisation; recalculating is always correct

@@ -167,12 +167,8 @@ async def adjust(
         services.card_admin,
         services.cards,
         services.programs,
-        number,
-        body.points,
-        body.reason,
-        author(admin),
+        use.Adjustment(number, body.points, body.reason, author(admin), body.expires_at),
         datetime.now(UTC),
-        body.expires_at,
         idempotency,
     )
     return OrjsonResponse(card, 201)

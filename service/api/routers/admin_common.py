@@ -8,21 +8,21 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Header, Path, Query
 
-from service.api.schemas import ErrorOut
+from service.api.schemas import error_responses
 from service.domain.access import Principal
 from service.usecases.ports import IdempotentRequest
 
 PREFIX = "/v1/admin"
 MAX_INT4 = 2**31 - 1
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no key or an unknown key"},
-    403: {"model": ErrorOut, "description": "not an admin key"},
-    404: {"model": ErrorOut, "description": "no such object"},
-    409: {"model": ErrorOut, "description": "contradicts the recorded state"},
-    422: {"model": ErrorOut, "description": "malformed input; `fields` names each field"},
-    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
-}
+ERRORS = error_responses(
+    {
+        403: "not an admin key",
+        404: "no such object",
+        409: "contradicts the recorded state",
+        422: "malformed input; `fields` names each field",
+    }
+)
 
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT4, description="program version")]
 Before = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="cursor of the next page")]

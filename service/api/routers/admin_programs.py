@@ -121,10 +121,7 @@ async def dry_run(
         version,
         receipt_from(body.receipt),
         now=body.now or datetime.now(UTC),
-        limits=services.limits,
-        stores=services.stores,
-        cards=services.cards,
-        promotions=services.promotions,
+        ports=services.sale_ports,
     )
     return OrjsonResponse(view)
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from service.api.admin_schemas import (
@@ -46,17 +47,33 @@ LIABILITY_COLUMNS = ("month", "active", "pending", "points", "value")
 BREAKAGE_COLUMNS = ("month", "points_expired", "cards", "value")
 
 
-def _period(since: datetime | None, until: datetime | None) -> Period:
+def _period(since: Since = None, until: Until = None) -> Period:
     return reports.period(since, until, datetime.now(UTC))
 
 
-async def _answer(
-    fmt: str, name: str, columns: tuple[str, ...], fetch: Fetch, cursor: str | None, limit: int
-) -> Response:
-    if fmt == "csv":
-        return csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
-    rows, next_cursor = await fetch(cursor, limit)
-    return OrjsonResponse({"rows": rows, "next_cursor": next_cursor})
+PeriodDep = Annotated[Period, Depends(_period)]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """How a report is asked for: a JSON page from ``cursor``, or every row as CSV."""
+
+    format: str
+    cursor: str | None
+    limit: int
+
+    async def answer(self, name: str, columns: tuple[str, ...], fetch: Fetch) -> Response:
+        if self.format == "csv":
+            return csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
+        rows, next_cursor = await fetch(self.cursor, self.limit)
+        return OrjsonResponse({"rows": rows, "next_cursor": next_cursor})
+
+
+def _listing(format: Format = "json", cursor: Cursor = None, limit: PageSize = 100) -> Listing:
+    return Listing(format, cursor, limit)
+
+
+ListingDep = Annotated[Listing, Depends(_listing)]
 
 
 def _csv_example(columns: tuple[str, ...], row: str) -> dict[int | str, dict[str, Any]]:
@@ -72,12 +89,10 @@ def _csv_example(columns: tuple[str, ...], row: str) -> dict[int | str, dict[str
 async def balances(
     admin: AdminDep,
     services: ServicesDep,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    listing: ListingDep,
 ) -> Response:
     fetch = reports.balances(services.reports, datetime.now(UTC))
-    return await _answer(format, "balances", BALANCE_COLUMNS, fetch, cursor, limit)
+    return await listing.answer("balances", BALANCE_COLUMNS, fetch)
 
 
 _ENTRY_CSV = _csv_example(
@@ -95,14 +110,11 @@ async def card_history(
     number: CardNumber,
     admin: AdminDep,
     services: ServicesDep,
-    since: Since = None,
-    until: Until = None,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    period: PeriodDep,
+    listing: ListingDep,
 ) -> Response:
-    fetch = reports.card_history(services.reports, number, _period(since, until))
-    return await _answer(format, f"card-{number}", ENTRY_COLUMNS, fetch, cursor, limit)
+    fetch = reports.card_history(services.reports, number, period)
+    return await listing.answer(f"card-{number}", ENTRY_COLUMNS, fetch)
 
 
 @router.get(
@@ -115,14 +127,11 @@ async def store_history(
     store_id: Slug,
     admin: AdminDep,
     services: ServicesDep,
-    since: Since = None,
-    until: Until = None,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    period: PeriodDep,
+    listing: ListingDep,
 ) -> Response:
-    fetch = reports.store_history(services.reports, store_id, _period(since, until))
-    return await _answer(format, f"store-{store_id}", ENTRY_COLUMNS, fetch, cursor, limit)
+    fetch = reports.store_history(services.reports, store_id, period)
+    return await listing.answer(f"store-{store_id}", ENTRY_COLUMNS, fetch)
 
 
 @router.get(
@@ -134,14 +143,11 @@ async def store_history(
 async def promotions(
     admin: AdminDep,
     services: ServicesDep,
-    since: Since = None,
-    until: Until = None,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    period: PeriodDep,
+    listing: ListingDep,
 ) -> Response:
-    fetch = reports.promotions(services.reports, _period(since, until))
-    return await _answer(format, "promotions", PROMOTION_COLUMNS, fetch, cursor, limit)
+    fetch = reports.promotions(services.reports, period)
+    return await listing.answer("promotions", PROMOTION_COLUMNS, fetch)
 
 
 @router.get(
@@ -153,11 +159,10 @@ async def promotions(
 async def health(
     admin: AdminDep,
     services: ServicesDep,
-    since: Since = None,
-    until: Until = None,
+    period: PeriodDep,
     format: Format = "json",
 ) -> Response:
-    row = await reports.health_report(services.reports, _period(since, until))
+    row = await reports.health_report(services.reports, period)
     if format == "csv":
         columns = tuple(row)
         return csv_response("health.csv", columns, lambda _after: _one(row))
@@ -177,12 +182,10 @@ async def _one(row: dict[str, Any]) -> Page:
 async def liability(
     admin: AdminDep,
     services: ServicesDep,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    listing: ListingDep,
 ) -> Response:
     fetch = reports.liability(services.reports, services.programs, datetime.now(UTC))
-    return await _answer(format, "liability", LIABILITY_COLUMNS, fetch, cursor, limit)
+    return await listing.answer("liability", LIABILITY_COLUMNS, fetch)
 
 
 @router.get(
@@ -194,9 +197,7 @@ async def liability(
 async def breakage(
     admin: AdminDep,
     services: ServicesDep,
-    format: Format = "json",
-    cursor: Cursor = None,
-    limit: PageSize = 100,
+    listing: ListingDep,
 ) -> Response:
     fetch = reports.breakage(services.reports, services.programs)
-    return await _answer(format, "breakage", BREAKAGE_COLUMNS, fetch, cursor, limit)
+    return await listing.answer("breakage", BREAKAGE_COLUMNS, fetch)

@@ -15,20 +15,20 @@ from service.api.schemas import (
     CardNumber,
     CardOut,
     CardsFoundOut,
-    ErrorOut,
     HistoryOut,
     Phone,
+    error_responses,
 )
 from service.usecases import card_lookups as lookups
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/cards", tags=["cards"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no key or an unknown key"},
-    404: {"model": ErrorOut, "description": "no such card"},
-    422: {"model": ErrorOut, "description": "malformed card number or query"},
-    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
-}
+NOT_FOUND = error_responses(
+    {
+        404: "no such card",
+        422: "malformed card number or query",
+    }
+)
 
 
 @router.get(

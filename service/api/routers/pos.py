@@ -20,6 +20,7 @@ from service.api.schemas import (
     ErrorOut,
     RefundRequest,
     RefundResponse,
+    error_responses,
     receipt_from,
     return_lines,
 )
@@ -32,13 +33,13 @@ from service.usecases.commit import commit as commit_sale
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1", tags=["pos"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no key or an unknown key"},
-    403: {"model": ErrorOut, "description": "the key may not act for this store"},
-    404: {"model": ErrorOut, "description": "unknown store or card"},
-    422: {"model": ErrorOut, "description": "malformed or inconsistent receipt"},
-    503: {"model": ErrorOut, "description": "the database is unavailable; retry (Retry-After)"},
-}
+ERRORS = error_responses(
+    {
+        403: "the key may not act for this store",
+        404: "unknown store or card",
+        422: "malformed or inconsistent receipt",
+    }
+)
 
 
 async def calculate(

@@ -18,7 +18,7 @@ from service.domain.errors import Conflict, InsufficientPoints, NotFound
 from service.storage.postgres import audit
 from service.storage.postgres.idempotency import claim, settle
 from service.storage.postgres.pool import database_errors
-from service.usecases.admin_cards import NewCard, Welcome
+from service.usecases.admin_cards import Adjustment, NewCard, Welcome
 from service.usecases.ports import IdempotentRequest
 
 
@@ -188,14 +188,7 @@ class CardAdmin:
         return dict(row)
 
     async def adjust(
-        self,
-        number: str,
-        points: int,
-        reason: str,
-        author: str,
-        now: datetime,
-        expires_at: datetime | None,
-        idempotency: IdempotentRequest | None = None,
+        self, adjustment: Adjustment, now: datetime, idempotency: IdempotentRequest | None
     ) -> dict[str, Any]:
         """Credit (a new lot) or debit (soonest-expiring points first) with reason and
         author; returns the card as the adjustment left it (for a request whose
@@ -204,8 +197,8 @@ class CardAdmin:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
             if idempotency is not None and (stored := await claim(conn, idempotency)):
                 return stored
-            await _adjust(conn, number, points, reason, author, now, expires_at)
-            view = dict(await conn.fetchrow(_VIEW_SQL, number, now))
+            await _adjust(conn, adjustment, now)
+            view = dict(await conn.fetchrow(_VIEW_SQL, adjustment.number, now))
             return view if idempotency is None else await settle(conn, idempotency, view)
 
     async def replace(self, old: str, new: str, kind: str, author: str) -> int:
@@ -229,16 +222,9 @@ class CardAdmin:
         return [dict(row) for row in rows]
 
 
-async def _adjust(
-    conn: asyncpg.Connection,
-    number: str,
-    points: int,
-    reason: str,
-    author: str,
-    now: datetime,
-    expires_at: datetime | None,
-) -> int:
-    card = await _locked_card(conn, number)
+async def _adjust(conn: asyncpg.Connection, adjustment: Adjustment, now: datetime) -> int:
+    points, reason, author = adjustment.points, adjustment.reason, adjustment.author
+    card = await _locked_card(conn, adjustment.number)
     card_id = card["card_id"]
     if points < 0:
         balance = await conn.fetchval(
@@ -265,7 +251,7 @@ async def _adjust(
             card_id,
             points,
             now,
-            expires_at,
+            adjustment.expires_at,
             ref,
         )
     else:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState, PointLot, PromoCodeState
 from service.domain.receipt import Receipt, ReceiptLine, StoreInfo
+from service.rules.document import DISCOUNT_EFFECTS
 
 SKUS = ["A", "B", "C", "D", "E"]
 CATEGORIES = ["c1", "c2", "c3"]
@@ -28,17 +29,7 @@ STORES = [
 TIER_CODES = ["t0", "t1", "t2"]
 GROUPS = ["g1", "g2"]
 START = datetime(2026, 3, 1, tzinfo=UTC)
-DISCOUNTS = [
-    "percent",
-    "amount",
-    "fixed_price",
-    "nth_item",
-    "bundle",
-    "quantity_steps",
-    "subtotal_steps",
-    "tier_discount",
-    "personal_discount",
-]
+DISCOUNTS = sorted(DISCOUNT_EFFECTS)
 OTHERS = [
     "accrual_rate",
     "points_multiplier",
