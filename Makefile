@@ -24,9 +24,11 @@ $(VENV)/.dev-installed: pyproject.toml
 run: $(VENV)/.run-installed
 	$(VENV)/bin/loyalty serve
 
-## Run the whole test suite (LOYALTY_TEST_DATABASE_URL / LOYALTY_TEST_REDIS_URL, else embedded).
+TEST_WORKERS ?= 2
+## Run the whole test suite (LOYALTY_TEST_DATABASE_URL / LOYALTY_TEST_REDIS_URL, else embedded)
+## in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test-next-year fuzz
 ## The whole suite with the clock a year ahead (faketime, from Debian's package) over
@@ -38,9 +40,9 @@ test-next-year: $(VENV)/.dev-installed
 
 FUZZ_EXAMPLES ?= 100
 ## Schemathesis over /openapi.json as every role, with FUZZ_EXAMPLES examples per operation
-## (the suite runs the same test with a few).
+## (kept out of `make test` as slow; CI runs it).
 fuzz: $(VENV)/.dev-installed
-	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/e2e/test_openapi_fuzz.py
+	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -m slow tests/e2e/test_openapi_fuzz.py
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check service tests benchmarks loadtests

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -69,11 +69,30 @@ def server_url(embedded: EmbeddedServers | None) -> str:
     return embedded.database_url
 
 
+def redis_db(url: str, db: int) -> str:
+    """The same Redis server, another database number (keys are per database)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # urlunsplit would drop the empty netloc: unix:/path
+        return f"unix://{parts.path}?db={db}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def worker_redis_db(url: str, offset: int = 0) -> str:
+    """``url``'s database for this test process: under pytest-xdist, worker k (gw<k>) takes
+    the database k below the one given, so that workers never flush each other's keys;
+    ``offset`` moves further down, for a server of a test's own."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    parts = urlsplit(url)
+    path_db = "" if parts.scheme == "unix" else parts.path.strip("/")
+    given = int(dict(parse_qsl(parts.query)).get("db", path_db or 0))
+    return redis_db(url, (given - worker - offset) % 16)
+
+
 @pytest.fixture(scope="session")
 def redis_url(embedded: EmbeddedServers | None) -> str:
     url = os.environ.get("LOYALTY_TEST_REDIS_URL")
     if url:
-        return url
+        return worker_redis_db(url)
     assert embedded is not None and embedded.redis_url is not None
     return embedded.redis_url
 

@@ -4,8 +4,8 @@ status the service answers is one its OpenAPI document declares.
 It drives a real two-worker server over a database and a Redis database of its own: the
 generated requests publish programs, block cards and erase customers, which the rest of
 the suite must not see. Bounded: ``LOYALTY_FUZZ_EXAMPLES`` examples per operation (the
-default keeps the run under a minute or so), ``LOYALTY_FUZZ_SEED`` to reproduce a run;
-``make fuzz`` runs it alone with more.
+default keeps the run under a minute or so), ``LOYALTY_FUZZ_SEED`` to reproduce a run.
+Marked slow, out of ``make test``: ``make fuzz`` runs it with 100 (CI does).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.conftest import ADMIN_KEY, POS_KEY, fresh_database, load_test_demo
+from tests.conftest import ADMIN_KEY, POS_KEY, fresh_database, load_test_demo, worker_redis_db
 from tests.e2e.servers import Served, two_workers
 
 EXAMPLES = int(os.environ.get("LOYALTY_FUZZ_EXAMPLES", "8"))
@@ -28,19 +27,11 @@ CHECKS = "not_a_server_error,status_code_conformance"
 ROLES = {"admin": ADMIN_KEY, "pos": POS_KEY, "no key": None}
 
 
-def _other_redis_db(url: str, db: int) -> str:
-    """The same Redis server, another database number (keys are per database)."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":  # urlunsplit would drop the empty netloc: unix:/path
-        return f"unix://{parts.path}?db={db}"
-    return urlunsplit(parts._replace(path=f"/{db}"))
-
-
 @pytest.fixture(scope="module")
 async def fuzz_server(server_url: str, redis_url: str) -> AsyncIterator[Served]:
     async with fresh_database(server_url, "loyalty_fuzz") as url:
         await load_test_demo(url)
-        async with two_workers(url, _other_redis_db(redis_url, 13)) as served:
+        async with two_workers(url, worker_redis_db(redis_url, offset=2)) as served:
             yield served
 
 
@@ -69,6 +60,7 @@ async def _schemathesis(url: str, key: str | None, folder: Path) -> tuple[int, s
     return proc.returncode, output.decode(errors="replace")
 
 
+@pytest.mark.slow
 async def test_no_server_error_and_only_declared_statuses_for_every_role(
     fuzz_server: Served, tmp_path: Path
 ) -> None:

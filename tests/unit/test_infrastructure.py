@@ -79,8 +79,12 @@ def test_logs_are_json_with_request_id_and_no_card_number() -> None:
     assert card_ref(number) != card_ref("2000000000015")
 
 
-def test_the_fuzzing_servers_redis_database_is_another_on_the_same_server() -> None:
-    from tests.e2e.test_openapi_fuzz import _other_redis_db
+def test_each_test_process_has_its_own_redis_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import worker_redis_db
 
-    assert _other_redis_db("redis://127.0.0.1:6379/15", 13) == "redis://127.0.0.1:6379/13"
-    assert _other_redis_db("unix:///tmp/r/redis.sock", 13) == "unix:///tmp/r/redis.sock?db=13"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert worker_redis_db("redis://127.0.0.1:6379/15") == "redis://127.0.0.1:6379/15"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert worker_redis_db("redis://127.0.0.1:6379/15") == "redis://127.0.0.1:6379/14"
+    assert worker_redis_db("redis://127.0.0.1:6379/14", 2) == "redis://127.0.0.1:6379/11"
+    assert worker_redis_db("unix:///tmp/r/redis.sock", 2) == "unix:///tmp/r/redis.sock?db=13"
