@@ -33,7 +33,7 @@ class Principal:
 
     def ensure_store(self, store_id: str) -> None:
         """Refuse a POS key acting for a store it is not bound to (admins act for all)."""
-        if not self.is_admin and store_id not in self.store_ids:
+        if store_id not in self.store_ids and self.role != "admin":
             raise Forbidden(f"this key may not act for store {store_id!r}")
 
     def ensure_admin(self) -> None:

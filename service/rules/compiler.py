@@ -127,6 +127,8 @@ class CompiledProgram:
     rule_names: tuple[str, ...] = field(init=False)
     applied_info: tuple[AppliedInfo, ...] = field(init=False)
     tier_thresholds: tuple[int, ...] = field(init=False)
+    settings: PointSettings = field(init=False)  # the document's point settings
+    rule_count: int = field(init=False)
     no_segments: npt.NDArray[np.uint8] = field(init=False)  # a card in no known segment
     no_unlocked: IntArray = field(init=False)  # no rule unlocked by a promo code
     _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
@@ -136,16 +138,10 @@ class CompiledProgram:
         self.rule_names = tuple(rule.name for rule in self.rules)
         self.applied_info = tuple(_applied_info(rule) for rule in self.rules)
         self.tier_thresholds = tuple(self.tier_threshold.tolist())
+        self.settings = self.document.points
+        self.rule_count = len(self.rules)
         self.no_segments = np.zeros(len(self.segment_vocabulary), dtype=np.uint8)
         self.no_unlocked = np.zeros(0, dtype=np.int64)
-
-    @property
-    def settings(self) -> PointSettings:
-        return self.document.points
-
-    @property
-    def rule_count(self) -> int:
-        return len(self.rules)
 
     def tier_index(self, code: str | None) -> int:
         """Rank of a tier code in the ladder; -1 for None or a code the program lacks."""

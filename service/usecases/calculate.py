@@ -67,8 +67,14 @@ class Calculation(NamedTuple):
     now: datetime
 
     def view(self) -> dict[str, Any]:
-        """The answer as the POS sees it, card state included."""
-        return answer_view(self.result, self.card, self.program, self.now)
+        """The answer as the POS sees it, card state included: what calculate, commit and
+        a draft's dry run show."""
+        body = result_view(self.result)
+        card = self.card
+        body["card"] = (
+            None if card is None else card_view(card, self.program, self.result, self.now)
+        )
+        return body
 
 
 class _IdSuffix:
@@ -215,14 +221,4 @@ async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dic
         await ports.records.save(calculation_id, record)
     except Exception:  # losing the record costs the commit a recalculation, nothing more
         _log.warning("calculation not kept", exc_info=True)
-    return body
-
-
-def answer_view(
-    result: kernels.Answer, card: CardState | None, program: CompiledProgram, now: datetime
-) -> dict[str, Any]:
-    """The answer as the POS sees it, card state included: what calculate, commit and a
-    draft's dry run show."""
-    body = result_view(result)
-    body["card"] = None if card is None else card_view(card, program, result, now)
     return body

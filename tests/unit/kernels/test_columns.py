@@ -15,7 +15,7 @@ from service.domain.receipt import Receipt
 from service.kernels import reference
 from service.rules.compiler import compile_program
 from service.rules.document import parse_program
-from service.usecases.calculate import Calculation, answer_view
+from service.usecases.calculate import Calculation
 from tests.profiles import examples
 from tests.unit.kernels.strategies import programs, scenarios
 from tests.unit.kernels.test_differential import DIFFERENTIAL
@@ -31,5 +31,7 @@ def test_answer_shown_equals_the_reference_view(
     expected = reference.evaluate(receipt, ctx, program)
     answer = kernels.evaluate(receipt, ctx, program)
     shown = Calculation(receipt, ctx.store, ctx.card, program, answer, ctx.now).view()
-    assert orjson.dumps(shown) == orjson.dumps(answer_view(expected, ctx.card, program, ctx.now))
+    assert orjson.dumps(shown) == orjson.dumps(
+        Calculation(receipt, ctx.store, ctx.card, program, expected, ctx.now).view()
+    )
     assert (answer.budget_use, answer.tier_spend) == (expected.budget_use, expected.tier_spend)
