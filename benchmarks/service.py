@@ -249,7 +249,7 @@ def _serve_env(urls: dict[str, str], work: Path, port: int) -> dict[str, str]:
         **os.environ,
         "LOYALTY_DATABASE_URL": urls["database"], "LOYALTY_REDIS_URL": urls["redis"],
         "LOYALTY_PORT": str(port), "LOYALTY_WORKERS": str(WORKERS),
-        "LOYALTY_DATA_DIR": str(work / "serve"), "LOYALTY_LOG_LEVEL": "warning",
+        "LOYALTY_DATA_DIR": str(work / "serve"), "LOYALTY_LOG_LEVEL": "info",
         "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY, "LOYALTY_DEMO_POS_KEY": POS_KEY,
     }  # fmt: skip
 
@@ -289,11 +289,12 @@ def measure_ready(proc: subprocess.Popen[bytes], log: Path, base: str) -> dict[s
     """The supervisor's start, its workers' start, and one worker's restart.
 
     ``loyalty serve`` migrates, checks the demo, preloads the app and the kernels, binds
-    the port and prints its banner, then forks the workers: "start" is launch to
-    banner, "ready" banner to each worker's first 200 on /readyz. Then one worker is
-    killed (SIGKILL, no load) and "restart" times its replacement's first 200."""
+    the port, then forks the workers (logging "worker started" for each) and prints its
+    banner once one answers: "start" is launch to the first fork, "ready" the first fork
+    to each worker's first 200 on /readyz. Then one worker is killed (SIGKILL, no load)
+    and "restart" times its replacement's first 200."""
     launched = time.monotonic()
-    _wait_for_line(log, "Loyalty engine:")
+    _wait_for_line(log, '"worker started"')
     banner = time.monotonic()
     workers: set[str] = set()
     ready = asyncio.run(_ready_workers(f"{base}/readyz", workers, WORKERS))

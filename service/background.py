@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -25,11 +26,27 @@ _log = logging.getLogger(__name__)
 
 async def load_program(services: Services) -> None:
     await load_current(services.program_versions, services.programs)
+    if services.programs.version is not None:
+        services.metrics.program_version.set(services.programs.version)
+
+
+async def refresh_keys(services: Services, *, changed_only: bool = False) -> None:
+    """The keys that may authenticate, read again: every ``keys_refresh_s`` when a key was
+    made or revoked since (a revocation reaches every worker within a second; an expiry
+    is checked at each request), every ``api_key_refresh_s`` whatever happened. The keys
+    used since the last round are marked used."""
+    pool = services.pool
+    version = await keys.keys_version(pool)
+    if not changed_only or version != services.keys_version:
+        production = services.settings.environment == "production"
+        services.keyring.replace(await keys.active_keys(pool, accept_demo=not production))
+        services.keys_version = version
+    await keys.mark_used(pool, services.keyring.take_used())
 
 
 async def refresh(services: Services) -> None:
     """Keys, stores, the program version and the promotions' counters, read again."""
-    services.keyring.replace(await keys.active_keys(services.pool))
+    await refresh_keys(services)
     services.stores.replace(await stores.list_stores(services.pool))
     await load_program(services)
     await services.promotions.refresh()
@@ -39,9 +56,16 @@ async def refresh(services: Services) -> None:
 
 
 async def run_ledger_jobs(services: Services, now: datetime) -> None:
-    """Expiry and tier downgrades; the cards they moved leave the cache."""
-    tiers = services.programs.current.document.tiers
-    numbers = await expiry.run_ledger_jobs(services.pool, tiers, now)
+    """Expiry and tier downgrades, timed by outcome; the cards they moved leave the cache."""
+    started = time.perf_counter()
+    try:
+        tiers = services.programs.current.document.tiers
+        numbers = await expiry.run_ledger_jobs(services.pool, tiers, now)
+    except Exception:
+        services.metrics.observe_expiry_run("failed", time.perf_counter() - started)
+        raise
+    outcome = "skipped" if numbers is None else "done"  # None: another worker ran them
+    services.metrics.observe_expiry_run(outcome, time.perf_counter() - started)
     for number in numbers or ():
         await services.card_cache.forget(number)
     if numbers:
@@ -55,7 +79,15 @@ def retry_policy(services: Services) -> admin_webhooks.RetryPolicy:
     )
 
 
+async def refresh_backlog(services: Services) -> None:
+    """What the outbox still owes, for the gauges (the same reading in every worker)."""
+    backlog = await services.webhooks.backlog()
+    services.metrics.webhook_backlog.set(backlog.pending)
+    services.metrics.outbox_age.set(backlog.oldest_age_s)
+
+
 async def run_back_office_jobs(services: Services, now: datetime) -> None:
+    await refresh_backlog(services)  # first: a round that fails below still shows the backlog
     published = await admin_programs.publish_due(
         services.program_versions, services.program_switch, now
     )
@@ -64,7 +96,12 @@ async def run_back_office_jobs(services: Services, now: datetime) -> None:
     webhooks = services.webhooks
     if await webhooks.wanted("expiring"):  # nobody listens: no need to note anything
         await webhooks.note_expiring(now, timedelta(days=services.settings.expiring_notice_days))
-    await admin_webhooks.deliver_due(webhooks, services.webhook_sender, retry_policy(services), now)
+    done = await admin_webhooks.deliver_due(
+        webhooks, services.webhook_sender, retry_policy(services), now
+    )
+    services.metrics.count_webhooks(
+        delivered=done.delivered, retried=done.retried, failed=done.failed
+    )
 
 
 async def _every(
@@ -87,6 +124,11 @@ def start_tasks(services: Services) -> list[asyncio.Task[None]]:
         asyncio.create_task(_every(
             lambda: settings.api_key_refresh_s, lambda: refresh(services),
             "background refresh failed",
+        )),
+        asyncio.create_task(_every(
+            lambda: settings.keys_refresh_s,
+            lambda: refresh_keys(services, changed_only=True),
+            "key refresh failed",
         )),
         asyncio.create_task(_every(
             lambda: settings.expire_interval_s,

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from service import keys_cli
 from service.api.logs import configure_logging
 from service.local.embedded import EmbeddedServers, start_embedded
 from service.settings import Settings
@@ -84,6 +85,13 @@ def _metrics_dir(settings: Settings) -> Path:
 
 
 def serve(settings: Settings) -> int:
+    from service.startup import PortUnavailable, check_port
+
+    try:  # first: a taken port is told at once, before any server starts
+        check_port(settings.host, settings.port)
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
     settings, servers = _with_servers(settings)
     try:
         assert settings.database_url is not None
@@ -95,18 +103,31 @@ def serve(settings: Settings) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))
         from service import supervisor
 
-        config, socks = supervisor.preload(settings)
-        _announce(settings, keys)
-        return supervisor.Supervisor(config, socks).run()
+        config, socks = supervisor.preload(settings)  # checks the port again
+        return supervisor.Supervisor(
+            config, socks, hang_s=settings.worker_hang_s, on_ready=lambda: _announce(settings, keys)
+        ).run()
+    except PortUnavailable as exc:  # taken meanwhile
+        print(exc, file=sys.stderr)
+        return 1
     finally:
         servers.stop()
 
 
 def _announce(settings: Settings, keys: tuple[str, str] | None) -> None:
+    """The banner, once the service answers /readyz: where it is, and what to try."""
     url = f"http://{settings.host}:{settings.port}"
-    lines = [f"Loyalty engine: {url}  (API docs: {url}/docs)"]
+    lines = [f"Loyalty engine: {url} is ready  (API docs: {url}/docs)"]
     if keys is not None:
-        lines += [f"  admin key: {keys[0]}", f"  POS key:   {keys[1]}  (msk-001, ekb-001, web)"]
+        lines += [
+            f"  admin key: {keys[0]}",
+            f"  POS key:   {keys[1]}  (msk-001, ekb-001, web)",
+            "Try it: a demo card (README.md, 'Try it', goes on to a sale):",
+            f"  curl -s -H 'Authorization: Bearer {keys[1]}' {url}/v1/cards/2000000000022",
+        ]
+    else:
+        lines.append(f"Try it: {url}/docs lists every call, with examples")
+    lines.append("Ctrl-C stops it.")
     print("\n".join(lines), flush=True)
 
 
@@ -166,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--workers", type=int, help="override LOYALTY_WORKERS")
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("expire", help="expire points past validity, move down lapsed tiers")
+    keys_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
@@ -175,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     if args.command == "expire":
         return expire(settings)
+    if args.command == "keys":
+        return keys_cli.run(settings, args)
     return migrate(settings)
 
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    worker_hang_s: float = Field(
+        default=30.0,
+        ge=2,
+        description="a worker whose event loop has not turned for this long is replaced",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 
@@ -52,7 +57,12 @@ class Settings(BaseSettings):
         default=500, ge=1, le=MAX_LINES, description="lines per receipt, at most the engine's"
     )
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
-    api_key_refresh_s: float = Field(default=5.0, gt=0)
+    api_key_refresh_s: float = Field(
+        default=5.0, gt=0, description="period of re-reading stores, the program, promotions"
+    )
+    keys_refresh_s: float = Field(
+        default=0.5, gt=0, description="period of re-reading API keys: a revocation's delay"
+    )
     expire_interval_s: float = Field(default=300.0, gt=0, description="expiry job period")
     back_office_interval_s: float = Field(
         default=1.0, gt=0, description="period of scheduled publications and webhook delivery"

@@ -339,7 +339,15 @@ _CUSTOMER_EXAMPLE = {
     "customer_id": 17, "name": "Anna Petrova", "phone": "+79001234567",
     "email": "anna@example.com", "birthday": "1990-03-15", "attributes": {"size": "M"},
     "segments": ["vip"], "created_at": AT, "erased_at": None, "cards": ["2000000000015"],
+    "consents": [{"channel": "sms", "given": True, "given_at": AT, "store_id": "msk-001"}],
 }  # fmt: skip
+
+
+class ConsentOut(BaseModel):
+    channel: str
+    given: bool
+    given_at: datetime
+    store_id: str | None
 
 
 class CustomerOut(BaseModel):
@@ -353,6 +361,7 @@ class CustomerOut(BaseModel):
     created_at: datetime
     erased_at: datetime | None
     cards: list[str]
+    consents: list[ConsentOut] = Field(description="the consent in force per mailing channel")
 
     model_config = _examples(_CUSTOMER_EXAMPLE, strict=False)
 
@@ -938,3 +947,115 @@ class DeliveriesOut(BaseModel):
         },
         strict=False,
     )
+
+
+# ---------------------------------------------------------------- API keys
+
+
+class KeyIn(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)] = Field(
+        description="whose key it is: a till, a system, a person"
+    )
+    role: Literal["admin", "marketing", "analyst", "pos"]
+    stores: list[Slug] = Field(
+        default_factory=list, max_length=1000, description="a POS key's stores (only POS keys)"
+    )
+    expires_at: Timestamp | None = Field(default=None, description="none: never expires")
+
+    model_config = _examples({"name": "till 7, msk-001", "role": "pos", "stores": ["msk-001"]})
+
+
+_KEY_EXAMPLE: dict[str, Any] = {
+    "key_id": "3f2a9c0d1e4b5a6c",
+    "prefix": "lk_Xq3Zp1w",
+    "name": "till 7, msk-001",
+    "role": "pos",
+    "store_ids": ["msk-001"],
+    "origin": "api",
+    "created_by": "admin (9d1e4b5a6c3f2a0c)",
+    "created_at": AT,
+    "expires_at": None,
+    "last_used_at": AT,
+    "revoked_at": None,
+}
+
+
+class KeyOut(BaseModel):
+    key_id: str = Field(description="the key's id (revoke by it or by the prefix)")
+    prefix: str | None = Field(description="the key's first characters, to recognise it")
+    name: str
+    role: str
+    store_ids: list[str]
+    origin: Literal["cli", "api", "demo"]
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="to the minute")
+    revoked_at: datetime | None
+
+    model_config = _examples(_KEY_EXAMPLE, strict=False)
+
+
+class KeyCreatedOut(KeyOut):
+    key: str = Field(description="the secret: shown this once, never again")
+
+    model_config = _examples(
+        {**_KEY_EXAMPLE, "key": "lk_Xq3Zp1wExampleExampleExampleExample0000", "last_used_at": None},
+        strict=False,
+    )
+
+
+class KeysOut(BaseModel):
+    keys: list[KeyOut]
+
+    model_config = _examples({"keys": [_KEY_EXAMPLE]}, strict=False)
+
+
+# ---------------------------------------------------------------- the cashier's registration
+
+ConsentChannel = Literal["sms", "email", "push", "messengers", "calls"]
+
+
+class ConsentIn(BaseModel):
+    channel: ConsentChannel = Field(description="the mailing channel consented to or refused")
+    given: bool
+    at: Timestamp | None = Field(default=None, description="when the customer said so; now")
+
+    model_config = _examples({"channel": "sms", "given": True})
+
+
+class RegistrationIn(BaseModel):
+    store_id: Slug = Field(description="the store registering (a POS key: one of its own)")
+    card: CardNumber = Field(description="the card handed over: issued here if new")
+    customer: CustomerIn
+    consents: list[ConsentIn] = Field(default_factory=list, max_length=10)
+
+    model_config = _examples(
+        {
+            "store_id": "msk-001",
+            "card": "2000000001241",
+            "customer": {"name": "Anna Petrova", "phone": "+79001234567", "birthday": "1990-03-15"},
+            "consents": [{"channel": "sms", "given": True}],
+        }
+    )
+
+
+class ConsentsIn(BaseModel):
+    store_id: Slug
+    card: CardNumber = Field(description="the customer's card")
+    consents: list[ConsentIn] = Field(min_length=1, max_length=10)
+
+    model_config = _examples(
+        {
+            "store_id": "msk-001",
+            "card": "2000000001241",
+            "consents": [{"channel": "email", "given": False}],
+        }
+    )
+
+
+class RegistrationOut(BaseModel):
+    customer: CustomerOut
+    card: AdminCardOut
+
+    model_config = _examples({"customer": _CUSTOMER_EXAMPLE, "card": _CARD_EXAMPLE}, strict=False)

@@ -13,12 +13,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from service import background, kernels
+from service.api.docs import install_offline_docs
 from service.api.errors import install_error_handlers
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
 from service.api.routers import (
     admin_cards,
     admin_customers,
+    admin_keys,
     admin_programs,
     admin_promos,
     admin_reports,
@@ -27,6 +29,7 @@ from service.api.routers import (
     cards,
     health,
     pos,
+    registrations,
 )
 from service.api.state import Services
 from service.domain.access import KeyRing
@@ -38,10 +41,12 @@ from service.storage.postgres.admin_cards import CardAdmin
 from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
+from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
 from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
+from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
@@ -114,6 +119,8 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         card_admin=CardAdmin(pool),
         customers=Customers(pool),
         store_admin=StoreAdmin(pool),
+        key_store=KeyStore(pool),
+        registrations=Registrations(pool),
         promo_batches=PromoBatches(pool),
         reports=Reports(pool),
         webhooks=Webhooks(pool),
@@ -159,6 +166,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_offline_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -166,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pos.router)
     app.include_router(cards.router)
+    app.include_router(registrations.router)
     for admin in (
         admin_programs,
         admin_stores,
@@ -174,7 +184,9 @@ def create_app(settings: Settings) -> FastAPI:
         admin_promos,
         admin_reports,
         admin_webhooks,
+        admin_keys,
     ):
         app.include_router(admin.router)
+    install_offline_docs(app)  # after the routes a sale is matched against
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app

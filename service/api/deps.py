@@ -6,13 +6,14 @@ thread hand-off per request that cost /v1/calculate most of its throughput.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from service.api.state import Services
-from service.domain.access import Principal
+from service.domain.access import Permission, Principal
 
 
 async def get_services(request: Request) -> Services:
@@ -65,9 +66,41 @@ PrincipalDep = Annotated[
 ]
 
 
-async def get_admin(principal: PrincipalDep) -> Principal:
-    principal.ensure_admin()
-    return principal
+def allowed(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """The dependency of a route that needs ``permission``: the request's principal, or
+    403 for a role without it. It carries ``permission`` so that route classes that check
+    the key before reading the body (``JsonRoute``) check the permission then too."""
+
+    async def principal_allowed(principal: PrincipalDep) -> Principal:
+        principal.ensure(permission)
+        return principal
+
+    principal_allowed.permission = permission  # type: ignore[attr-defined]
+    return principal_allowed
 
 
-AdminDep = Annotated[Principal, Depends(get_admin)]
+def permission_of(call: object) -> Permission | None:
+    """The permission an ``allowed`` dependency checks; None for any other callable."""
+    permission: Permission | None = getattr(call, "permission", None)
+    return permission
+
+
+# One alias per permission, for the routes' signatures (SPEC §3.1; domain/access.py).
+Sell = Annotated[Principal, Depends(allowed(Permission.SELL))]
+Register = Annotated[Principal, Depends(allowed(Permission.REGISTER))]
+LookUpCards = Annotated[Principal, Depends(allowed(Permission.LOOK_UP_CARDS))]
+ReadCards = Annotated[Principal, Depends(allowed(Permission.READ_CARDS))]
+AdjustPoints = Annotated[Principal, Depends(allowed(Permission.ADJUST_POINTS))]
+ManageCards = Annotated[Principal, Depends(allowed(Permission.MANAGE_CARDS))]
+EraseCustomers = Annotated[Principal, Depends(allowed(Permission.ERASE_CUSTOMERS))]
+Import = Annotated[Principal, Depends(allowed(Permission.IMPORT))]
+ReadPrograms = Annotated[Principal, Depends(allowed(Permission.READ_PROGRAMS))]
+TryPrograms = Annotated[Principal, Depends(allowed(Permission.TRY_PROGRAMS))]
+ChangePrograms = Annotated[Principal, Depends(allowed(Permission.CHANGE_PROGRAMS))]
+PromoCodes = Annotated[Principal, Depends(allowed(Permission.PROMO_CODES))]
+Reports = Annotated[Principal, Depends(allowed(Permission.REPORTS))]
+ReadStores = Annotated[Principal, Depends(allowed(Permission.READ_STORES))]
+ChangeStores = Annotated[Principal, Depends(allowed(Permission.CHANGE_STORES))]
+Webhooks = Annotated[Principal, Depends(allowed(Permission.WEBHOOKS))]
+Audit = Annotated[Principal, Depends(allowed(Permission.AUDIT))]
+Keys = Annotated[Principal, Depends(allowed(Permission.KEYS))]

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
+from service.api.metrics import Metrics
 from service.api.responses import OrjsonResponse
 from service.domain import errors as e
 from service.storage.postgres.pool import (
@@ -51,6 +52,17 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
+def _error_response(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> OrjsonResponse:
+    """Every handled error's answer, counted by its code on the way (``loyalty_errors``;
+    the one unhandled error's, ``internal_error``, is counted where it is sent)."""
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.count_error(body["error"])
+    return OrjsonResponse(body, status, headers=headers)
+
+
 async def _domain_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, e.DomainError)
     status = status_for(exc)
@@ -60,7 +72,7 @@ async def _domain_error(request: Request, exc: Exception) -> OrjsonResponse:
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
     extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
-    return OrjsonResponse(error_body(exc.code, exc.message, **extra), status, headers=headers)
+    return _error_response(request, status, error_body(exc.code, exc.message, **extra), headers)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -78,7 +90,7 @@ async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
         for err in exc.errors()
     ]
     detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    return OrjsonResponse(error_body("validation_error", detail, fields=fields), 422)
+    return _error_response(request, 422, error_body("validation_error", detail, fields=fields))
 
 
 async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
@@ -86,7 +98,7 @@ async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
         exc.status_code, "http_error"
     )
-    return OrjsonResponse(error_body(code, str(exc.detail)), exc.status_code)
+    return _error_response(request, exc.status_code, error_body(code, str(exc.detail)))
 
 
 async def _driver_error(request: Request, exc: Exception) -> OrjsonResponse:

@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.deps import PRINCIPAL, get_admin, principal_of
+from service.api.deps import PRINCIPAL, permission_of, principal_of
 from service.api.schemas import ErrorOut
+from service.domain.access import Permission
 
 
 def check_json(request: Request, body: bytes) -> None:
@@ -58,8 +59,15 @@ def declare_json_errors(route: APIRoute) -> None:
     )
 
 
-def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:
-    return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
+def route_permissions(dependant: Dependant) -> tuple[Permission, ...]:
+    """The permissions a route's dependencies check (``deps.allowed``), at any depth."""
+    found: list[Permission] = []
+    for dependency in dependant.dependencies:
+        permission = permission_of(dependency.call)
+        if permission is not None:
+            found.append(permission)
+        found.extend(route_permissions(dependency))
+    return tuple(found)
 
 
 class JsonRoute(APIRoute):
@@ -71,12 +79,12 @@ class JsonRoute(APIRoute):
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
-        admin_only = _needs(self.dependant, get_admin)
+        permissions = route_permissions(self.dependant)
 
         async def handle(request: Request) -> Response:
             principal = request.scope[PRINCIPAL] = principal_of(request)
-            if admin_only:
-                principal.ensure_admin()
+            for permission in permissions:
+                principal.ensure(permission)
             check_json(request, await request.body())
             return await handler(request)
 

@@ -22,6 +22,10 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 # Around the SPEC §8 targets: calculate p99 20 ms, commit p99 40 ms.
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.02, 0.04, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The ledger jobs: a quiet day's run takes milliseconds, a backlog's minutes.
+EXPIRY_BUCKETS = (0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0)
+EXPIRY_OUTCOMES = ("done", "skipped", "failed")
+WEBHOOK_OUTCOMES = ("delivered", "retried", "failed")
 
 
 def multiprocess_dir() -> str | None:
@@ -76,6 +80,75 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=reg,
         )
+        self._error_children: dict[str, Counter] = {}
+        self._declare_operations(reg)
+
+    def _declare_operations(self, reg: CollectorRegistry | None) -> None:
+        """Returns, webhooks and the outbox, the ledger jobs, the program, Redis's fallbacks."""
+        self.returns = Counter(
+            "loyalty_returns", "Refunds and cancels recorded", ["kind"], registry=reg
+        )
+        self.return_points = Counter(
+            "loyalty_return_points",
+            "Points moved by returns: spent ones given back (returned), earned ones taken back",
+            ["kind", "flow"],
+            registry=reg,
+        )
+        self.webhook_deliveries = Counter(
+            "loyalty_webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            ["outcome"],
+            registry=reg,
+        )
+        # The next two are the database's, the same for every worker that reads them: the
+        # pod shows the latest reading of its live workers, not their sum.
+        self.webhook_backlog = Gauge(
+            "loyalty_webhook_backlog",
+            "Webhook deliveries pending (due now or retried later)",
+            multiprocess_mode="livemostrecent",
+            registry=reg,
+        )
+        self.outbox_age = Gauge(
+            "loyalty_outbox_oldest_age_seconds",
+            "Age of the oldest outbox event not yet fanned out or delivered (0: none)",
+            multiprocess_mode="livemostrecent",
+            registry=reg,
+        )
+        self.expiry_runs = Histogram(
+            "loyalty_expiry_job_duration_seconds",
+            "Ledger jobs (points expiry, tier downgrades) by outcome: done, skipped (another"
+            " worker held the lock), failed",
+            ["outcome"],
+            buckets=EXPIRY_BUCKETS,
+            registry=reg,
+        )
+        # One series per worker (a ``pid`` label): a worker that missed a switch shows.
+        self.program_version = Gauge(
+            "loyalty_program_version",
+            "Program version the worker calculates with",
+            multiprocess_mode="liveall",
+            registry=reg,
+        )
+        self.redis_fallbacks = Counter(
+            "loyalty_redis_fallbacks",
+            "Redis failures that sent the work to Postgres: card-state cache reads and writes,"
+            " calculation records lost (their commits recalculate)",
+            ["cache", "op"],
+            registry=reg,
+        )
+        # Known label values start at zero, so that rates and alerts see the series at once.
+        for kind in ("refund", "cancel"):
+            self.returns.labels(kind)
+            for flow in ("returned", "taken"):
+                self.return_points.labels(kind, flow)
+        self._webhook_children = {
+            outcome: self.webhook_deliveries.labels(outcome) for outcome in WEBHOOK_OUTCOMES
+        }
+        for outcome in EXPIRY_OUTCOMES:
+            self.expiry_runs.labels(outcome)
+        for cache in ("card_state", "calculation"):
+            for op in ("read", "write"):
+                self.redis_fallbacks.labels(cache, op)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request: its latency and its count. The labelled children are kept
@@ -95,6 +168,32 @@ class Metrics:
         self.points_earned.inc(totals["points_earned"])
         self.points_redeemed.inc(totals["points_redeemed"])
         self.discounts.inc(totals["discount"])
+
+    def count_error(self, code: str) -> None:
+        """One error answer, by its code (a bounded set: the codes the service names)."""
+        child = self._error_children.get(code)
+        if child is None:
+            child = self._error_children[code] = self.errors.labels(code)
+        child.inc()
+
+    def record_return(self, cancel: bool, totals: dict[str, int]) -> None:
+        """A refund or cancel the ledger recorded (a replayed one is not counted again)."""
+        kind = "cancel" if cancel else "refund"
+        self.returns.labels(kind).inc()
+        self.return_points.labels(kind, "returned").inc(totals["points_returned"])
+        self.return_points.labels(kind, "taken").inc(totals["points_taken"])
+
+    def count_webhooks(self, *, delivered: int, retried: int, failed: int) -> None:
+        """One round of deliveries: how many were delivered, retried later, given up."""
+        for outcome, count in (("delivered", delivered), ("retried", retried), ("failed", failed)):
+            if count:
+                self._webhook_children[outcome].inc(count)
+
+    def observe_expiry_run(self, outcome: str, seconds: float) -> None:
+        self.expiry_runs.labels(outcome).observe(seconds)
+
+    def count_redis_fallback(self, cache: str, op: str, count: int = 1) -> None:
+        self.redis_fallbacks.labels(cache, op).inc(count)
 
     def render(self) -> tuple[bytes, str]:
         if multiprocess_dir() is None:

@@ -53,6 +53,9 @@ class ObservabilityMiddleware:
             _log.exception("unhandled error", extra={"path": scope.get("path")})
             await send_with_id({**INTERNAL_ERROR_START})  # a copy: the request id goes in
             await send_with_id(INTERNAL_ERROR_BODY)
+            metrics: Metrics | None = getattr(self._holder.state, "metrics", None)
+            if metrics is not None:
+                metrics.count_error("internal_error")
         finally:
             self._observe(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)

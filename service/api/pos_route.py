@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.deps import principal_of
-from service.api.json_route import check_json, declare_json_errors
+from service.api.json_route import check_json, declare_json_errors, route_permissions
 
 
 class PosRoute(APIRoute):
@@ -36,9 +36,12 @@ class PosRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
         model: type[BaseModel] = get_type_hints(endpoint)["body"]
+        permissions = route_permissions(self.dependant)
 
         async def handle(request: Request) -> Response:
             principal = principal_of(request)
+            for permission in permissions:
+                principal.ensure(permission)
             raw = await request.body()
             check_json(request, raw)
             try:

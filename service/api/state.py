@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -17,10 +18,12 @@ from service.storage.postgres.admin_cards import CardAdmin
 from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
+from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
 from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
+from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
@@ -53,11 +56,14 @@ class Services:
     card_admin: CardAdmin
     customers: Customers
     store_admin: StoreAdmin
+    key_store: KeyStore
+    registrations: Registrations
     promo_batches: PromoBatches
     reports: Reports
     webhooks: Webhooks
     webhook_sender: HttpxSender
     kernels_warm: bool = False
+    keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -70,3 +76,7 @@ class Services:
             self.calculations,
             self.promotions,
         )
+        # The adapters' own events, counted: returns recorded, Redis's fallbacks to Postgres.
+        self.returns.on_recorded = self.metrics.record_return
+        self.cards.count_fallback = partial(self.metrics.count_redis_fallback, "card_state")
+        self.calculations.count_fallback = partial(self.metrics.count_redis_fallback, "calculation")

@@ -112,8 +112,13 @@ async def ensure_demo_keys(
     conn: asyncpg.Connection, *, admin_key: str | None, pos_key: str | None
 ) -> tuple[str, str]:
     """Store the demo admin and POS keys (new random ones where not given) and return them."""
-    admin = await create_key(conn, name="demo admin", role="admin", key=admin_key)
+    admin = await create_key(conn, name="demo admin", role="admin", key=admin_key, origin="demo")
     pos = await create_key(
-        conn, name="demo pos", role="pos", store_ids=[s.store_id for s in DEMO_STORES], key=pos_key
+        conn,
+        name="demo pos",
+        role="pos",
+        store_ids=[s.store_id for s in DEMO_STORES],
+        key=pos_key,
+        origin="demo",
     )
     return admin, pos

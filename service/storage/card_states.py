@@ -18,6 +18,7 @@ from service.rules.compiler import CompiledProgram
 from service.storage.postgres.cards import load_card_state
 from service.storage.postgres.pool import database_errors
 from service.storage.redis.cache import CardCache
+from service.storage.redis.resp import FallbackCounter, uncounted
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class CachedCardStates:
         self._pool = pool
         self._cache = cache
         self._count_lookup = count_lookup  # called with "hit" or "miss"
+        self.count_fallback: FallbackCounter = uncounted  # the app's metrics, once wired
 
     async def get(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
         today = now.date()
@@ -36,6 +38,7 @@ class CachedCardStates:
             cached = await self._cache.get(number, today)
         except (RedisError, OSError):
             _log.warning("card cache unavailable; reading Postgres")
+            self.count_fallback("read", 1)
             cached = None
         if cached is not None:
             self._count_lookup("hit")
@@ -47,6 +50,7 @@ class CachedCardStates:
                 await self._cache.put(state, today)
             except (RedisError, OSError):
                 _log.warning("card cache unavailable; state not cached")
+                self.count_fallback("write", 1)
         return state
 
     async def refresh(self, number: str, now: datetime, program: CompiledProgram) -> None:
@@ -59,6 +63,7 @@ class CachedCardStates:
                 await self._cache.put(state, now.date())
         except (RedisError, OSError):
             _log.warning("card cache unavailable; state not refreshed")
+            self.count_fallback("write", 1)
 
     async def load(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
         window = program.document.tiers.window_days

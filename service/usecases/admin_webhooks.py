@@ -40,6 +40,16 @@ class Delivery:
 _log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class DeliveryRound:
+    """What one round of deliveries did: delivered, failed and tried again later, given up
+    (attempts exhausted, or the subscription stopped)."""
+
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     timeout_s: float
@@ -155,23 +165,26 @@ async def _attempt(delivery: Delivery, sender: Sender, now: datetime) -> str | N
 
 async def deliver_due(
     store: DeliveryStore, sender: Sender, policy: RetryPolicy, now: datetime, limit: int = 100
-) -> int:
-    """Fan new events out, then attempt the deliveries due; returns how many succeeded."""
+) -> DeliveryRound:
+    """Fan new events out, then attempt the deliveries due; returns what became of them."""
     await store.fan_out()
     lease = now + timedelta(seconds=policy.timeout_s * 2)
-    delivered = 0
+    done = DeliveryRound()
     for delivery in await store.claim(now, lease, limit):
         if not delivery.active:
+            done.failed += 1
             await store.settle(delivery, status="failed", error="unsubscribed", retry_at=None)
             continue
         error = await _attempt(delivery, sender, now)
         if error is None:
-            delivered += 1
+            done.delivered += 1
             await store.settle(delivery, status="delivered", error=None, retry_at=None)
         elif delivery.attempts >= policy.max_attempts:
+            done.failed += 1
             _log.warning("webhook given up", extra={"event_id": delivery.event_id})
             await store.settle(delivery, status="failed", error=error, retry_at=None)
         else:
+            done.retried += 1
             retry_at = now + policy.delay(delivery.attempts)
             await store.settle(delivery, status="pending", error=error, retry_at=retry_at)
-    return delivered
+    return done

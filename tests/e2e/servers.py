@@ -50,13 +50,18 @@ async def wait_ready(url: str, attempts: int = 300) -> None:
 
 
 @contextlib.asynccontextmanager
-async def two_workers(database_url: str, redis_url: str, **settings: str) -> AsyncIterator[Served]:
-    """Serve with two workers until the block ends (then SIGINT, as an operator would)."""
+async def two_workers(
+    database_url: str, redis_url: str, *, demo_keys: bool = True, **settings: str
+) -> AsyncIterator[Served]:
+    """Serve with two workers until the block ends (then SIGINT, as an operator would);
+    with the tests' fixed demo keys unless ``demo_keys`` is False (production refuses them)."""
     port, data_dir = free_port(), Path(tempfile.mkdtemp(prefix="loyalty-served-"))
+    keys = {"LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY, "LOYALTY_DEMO_POS_KEY": POS_KEY}
     env = {
-        **os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_REDIS_URL": redis_url,
-        "LOYALTY_DATA_DIR": str(data_dir), "LOYALTY_DEMO_ADMIN_KEY": ADMIN_KEY,
-        "LOYALTY_DEMO_POS_KEY": POS_KEY, "LOYALTY_LOG_LEVEL": "warning", **settings,
+        **{k: v for k, v in os.environ.items() if k not in keys},
+        "LOYALTY_DATABASE_URL": database_url, "LOYALTY_REDIS_URL": redis_url,
+        "LOYALTY_DATA_DIR": str(data_dir), **(keys if demo_keys else {}),
+        "LOYALTY_LOG_LEVEL": "warning", **settings,
     }  # fmt: skip
     command = [sys.executable, "-m", "service.cli", "serve", "--workers", "2",
                "--port", str(port)]  # fmt: skip

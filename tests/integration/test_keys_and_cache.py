@@ -17,7 +17,7 @@ async def test_keys_are_stored_hashed_and_revocable(db: asyncpg.Connection) -> N
     assert key not in str(dict(stored))  # only the digest is kept
     ring = KeyRing(await active_keys(db))
     assert ring.authenticate(f"Bearer {key}").store_ids == {"msk-001"}
-    assert await revoke_key(db, stored["key_id"])
+    assert (await revoke_key(db, stored["key_id"], "test"))["revoked_at"] is not None
     assert all(k.principal.name != "till 7" for k in await active_keys(db))
 
 

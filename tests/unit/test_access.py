@@ -2,6 +2,7 @@ import pytest
 
 from service.domain.access import (
     KeyRing,
+    Permission,
     Principal,
     StoredKey,
     generate_key,
@@ -43,13 +44,13 @@ def test_pos_key_is_bound_to_its_stores() -> None:
     with pytest.raises(Forbidden):
         principal.ensure_store("ekb-001")
     with pytest.raises(Forbidden):
-        principal.ensure_admin()
+        principal.ensure(Permission.KEYS)
 
 
 def test_admin_acts_for_every_store() -> None:
     admin = Principal("k", "ops", "admin", frozenset())
     admin.ensure_store("anything")
-    admin.ensure_admin()
+    admin.ensure(Permission.KEYS)
 
 
 def test_replace_drops_revoked_keys() -> None:

@@ -17,7 +17,7 @@ from service.api.admin_schemas import (
     CardReplaceIn,
     CardStatusIn,
 )
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import AdjustPoints, ManageCards, ReadCards, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import (
@@ -41,7 +41,7 @@ router = APIRouter(
 
 
 @router.post("", response_model=AdminCardOut, status_code=201, summary="Issue a card")
-async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def issue(body: CardIssueIn, admin: ManageCards, services: ServicesDep) -> OrjsonResponse:
     card = NewCard(body.number, body.kind, body.status, body.customer_id, body.referred_by)
     issued = await use.issue(
         services.card_admin,
@@ -60,7 +60,9 @@ async def issue(body: CardIssueIn, admin: AdminDep, services: ServicesDep) -> Or
     status_code=201,
     summary="Issue every number of a range (stock for the stores); issued ones are skipped",
 )
-async def issue_range(body: CardRangeIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def issue_range(
+    body: CardRangeIn, admin: ManageCards, services: ServicesDep
+) -> OrjsonResponse:
     issued = await use.issue_range(
         services.card_admin, body.first, body.last, body.kind, body.status, author(admin)
     )
@@ -68,7 +70,7 @@ async def issue_range(body: CardRangeIn, admin: AdminDep, services: ServicesDep)
 
 
 @router.get("/{number}", response_model=AdminCardOut, summary="A card as the ledger has it")
-async def get_card(number: CardNumber, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def get_card(number: CardNumber, admin: ReadCards, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(await use.card(services.card_admin, number, datetime.now(UTC)))
 
 
@@ -92,14 +94,14 @@ async def _set_status(
     "/{number}/block", response_model=AdminCardOut, summary="Block: no earning, no spending"
 )
 async def block(
-    number: CardNumber, body: CardStatusIn, admin: AdminDep, services: ServicesDep
+    number: CardNumber, body: CardStatusIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     return await _set_status(services, number, "blocked", body.reason, author(admin))
 
 
 @router.post("/{number}/unblock", response_model=AdminCardOut, summary="Make a card active again")
 async def unblock(
-    number: CardNumber, body: CardStatusIn, admin: AdminDep, services: ServicesDep
+    number: CardNumber, body: CardStatusIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     return await _set_status(services, number, "active", body.reason, author(admin))
 
@@ -110,7 +112,7 @@ async def unblock(
     summary="Register a card to a customer (welcome points, once per card)",
 )
 async def link(
-    number: CardNumber, body: CardLinkIn, admin: AdminDep, services: ServicesDep
+    number: CardNumber, body: CardLinkIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     card = await use.link(
         services.card_admin,
@@ -130,7 +132,7 @@ async def link(
     summary="Replace a lost card: balance, expiry dates, tier and customer move to the new one",
 )
 async def replace(
-    number: CardNumber, body: CardReplaceIn, admin: AdminDep, services: ServicesDep
+    number: CardNumber, body: CardReplaceIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     card = await use.replace(
         services.card_admin,
@@ -155,7 +157,7 @@ async def replace(
 async def adjust(
     number: CardNumber,
     body: AdjustmentIn,
-    admin: AdminDep,
+    admin: AdjustPoints,
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrjsonResponse:
@@ -182,7 +184,7 @@ async def adjust(
 )
 async def adjustments(
     number: CardNumber,
-    admin: AdminDep,
+    admin: ReadCards,
     services: ServicesDep,
     before: Before = None,
     limit: Limit = 50,

@@ -19,7 +19,7 @@ from service.api.admin_schemas import (
     Email,
     ImportOut,
 )
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import EraseCustomers, Import, ManageCards, ReadCards, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
@@ -37,7 +37,7 @@ CustomerPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("/customers", response_model=CustomerOut, status_code=201, summary="New customer")
-async def create(body: CustomerIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def create(body: CustomerIn, admin: ManageCards, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(
         await use.create(services.customers, body.model_dump(), author(admin)), 201
     )
@@ -45,7 +45,7 @@ async def create(body: CustomerIn, admin: AdminDep, services: ServicesDep) -> Or
 
 @router.get("/customers", response_model=CustomersOut, summary="Find customers by phone or email")
 async def find(
-    admin: AdminDep,
+    admin: ReadCards,
     services: ServicesDep,
     phone: Annotated[Phone | None, Query(examples=["+79000000001"])] = None,
     email: Annotated[Email | None, Query(examples=["anna@example.com"])] = None,
@@ -54,13 +54,13 @@ async def find(
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="One customer")
-async def get(customer_id: CustomerPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def get(customer_id: CustomerPath, admin: ReadCards, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(await use.customer(services.customers, customer_id))
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, summary="Change fields")
 async def update(
-    customer_id: CustomerPath, body: CustomerPatch, admin: AdminDep, services: ServicesDep
+    customer_id: CustomerPath, body: CustomerPatch, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     customer = await use.update(
         services.customers,
@@ -80,7 +80,7 @@ async def update(
     summary="Erase personal data on request; cards and the ledger stay, anonymised",
 )
 async def erase(
-    customer_id: CustomerPath, admin: AdminDep, services: ServicesDep
+    customer_id: CustomerPath, admin: EraseCustomers, services: ServicesDep
 ) -> OrjsonResponse:
     customer = await use.erase(
         services.customers,
@@ -128,7 +128,7 @@ async def _import(request: Request, services: Services, kind: str, who: str) -> 
     summary="Import customers (and a card each) from CSV; bad rows reported by line",
 )
 async def import_customers(
-    request: Request, admin: AdminDep, services: ServicesDep
+    request: Request, admin: Import, services: ServicesDep
 ) -> OrjsonResponse:
     return await _import(request, services, "customers", author(admin))
 
@@ -140,5 +140,5 @@ async def import_customers(
     openapi_extra=_csv_body(CARDS_CSV),
     summary="Import cards from CSV (a phone registers the card); bad rows reported by line",
 )
-async def import_cards(request: Request, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def import_cards(request: Request, admin: Import, services: ServicesDep) -> OrjsonResponse:
     return await _import(request, services, "cards", author(admin))

@@ -21,7 +21,7 @@ from service.api.admin_schemas import (
     VersionOut,
     VersionsOut,
 )
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import Audit, ChangePrograms, ReadPrograms, ServicesDep, TryPrograms
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import (
@@ -48,7 +48,7 @@ TOKEN = r"^[A-Za-z0-9_.:-]*$"  # audit subjects and actions
     response_model=ValidationOut,
     summary="Validate a program document; errors name each field",
 )
-async def validate(body: DocumentIn, admin: AdminDep) -> OrjsonResponse:
+async def validate(body: DocumentIn, admin: TryPrograms) -> OrjsonResponse:
     return OrjsonResponse(programs.validation_report(body.document))
 
 
@@ -58,14 +58,16 @@ async def validate(body: DocumentIn, admin: AdminDep) -> OrjsonResponse:
     status_code=201,
     summary="Create a draft version (a valid document; not yet in force)",
 )
-async def create_draft(body: DocumentIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def create_draft(
+    body: DocumentIn, admin: ChangePrograms, services: ServicesDep
+) -> OrjsonResponse:
     draft = await programs.create_draft(services.program_versions, body.document, author(admin))
     return OrjsonResponse(draft, 201)
 
 
 @router.get("/programs", response_model=VersionsOut, summary="Versions, newest first")
 async def list_versions(
-    admin: AdminDep,
+    admin: ReadPrograms,
     services: ServicesDep,
     before: Annotated[int | None, Query(ge=1, le=MAX_INT4)] = None,
     limit: Limit = 50,
@@ -79,20 +81,20 @@ async def list_versions(
     response_model=ActiveProgramOut,
     summary="The version the answering worker calculates with",
 )
-async def active(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def active(admin: ReadPrograms, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse({"version": services.programs.version, "worker": os.getpid()})
 
 
 @router.get("/programs/{version}", response_model=VersionOut, summary="One version")
 async def get_version(
-    version: VersionPath, admin: AdminDep, services: ServicesDep
+    version: VersionPath, admin: ReadPrograms, services: ServicesDep
 ) -> OrjsonResponse:
     return OrjsonResponse(await programs.version_row(services.program_versions, version))
 
 
 @router.put("/programs/{version}", response_model=VersionOut, summary="Replace a draft's document")
 async def update_draft(
-    version: VersionPath, body: DocumentIn, admin: AdminDep, services: ServicesDep
+    version: VersionPath, body: DocumentIn, admin: ChangePrograms, services: ServicesDep
 ) -> OrjsonResponse:
     draft = await programs.update_draft(
         services.program_versions, version, body.document, author(admin)
@@ -102,7 +104,7 @@ async def update_draft(
 
 @router.delete("/programs/{version}", response_model=OkOut, summary="Delete a draft")
 async def delete_draft(
-    version: VersionPath, admin: AdminDep, services: ServicesDep
+    version: VersionPath, admin: ChangePrograms, services: ServicesDep
 ) -> OrjsonResponse:
     await programs.delete_draft(services.program_versions, version, author(admin))
     return OrjsonResponse({"ok": True})
@@ -114,7 +116,7 @@ async def delete_draft(
     summary="Calculate a sample receipt and card with this version (writes nothing)",
 )
 async def dry_run(
-    version: VersionPath, body: DryRunIn, admin: AdminDep, services: ServicesDep
+    version: VersionPath, body: DryRunIn, admin: TryPrograms, services: ServicesDep
 ) -> OrjsonResponse:
     view = await programs.dry_run(
         services.program_versions,
@@ -131,7 +133,9 @@ async def dry_run(
     response_model=VersionOut,
     summary="Publish a draft now: every worker switches to it within a second",
 )
-async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def publish(
+    version: VersionPath, admin: ChangePrograms, services: ServicesDep
+) -> OrjsonResponse:
     published = await programs.publish(
         services.program_versions, services.program_switch, version, author(admin)
     )
@@ -144,7 +148,7 @@ async def publish(version: VersionPath, admin: AdminDep, services: ServicesDep) 
     summary="Publish a draft at a given time (null: unschedule)",
 )
 async def schedule(
-    version: VersionPath, body: ScheduleIn, admin: AdminDep, services: ServicesDep
+    version: VersionPath, body: ScheduleIn, admin: ChangePrograms, services: ServicesDep
 ) -> OrjsonResponse:
     draft = await programs.schedule(
         services.program_versions, version, body.publish_at, author(admin)
@@ -157,7 +161,9 @@ async def schedule(
     response_model=VersionOut,
     summary="Make an earlier published version current again",
 )
-async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def roll_back(
+    version: VersionPath, admin: ChangePrograms, services: ServicesDep
+) -> OrjsonResponse:
     current = await programs.roll_back(
         services.program_versions, services.program_switch, version, author(admin)
     )
@@ -171,7 +177,7 @@ async def roll_back(version: VersionPath, admin: AdminDep, services: ServicesDep
     summary="Who changed what and when, newest first",
 )
 async def audit_log(
-    admin: AdminDep,
+    admin: Audit,
     services: ServicesDep,
     subject: Annotated[
         str | None, Query(max_length=200, pattern=TOKEN, examples=["program"])

@@ -17,7 +17,7 @@ from service.api.admin_schemas import (
     PromoCodeStatusOut,
 )
 from service.api.csv_export import csv_content, csv_response
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import PromoCodes, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
@@ -44,7 +44,7 @@ CODE_COLUMNS = ("code", "max_uses", "uses", "per_card_limit", "valid_from", "val
     summary="Generate N unique codes for promo rules of the current program",
 )
 async def create_batch(
-    body: PromoBatchIn, admin: AdminDep, services: ServicesDep
+    body: PromoBatchIn, admin: PromoCodes, services: ServicesDep
 ) -> OrjsonResponse:
     spec = BatchSpec(
         count=body.count,
@@ -63,7 +63,7 @@ async def create_batch(
 
 
 @router.get("/batches/{batch_id}", response_model=PromoBatchOut, summary="A batch and its uses")
-async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def get_batch(batch_id: BatchId, admin: PromoCodes, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(await use.batch(services.promo_batches, batch_id))
 
 
@@ -76,25 +76,27 @@ async def get_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -
     summary="The batch's codes as CSV (streamed)",
 )
 async def batch_codes(
-    batch_id: BatchId, admin: AdminDep, services: ServicesDep
+    batch_id: BatchId, admin: PromoCodes, services: ServicesDep
 ) -> StreamingResponse:
     pages = await use.batch_codes(services.promo_batches, batch_id)
     return csv_response(f"{batch_id}.csv", CODE_COLUMNS, pages)
 
 
 @router.post("/batches/{batch_id}/revoke", response_model=OkOut, summary="Revoke every code")
-async def revoke_batch(batch_id: BatchId, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def revoke_batch(
+    batch_id: BatchId, admin: PromoCodes, services: ServicesDep
+) -> OrjsonResponse:
     await use.revoke_batch(services.promo_batches, services.promotions, batch_id, author(admin))
     return OrjsonResponse({"ok": True})
 
 
 @router.get("/{code}", response_model=PromoCodeStatusOut, summary="A code's status and uses")
-async def code_status(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def code_status(code: CodePath, admin: PromoCodes, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(await use.code_status(services.promo_batches, code, datetime.now(UTC)))
 
 
 @router.post("/{code}/revoke", response_model=PromoCodeStatusOut, summary="Revoke one code")
-async def revoke_code(code: CodePath, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def revoke_code(code: CodePath, admin: PromoCodes, services: ServicesDep) -> OrjsonResponse:
     row = await use.revoke_code(
         services.promo_batches, services.promotions, code, author(admin), datetime.now(UTC)
     )

@@ -20,7 +20,7 @@ from service.api.admin_schemas import (
     Slug,
 )
 from service.api.csv_export import csv_content, csv_response
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import Reports, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX
@@ -87,7 +87,7 @@ def _csv_example(columns: tuple[str, ...], row: str) -> dict[int | str, dict[str
     summary="Every card's balance, pending points and debt",
 )
 async def balances(
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     listing: ListingDep,
 ) -> Response:
@@ -108,7 +108,7 @@ _ENTRY_CSV = _csv_example(
 )
 async def card_history(
     number: CardNumber,
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     period: PeriodDep,
     listing: ListingDep,
@@ -125,7 +125,7 @@ async def card_history(
 )
 async def store_history(
     store_id: Slug,
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     period: PeriodDep,
     listing: ListingDep,
@@ -141,7 +141,7 @@ async def store_history(
     summary="Promotion effectiveness: receipts, discount given, points (by sale time)",
 )
 async def promotions(
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     period: PeriodDep,
     listing: ListingDep,
@@ -157,7 +157,7 @@ async def promotions(
     summary="Program health: participation, redeemed to earned, average receipts",
 )
 async def health(
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     period: PeriodDep,
     format: Format = "json",
@@ -180,7 +180,7 @@ async def _one(row: dict[str, Any]) -> Page:
     summary="Outstanding points by month of expiry, and what they are worth",
 )
 async def liability(
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     listing: ListingDep,
 ) -> Response:
@@ -195,7 +195,7 @@ async def liability(
     summary="Breakage: points that expired unspent, by month",
 )
 async def breakage(
-    admin: AdminDep,
+    admin: Reports,
     services: ServicesDep,
     listing: ListingDep,
 ) -> Response:

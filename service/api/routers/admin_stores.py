@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.admin_schemas import RegionIn, RegionsOut, Slug, StoreIn, StoreOut, StoresOut
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import ChangeStores, ReadStores, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, author
@@ -16,25 +16,25 @@ router = APIRouter(route_class=JsonRoute, prefix=PREFIX, tags=["admin: stores"],
 
 
 @router.get("/regions", response_model=RegionsOut, summary="Regions with their stores")
-async def regions(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def regions(admin: ReadStores, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse({"regions": await use.regions(services.store_admin)})
 
 
 @router.put("/regions/{region_id}", response_model=RegionsOut, summary="Create or rename a region")
 async def put_region(
-    region_id: Slug, body: RegionIn, admin: AdminDep, services: ServicesDep
+    region_id: Slug, body: RegionIn, admin: ChangeStores, services: ServicesDep
 ) -> OrjsonResponse:
     every = await use.put_region(services.store_admin, region_id, body.name, author(admin))
     return OrjsonResponse({"regions": every})
 
 
 @router.get("/stores", response_model=StoresOut, summary="Every store, active or not")
-async def stores(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def stores(admin: ReadStores, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse({"stores": await use.stores(services.store_admin)})
 
 
 @router.get("/stores/{store_id}", response_model=StoreOut, summary="One store")
-async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def store(store_id: Slug, admin: ReadStores, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse(await use.store(services.store_admin, store_id))
 
 
@@ -44,7 +44,7 @@ async def store(store_id: Slug, admin: AdminDep, services: ServicesDep) -> Orjso
     summary="Create or change a store (its region must exist)",
 )
 async def put_store(
-    store_id: Slug, body: StoreIn, admin: AdminDep, services: ServicesDep
+    store_id: Slug, body: StoreIn, admin: ChangeStores, services: ServicesDep
 ) -> OrjsonResponse:
     changed = await use.put_store(
         services.store_admin,

@@ -13,7 +13,7 @@ from service.api.admin_schemas import (
     WebhookIn,
     WebhooksOut,
 )
-from service.api.deps import AdminDep, ServicesDep
+from service.api.deps import ServicesDep, Webhooks
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX, Before, Limit, author, next_cursor
@@ -32,7 +32,7 @@ WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     status_code=201,
     summary="Subscribe a URL to ledger events (signed with HMAC-SHA256, retried)",
 )
-async def create(body: WebhookIn, admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def create(body: WebhookIn, admin: Webhooks, services: ServicesDep) -> OrjsonResponse:
     created = await use.subscribe(
         services.webhooks,
         str(body.url),
@@ -46,13 +46,13 @@ async def create(body: WebhookIn, admin: AdminDep, services: ServicesDep) -> Orj
 
 
 @router.get("", response_model=WebhooksOut, summary="Subscriptions (secrets are not shown)")
-async def subscriptions(admin: AdminDep, services: ServicesDep) -> OrjsonResponse:
+async def subscriptions(admin: Webhooks, services: ServicesDep) -> OrjsonResponse:
     return OrjsonResponse({"webhooks": await use.subscriptions(services.webhooks)})
 
 
 @router.delete("/{subscription_id}", response_model=OkOut, summary="Unsubscribe")
 async def delete(
-    subscription_id: WebhookId, admin: AdminDep, services: ServicesDep
+    subscription_id: WebhookId, admin: Webhooks, services: ServicesDep
 ) -> OrjsonResponse:
     await use.unsubscribe(services.webhooks, subscription_id, author(admin))
     return OrjsonResponse({"ok": True})
@@ -65,7 +65,7 @@ async def delete(
 )
 async def deliveries(
     subscription_id: WebhookId,
-    admin: AdminDep,
+    admin: Webhooks,
     services: ServicesDep,
     before: Before = None,
     limit: Limit = 50,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import PrincipalDep, ServicesDep
+from service.api.deps import LookUpCards, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
@@ -39,7 +39,7 @@ NOT_FOUND = error_responses(
 )
 async def find_cards(
     phone: Annotated[Phone, Query(description="E.164, e.g. +79000000001")],
-    principal: PrincipalDep,
+    principal: LookUpCards,
     services: ServicesDep,
 ) -> OrjsonResponse:
     numbers = await lookups.by_phone(services.card_queries, phone)
@@ -53,7 +53,7 @@ async def find_cards(
     summary="Balance (active, pending, expiring), tier and progress to the next",
 )
 async def get_card(
-    card: CardNumber, principal: PrincipalDep, services: ServicesDep
+    card: CardNumber, principal: LookUpCards, services: ServicesDep
 ) -> OrjsonResponse:
     view = await lookups.card(services.cards, services.programs, card, datetime.now(UTC))
     return OrjsonResponse(view)
@@ -67,7 +67,7 @@ async def get_card(
 )
 async def card_history(
     card: CardNumber,
-    principal: PrincipalDep,
+    principal: LookUpCards,
     services: ServicesDep,
     before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

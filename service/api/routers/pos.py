@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from service.api.deps import PrincipalDep, ServicesDep
+from service.api.deps import Sell, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.pos_route import PosRoute
 from service.api.responses import OrjsonResponse
@@ -42,9 +42,7 @@ ERRORS = error_responses(
 )
 
 
-async def calculate(
-    body: CalculateRequest, principal: PrincipalDep, request: Request
-) -> OrjsonResponse:
+async def calculate(body: CalculateRequest, principal: Sell, request: Request) -> OrjsonResponse:
     # Called by PosRoute as (body, principal, request); the signature is the declaration.
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
@@ -54,7 +52,7 @@ async def calculate(
     return OrjsonResponse(answer)
 
 
-async def commit(body: CommitRequest, principal: PrincipalDep, request: Request) -> OrjsonResponse:
+async def commit(body: CommitRequest, principal: Sell, request: Request) -> OrjsonResponse:
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
@@ -124,9 +122,7 @@ RETURN_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=RETURN_ERRORS,
     summary="Return some or all lines of a committed sale (idempotent by refund_id)",
 )
-async def refund(
-    body: RefundRequest, principal: PrincipalDep, services: ServicesDep
-) -> OrjsonResponse:
+async def refund(body: RefundRequest, principal: Sell, services: ServicesDep) -> OrjsonResponse:
     principal.ensure_store(body.store_id)
     response = await returns.refund(
         body.store_id,
@@ -147,9 +143,7 @@ async def refund(
     responses=RETURN_ERRORS,
     summary="Void a committed sale entirely (idempotent)",
 )
-async def cancel(
-    body: CancelRequest, principal: PrincipalDep, services: ServicesDep
-) -> OrjsonResponse:
+async def cancel(body: CancelRequest, principal: Sell, services: ServicesDep) -> OrjsonResponse:
     principal.ensure_store(body.store_id)
     response = await returns.cancel(
         body.store_id,

@@ -21,7 +21,13 @@ _SELECT = """
 SELECT cu.customer_id, cu.name, cu.phone, cu.email, cu.birthday, cu.attributes, cu.segments,
        cu.created_at, cu.erased_at,
        coalesce((SELECT array_agg(c.number ORDER BY c.card_id) FROM cards c
-                  WHERE c.customer_id = cu.customer_id), '{}') AS cards
+                  WHERE c.customer_id = cu.customer_id), '{}') AS cards,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('channel', k.channel, 'given', k.given,
+                                                    'given_at', k.given_at,
+                                                    'store_id', k.store_id) ORDER BY k.channel)
+                  FROM (SELECT DISTINCT ON (channel) channel, given, given_at, store_id
+                        FROM consents WHERE customer_id = cu.customer_id
+                        ORDER BY channel, consent_id DESC) k), '[]') AS consents
 FROM customers cu
 """
 

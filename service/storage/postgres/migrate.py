@@ -1,15 +1,32 @@
-"""Schema migrations with Alembic, applied at start and by ``loyalty migrate``."""
+"""Schema migrations with Alembic, applied at start and by ``loyalty migrate``.
+
+Every run holds a Postgres advisory lock (``_ADVISORY_KEY``) from before Alembic reads
+the schema's revision to after it commits: of many pods started at once, one migrates
+and the others wait, then find the schema up to date and change nothing. The lock is
+held by a connection of its own, so a migrator that dies releases it with its session
+(and Alembic's transaction rolls back); one that hangs holds the others until it is
+killed. Session advisory locks need a session: point the service at Postgres itself,
+or at a pooler in session mode, not at one in transaction mode.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant other than the expiry job's (expiry.py): one schema change at a time.
+_ADVISORY_KEY = 0x5C_4E3A
+
+_log = logging.getLogger(__name__)
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -28,19 +45,36 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Blocking: call it from a thread in async code."""
-    command.upgrade(alembic_config(database_url), revision)
-
-
-def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+@asynccontextmanager
+async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+    """Hold the migrations' advisory lock for the block, waiting for it if need be."""
+    dsn = urlunsplit(urlsplit(database_url)._replace(scheme="postgresql"))
+    conn = await asyncpg.connect(dsn)
+    try:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _ADVISORY_KEY):
+            _log.info("another process is migrating the schema; waiting for it")
+            await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_KEY)
+        yield
+    finally:
+        await conn.close()  # ends the session, and with it the lock
 
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    """``upgrade`` from async code: Alembic runs its own event loop, so in a thread."""
-    await asyncio.to_thread(upgrade, database_url, revision)
+    """Bring the schema to ``revision``, under the migrations' lock. Alembic runs its
+    own event loop, so in a thread."""
+    async with _migration_lock(database_url):
+        await asyncio.to_thread(command.upgrade, alembic_config(database_url), revision)
 
 
 async def downgrade_async(database_url: str, revision: str) -> None:
-    await asyncio.to_thread(downgrade, database_url, revision)
+    async with _migration_lock(database_url):
+        await asyncio.to_thread(command.downgrade, alembic_config(database_url), revision)
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """``upgrade_async`` from code with no event loop running (the CLI)."""
+    asyncio.run(upgrade_async(database_url, revision))
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    asyncio.run(downgrade_async(database_url, revision))

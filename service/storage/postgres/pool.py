@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -39,6 +39,9 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DataError,
     asyncpg.exceptions.CheckViolationError,
 )
+
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+"""What a query runs on: a connection (inside a transaction, say) or the pool."""
 
 
 def domain_error(exc: BaseException) -> Unavailable | InvalidInput | None:

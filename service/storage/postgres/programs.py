@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from service.domain.errors import Conflict, NotFound
 from service.storage.postgres import audit
-from service.storage.postgres.pool import database_errors
+from service.storage.postgres.pool import Executor, database_errors
 from service.usecases.admin_programs import DeclaredCode
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def current_program(conn: Executor) -> tuple[int, dict[str, Any]] | None:

@@ -8,7 +8,7 @@ same card serialise on the card row, two refunds of one sale on the receipt row.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -44,6 +44,7 @@ class PostgresReturnSession:
         self._req = req
         self._card_id: int | None = row["card_id"]
         self._card_locked = False
+        self.recorded_response: dict[str, Any] | None = None  # what ``record`` stored
         self.sale = SoldSale(
             number, row["status"] == "cancelled", _sold_lines(row["lines"]), row["points_redeemed"]
         )
@@ -235,6 +236,7 @@ class PostgresReturnSession:
             response,
             req.now,
         )
+        self.recorded_response = stored
         return stored
 
     async def _lock_card(self) -> None:
@@ -267,9 +269,16 @@ class PostgresReturnSession:
         )
 
 
+def _unwatched(cancel: bool, totals: dict[str, int]) -> None:
+    """What a ledger nobody watches does with a recorded return (scripts, tests)."""
+
+
 class ReturnsLedger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # Told of each return once its transaction committed: (a cancel?, its totals); the
+        # app wires its metrics in (service.api.state).
+        self.on_recorded: Callable[[bool, dict[str, int]], None] = _unwatched
 
     @contextlib.asynccontextmanager
     async def session(self, req: ReturnRequest) -> AsyncIterator[PostgresReturnSession]:
@@ -283,4 +292,7 @@ class ReturnsLedger:
             )
             if row is None:
                 raise NotFound("no committed sale with this transaction_id", code="sale_not_found")
-            yield PostgresReturnSession(conn, req, row, row["number"])
+            session = PostgresReturnSession(conn, req, row, row["number"])
+            yield session
+        if session.recorded_response is not None:  # a new return, committed
+            self.on_recorded(req.cancel, session.recorded_response["totals"])

@@ -8,6 +8,7 @@ attempt is made by one worker at a time and a worker that dies mid-send loses no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +71,32 @@ SELECT d.card_id, 'expiring',
        jsonb_build_object('card', c.number, 'points', d.remaining, 'expires_at', d.expires_at)
 FROM due d JOIN noted USING (card_id, lot_id) JOIN cards c USING (card_id)
 """
+
+
+# What the outbox still owes, read on every back-office round: deliveries pending (counted
+# up to BACKLOG_COUNT_MAX, so that a huge backlog costs no more than a large one), and the
+# oldest event not delivered yet: not fanned out (the first unpublished event by the
+# partial index, event order being creation order), or fanned out to a delivery pending.
+BACKLOG_COUNT_MAX = 100_000
+_BACKLOG = f"""
+SELECT (SELECT count(*) FROM (SELECT FROM webhook_deliveries WHERE status = 'pending'
+                              LIMIT {BACKLOG_COUNT_MAX}) owed) AS pending,
+       coalesce(extract(epoch FROM now() - least(
+           (SELECT created_at FROM outbox WHERE published_at IS NULL
+            ORDER BY event_id LIMIT 1),
+           (SELECT created_at FROM outbox WHERE event_id = (
+                SELECT min(event_id) FROM webhook_deliveries WHERE status = 'pending')))),
+           0)::float8 AS oldest_age_s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the outbox still owes: deliveries pending, and how old the oldest event is that
+    is not delivered yet (0 when none is)."""
+
+    pending: int
+    oldest_age_s: float
 
 
 class Webhooks:
@@ -145,6 +172,10 @@ class Webhooks:
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(_FAN_OUT, limit)
         return int(status.split()[-1])
+
+    async def backlog(self) -> Backlog:
+        row = await self._pool.fetchrow(_BACKLOG)
+        return Backlog(row["pending"], row["oldest_age_s"])
 
     async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
         async with self._pool.acquire() as conn, conn.transaction():

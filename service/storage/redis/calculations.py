@@ -21,7 +21,7 @@ import logging
 import orjson
 import redis.asyncio as aioredis
 
-from service.storage.redis.resp import RespClient, RespUnavailable
+from service.storage.redis.resp import FallbackCounter, RespClient, RespUnavailable, uncounted
 from service.usecases.ports import CalculationRecord
 
 _log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class CalculationStore:
         self._resp = RespClient.like(client) if writer is None else writer
         self._queued: dict[str, bytes] = {}
         self._writer: asyncio.Task[None] | None = None
+        self.count_fallback: FallbackCounter = uncounted  # the app's metrics, once wired
 
     async def save(self, calculation_id: str, record: CalculationRecord) -> None:
         """Queue the record; a background task writes the queue in one pipeline."""
@@ -69,15 +70,20 @@ class CalculationStore:
                 )
             except (RespUnavailable, OSError):
                 _log.warning("calculations not kept; their commits will recalculate")
+                self.count_fallback("write", len(batch))
 
     async def load(self, calculation_id: str) -> CalculationRecord | None:
         queued = self._queued.get(calculation_id)
         # Through the RESP client too: redis-py's GET cost a commit ~100 µs of CPU more.
-        payload = (
-            queued
-            if queued is not None
-            else await self._resp.command("GET", calculation_key(calculation_id))
-        )
+        try:
+            payload = (
+                queued
+                if queued is not None
+                else await self._resp.command("GET", calculation_key(calculation_id))
+            )
+        except (RespUnavailable, OSError):
+            self.count_fallback("read", 1)  # the commit recalculates (usecases.commit)
+            raise
         if payload is None:
             return None
         record: CalculationRecord = orjson.loads(payload)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -37,6 +37,15 @@ import redis.asyncio as aioredis
 
 class RespUnavailable(ConnectionError):
     """Redis did not answer (down, unreachable, too slow); the caller falls back."""
+
+
+# Told of each Redis failure whose work went to Postgres instead: ("read" or "write", how
+# many); the app wires its metrics in (service.api.state).
+FallbackCounter = Callable[[str, int], None]
+
+
+def uncounted(op: str, count: int) -> None:
+    """The fallback counter of an adapter nobody watches (scripts, tests)."""
 
 
 def encode_command(*args: bytes | str) -> bytes:
