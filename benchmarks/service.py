@@ -502,7 +502,7 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          verdict(kernel >= 100)),
         ("/v1/calculate time at 5,000 rules vs the demo's", f"{slow:.2f}x", "<= 2x",
          verdict(slow <= 2)),
-        ("both workers ready after the banner (slower of two starts)", f"{ready:.2f} s",
+        ("both workers ready after their fork (slower of two starts)", f"{ready:.2f} s",
          "<= 3 s", verdict(ready <= 3)),
         ("a killed worker's replacement ready (slower of two runs)", f"{restart:.2f} s",
          "<= 3 s", verdict(restart <= 3)),
