@@ -21,10 +21,8 @@ $(VENV)/.dev-installed: pyproject.toml requirements-dev.lock
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.lock
 	$(PIP) install -q --no-deps -e .
+	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
 	touch $@ $(VENV)/.run-installed
-# No kernel compile in the dev install: `make test`'s two processes compile them side by
-# side in their first seconds (and leave numba's cache for `make run`); compiling here
-# first added about 14 s to a fresh clone's `make test`.
 
 ## Run the service on port 8000 (embedded Postgres and Redis unless LOYALTY_*_URL are set).
 run: $(VENV)/.run-installed

@@ -92,7 +92,7 @@ async def _run(url: str, args: argparse.Namespace) -> int:
 
 
 async def _act(store: KeyStore, args: argparse.Namespace) -> int:
-    author = f"cli ({getpass.getuser()})"
+    author = f"cli ({_user()})"
     now = datetime.now(UTC)
     if args.action == "create":
         stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
@@ -119,6 +119,14 @@ async def _act(store: KeyStore, args: argparse.Namespace) -> int:
     else:
         print(_table(rows))
     return 0
+
+
+def _user() -> str:
+    """Who ran the command, for the audit log (a container's user may have no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
 
 
 def _json_value(value: object) -> str:

@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -102,12 +103,21 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         stores=StoreDirectory(),
         programs=ProgramHolder(loader=lambda version: compile_version(versions, version)),
         card_cache=card_cache,
-        cards=CachedCardStates(pool, card_cache, _count_lookups(metrics)),
+        cards=CachedCardStates(
+            pool,
+            card_cache,
+            _count_lookups(metrics),
+            partial(metrics.count_redis_fallback, "card_state"),
+        ),
         # One RESP connection per worker for the hot path: card reads, calculation records
         # and the commits' stale marks leave together, one write per turn of the loop.
-        calculations=CalculationStore(redis, writer=reader),
+        calculations=CalculationStore(
+            redis,
+            writer=reader,
+            count_fallback=partial(metrics.count_redis_fallback, "calculation"),
+        ),
         ledger=ledger,
-        returns=ReturnsLedger(pool),
+        returns=ReturnsLedger(pool, on_recorded=metrics.record_return),
         card_queries=CardQueries(pool),
         promotions=Promotions(pool, redis),
         limits=ReceiptLimits(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from functools import partial
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -76,7 +75,3 @@ class Services:
             self.calculations,
             self.promotions,
         )
-        # The adapters' own events, counted: returns recorded, Redis's fallbacks to Postgres.
-        self.returns.on_recorded = self.metrics.record_return
-        self.cards.count_fallback = partial(self.metrics.count_redis_fallback, "card_state")
-        self.calculations.count_fallback = partial(self.metrics.count_redis_fallback, "calculation")

@@ -25,12 +25,16 @@ _log = logging.getLogger(__name__)
 
 class CachedCardStates:
     def __init__(
-        self, pool: asyncpg.Pool, cache: CardCache, count_lookup: Callable[[str], None]
+        self,
+        pool: asyncpg.Pool,
+        cache: CardCache,
+        count_lookup: Callable[[str], None],
+        count_fallback: FallbackCounter = uncounted,
     ) -> None:
         self._pool = pool
         self._cache = cache
         self._count_lookup = count_lookup  # called with "hit" or "miss"
-        self.count_fallback: FallbackCounter = uncounted  # the app's metrics, once wired
+        self.count_fallback = count_fallback  # called with "read"/"write" and a count
 
     async def get(self, number: str, now: datetime, program: CompiledProgram) -> CardState | None:
         today = now.date()

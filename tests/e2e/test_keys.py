@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -32,14 +32,14 @@ async def _status(client: httpx.AsyncClient, key: str, path: str = "/v1/admin/ke
     return (await client.get(path, headers={"Authorization": f"Bearer {key}"})).status_code
 
 
-async def _until(predicate_s: float, check: object) -> float:
-    """Seconds until the awaitable factory ``check`` answers True (at most predicate_s)."""
+async def _until(within_s: float, check: Callable[[], Awaitable[bool]]) -> float:
+    """Seconds until ``check()`` answers True; fails after ``within_s``."""
     started = time.monotonic()
-    while time.monotonic() - started < predicate_s:
-        if await check():  # type: ignore[operator]
+    while time.monotonic() - started < within_s:
+        if await check():
             return time.monotonic() - started
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {predicate_s} s")
+    raise AssertionError(f"not within {within_s} s")
 
 
 @pytest.fixture(scope="module")

@@ -367,9 +367,10 @@ class _BrokenCache:
 
 async def test_redis_failures_are_counted_as_fallbacks(app: FastAPI) -> None:
     services: Services = app.state.services
-    cards = CachedCardStates(services.pool, _BrokenCache(), lambda result: None)
     counted: list[tuple[str, int]] = []
-    cards.count_fallback = lambda op, n: counted.append((op, n))
+    cards = CachedCardStates(
+        services.pool, _BrokenCache(), lambda result: None, lambda op, n: counted.append((op, n))
+    )
     state = await cards.get("2000000000015", datetime.now(UTC), services.programs.current)
     assert state is not None and state.number == "2000000000015"  # read from Postgres
     assert counted == [("read", 1), ("write", 1)]

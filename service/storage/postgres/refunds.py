@@ -274,11 +274,14 @@ def _unwatched(cancel: bool, totals: dict[str, int]) -> None:
 
 
 class ReturnsLedger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        on_recorded: Callable[[bool, dict[str, int]], None] = _unwatched,
+    ) -> None:
         self._pool = pool
-        # Told of each return once its transaction committed: (a cancel?, its totals); the
-        # app wires its metrics in (service.api.state).
-        self.on_recorded: Callable[[bool, dict[str, int]], None] = _unwatched
+        # Told of each return once its transaction committed: (a cancel?, its totals).
+        self.on_recorded = on_recorded
 
     @contextlib.asynccontextmanager
     async def session(self, req: ReturnRequest) -> AsyncIterator[PostgresReturnSession]:

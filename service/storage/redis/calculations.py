@@ -42,13 +42,14 @@ class CalculationStore:
         client: aioredis.Redis,
         ttl_s: int = CALCULATION_TTL_S,
         writer: RespClient | None = None,
+        count_fallback: FallbackCounter = uncounted,
     ) -> None:
         self._ttl_s = ttl_s
         self._owns_writer = writer is None
         self._resp = RespClient.like(client) if writer is None else writer
         self._queued: dict[str, bytes] = {}
         self._writer: asyncio.Task[None] | None = None
-        self.count_fallback: FallbackCounter = uncounted  # the app's metrics, once wired
+        self.count_fallback = count_fallback  # records lost: "read"/"write" and a count
 
     async def save(self, calculation_id: str, record: CalculationRecord) -> None:
         """Queue the record; a background task writes the queue in one pipeline."""
