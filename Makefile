@@ -6,22 +6,24 @@ PIP    := $(PY) -m pip
 
 .PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test
 
-$(VENV)/.run-installed: pyproject.toml requirements-dev.lock
+# The locked install. uv, at the lock's version, installs the lock's wheels: 4.5 s into a
+# fresh venv where pip took 21.7 s (2026-12-07, this 2-core box, `time` of each).
+UV := $(VENV)/bin/uv
+define LOCKED_INSTALL
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements-dev.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q "$$(grep -o '^uv==[0-9.]*' requirements-dev.lock)"
+	$(UV) pip install -q --python $(PY) -r requirements-dev.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
 	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
+endef
+
+$(VENV)/.run-installed: pyproject.toml requirements-dev.lock
+	$(LOCKED_INSTALL)
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml requirements-dev.lock
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements-dev.lock
-	$(PIP) install -q --no-deps -e .
-	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
+	$(LOCKED_INSTALL)
 	touch $@ $(VENV)/.run-installed
 
 ## Run the service on port 8000 (embedded Postgres and Redis unless LOYALTY_*_URL are set).
@@ -87,7 +89,7 @@ bench-kernels: $(VENV)/.dev-installed
 
 .PHONY: lock k8s-validate
 LOCK_ARGS ?=
-UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+UV_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock' --quiet $(LOCK_ARGS)
 ## requirements.lock (the runtime: the image installs it) and requirements-dev.lock (runtime,
 ## embedded and dev: .venv), pinned with hashes by uv from pyproject.toml against PyPI. Run it

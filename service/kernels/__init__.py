@@ -218,8 +218,8 @@ class _Batch:
     def __init__(self, inputs: list[ReceiptArrays], program: CompiledProgram) -> None:
         size = len(inputs)
         line_ptr = _offsets([i.lines.shape[0] for i in inputs])
-        store_rows, store_index = _distinct_rows([i.store_mask for i in inputs])
-        budget_rows, budget_index = _distinct_rows([i.budget_used for i in inputs])
+        store_rows, store_index = _distinct_rows([i.store_mask for i in inputs], np.uint8)
+        budget_rows, budget_index = _distinct_rows([i.budget_used for i in inputs], np.int64)
         self.given = BatchArrays(
             store_rows=store_rows,
             store_index=store_index,
@@ -279,8 +279,9 @@ def _stack(parts: list[npt.NDArray[Any]], width: int, dtype: type) -> npt.NDArra
     return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=dtype)
 
 
-def _distinct_rows(rows: list[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], IntArray]:
-    """Rows shared by many receipts (a store's mask, no budget use) are passed once."""
+def _distinct_rows(rows: list[npt.NDArray[Any]], dtype: type) -> tuple[npt.NDArray[Any], IntArray]:
+    """Rows shared by many receipts (a store's mask, no budget use) are passed once. The
+    dtype is given, not read from a row: an empty batch must not compile the kernel anew."""
     distinct: dict[int, int] = {}
     chosen: list[npt.NDArray[Any]] = []
     index = np.empty(len(rows), dtype=np.int64)
@@ -290,7 +291,6 @@ def _distinct_rows(rows: list[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], IntA
             chosen.append(row)
         index[b] = position
     width = rows[0].shape[0] if rows else 0
-    dtype = rows[0].dtype.type if rows else np.int64
     return _stack([row[None, :] for row in chosen], width, dtype), index
 
 

@@ -342,7 +342,7 @@ def _condition_failure(r, cond):
 @jit_inline
 def _matched(k, incl, lines, skip, out):
     """Lines candidate ``k`` takes, not excluded by the POS nor flagged in ``skip``."""
-    count = 0
+    count = np.int64(0)
     for i in range(lines.shape[0]):
         if incl[i, k] and not lines[i, L_EXCLUDED] and not skip[i]:
             out[count] = i
@@ -470,7 +470,7 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
         return reason
     mode = cond.table[r, R_MODE]
     available = np.empty(m, dtype=np.int64)
-    count = 0
+    count = np.int64(0)
     blocked = False
     for j in range(m):
         i = matched[j]
@@ -532,7 +532,7 @@ def _best_of(k, candidates, cond, rates, lines, state, done, verdicts, applied, 
     ncand = candidates.shape[0]
     group = table[candidates[k], R_GROUP]
     members = np.empty(ncand - k, dtype=np.int64)
-    count = 0
+    count = np.int64(0)
     for j in range(k, ncand):
         if (
             table[candidates[j], R_GROUP] == group
@@ -581,7 +581,7 @@ def _discounts(candidates, cond, rates, lines, state, verdicts, applied):
     ncand = candidates.shape[0]
     done = np.zeros(ncand, dtype=np.bool_)
     shares = np.empty(lines.shape[0], dtype=np.int64)
-    cursor = 0
+    cursor = np.int64(0)
     for k in range(ncand):
         r = candidates[k]
         if table[r, R_KIND] > _LAST_DISCOUNT or done[k]:
@@ -649,7 +649,7 @@ def _redeem(settings, lines, facts, discounts, floors, no_pay, paid_out, totals)
     eligible = np.empty(n, dtype=np.int64)
     after = np.empty(n, dtype=np.int64)
     room = np.empty(n, dtype=np.int64)
-    count = 0
+    count = np.int64(0)
     for i in range(n):
         if not lines[i, L_EXCLUDED] and not no_pay[i]:
             eligible[count] = i
@@ -789,7 +789,7 @@ def _earn(
     components = np.zeros((count + 1, n), dtype=np.int64)
     _rounded_spread(base, _BP * settings[S_POINT_VALUE], settings[S_ROUNDING], components[0])
     owners = np.empty(count + 1, dtype=np.int64)
-    used = 1
+    used = np.int64(1)
     for e in range(count):
         k = earning[e]
         reason = _rule_points(

@@ -10,6 +10,11 @@ constants imported from ``service.rules.compiler``, ``service.rules.codes`` and
 ``_layout`` are frozen into the machine code. After changing those, delete
 ``service/kernels/__pycache__`` (a fresh checkout, as in CI, has none); a worker that
 loads such stale code fails its warm-up (``_warm``) instead of answering wrongly.
+
+A counter handed on to another kernel starts as ``np.int64(0)``, not ``0``: typing the
+loop, numba first sees the literal and compiles the callee for ``Literal[int](0)`` as well
+as for ``int64``. Seven kernels were compiled twice so; the warm-up's compile took 27.6 s
+before, 23.1 s after (an empty NUMBA_CACHE_DIR, this 2-core box).
 """
 
 from __future__ import annotations

@@ -107,13 +107,28 @@ def start_redis(data_dir: Path, timeout_s: float = 10.0) -> tuple[str, subproces
         "--logfile", str(redis_dir / "redis.log"),
     ]  # fmt: skip
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"unix://{socket_path}"
     deadline = time.monotonic() + timeout_s
-    while not socket_path.exists():
+    # The socket file appears at bind(), before listen() and before a snapshot is loaded:
+    # ready is a PING answered (a connect in between was refused: a flaky test).
+    while not _redis_answers(url):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise EmbeddedUnavailable(f"redis-server did not start; see {redis_dir}/redis.log")
         time.sleep(0.02)
-    return f"unix://{socket_path}", proc
+    return url, proc
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, FileNotFoundError):
+        return False
+    finally:
+        client.close()
 
 
 def start_embedded(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServers:
