@@ -15,11 +15,12 @@ define LOCKED_INSTALL
 	$(PIP) install -q "$$(grep -o '^uv==[0-9.]*' requirements-dev.lock)"
 	$(UV) pip install -q --python $(PY) -r requirements-dev.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
-	$(PY) -c 'from service import kernels; kernels.warm_up()'  # numba's cache: a first start in seconds
 endef
+WARM_UP := $(PY) -c 'from service import kernels; kernels.warm_up()'
 
 $(VENV)/.run-installed: pyproject.toml requirements-dev.lock
 	$(LOCKED_INSTALL)
+	$(WARM_UP)  # numba's cache: a first start in seconds
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml requirements-dev.lock
@@ -33,8 +34,12 @@ run: $(VENV)/.run-installed
 TEST_WORKERS ?= 2
 ## Run the whole test suite (LOYALTY_TEST_DATABASE_URL / LOYALTY_TEST_REDIS_URL, else embedded)
 ## in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
+## The kernels compile (~23 s, one core) beside the suite: tests that need them wait for
+## that compile (warm_up's lock) and load its cache; the others run meanwhile.
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(WARM_UP) & \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); \
+	status=$$?; wait; exit $$status
 
 .PHONY: test-next-year fuzz
 ## The whole suite with the clock a year ahead (faketime, from Debian's package) over

@@ -14,7 +14,11 @@ column-wise answer on the way out; docs/performance.md has the figures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -303,7 +307,30 @@ def _grown(buffer: IntArray, extra_rows: int) -> IntArray:
 def warm_up() -> None:
     """Compile the kernels, or load them from numba's on-disk cache, before traffic
     arrives; then hold both kernel paths to the reference on the warm-up receipts, so
-    that a stale or wrong cache fails the start (``KernelMismatch``) instead of answering."""
+    that a stale or wrong cache fails the start (``KernelMismatch``) instead of answering.
+
+    Processes warming up at once take turns (a lock file beside the cache): the first
+    compiles (~23 s) and the others load its machine code (~0.4 s) instead of each
+    compiling the same on the same cores."""
+    with _compile_turn():
+        _warm_up()
+
+
+@contextlib.contextmanager
+def _compile_turn() -> Iterator[None]:
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or Path(__file__).parent / "__pycache__")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = (folder / "warm-up.lock").open("a")
+    except OSError:  # a read-only install: numba caches elsewhere or not at all
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _warm_up() -> None:
     program, receipts, ctxs = warm_receipts()
     single = [evaluate(r, c, program) for r, c in zip(receipts, ctxs, strict=True)]
     batch = evaluate_batch(receipts, ctxs, program)
