@@ -151,12 +151,15 @@ def expire(settings: Settings) -> int:
     from service.storage.postgres.expiry import run_ledger_jobs
     from service.storage.postgres.pool import create_pool
     from service.storage.postgres.programs import current_program
-    from service.storage.redis.cache import CardCache, create_client
+    from service.storage.redis.cache import CardCache, create_client, is_cluster
 
     async def run() -> list[str] | None:
         assert settings.database_url is not None and settings.redis_url is not None
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-        redis = create_client(settings.redis_url, settings.redis_timeout_s)
+        cluster = await is_cluster(
+            settings.redis_url, settings.redis_timeout_s, configured=settings.redis_cluster
+        )
+        redis = create_client(settings.redis_url, settings.redis_timeout_s, cluster=cluster)
         try:
             current = await current_program(pool)
             if current is None:

@@ -23,7 +23,14 @@ class Settings(BaseSettings):
         default=None, description="Postgres DSN; absent: an embedded Postgres in data_dir"
     )
     redis_url: str | None = Field(
-        default=None, description="Redis URL; absent: an embedded Redis in data_dir"
+        default=None,
+        description="Redis URL (redis://, rediss:// with TLS, unix://; a user and password "
+        "for ACL); any node's of a Redis Cluster; absent: an embedded Redis in data_dir",
+    )
+    redis_cluster: bool | None = Field(
+        default=None,
+        description="whether redis_url is a Redis Cluster node; absent: asked of the server "
+        "at start (INFO cluster), a single Redis assumed if it does not answer then",
     )
     data_dir: Path = Field(default=Path(".loyalty"), description="embedded servers' data")
     host: str = "127.0.0.1"

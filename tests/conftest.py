@@ -4,6 +4,10 @@
 ``LOYALTY_TEST_REDIS_URL`` (a Redis database the suite may wipe) point the suite at
 running servers; without them it starts embedded ones in a temporary folder. Each
 session works in a database of its own, created, migrated and dropped here.
+
+``LOYALTY_TEST_REDIS=cluster`` runs the suite on a real Redis Cluster instead (3 masters,
+3 replicas, started per test process from the redis-server binary: ``make test-cluster``).
+Tests reach Redis through ``redis_client``, which speaks to either.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.local.demo import ensure_demo_keys, load_demo
 from service.local.embedded import EmbeddedServers, start_embedded
+from service.local.redis_cluster import LocalRedisCluster, start_cluster
 from service.settings import Settings
 from service.storage.postgres.migrate import upgrade_async
 from service.storage.postgres.pool import connect
+from service.storage.redis.cache import RedisClient, create_client
 from tests.clock import demo_program_now
 from tests.ledger_checks import assert_ledger_holds
 from tests.profiles import PROFILE  # noqa: F401 - loads the Hypothesis profile
@@ -45,10 +50,32 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+ON_CLUSTER = os.environ.get("LOYALTY_TEST_REDIS") == "cluster"
+
+
+def redis_client(url: str, timeout_s: float = 5.0) -> RedisClient:
+    """redis-py's client of the suite's Redis: a RedisCluster on a cluster run."""
+    return create_client(url, timeout_s, cluster=ON_CLUSTER)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster | None]:
+    if not ON_CLUSTER:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="loyalty-cluster-"))
+    cluster = start_cluster(folder)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[EmbeddedServers | None]:
     need_pg = not os.environ.get("LOYALTY_TEST_DATABASE_URL")
-    need_redis = not os.environ.get("LOYALTY_TEST_REDIS_URL")
+    need_redis = not (os.environ.get("LOYALTY_TEST_REDIS_URL") or ON_CLUSTER)
     if not (need_pg or need_redis):
         yield None
         return
@@ -80,7 +107,10 @@ def redis_db(url: str, db: int) -> str:
 def worker_redis_db(url: str, offset: int = 0) -> str:
     """``url``'s database for this test process: under pytest-xdist, worker k (gw<k>) takes
     the database k below the one given, so that workers never flush each other's keys;
-    ``offset`` moves further down, for a server of a test's own."""
+    ``offset`` moves further down, for a server of a test's own. A cluster has database 0
+    only: each test process has a cluster of its own."""
+    if ON_CLUSTER:
+        return url
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     parts = urlsplit(url)
     path_db = "" if parts.scheme == "unix" else parts.path.strip("/")
@@ -89,7 +119,9 @@ def worker_redis_db(url: str, offset: int = 0) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url(embedded: EmbeddedServers | None) -> str:
+def redis_url(embedded: EmbeddedServers | None, redis_cluster: LocalRedisCluster | None) -> str:
+    if redis_cluster is not None:
+        return redis_cluster.url()
     url = os.environ.get("LOYALTY_TEST_REDIS_URL")
     if url:
         return worker_redis_db(url)
@@ -146,8 +178,8 @@ async def demo_database(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 async def clean_redis(redis_url: str) -> str:
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
+    client = redis_client(redis_url)
+    await client.flushdb()  # on a cluster: every master's
     await client.aclose()
     return redis_url
 

@@ -83,8 +83,11 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout_s,
     )
-    redis = cache.create_client(settings.redis_url, settings.redis_timeout_s)
-    reader = RespClient(settings.redis_url, settings.redis_timeout_s)
+    cluster = await cache.is_cluster(
+        settings.redis_url, settings.redis_timeout_s, configured=settings.redis_cluster
+    )
+    redis = cache.create_client(settings.redis_url, settings.redis_timeout_s, cluster=cluster)
+    reader = RespClient(settings.redis_url, settings.redis_timeout_s, cluster=cluster)
     card_cache = cache.CardCache(redis, reader=reader)
     ledger = Ledger(
         pool,

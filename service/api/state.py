@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from service.api.metrics import Metrics
 from service.domain.access import KeyRing
@@ -26,7 +25,7 @@ from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
-from service.storage.redis.cache import CardCache
+from service.storage.redis.cache import CardCache, RedisClient
 from service.storage.redis.calculations import CalculationStore
 from service.storage.redis.program_switch import RedisProgramSwitch
 from service.usecases.calculate import ReceiptLimits, SalePorts
@@ -38,7 +37,7 @@ class Services:
     settings: Settings
     metrics: Metrics
     pool: asyncpg.Pool
-    redis: aioredis.Redis
+    redis: RedisClient
     keyring: KeyRing
     stores: StoreDirectory
     programs: ProgramHolder

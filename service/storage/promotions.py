@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from service.domain.card import PromoCodeState
 from service.storage.postgres.pool import database_errors
+from service.storage.redis.cache import RedisClient
 
 _log = logging.getLogger(__name__)
 CODE_TTL_S = 10
@@ -58,7 +59,7 @@ def _decode(payload: bytes | str) -> PromoCodeState:
 
 
 class Promotions:
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: RedisClient) -> None:
         self._pool = pool
         self._redis = redis
         self.budgets_used: Mapping[str, int] = MappingProxyType({})
@@ -101,7 +102,11 @@ class Promotions:
 
     async def _cached(self, codes: list[str]) -> dict[str, PromoCodeState]:
         try:
-            payloads = await self._redis.mget([_code_key(code) for code in codes])
+            keys = [_code_key(code) for code in codes]
+            if isinstance(self._redis, aioredis.RedisCluster):  # keys in many slots
+                payloads = await self._redis.mget_nonatomic(keys)
+            else:
+                payloads = await self._redis.mget(keys)
         except (RedisError, OSError):
             return {}
         return {c: _decode(p) for c, p in zip(codes, payloads, strict=True) if p is not None}

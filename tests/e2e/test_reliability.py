@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from service.storage.redis.calculations import calculation_key
-from tests.conftest import ADMIN, POS
+from tests.conftest import ADMIN, POS, redis_client
 from tests.e2e.admin_helpers import new_card
 from tests.e2e.test_pos_api import receipt
 
@@ -55,7 +54,7 @@ async def test_a_resent_commit_needs_no_calculation_record(
     first = await _commit(client, sale)
     assert first.status_code == 200, first.text
     await asyncio.sleep(0.2)  # records are written to Redis in the background
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = redis_client(redis_url)
     try:
         assert await redis.delete(calculation_key(calculation_id)) == 1
     finally:

@@ -3,12 +3,12 @@
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from service.domain.access import KeyRing
 from service.domain.card import CardState, PointLot
 from service.storage.postgres.keys import active_keys, create_key, revoke_key
 from service.storage.redis.cache import CardCache, card_key
+from tests.conftest import redis_client
 
 
 async def test_keys_are_stored_hashed_and_revocable(db: asyncpg.Connection) -> None:
@@ -39,7 +39,7 @@ def _state(version: int, points: int) -> CardState:
 
 
 async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) -> None:
-    client = aioredis.Redis.from_url(clean_redis)
+    client = redis_client(clean_redis)
     cache = CardCache(client)
     today = NOW.date()
     try:
@@ -58,7 +58,7 @@ async def test_cache_round_trip_and_stale_writer_never_wins(clean_redis: str) ->
 
 
 async def test_an_unreadable_cache_entry_is_a_miss(clean_redis: str) -> None:
-    client = aioredis.Redis.from_url(clean_redis)
+    client = redis_client(clean_redis)
     try:
         await client.hset(card_key("4000000000098"), mapping={"v": 1, "s": b'{"number": 1}'})
         assert await CardCache(client).get("4000000000098", NOW.date()) is None
@@ -70,7 +70,7 @@ async def test_an_unreadable_cache_entry_is_a_miss(clean_redis: str) -> None:
 async def test_a_decoded_state_is_reused_only_while_its_entry_is_unchanged(
     clean_redis: str,
 ) -> None:
-    client = aioredis.Redis.from_url(clean_redis)
+    client = redis_client(clean_redis)
     reader, other_worker = CardCache(client), CardCache(client)
     today = NOW.date()
     try:

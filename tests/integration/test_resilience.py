@@ -21,6 +21,7 @@ from service.storage.postgres.expiry import expire_due
 from service.storage.postgres.ledger import sale_json
 from service.usecases.commit import Sale, commit
 from service.usecases.ports import Committed, SaleEntry, SaleOutcome
+from tests.conftest import redis_client
 from tests.integration.conftest import NewCard
 from tests.integration.test_sales import card_info, post, shirts
 
@@ -86,12 +87,12 @@ async def test_flushing_redis_in_the_middle_of_a_run_changes_no_result(
 ) -> None:
     steps = [shirts(None, redeem=50 * (i + 1), lines=i + 1) for i in range(4)]
     calm, stormy = await new_card(1_000), await new_card(1_000)
-    redis_client = aioredis.Redis.from_url(clean_redis)
+    redis = redis_client(clean_redis)
     try:
         expected = await _run_sales(client, calm, steps, None)
-        assert await _run_sales(client, stormy, steps, redis_client) == expected
+        assert await _run_sales(client, stormy, steps, redis) == expected
     finally:
-        await redis_client.aclose()
+        await redis.aclose()
 
 
 class _Capture:

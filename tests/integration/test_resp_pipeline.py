@@ -31,7 +31,7 @@ async def test_commands_of_one_loop_turn_leave_in_one_write(clean_redis: str) ->
     client = RespClient(clean_redis, timeout_s=2)
     try:
         assert await client.command("PING") == b"PONG"  # connected
-        protocol = client._protocol
+        protocol = client._link.protocol
         assert protocol is not None
         counting = _CountingTransport(protocol.transport)
         protocol.transport = counting  # type: ignore[assignment]
@@ -59,12 +59,12 @@ async def test_a_pipeline_answers_in_order_and_raises_its_first_error(clean_redi
 
 def test_a_client_like_redis_py_s_reaches_the_same_server_database_and_user() -> None:
     same = RespClient.like(aioredis.Redis.from_url("redis://us%3Ar:p%40w@10.0.0.1:6380/14"))
-    assert same._url.hostname == "10.0.0.1" and same._url.port == 6380
-    assert same._database() == 14
-    assert (same._url.username, same._url.password) == ("us%3Ar", "p%40w")  # unquoted on use
+    assert same._link._where == ("10.0.0.1", 6380, None)
+    dial = same._link._dial
+    assert (dial.database, dial.user, dial.password, dial.ssl) == (14, "us:r", "p@w", None)
     local = RespClient.like(aioredis.Redis.from_url("unix:///run/redis.sock?db=3"))
-    assert local._url.scheme == "unix" and local._url.path == "/run/redis.sock"
-    assert local._database() == 3
+    assert local._link._where == ("", 0, "/run/redis.sock")
+    assert local._link._dial.database == 3
 
 
 async def test_calculation_records_are_written_behind_and_read_back(clean_redis: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 import redis.asyncio as aioredis
@@ -45,14 +45,43 @@ def card_key(number: str) -> str:
     return f"loyalty:card:{{{number}}}:state:v{CARD_STATE_FORMAT}"
 
 
-def create_client(url: str, timeout_s: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=30,
-        max_connections=64,
+RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
+"""redis-py's client of a single Redis or of a Redis Cluster: the same calls work on both."""
+
+
+def create_client(url: str, timeout_s: float, *, cluster: bool = False) -> RedisClient:
+    """A client of the Redis at ``url``; with ``cluster``, of the cluster it is a node of
+    (its slot map, MOVED and ASK, a refresh after a failover: redis-py's RedisCluster)."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "health_check_interval": 30,
+        "max_connections": 64,
+    }
+    if cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+async def is_cluster(url: str, timeout_s: float, *, configured: bool | None = None) -> bool:
+    """``configured`` (LOYALTY_REDIS_CLUSTER) if set, else whether the Redis at ``url``
+    says it is a cluster node (``INFO cluster``); a single Redis if it does not answer."""
+    if configured is not None:
+        return configured
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
     )
+    try:
+        info = await client.info("cluster")
+    except (RedisError, OSError):
+        _log.warning(
+            "Redis does not answer; taken for a single Redis (set LOYALTY_REDIS_CLUSTER "
+            "for a cluster that may be down when the service starts)"
+        )
+        return False
+    finally:
+        await client.aclose()
+    return bool(info.get("cluster_enabled"))
 
 
 def encode_state(state: CardState, day: date) -> bytes:
@@ -112,7 +141,7 @@ class CardCache:
     service.storage.redis.resp), writes and scripts through redis-py."""
 
     def __init__(
-        self, client: aioredis.Redis, ttl_s: int = CARD_TTL_S, reader: RespClient | None = None
+        self, client: RedisClient, ttl_s: int = CARD_TTL_S, reader: RespClient | None = None
     ) -> None:
         self._client = client
         self._ttl_s = ttl_s
@@ -165,7 +194,7 @@ class CardCache:
         await self._client.delete(card_key(number))
 
 
-async def ping(client: aioredis.Redis) -> bool:
+async def ping(client: RedisClient) -> bool:
     try:
         return bool(await client.ping())
     except (RedisError, OSError):

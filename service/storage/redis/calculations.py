@@ -19,8 +19,8 @@ import asyncio
 import logging
 
 import orjson
-import redis.asyncio as aioredis
 
+from service.storage.redis.cache import RedisClient
 from service.storage.redis.resp import FallbackCounter, RespClient, RespUnavailable, uncounted
 from service.usecases.ports import CalculationRecord
 
@@ -39,7 +39,7 @@ class CalculationStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         ttl_s: int = CALCULATION_TTL_S,
         writer: RespClient | None = None,
         count_fallback: FallbackCounter = uncounted,

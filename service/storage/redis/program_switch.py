@@ -11,26 +11,24 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from service.storage.redis.cache import PROGRAM_CHANNEL, PROGRAM_KEY
+from service.storage.redis.cache import PROGRAM_CHANNEL, PROGRAM_KEY, RedisClient
 
 _log = logging.getLogger(__name__)
 
 
 class RedisProgramSwitch:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
 
     async def announce(self, version: int) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(PROGRAM_KEY, version)
-            pipe.publish(PROGRAM_CHANNEL, str(version))
-            await pipe.execute()
+        # In a cluster PUBLISH reaches the subscribers of every node (the cluster bus).
+        await self._client.set(PROGRAM_KEY, version)
+        await self._client.publish(PROGRAM_CHANNEL, str(version))
 
 
-async def _listen(client: aioredis.Redis, on_switch: Callable[[], Awaitable[None]]) -> None:
+async def _listen(client: RedisClient, on_switch: Callable[[], Awaitable[None]]) -> None:
     async with client.pubsub() as pubsub:
         await pubsub.subscribe(PROGRAM_CHANNEL)
         await on_switch()  # a switch missed while (re)subscribing is caught here
@@ -44,7 +42,7 @@ async def _listen(client: aioredis.Redis, on_switch: Callable[[], Awaitable[None
 
 
 async def follow_switches(
-    client: aioredis.Redis, on_switch: Callable[[], Awaitable[None]], retry_s: float = 1.0
+    client: RedisClient, on_switch: Callable[[], Awaitable[None]], retry_s: float = 1.0
 ) -> None:
     """Call ``on_switch`` on every announced switch, forever; resubscribe after failures."""
     while True:
