@@ -7,6 +7,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from service.storage.redis.resp import RespClient, RespUnavailable, encode_command
+from tests.conftest import ON_CLUSTER
+
+# The protocol on one node: on a cluster run, tests/integration/test_redis_cluster.py.
+pytestmark = pytest.mark.skipif(ON_CLUSTER, reason="single-node protocol tests")
 
 
 def test_commands_are_encoded_as_resp_arrays() -> None:

@@ -10,6 +10,10 @@ import redis.asyncio as aioredis
 
 from service.storage.redis.calculations import CalculationStore, calculation_key
 from service.storage.redis.resp import RespClient, RespUnavailable
+from tests.conftest import ON_CLUSTER
+
+# The protocol on one node: on a cluster run, tests/integration/test_redis_cluster.py.
+pytestmark = pytest.mark.skipif(ON_CLUSTER, reason="single-node protocol tests")
 
 
 class _CountingTransport:

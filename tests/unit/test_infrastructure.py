@@ -82,6 +82,7 @@ def test_logs_are_json_with_request_id_and_no_card_number() -> None:
 def test_each_test_process_has_its_own_redis_database(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.conftest import worker_redis_db
 
+    monkeypatch.setattr("tests.conftest.ON_CLUSTER", False)  # a cluster run has db 0 only
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
     assert worker_redis_db("redis://127.0.0.1:6379/15") == "redis://127.0.0.1:6379/15"
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
