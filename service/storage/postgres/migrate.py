@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from alembic import command
@@ -30,10 +30,19 @@ _log = logging.getLogger(__name__)
 
 
 def sqlalchemy_url(database_url: str) -> str:
-    """The same DSN for SQLAlchemy's asyncpg dialect (``postgresql+asyncpg://``)."""
+    """The same DSN for SQLAlchemy's asyncpg dialect (``postgresql+asyncpg://``). Hosts
+    listed in the netloc (``u@h1:5432,h2:5433/db``, a primary and its standbys) move to
+    libpq's ``?host=h1,h2&port=5432,5433``, which SQLAlchemy reads and asyncpg honours."""
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
         raise ValueError(f"not a Postgres URL: scheme {parts.scheme!r}")
+    user, at, hosts = parts.netloc.rpartition("@")
+    if "," in hosts:
+        pairs = [host.rpartition(":") if ":" in host else (host, "", "5432") for host in
+                 hosts.split(",")]  # fmt: skip
+        query = [*parse_qsl(parts.query), ("host", ",".join(h for h, _, _ in pairs)),
+                 ("port", ",".join(p for _, _, p in pairs))]  # fmt: skip
+        parts = parts._replace(netloc=f"{user}{at}", query=urlencode(query, safe=","))
     return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
 
 

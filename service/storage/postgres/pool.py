@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import orjson
@@ -25,7 +27,8 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # 57: shutdown, crash, query cancelled
     asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
     asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.InternalClientError,  # and TargetServerAttributeNotMatched: no primary
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby, or a fenced primary
     TimeoutError,
 )
 # Two transactions that met: nothing was written, the same request may simply be sent again.
@@ -57,6 +60,24 @@ def domain_error(exc: BaseException) -> Unavailable | InvalidInput | None:
     return None
 
 
+def _read_only(conn: asyncpg.Connection) -> bool:
+    """The server this connection reached takes no writes: a hot standby, or a server set
+    ``default_transaction_read_only`` (as a failover fences an old primary). Both are
+    reported by the server (ParameterStatus, Postgres 14 and later): no round trip."""
+    settings = conn.get_settings()
+    return (
+        getattr(settings, "in_hot_standby", "off") == "on"
+        or getattr(settings, "default_transaction_read_only", "off") == "on"
+    )
+
+
+def _refuse_read_only(conn: asyncpg.Connection) -> None:
+    if _read_only(conn):
+        raise asyncpg.exceptions.TargetServerAttributeNotMatched(
+            "the server is read-only (a standby, or fenced): no primary reached"
+        )
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
@@ -74,6 +95,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _init_pooled(conn: asyncpg.Connection) -> None:
+    """A new pool connection: one that reached a read-only server is closed (asyncpg
+    closes a connection whose ``init`` raises) and its acquire answered as the database
+    unavailable. With ``target_session_attrs=read-write`` (the pool's default, below)
+    asyncpg has already passed over such hosts; this holds for a DSN that names ``any``."""
+    _refuse_read_only(conn)
+    await _init_connection(conn)
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
     """A single connection with the service's codecs (scripts, migrations, tests)."""
     conn = await asyncpg.connect(dsn)
@@ -87,20 +117,44 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     session state behind: no SET outside a transaction, no LISTEN, no open cursor, and
     the one session advisory lock (storage/expiry.py) is released by its holder. asyncpg's
     default reset query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL) costs a
-    round trip on every release: half the client CPU of a short query."""
+    round trip on every release: half the client CPU of a short query.
+
+    One check, no round trip (about a microsecond): a connection whose server has turned
+    read-only (a primary fenced with ``default_transaction_read_only`` and a reload; its
+    writes failed with 25006, answered 503) is not kept. It is terminated here, which
+    hands its holder back to the pool empty (as a connection lost while idle does), and
+    the next acquire connects anew, to whichever host is the primary then; the caller,
+    whose request may have succeeded before the fence, is not failed for it."""
+    if _read_only(conn):
+        _log.warning("a pooled connection's server turned read-only; dropping it")
+        conn.terminate()
+
+
+def target_session_attrs(dsn: str) -> str | None:
+    """``read-write`` unless the DSN (or ``PGTARGETSESSIONATTRS``) names its own: of a
+    multi-host DSN (``postgresql://u@h1:5432,h2:5432/db``, or libpq's
+    ``?host=h1,h2&port=5432,5432``) the pool wants the primary, wherever it is now, and
+    asyncpg's default, ``any``, would settle for the first host that answers."""
+    named = "target_session_attrs" in parse_qs(urlsplit(dsn).query)
+    return None if named or os.environ.get("PGTARGETSESSIONATTRS") else "read-write"
 
 
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 5.0
 ) -> asyncpg.Pool:
+    """The service's pool. After a failover it follows the new primary by itself: a
+    connection the old primary's end broke is closed on its release (its request answered
+    503), and each new one tries the DSN's hosts in order for a read-write server; until
+    one is promoted, acquiring answers 503 as well."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,
-        init=_init_connection,
+        init=_init_pooled,
         reset=_keep_session,
         server_settings={"application_name": "loyalty", "synchronous_commit": "on"},
+        target_session_attrs=target_session_attrs(dsn),
     )
     assert pool is not None
     return pool
