@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-import redis.asyncio as aioredis
 
 from service.local.demo import ensure_demo_keys, load_demo
 from service.rules.demo import demo_program
@@ -17,6 +16,7 @@ from service.rules.document import parse_program
 from service.storage.postgres.migrate import upgrade_async
 from service.storage.postgres.pool import connect
 from service.storage.postgres.programs import publish_new_version
+from service.storage.redis.cache import create_client, is_cluster
 from service.usecases.admin_programs import declared_codes
 
 ADMIN_KEY = "bench-admin-key-0123456789"
@@ -122,7 +122,7 @@ async def prepare_database(server_url: str, redis_url: str) -> str:
         )
     finally:
         await conn.close()
-    client = aioredis.Redis.from_url(redis_url)
+    client = create_client(redis_url, 5.0, cluster=await is_cluster(redis_url, 5.0))
     await client.flushdb()  # cached states of an earlier run must not outrank this one
     await client.aclose()
     return url

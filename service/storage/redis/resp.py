@@ -331,10 +331,12 @@ class RespClient:
             self._cluster.close()
 
 
+_EVALS = frozenset(("EVAL", "EVALSHA", "eval", "evalsha", b"EVAL", b"EVALSHA"))
+
+
 def command_key(command: Sequence[bytes | str]) -> bytes | str:
     """The key a command's slot is taken from: EVAL's first key, else the first argument."""
-    name = command[0].upper() if isinstance(command[0], str) else command[0].decode().upper()
-    return command[3] if name in ("EVAL", "EVALSHA") else command[1]
+    return command[3] if command[0] in _EVALS else command[1]
 
 
 def slot_of(key: bytes | str) -> int:
@@ -397,9 +399,13 @@ class _Cluster:
     async def command(self, args: Sequence[bytes | str]) -> Any:
         slot = slot_of(command_key(args))
         for _ in range(self.REDIRECTS):
-            address = (await self._slot_map())[slot]
+            slots = self._slots  # awaited only when it must be read again
+            address = (slots if slots is not None else await self._slot_map())[slot]
             try:
-                protocol = await self._link_to(address).connection()
+                link = self._links.get(address) or self._link_to(address)
+                protocol = link.protocol
+                if protocol is None or protocol.closed:
+                    protocol = await link.connection()
                 return await protocol.send(encode_command(*args))
             except Redirected as redirect:
                 if redirect.ask:
