@@ -122,5 +122,11 @@ class Till(FastHttpUser):
             status, answer = self._post("/v1/calculate", body)
             if status != 200:
                 return None, 0
-            balance = (answer.get("card") or {}).get("balance", 0)
+            # What the customer may spend: the balance, within what the receipt allows.
+            balance = min(
+                (answer.get("card") or {}).get("balance", 0),
+                answer["totals"]["points_redeemable_max"],
+            )
+        if isinstance(redeem, int) and answer["totals"]["points_redeemed"] < redeem:
+            redeem = answer["totals"]["points_redeemed"]  # as shown: a commit over-asking is 422
         return answer, redeem

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from service.domain.card import CardState
 from service.domain.errors import (
     Conflict,
     DomainError,
     IdempotencyConflict,
     InsufficientPoints,
+    InvalidInput,
     NotFound,
     Unavailable,
 )
@@ -81,28 +82,38 @@ async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SaleP
     if sale.calculation_id is not None:
         record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
+            _refuse_short_redemption(sale.receipt, record["view"], None)
             return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)
-    _refuse_balance_shortfall(receipt, calc.result.totals.points_redeemed, card, now)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
+    balance = None if card is None else card.spendable_points(now)
+    _refuse_short_redemption(receipt, view, balance)
     return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
 
 
-def _refuse_balance_shortfall(
-    receipt: Receipt, redeemed: int, card: CardState | None, now: datetime
+def _refuse_short_redemption(
+    receipt: Receipt, view: Mapping[str, Any], balance: int | None
 ) -> None:
-    """The customer agreed to spend ``receipt.redeem_points``; if the card's balance is
-    what now holds the redemption below that, the sale is refused, not silently repriced
-    (the program's share cap and floors may still lower it, as the calculation showed)."""
-    if card is None or receipt.redeem_max or redeemed >= receipt.redeem_points:
+    """The customer agreed to spend ``receipt.redeem_points``: a sale that would spend
+    fewer is refused and nothing is written, never silently repriced (the till collects
+    the difference in cash only if told). 409 when the card's balance, now lower than
+    when it was shown, is what holds it back; else 422 with the most this receipt allows
+    (the program's share cap and floors). ``"redeem_points": "max"`` takes what it can."""
+    totals = view["totals"]
+    redeemed = totals["points_redeemed"]
+    if receipt.redeem_max or redeemed >= receipt.redeem_points:
         return
-    balance = card.spendable_points(now)
-    if redeemed >= balance:
+    if balance is not None and redeemed >= balance:
         raise InsufficientPoints(
             "the card no longer holds the points asked for", extra={"balance": balance}
         )
+    raise InvalidInput(
+        "redeem_points is more than this receipt allows",
+        code="redeem_points_over_max",
+        extra={"points_redeemable_max": totals["points_redeemable_max"]},
+    )
 
 
 async def _kept(records: CalculationRecords, calculation_id: str) -> CalculationRecord | None:

@@ -207,3 +207,29 @@ async def test_a_request_id_is_echoed_only_when_it_is_a_safe_token(
     for unsafe in ("a" * 65, "abc def", "x<script>", "\u00e9t\u00e9"):
         replaced = await client.get("/healthz", headers={"X-Request-ID": unsafe.encode()})
         assert replaced.headers["x-request-id"] not in (unsafe, ""), unsafe
+
+
+async def test_a_commit_asking_more_points_than_allowed_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """A till that trusted its own figure must not collect too little cash: 422 with the
+    most the receipt allows, whether the commit recalculates or uses the calculation."""
+    card = await new_card(client, points=1_000_000)
+    asked = receipt(card=card, lines=[DRESS], redeem_points=999_999)
+    shown = await client.post("/v1/calculate", json=asked, headers=POS)
+    assert shown.status_code == 200, shown.text
+    most = shown.json()["totals"]["points_redeemable_max"]
+    assert 0 < most < 999_999 and shown.json()["totals"]["points_redeemed"] == most
+    for pinned in ({}, {"calculation_id": shown.json()["calculation_id"]}):
+        sale = {**asked, "redeem_points": most + 1, "transaction_id": _tx(), **pinned}
+        refused = await _commit(client, sale)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "redeem_points_over_max"
+        assert refused.json()["points_redeemable_max"] == most
+        fitting = await _commit(client, {**sale, "redeem_points": most})  # not recorded before
+        assert fitting.status_code == 200, fitting.text
+        assert fitting.json()["totals"]["points_redeemed"] == most
+    card_now = await client.get(f"/v1/cards/{card}", headers=POS)
+    assert card_now.json()["balance"] == 1_000_000 - 2 * most  # only the two that fit
+    taken = await _commit(client, {**asked, "redeem_points": "max", "transaction_id": _tx()})
+    assert taken.status_code == 200 and taken.json()["totals"]["points_redeemed"] > 0
