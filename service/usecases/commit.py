@@ -111,7 +111,7 @@ def _refuse_short_redemption(
         )
     raise InvalidInput(
         "redeem_points is more than this receipt allows",
-        code="redeem_points_over_max",
+        code="redeem_over_limit",
         extra={"points_redeemable_max": totals["points_redeemable_max"]},
     )
 

@@ -224,7 +224,7 @@ async def test_a_commit_asking_more_points_than_allowed_writes_nothing(
         sale = {**asked, "redeem_points": most + 1, "transaction_id": _tx(), **pinned}
         refused = await _commit(client, sale)
         assert refused.status_code == 422, refused.text
-        assert refused.json()["error"] == "redeem_points_over_max"
+        assert refused.json()["error"] == "redeem_over_limit"
         assert refused.json()["points_redeemable_max"] == most
         fitting = await _commit(client, {**sale, "redeem_points": most})  # not recorded before
         assert fitting.status_code == 200, fitting.text
