@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test failover-test
+.PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test failover-test scale-test
 
 # The locked install. uv, at the lock's version, installs the lock's wheels: 4.5 s into a
 # fresh venv where pip took 21.7 s (2026-12-07, this 2-core box, `time` of each).
@@ -152,6 +152,16 @@ FAILOVER_ARGS ?= --runs 5
 ## FAILOVER_ARGS='--runs 1 --duration 20'). See docs/failover.md.
 failover-test: $(VENV)/.run-installed
 	$(PY) -m loadtests.failover $(FAILOVER_ARGS)
+
+SCALE_ARGS ?=
+## Three service nodes (loyalty serve --workers 2 each) on one embedded Postgres and a real
+## Redis Cluster (3 masters, 3 replicas), each given another cluster node's URL; POS load
+## with concurrent spends on shared cards and duplicate commits sent to every node at once,
+## a program publish every worker must take up within a second; then no overdraft, nothing
+## doubled, replays through another node, the ledger invariants (~50 s;
+## SCALE_ARGS='--nodes 4 --duration 60 --seed 2'). See docs/scale-test.md.
+scale-test: $(VENV)/.run-installed
+	$(PY) -m loadtests.scale $(SCALE_ARGS)
 
 FAULT_ARGS ?=
 ## POS load on servers of its own while Redis is flushed and killed, Postgres restarted and
