@@ -8,6 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from service.storage.postgres.expiry import expire_due
 from service.storage.postgres.pool import connect, create_pool
@@ -164,3 +165,15 @@ async def test_bad_report_queries_name_the_field(client: httpx.AsyncClient) -> N
     missing = await client.get(f"{REPORTS}/cards/2999999999997/history", headers=ADMIN)
     assert missing.status_code == 404
     assert (await client.get(f"{REPORTS}/balances", headers=POS)).status_code == 403
+
+
+@pytest.mark.parametrize("query", ["", "?format=csv", "?format=csv&cursor="])
+async def test_a_refused_report_is_a_clean_error_in_csv_too(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    """The OpenAPI fuzz's find: the CSV answer started before its first page was read, so
+    an unknown card's history was a stream cut after its headers, not a 4xx."""
+    answer = await client.get(f"/v1/admin/reports/cards/0000000000/history{query}", headers=ADMIN)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"]

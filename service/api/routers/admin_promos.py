@@ -79,7 +79,7 @@ async def batch_codes(
     batch_id: BatchId, admin: PromoCodes, services: ServicesDep
 ) -> StreamingResponse:
     pages = await use.batch_codes(services.promo_batches, batch_id)
-    return csv_response(f"{batch_id}.csv", CODE_COLUMNS, pages)
+    return await csv_response(f"{batch_id}.csv", CODE_COLUMNS, pages)
 
 
 @router.post("/batches/{batch_id}/revoke", response_model=OkOut, summary="Revoke every code")

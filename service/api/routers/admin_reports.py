@@ -64,7 +64,7 @@ class Listing:
 
     async def answer(self, name: str, columns: tuple[str, ...], fetch: Fetch) -> Response:
         if self.format == "csv":
-            return csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
+            return await csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
         rows, next_cursor = await fetch(self.cursor, self.limit)
         return OrjsonResponse({"rows": rows, "next_cursor": next_cursor})
 
@@ -165,7 +165,7 @@ async def health(
     row = await reports.health_report(services.reports, period)
     if format == "csv":
         columns = tuple(row)
-        return csv_response("health.csv", columns, lambda _after: _one(row))
+        return await csv_response("health.csv", columns, lambda _after: _one(row))
     return OrjsonResponse(row)
 
 
