@@ -23,7 +23,7 @@ from pathlib import Path
 
 import uvloop
 
-from service.local.redis_cluster import _free_ports, redis_binaries, start_cluster
+from service.local.redis_cluster import free_ports, redis_binaries, start_cluster
 from service.storage.redis.cache import card_key, create_client
 from service.storage.redis.resp import RespClient
 
@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="loyalty-redis-bench-"))
     server, _ = redis_binaries()
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     single = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
         stdout=subprocess.DEVNULL,

@@ -395,23 +395,37 @@ class Till:
         receipt = self.receipt()
         await self.post("calculate", receipt["store_id"], "", receipt)
 
-    async def sell(self, *, storm: bool = False) -> None:
-        """Calculate the basket, maybe again with the points to spend, then commit."""
+    async def sale(self) -> dict[str, Any] | None:
+        """A basket calculated, maybe again with the points to spend: its commit body
+        (None if a calculation was not answered 200)."""
         receipt = self.receipt()
         store = receipt["store_id"]
         shown = await self.post("calculate", store, "", receipt)
         if shown.status != 200:
-            return
+            return None
         redeem = redemption(self.rng, orjson.loads(shown.answer))
         if redeem:
             receipt["redeem_points"] = redeem
             shown = await self.post("calculate", store, "", receipt)
             if shown.status != 200:
-                return
-        transaction_id = f"ft-{next(self.load.numbers)}"
-        commit = {**receipt, "transaction_id": transaction_id}
+                return None
+        commit = {**receipt, "transaction_id": f"ft-{next(self.load.numbers)}"}
         if self.rng.random() < WITH_CALCULATION_SHARE:
             commit["calculation_id"] = orjson.loads(shown.answer)["calculation_id"]
+        return commit
+
+    def sold(self, commit: dict[str, Any], answers: list[Exchange]) -> None:
+        """A commit answered 200 at least once: open for a refund or a cancel."""
+        if any(a.status == 200 for a in answers):
+            left = {line["line_id"]: int(line["quantity"]) for line in commit["lines"]}
+            self.load.open_sales.append(Sold(commit["store_id"], commit["transaction_id"], left))
+
+    async def sell(self, *, storm: bool = False) -> None:
+        """Calculate the basket, maybe again with the points to spend, then commit."""
+        commit = await self.sale()
+        if commit is None:
+            return
+        store, transaction_id = commit["store_id"], commit["transaction_id"]
         if storm:  # a till that lost patience, or a POS integration that retries at once
             copies = [
                 self.post("commit", store, transaction_id, commit, storm=True)
@@ -420,9 +434,7 @@ class Till:
             answers = await asyncio.gather(*copies)
         else:
             answers = [await self.post_until_answered("commit", store, transaction_id, commit)]
-        if any(a.status == 200 for a in answers):
-            left = {line["line_id"]: int(line["quantity"]) for line in receipt["lines"]}
-            self.load.open_sales.append(Sold(store, transaction_id, left))
+        self.sold(commit, answers)
 
     async def refund(self) -> None:
         """One unit of one line back, or (``lines`` absent) everything not yet returned."""

@@ -62,7 +62,6 @@ from loadtests.faults import (
     RECOVERY_TIMEOUT_S,
     REPLAYED_OPS,
     SHOWN,
-    WITH_CALCULATION_SHARE,
     Exchange,
     Load,
     OwnPostgres,
@@ -70,7 +69,6 @@ from loadtests.faults import (
     Replay,
     Resend,
     Service,
-    Sold,
     Till,
     Verdict,
     by_request,
@@ -80,7 +78,6 @@ from loadtests.faults import (
     outcome_column,
     pair_example,
     pos_client,
-    redemption,
     replay_acknowledged,
     resend_unanswered,
     send,
@@ -171,30 +168,17 @@ class NodeTill(Till):
     async def sell_everywhere(self) -> None:
         """A sale calculated here, its commit sent to every node at once (3-4 copies of
         the same bytes): a POS that retried through another pod of the balancer."""
-        receipt = self.receipt()
-        store = receipt["store_id"]
-        shown = await self.post("calculate", store, "", receipt)
-        if shown.status != 200:
+        commit = await self.sale()
+        if commit is None:
             return
-        redeem = redemption(self.rng, orjson.loads(shown.answer))
-        if redeem:
-            receipt["redeem_points"] = redeem
-            shown = await self.post("calculate", store, "", receipt)
-            if shown.status != 200:
-                return
-        transaction_id = f"ft-{next(self.load.numbers)}"
-        commit = {**receipt, "transaction_id": transaction_id}
-        if self.rng.random() < WITH_CALCULATION_SHARE:
-            commit["calculation_id"] = orjson.loads(shown.answer)["calculation_id"]
+        store, transaction_id = commit["store_id"], commit["transaction_id"]
         body, home, count = orjson.dumps(commit), self.home, len(self.nodes)
         targets = [(home + n) % count for n in range(count + self.rng.choice((0, 1)))]
         await self.load.pacer.slot()
         answers = await asyncio.gather(
             *(self.send_to(n, "commit", store, transaction_id, body, storm=True) for n in targets)
         )
-        if any(a.status == 200 for a in answers):
-            left = {line["line_id"]: int(line["quantity"]) for line in receipt["lines"]}
-            self.load.open_sales.append(Sold(store, transaction_id, left))
+        self.sold(commit, list(answers))
 
     @property
     def home(self) -> int:

@@ -58,18 +58,25 @@ def redis_client(url: str, timeout_s: float = 5.0) -> RedisClient:
     return create_client(url, timeout_s, cluster=ON_CLUSTER)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[LocalRedisCluster | None]:
-    if not ON_CLUSTER:
-        yield None
-        return
+@contextlib.contextmanager
+def temporary_cluster(**options: Any) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster in a folder of its own, stopped and removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="loyalty-cluster-"))
-    cluster = start_cluster(folder)
+    cluster = start_cluster(folder, **options)
     try:
         yield cluster
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster | None]:
+    if not ON_CLUSTER:
+        yield None
+        return
+    with temporary_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -74,10 +75,8 @@ def redis_binaries(tls: bool = False) -> tuple[str, str]:
     raise ClusterUnavailable("no redis-server with redis-cli (apt-get install redis-server)")
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` free ports whose cluster-bus ports (port + 10000) are free too."""
-    import socket
-
     ports: list[int] = []
     while len(ports) < count:
         with socket.socket() as probe:
@@ -253,7 +252,7 @@ def start_cluster(
     """Start ``masters`` masters with ``replicas`` replicas each and join them."""
     server, cli = redis_binaries(tls=tls is not None)
     cluster = LocalRedisCluster(
-        folder, _free_ports(masters * (1 + replicas)), server, cli, password, tls,
+        folder, free_ports(masters * (1 + replicas)), server, cli, password, tls,
         node_timeout_ms,
     )  # fmt: skip
     try:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,32 +25,27 @@ from service.local.redis_cluster import (
     LocalRedisCluster,
     redis_binaries,
     self_signed_tls,
-    start_cluster,
 )
 from service.storage.redis.cache import card_key, create_client, is_cluster
 from service.storage.redis.card_writes import CardStateWriter
 from service.storage.redis.program_switch import RedisProgramSwitch, follow_switches
 from service.storage.redis.resp import RespClient, RespUnavailable, slot_of
-from tests.conftest import ADMIN, POS, app_settings, fresh_database, load_test_demo
+from tests.conftest import (
+    ADMIN,
+    POS,
+    app_settings,
+    fresh_database,
+    load_test_demo,
+    temporary_cluster,
+)
 from tests.e2e.test_pos_api import receipt
 
 pytestmark = pytest.mark.cluster
 
 
-@contextlib.contextmanager
-def _cluster(**options: Any) -> Iterator[LocalRedisCluster]:
-    folder = Path(tempfile.mkdtemp(prefix="loyalty-cluster-test-"))
-    cluster = start_cluster(folder, **options)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalRedisCluster]:
-    with _cluster() as started:
+    with temporary_cluster() as started:
         yield started
 
 
@@ -179,13 +172,13 @@ def _tls_available() -> bool:
         redis_binaries(tls=True)
     except ClusterUnavailable:
         return False
-    return shutil.which("openssl") is not None and os.path.exists("/usr/bin/redis-server")
+    return shutil.which("openssl") is not None
 
 
 @pytest.mark.skipif(not _tls_available(), reason="needs Debian's redis-server (TLS) and openssl")
 async def test_tls_and_an_acl_user(tmp_path: Path) -> None:
     tls = self_signed_tls(tmp_path / "tls")
-    with _cluster(tls=tls, password="admin-secret") as secure:
+    with temporary_cluster(tls=tls, password="admin-secret") as secure:
         for port in secure.ports:  # an ACL user limited to the service's keys and channels
             secure.client(port).execute_command(
                 "ACL", "SETUSER", "loyalty", "on", ">till-secret", "~loyalty:*", "&loyalty:*",
@@ -224,7 +217,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 async def test_a_master_killed_under_load_changes_no_answer(server_url: str) -> None:
     """Tills calculate and sell while a master is killed: every calculation equals the one
     made before, every sale is answered 200 or 503 and replays alike, the ledger holds."""
-    with _cluster() as doomed:
+    with temporary_cluster() as doomed:
         async with fresh_database(server_url, "loyalty_cluster") as database:
             await load_test_demo(database)
             app = create_app(app_settings(database, doomed.url()))

@@ -38,6 +38,7 @@ import collections
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 from urllib.parse import SplitResult, parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -167,7 +168,7 @@ class _Dial:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout_s):
-                factory = lambda: _Protocol(self.timeout_s)  # noqa: E731
+                factory = partial(_Protocol, self.timeout_s)
                 if path is not None:
                     _, protocol = await loop.create_unix_connection(factory, path)
                 else:
@@ -254,7 +255,6 @@ async def _replies(waiters: Sequence[asyncio.Future[Any]]) -> list[Any]:
             replies.append(await waiter)
         except RespUnavailable as exc:
             failure = failure or exc
-            replies.append(exc)
     if failure is not None:
         raise failure
     return replies
@@ -402,7 +402,7 @@ class _Cluster:
             slots = self._slots  # awaited only when it must be read again
             address = (slots if slots is not None else await self._slot_map())[slot]
             try:
-                link = self._links.get(address) or self._link_to(address)
+                link = self._link_to(address)
                 protocol = link.protocol
                 if protocol is None or protocol.closed:
                     protocol = await link.connection()
