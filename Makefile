@@ -38,7 +38,7 @@ TEST_WORKERS ?= 2
 ## that compile (warm_up's lock) and load its cache; the others run meanwhile.
 test: $(VENV)/.dev-installed
 	$(WARM_UP) & \
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); \
 	status=$$?; wait; exit $$status
 
 .PHONY: test-cluster
@@ -48,7 +48,7 @@ test: $(VENV)/.dev-installed
 ## master killed under load.
 test-cluster: $(VENV)/.dev-installed
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
-	LOYALTY_TEST_REDIS=cluster $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	LOYALTY_TEST_REDIS=cluster $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		-m 'not slow and not browser' $(PYTEST_ARGS)
 
 .PHONY: test-next-year fuzz

@@ -177,6 +177,8 @@ def _budget_used(ctx: CalculationContext, program: CompiledProgram) -> IntArray:
 
 def evaluate(receipt: Receipt, ctx: CalculationContext, program: CompiledProgram) -> Answer:
     """Calculate one receipt in the kernels; the same answer as ``reference.evaluate``."""
+    if not _warm:
+        warm_up()
     facts, arrays = _inputs(receipt, ctx, program)
     return build_answer(receipt, ctx, program, facts, _run_one(program, arrays))
 
@@ -207,6 +209,8 @@ def evaluate_batch(
     """Calculate many receipts in one kernel call; each answer equals ``evaluate``'s."""
     if len(receipts) != len(ctxs):
         raise ValueError("one context per receipt")
+    if not _warm:
+        warm_up()
     inputs = [_inputs(r, c, program) for r, c in zip(receipts, ctxs, strict=True)]
     batch = _Batch([arrays for _, arrays in inputs], program)
     batch.run(program)
@@ -304,6 +308,12 @@ def _grown(buffer: IntArray, extra_rows: int) -> IntArray:
     return grown
 
 
+# Whether this process has warmed up: a process that calls ``evaluate`` without having
+# done so (a test, a script) warms up first, so it too waits its compile turn and is held
+# to the reference.
+_warm = False
+
+
 def warm_up() -> None:
     """Compile the kernels, or load them from numba's on-disk cache, before traffic
     arrives; then hold both kernel paths to the reference on the warm-up receipts, so
@@ -312,8 +322,14 @@ def warm_up() -> None:
     Processes warming up at once take turns (a lock file beside the cache): the first
     compiles (~23 s) and the others load its machine code (~0.4 s) instead of each
     compiling the same on the same cores."""
+    global _warm
     with _compile_turn():
-        _warm_up()
+        _warm = True  # the check's own calls below are the warm-up
+        try:
+            _warm_up()
+        except BaseException:
+            _warm = False
+            raise
 
 
 @contextlib.contextmanager
