@@ -35,10 +35,11 @@ TEST_WORKERS ?= 2
 ## Run the whole test suite (LOYALTY_TEST_DATABASE_URL / LOYALTY_TEST_REDIS_URL, else embedded)
 ## in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
 ## The kernels compile (~23 s, one core) beside the suite: tests that need them wait for
-## that compile (warm_up's lock) and load its cache; the others run meanwhile.
+## that compile (warm_up's lock) and load its cache; the files that never reach them run
+## first meanwhile (tests/conftest.py), a notch below the compile (nice), which gates the rest.
 test: $(VENV)/.dev-installed
 	$(WARM_UP) & \
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); \
+	nice -n 5 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); \
 	status=$$?; wait; exit $$status
 
 .PHONY: test-cluster

@@ -71,6 +71,7 @@ _LINE_EXAMPLE: dict[str, Any] = {
     "final_amount": 282405,
     "points_earned": 84,
     "applied": [{"rule_id": "tier-discount", "name": "Tier discount", "amount": 17495}],
+    "fiscal_positions": [{"quantity": "1", "unit_price": 282405, "amount": 282405}],
 }
 _TOTALS_EXAMPLE: dict[str, Any] = {
     "subtotal": 349900,
@@ -206,6 +207,16 @@ class AppliedRuleOut(BaseModel):
     amount: int
 
 
+class FiscalPositionOut(BaseModel):
+    """A position of the fiscal register (54-FZ): ``unit_price × quantity = amount`` in
+    kopecks for whole units, ``round_half_up(unit_price × quantity) = amount`` for
+    weighted goods (SPEC §3.4)."""
+
+    quantity: str = Field(description="units, or kilograms with at most 3 decimals")
+    unit_price: int
+    amount: int
+
+
 class LineOut(BaseModel):
     line_id: str
     amount: int
@@ -214,6 +225,11 @@ class LineOut(BaseModel):
     final_amount: int
     points_earned: int
     applied: list[AppliedRuleOut]
+    fiscal_positions: list[FiscalPositionOut] = Field(
+        description="what the customer pays for the line, as fiscal register positions: the"
+        " final amount, or the amount after discounts where the program reports points as a"
+        " tender (points.fiscal_mode)"
+    )
 
 
 class TotalsOut(BaseModel):

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.domain.calculation import CalculationContext, Gift, Message, PromoVerdict, Totals
+from service.domain.fiscal import Position, fiscal_positions
 from service.domain.receipt import Receipt
 from service.kernels._layout import T_REDEEMABLE, T_REDEEMED
 from service.kernels.facts import CodeCheck, ReceiptFacts
@@ -77,6 +78,7 @@ class Answer(NamedTuple):
     tier_after: str | None
     budget_use: dict[str, int]
     tier_spend: int
+    fiscal: list[tuple[Position, ...]]
 
 
 def raw_outcome(
@@ -130,7 +132,22 @@ def build_answer(
         tier_after,
         summary.budget_use,
         spend,
+        _fiscal(receipt, program, raw),
     )
+
+
+def _fiscal(
+    receipt: Receipt, program: CompiledProgram, raw: RawOutcome
+) -> list[tuple[Position, ...]]:
+    """Each line's fiscal positions, for what the customer pays for it: after the points
+    too, or before them where the program reports points as a tender (SPEC §3.4)."""
+    pays = raw.finals
+    if program.settings.fiscal_mode == "tender":
+        pays = [final + paid for final, paid in zip(pays, raw.points_paid, strict=True)]
+    return [
+        fiscal_positions(line.quantity, amount)
+        for line, amount in zip(receipt.lines, pays, strict=True)
+    ]
 
 
 def _applied_per_line(program: CompiledProgram, raw: RawOutcome) -> list[list[Applied]]:

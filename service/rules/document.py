@@ -118,6 +118,10 @@ class PointSettings(_Model):
     welcome_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     referral_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     refund_spent_policy: Literal["negative_balance", "withhold"] = "negative_balance"
+    # SPEC §3.4's points_fiscal_mode: points paid lower the fiscal positions' prices
+    # ("discount"), or the positions keep the price after discounts and the points are
+    # a separate tender ("tender": each line's points_paid).
+    fiscal_mode: Literal["discount", "tender"] = "discount"
     offer_card_threshold: Money | None = None
 
 

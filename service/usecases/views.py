@@ -66,10 +66,14 @@ def result_view(result: Answer) -> dict[str, Any]:
                     {"rule_id": rule_id, "name": name, "amount": applied_amount}
                     for rule_id, name, applied_amount in applied
                 ],
+                "fiscal_positions": [
+                    {"quantity": quantity_text(quantity), "unit_price": price, "amount": part}
+                    for quantity, price, part in fiscal
+                ],
             }
-            for line_id, amount, discount, paid, final, earned, applied in zip(
+            for line_id, amount, discount, paid, final, earned, applied, fiscal in zip(
                 result.line_ids, result.amounts, result.discounts, result.points_paid,
-                result.finals, result.points_earned, result.applied, strict=True,
+                result.finals, result.points_earned, result.applied, result.fiscal, strict=True,
             )
         ],
         "totals": {

@@ -16,11 +16,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant other than the expiry job's (expiry.py): one schema change at a time.
@@ -46,7 +48,16 @@ def sqlalchemy_url(database_url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
 
 
+def head_revision() -> str:
+    """The newest revision, by the migrations' file names (``0009_keys_and_roles.py``:
+    numbered, one after the other; tests/integration/test_migrate_lock.py holds it to
+    Alembic's own head)."""
+    return max(path.name.partition("_")[0] for path in (_MIGRATIONS / "versions").glob("0*.py"))
+
+
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     # ConfigParser interpolation treats '%' specially; escape it in passwords.
@@ -55,7 +66,7 @@ def alembic_config(database_url: str) -> Config:
 
 
 @asynccontextmanager
-async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+async def _migration_lock(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """Hold the migrations' advisory lock for the block, waiting for it if need be."""
     dsn = urlunsplit(urlsplit(database_url)._replace(scheme="postgresql"))
     conn = await asyncpg.connect(dsn)
@@ -63,19 +74,34 @@ async def _migration_lock(database_url: str) -> AsyncIterator[None]:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _ADVISORY_KEY):
             _log.info("another process is migrating the schema; waiting for it")
             await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_KEY)
-        yield
+        yield conn
     finally:
         await conn.close()  # ends the session, and with it the lock
 
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``, under the migrations' lock. Alembic runs its
-    own event loop, so in a thread."""
-    async with _migration_lock(database_url):
+    own event loop, so in a thread. A schema already at the head is left without loading
+    Alembic: its import (SQLAlchemy's with it) is 1.2 s of every start and every
+    ``loyalty keys`` command (`python -X importtime`, this 2-core box)."""
+    async with _migration_lock(database_url) as conn:
+        if revision == "head" and await _revision(conn) == head_revision():
+            return
+        from alembic import command
+
         await asyncio.to_thread(command.upgrade, alembic_config(database_url), revision)
 
 
+async def _revision(conn: asyncpg.Connection) -> str | None:
+    if await conn.fetchval("SELECT to_regclass('alembic_version')") is None:
+        return None
+    revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+    return revision
+
+
 async def downgrade_async(database_url: str, revision: str) -> None:
+    from alembic import command
+
     async with _migration_lock(database_url):
         await asyncio.to_thread(command.downgrade, alembic_config(database_url), revision)
 

@@ -196,6 +196,7 @@ def programs(draw: st.DrawFn, most_rules: int = 8) -> dict[str, Any]:
             "max_points_per_receipt": draw(st.none() | st.integers(1, 200)),
             "max_points_per_card_day": draw(st.none() | st.integers(1, 300)),
             "offer_card_threshold": draw(st.none() | st.integers(0, 50_000)),
+            "fiscal_mode": draw(st.sampled_from(["discount", "tender"])),
         },
         "tiers": {"levels": tiers},
         "holidays": ["2026-03-08", "2026-05-01"],
@@ -212,7 +213,7 @@ def receipt_lines(draw: st.DrawFn) -> tuple[ReceiptLine, ...]:
         ReceiptLine(
             line_id=str(i),
             sku=draw(st.sampled_from([*SKUS, "Z"])),
-            quantity=draw(st.sampled_from([1000, 2000, 3000, 5000, 532, 1500, 1])),
+            quantity=draw(st.sampled_from([1000, 2000, 3000, 5000, 532, 1500, 1, 2750, 12345])),
             unit_price=draw(st.sampled_from([0, 1, 99, 150, 1999, 4999, 12_345, 35_000])),
             category=draw(st.none() | st.sampled_from(CATEGORIES)),
             brand=draw(st.none() | st.sampled_from(BRANDS)),

@@ -15,7 +15,7 @@ from service.rules.compiler import compile_program
 from service.rules.document import parse_program
 from tests.profiles import examples
 from tests.unit.kernels.strategies import programs, scenarios
-from tests.unit.rules.builders import check_invariants
+from tests.unit.rules.builders import check_fiscal, check_invariants
 
 # Deterministic and database-free, so CI runs the same few thousand cases every time.
 DIFFERENTIAL = settings(
@@ -37,6 +37,7 @@ def test_kernel_equals_reference(
     expected = reference.evaluate(receipt, ctx, program)
     assert kernels.evaluate(receipt, ctx, program) == expected
     check_invariants(expected, program)
+    check_fiscal(expected, receipt, program)
 
 
 @settings(DIFFERENTIAL, max_examples=examples(300))

@@ -134,5 +134,23 @@ def check_invariants(result: Answer, compiled: CompiledProgram) -> None:
         assert type(amount) is int and type(points) is int
 
 
+def check_fiscal(result: Answer, receipt: Receipt, compiled: CompiledProgram) -> None:
+    """Every line's fiscal positions (SPEC §3.4) add up to what the customer pays for it,
+    each one a product the register prints: exact in whole units, rounded half up for
+    weighted goods."""
+    tender = compiled.settings.fiscal_mode == "tender"
+    lines = zip(receipt.lines, result.finals, result.points_paid, result.fiscal, strict=True)
+    for line, final, paid, positions in lines:
+        assert sum(amount for _, _, amount in positions) == final + (paid if tender else 0)
+        assert sum(quantity for quantity, _, _ in positions) == line.quantity
+        assert 1 <= len(positions) <= 2
+        for quantity, price, amount in positions:
+            assert quantity > 0 and price >= 0 and amount >= 0
+            if line.quantity % 1000 == 0:
+                assert quantity % 1000 == 0 and price * (quantity // 1000) == amount
+            else:
+                assert (price * quantity + 500) // 1000 == amount
+
+
 def birthday_in(days: int, when: datetime = FRIDAY_EVENING) -> date:
     return (when + timedelta(days=days)).date().replace(year=1990)
