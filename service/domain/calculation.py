@@ -21,7 +21,8 @@ class CalculationContext:
     as of the receipt's timestamp in the store's local time. ``promo_codes`` holds
     database-held codes keyed upper-case; ``promo_total_uses`` the uses so far (all
     cards) of codes declared in the program document; ``budgets_used`` maps a rule id
-    to the part of its campaign budget already used.
+    to the part of its campaign budget already used; ``rule_uses`` the uses so far (all
+    cards) of rules with use caps, by ``limits.use_key``.
     """
 
     store: StoreInfo
@@ -30,6 +31,7 @@ class CalculationContext:
     promo_codes: Mapping[str, PromoCodeState] = field(default_factory=lambda: _EMPTY)
     promo_total_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     budgets_used: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    rule_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,8 @@ class CardState:
 
     ``tier`` None means: decide from ``tier_spend`` (kopecks within the program's tier
     window). Blocked and inactive cards neither earn nor spend. ``promo_uses`` maps a
-    promo code to the times this card used it.
+    promo code to the times this card used it; ``rule_uses`` a capped rule's period
+    (``limits.use_key``) to the sales of this card it applied to.
     """
 
     number: str
@@ -48,6 +49,7 @@ class CardState:
     personal_discount_bp: int = 0
     points_earned_today: int = 0
     promo_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
+    rule_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
     customer_id: int | None = None
     ledger_version: int = 0
     debt: int = 0

@@ -93,6 +93,26 @@ def settle_shortfall(policy: str, points: int, cash_refund: int, point_value: in
     return Shortfall(withhold=withheld * point_value, debt=points - withheld)
 
 
+def budget_back(used: int, lines: Sequence[SoldLine], returned: Mapping[str, int]) -> int:
+    """The part of a campaign budget a sale used (``used`` kopecks or points) that its
+    returns give back once ``returned`` (line id -> thousandths, every return so far) is
+    returned: in proportion to the goods' amounts returned, all of it when everything is.
+    Each return gives back the difference from the last, so the parts add up to ``used``."""
+    whole = sum(line.amount for line in lines)
+    if all(returned.get(line.line_id, 0) >= line.quantity for line in lines):
+        return used
+    if whole == 0:
+        return 0
+    # sum(amount × returned / quantity) / whole, over one common denominator, rounded down
+    numerator, denominator = 0, 1
+    for line in lines:
+        back = returned.get(line.line_id, 0)
+        if back:
+            numerator = numerator * line.quantity + line.amount * back * denominator
+            denominator *= line.quantity
+    return used * numerator // (denominator * whole)
+
+
 def share(amount: int, before: int, now: int, total: int) -> int:
     """The part of ``amount`` that returning ``now`` of ``total`` (``before`` gone) reverses."""
     return amount * (before + now) // total - amount * before // total

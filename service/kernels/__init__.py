@@ -36,6 +36,7 @@ from service.kernels._layout import (
     OUTPUT_COLUMNS,
     T_APPLIED,
     T_VERDICTS,
+    USES_EXHAUSTED,
     ReceiptArrays,
 )
 from service.kernels._warm import KernelMismatch, check_against_reference, warm_receipts
@@ -63,7 +64,7 @@ def _inputs(
     facts = receipt_facts(receipt, ctx, program, checked)
     arrays = ReceiptArrays(
         store_mask=program.store_mask(ctx.store.store_id, ctx.store.region),
-        budget_used=_budget_used(ctx, program),
+        budget_used=_budget_used(ctx, facts, program),
         lines=lines,
         facts=_fact_vector(receipt, facts, program),
         segments=_card_segments(facts, program),
@@ -164,14 +165,20 @@ def _unlocked(facts: ReceiptFacts, program: CompiledProgram) -> IntArray:
     return np.array([index[r] for r in facts.unlocked_rules if r in index], dtype=np.int64)
 
 
-def _budget_used(ctx: CalculationContext, program: CompiledProgram) -> IntArray:
-    if not ctx.budgets_used:
+def _budget_used(
+    ctx: CalculationContext, facts: ReceiptFacts, program: CompiledProgram
+) -> IntArray:
+    """Per rule, the part of its budget used; ``USES_EXHAUSTED`` for a rule whose use
+    caps leave it nothing (``facts.used_up``)."""
+    if not ctx.budgets_used and not facts.used_up:
         return program.no_budget_use
     used = np.zeros(program.rule_count, dtype=np.int64)
     for rule_id, amount in ctx.budgets_used.items():
         position = program.rule_index.get(rule_id)
         if position is not None:
-            used[position] = amount
+            used[position] = max(amount, 0)
+    for rule_id in facts.used_up:
+        used[program.rule_index[rule_id]] = USES_EXHAUSTED
     return used
 
 

@@ -143,6 +143,7 @@ _PURCHASE_NUMBER = REASON_CODES["purchase_number"]
 _PROMO_CODE_MISSING = REASON_CODES["promo_code_missing"]
 _BELOW_THRESHOLD = REASON_CODES["below_threshold"]
 _BUDGET_EXHAUSTED = REASON_CODES["budget_exhausted"]
+_USES_EXHAUSTED = REASON_CODES["uses_exhausted"]
 _NO_MATCHING_LINES = REASON_CODES["no_matching_lines"]
 _BELOW_QUANTITY = REASON_CODES["below_quantity"]
 _BLOCKED_BY_EXCLUSIVE = REASON_CODES["blocked_by_exclusive"]
@@ -334,6 +335,8 @@ def _condition_failure(r, cond):
             return _PROMO_CODE_MISSING
     if row[C_MIN_SUBTOTAL] > 0 and facts[F_LOYALTY_SUBTOTAL] < row[C_MIN_SUBTOTAL]:
         return _BELOW_THRESHOLD
+    if cond.budget_used[r] < 0:  # USES_EXHAUSTED: no use of its caps left (_layout)
+        return _USES_EXHAUSTED
     if row[R_BUDGET] >= 0 and row[R_BUDGET] - cond.budget_used[r] <= 0:
         return _BUDGET_EXHAUSTED
     return 0

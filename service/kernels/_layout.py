@@ -21,7 +21,7 @@ FlagArray = npt.NDArray[np.uint8]
 
 class ReceiptArrays(NamedTuple):
     store_mask: FlagArray  # 1 for each rule the store admits
-    budget_used: IntArray  # by rule: campaign budget already used
+    budget_used: IntArray  # by rule: campaign budget already used, or USES_EXHAUSTED
     lines: IntArray  # lines x LINE_COLUMNS
     facts: IntArray  # FACT_COUNT
     segments: FlagArray  # 1 for each segment of the program's vocabulary the card is in
@@ -34,6 +34,10 @@ class Outputs(NamedTuple):
     applied: IntArray  # a row per discount given to a line: A_* columns
     totals: IntArray  # T_* positions
 
+
+# budget_used[r] for a rule whose use caps leave this sale no use (facts.used_up): the
+# rule does not apply, with reason uses_exhausted. A budget's use is never negative.
+USES_EXHAUSTED = -1
 
 # lines[i, column]
 L_QUANTITY, L_PRICE, L_AMOUNT, L_EXCLUDED, L_SKU, L_CATEGORY, L_BRAND = range(7)

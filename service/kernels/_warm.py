@@ -28,8 +28,13 @@ class KernelMismatch(RuntimeError):
 
 def warm_receipts() -> tuple[CompiledProgram, list[Receipt], list[CalculationContext]]:
     """The demo program, a card's sale (tier discount, steps, a promo code, points paid
-    and earned) and an anonymous one, on a fixed date."""
-    program = compile_program(parse_program(demo_program()), version=0)
+    and earned), the same sale once the promo code's rule has no use left (its cap
+    reached), and an anonymous one, on a fixed date."""
+    document = demo_program()
+    for rule in document["rules"]:
+        if rule["id"] == "autumn10":
+            rule["max_uses"] = 1_000
+    program = compile_program(parse_program(document), version=0)
     when = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
     lot = PointLot(1, 1_000, when - timedelta(days=30), when + timedelta(days=30))
     card = CardState("2000000000015", tier_spend=1_500_000, lots=(lot,))
@@ -46,7 +51,9 @@ def warm_receipts() -> tuple[CompiledProgram, list[Receipt], list[CalculationCon
         ),
         Receipt(store.store_id, when, lines[:1]),
     ]  # fmt: skip
-    ctxs = [CalculationContext(store, when, card), CalculationContext(store, when, None)]
+    receipts.insert(1, receipts[0])
+    used_up = CalculationContext(store, when, card, rule_uses={"autumn10": 1_000})
+    ctxs = [CalculationContext(store, when, card), used_up, CalculationContext(store, when, None)]
     return program, receipts, ctxs
 
 

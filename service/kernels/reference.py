@@ -200,6 +200,8 @@ class _Evaluation:
             return "promo_code_missing"
         if cond.min_subtotal is not None and self.facts.loyalty_subtotal < cond.min_subtotal:
             return "below_threshold"
+        if rule.id in self.facts.used_up:
+            return "uses_exhausted"
         budget_left = self._budget_left(rule)
         if budget_left is not None and budget_left <= 0:
             return "budget_exhausted"

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from service.domain.calculation import CalculationContext, Gift, Message, PromoVerdict, Totals
 from service.domain.fiscal import Position, fiscal_positions
+from service.domain.limits import RuleUse
 from service.domain.receipt import Receipt
 from service.kernels._layout import T_REDEEMABLE, T_REDEEMED
 from service.kernels.facts import CodeCheck, ReceiptFacts
@@ -57,7 +58,8 @@ class Answer(NamedTuple):
     Line ``i`` is ``line_ids[i]``, ``amounts[i]``, ... ``applied[i]`` (its discounts in the
     order they were given); ``rules`` holds a verdict per candidate rule. ``tier_spend``
     is what the sale adds to the card's tier spend, ``budget_use`` what it takes of
-    campaign budgets: the ledger records both on commit.
+    campaign budgets, ``rule_uses`` the uses it takes of capped rules: the ledger records
+    them on commit. ``fiscal`` holds each line's fiscal positions.
     """
 
     program_version: int
@@ -79,6 +81,7 @@ class Answer(NamedTuple):
     budget_use: dict[str, int]
     tier_spend: int
     fiscal: list[tuple[Position, ...]]
+    rule_uses: tuple[RuleUse, ...]  # a use of each capped rule that applied
 
 
 def raw_outcome(
@@ -110,7 +113,7 @@ def build_answer(
     raw: RawOutcome,
 ) -> Answer:
     """The answer from one evaluation's numbers, the same for both evaluators."""
-    summary = _AppliedSummary(program, raw)
+    summary = _AppliedSummary(program, raw, facts)
     spend = _tier_spend(receipt, raw, facts)
     tier_after = _tier_after(facts, program, spend)
     return Answer(
@@ -133,6 +136,7 @@ def build_answer(
         summary.budget_use,
         spend,
         _fiscal(receipt, program, raw),
+        tuple(summary.rule_uses),
     )
 
 
@@ -169,10 +173,12 @@ def _verdicts(program: CompiledProgram, raw: RawOutcome) -> list[Verdict]:
 
 
 class _AppliedSummary:
-    """One pass over the rules that applied: their ids, gifts, delivery, birthday, budget use."""
+    """One pass over the rules that applied: their ids, gifts, delivery, birthday, budget
+    use, the uses of capped rules."""
 
-    def __init__(self, program: CompiledProgram, raw: RawOutcome) -> None:
+    def __init__(self, program: CompiledProgram, raw: RawOutcome, facts: ReceiptFacts) -> None:
         self.applied_ids: set[str] = set()
+        self.rule_uses: list[RuleUse] = []
         self.gifts: list[Gift] = []
         self.free_delivery = False
         self.birthday = False
@@ -188,6 +194,8 @@ class _AppliedSummary:
             self.birthday = self.birthday or info.birthday
             if info.has_budget:
                 self.budget_use[info.rule_id] = amount + points
+            if info.capped:
+                self.rule_uses.append(facts.rule_uses[info.rule_id])
 
 
 def _totals(facts: ReceiptFacts, raw: RawOutcome) -> Totals:

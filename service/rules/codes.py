@@ -60,5 +60,6 @@ REASONS = (
     "beaten_in_group",
     "no_personal_discount",
     "points_cap",
+    "uses_exhausted",
 )
 REASON_CODES = {reason: code for code, reason in enumerate(REASONS)}

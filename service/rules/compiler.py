@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.domain.calculation import Gift
+from service.domain.limits import RuleCap
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
 from service.rules.document import GiftEffect, PointSettings, ProgramDocument, PromoCode, Rule
 
@@ -97,6 +98,7 @@ class AppliedInfo:
     free_delivery: bool
     birthday: bool  # a birthday rule applied: the cashier is told
     has_budget: bool  # its use goes into ``budget_use``
+    capped: bool  # a use cap counts the sales it applies to (``rule_uses``)
 
 
 @dataclass(slots=True)
@@ -131,6 +133,7 @@ class CompiledProgram:
     rule_count: int = field(init=False)
     no_segments: npt.NDArray[np.uint8] = field(init=False)  # a card in no known segment
     no_unlocked: IntArray = field(init=False)  # no rule unlocked by a promo code
+    caps: tuple[RuleCap, ...] = field(init=False)  # the rules with use caps
     _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +145,11 @@ class CompiledProgram:
         self.rule_count = len(self.rules)
         self.no_segments = np.zeros(len(self.segment_vocabulary), dtype=np.uint8)
         self.no_unlocked = np.zeros(0, dtype=np.int64)
+        self.caps = tuple(
+            RuleCap(rule.id, rule.max_uses, rule.max_uses_per_card, rule.uses_period)
+            for rule in self.rules
+            if rule.max_uses is not None or rule.max_uses_per_card is not None
+        )
 
     def tier_index(self, code: str | None) -> int:
         """Rank of a tier code in the ladder; -1 for None or a code the program lacks."""
@@ -181,6 +189,7 @@ def _applied_info(rule: Rule) -> AppliedInfo:
         free_delivery=effect.type == "free_delivery",
         birthday=rule.conditions.birthday_window_days is not None,
         has_budget=rule.budget is not None,
+        capped=rule.max_uses is not None or rule.max_uses_per_card is not None,
     )
 
 

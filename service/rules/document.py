@@ -418,6 +418,11 @@ class Rule(_Model):
     effect: Effect
     max_per_receipt: int | None = Field(default=None, ge=1, le=MAX_MONEY)
     budget: int | None = Field(default=None, ge=1, le=10**15)
+    # Use caps (SPEC §4 item 30, service/domain/limits.py): sales the rule may apply to,
+    # of every card and of one card, for good or per store-local day, ISO week or month.
+    max_uses: int | None = Field(default=None, ge=1, le=10**12)
+    max_uses_per_card: int | None = Field(default=None, ge=1, le=10**6)
+    uses_period: Literal["day", "week", "month"] | None = None
 
     @property
     def is_discount(self) -> bool:
@@ -431,7 +436,8 @@ class Rule(_Model):
     def needs_card(self) -> bool:
         """Card conditions, card discounts and every earning rule need an active card."""
         card_effect = self.effect.type in ("tier_discount", "personal_discount")
-        return self.conditions.needs_card or self.is_earning or card_effect
+        counted_per_card = self.max_uses_per_card is not None
+        return self.conditions.needs_card or self.is_earning or card_effect or counted_per_card
 
 
 class PromoCode(_Model):
@@ -524,6 +530,8 @@ def _check_rule(rule: Rule, path: str, groups: set[str], tiers: set[str]) -> lis
         for name in ("max_per_receipt", "budget"):
             if getattr(rule, name) is not None:
                 errors.append(_error(f"{path}.{name}", f"not meaningful for {rule.effect.type}"))
+    if rule.uses_period is not None and rule.max_uses is None and rule.max_uses_per_card is None:
+        errors.append(_error(f"{path}.uses_period", "a period for max_uses or max_uses_per_card"))
     for index, code in enumerate(rule.conditions.tiers):
         if code not in tiers:
             errors.append(_error(f"{path}.conditions.tiers[{index}]", f"unknown tier {code!r}"))

@@ -1,11 +1,13 @@
-"""Promotion state the calculation reads: promo-code uses and campaign budgets.
+"""Promotion state the calculation reads: promo-code uses, campaign budgets and the
+uses of capped rules.
 
-Budgets and the uses of codes declared in the program are few and change with every
-sale; each worker re-reads them in the background (every few seconds) and reads them
-from memory on the hot path. A calculation may therefore accept a code or a budget a
-few seconds after the last use went; the commit re-checks code limits under lock, so
-a limited code is never used beyond its limit. Batch-generated codes (possibly
-millions) are looked up when a receipt carries one, through a short-lived Redis cache.
+Budgets and the uses of codes declared in the program and of capped rules are few and
+change with every sale; each worker re-reads them in the background (every few
+seconds) and reads them from memory on the hot path. A calculation may therefore
+accept a code or a budget a few seconds after the last use went; the commit re-checks
+code limits, budgets and use caps under lock, so none is ever exceeded. Batch-generated
+codes (possibly millions) are looked up when a receipt carries one, through a
+short-lived Redis cache.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.domain.card import PromoCodeState
+from service.domain.limits import use_key
 from service.storage.postgres.pool import database_errors
 from service.storage.redis.cache import RedisClient
 
@@ -64,15 +67,22 @@ class Promotions:
         self._redis = redis
         self.budgets_used: Mapping[str, int] = MappingProxyType({})
         self.code_uses: Mapping[str, int] = MappingProxyType({})
+        self.rule_uses: Mapping[str, int] = MappingProxyType({})
 
     async def refresh(self) -> None:
-        """Re-read budgets and the uses of limited codes (one query each)."""
+        """Re-read budgets, the uses of limited codes and of capped rules (one query each)."""
         budgets = await self._pool.fetch("SELECT rule_id, used FROM campaign_budgets")
         uses = await self._pool.fetch(
             "SELECT code, uses FROM promo_codes WHERE max_uses IS NOT NULL AND uses > 0"
         )
+        rules = await self._pool.fetch(
+            "SELECT rule_id, period, uses FROM rule_use_counts WHERE uses > 0"
+        )
         self.budgets_used = MappingProxyType({r["rule_id"]: r["used"] for r in budgets})
         self.code_uses = MappingProxyType({r["code"]: r["uses"] for r in uses})
+        self.rule_uses = MappingProxyType(
+            {use_key(r["rule_id"], r["period"]): r["uses"] for r in rules}
+        )
 
     async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]:
         """States of database-held codes among ``codes`` (unknown codes are left out)."""

@@ -199,6 +199,7 @@ async def evaluate(
         promo_codes=await promotions.held_codes(batch_codes) if batch_codes else {},
         promo_total_uses=promotions.code_uses,
         budgets_used=promotions.budgets_used,
+        rule_uses=promotions.rule_uses,
     )
     result = kernels.evaluate(receipt, context, program)
     return Calculation(receipt, store, card, program, result, now)
@@ -216,6 +217,7 @@ async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dic
         "view": body,
         "budget_use": calc.result.budget_use,
         "tier_spend": calc.result.tier_spend,
+        "rule_uses": [list(use) for use in calc.result.rule_uses],
     }
     try:
         await ports.records.save(calculation_id, record)

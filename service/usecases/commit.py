@@ -27,6 +27,7 @@ from service.domain.errors import (
     NotFound,
     Unavailable,
 )
+from service.domain.limits import RuleUse
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
 from service.usecases.calculate import (
@@ -66,6 +67,7 @@ class Shown:
     program: CompiledProgram
     budget_use: dict[str, int]
     tier_spend: int
+    rule_uses: tuple[RuleUse, ...]
 
 
 def request_hash(transaction_id: str, receipt_text: bytes) -> str:
@@ -83,14 +85,16 @@ async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SaleP
         record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             _refuse_short_redemption(sale.receipt, record["view"], None)
-            return Shown(record["view"], program, record["budget_use"], record["tier_spend"])
+            uses = tuple(RuleUse(*use) for use in record.get("rule_uses", ()))  # type: ignore[arg-type]
+            return Shown(record["view"], program, record["budget_use"], record["tier_spend"], uses)
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
     balance = None if card is None else card.spendable_points(now)
     _refuse_short_redemption(receipt, view, balance)
-    return Shown(view, program, dict(calc.result.budget_use), calc.result.tier_spend)
+    result = calc.result
+    return Shown(view, program, dict(result.budget_use), result.tier_spend, result.rule_uses)
 
 
 def _refuse_short_redemption(
@@ -177,7 +181,11 @@ def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) 
         tier_window_start=None if window is None else now - timedelta(days=window),
         tiers=tuple((t.code, t.threshold) for t in program.document.tiers.levels),
         promo_codes=tuple(p["code"] for p in view["promo_codes"] if p["status"] == "accepted"),
-        budgets=tuple(sorted(shown.budget_use.items())),
+        budgets=tuple(
+            (rule_id, amount, program.rules[program.rule_index[rule_id]].budget or 0)
+            for rule_id, amount in sorted(shown.budget_use.items())
+        ),
+        rule_uses=tuple(sorted(shown.rule_uses)),
         referral_points=program.settings.referral_points,
     )
 
@@ -196,6 +204,13 @@ def _refusal(refused: Refused) -> DomainError:
         return NotFound("no such loyalty card", code="card_not_found")
     if reason is RefusalReason.CARD_NOT_ACTIVE:
         return Conflict(f"the card is {refused.status}", code="card_not_active")
+    if reason is RefusalReason.LIMIT_REACHED:
+        return Conflict(
+            f"rule {refused.code} no longer applies: its budget or use cap is reached;"
+            " calculate the receipt again",
+            code="rule_limit_reached",
+            extra={"rule_id": refused.code},
+        )
     return Conflict(f"promo code {refused.code} can no longer be used", code=reason.value)
 
 
@@ -218,6 +233,19 @@ async def _replayed(
     return recorded.response
 
 
+async def _seen_limit(
+    sale: Sale, program: CompiledProgram, *, now: datetime, ports: SalePorts
+) -> None:
+    """A budget or a cap was reached: the view of them, and the card's own uses, are read
+    again now, so that the till's next calculation no longer applies the rule."""
+    try:
+        await ports.promotions.refresh()
+        if sale.receipt.card is not None:
+            await ports.cards.refresh(sale.receipt.card, now, program)
+    except Exception:  # the background refresh catches up within seconds anyway
+        _log.warning("promotion state not refreshed", exc_info=True)
+
+
 async def commit(
     sale: Sale, *, now: datetime, ports: SalePorts, ledger: Ledger
 ) -> tuple[dict[str, Any], bool]:
@@ -232,6 +260,8 @@ async def commit(
         return await _replayed(ledger, sale, receipt_text, refusal), True
     outcome = await ledger.commit_sale(sale_entry(sale, shown, now=now, receipt_text=receipt_text))
     if isinstance(outcome, Refused):
+        if outcome.reason is RefusalReason.LIMIT_REACHED:
+            await _seen_limit(sale, shown.program, now=now, ports=ports)
         raise _refusal(outcome)
     await ports.promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.

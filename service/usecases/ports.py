@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol, TypedDict
 
 from service.domain.card import CardState, PromoCodeState
+from service.domain.limits import RuleUse
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal, SoldLine
 from service.rules.compiler import CompiledProgram
@@ -52,6 +53,7 @@ class CalculationRecord(TypedDict):
     view: Answer  # the answer shown, which the commit answers again
     budget_use: dict[str, int]  # campaign budget id -> amount the sale uses
     tier_spend: int
+    rule_uses: list[list[str | int | None]]  # the sale's uses of capped rules (limits.RuleUse)
 
 
 class CalculationRecords(Protocol):
@@ -107,7 +109,8 @@ class SaleEntry:
     tier_window_start: datetime | None
     tiers: tuple[tuple[str, int], ...]
     promo_codes: tuple[str, ...]
-    budgets: tuple[tuple[str, int], ...]
+    budgets: tuple[tuple[str, int, int], ...]  # rule, amount the sale takes, the budget
+    rule_uses: tuple[RuleUse, ...]  # in (rule, period) order
     referral_points: int
 
 
@@ -128,6 +131,8 @@ class RefusalReason(StrEnum):
     CARD_NOT_FOUND = "card_not_found"
     CARD_NOT_ACTIVE = "card_not_active"
     PROMO_USED_UP = "promo_used_up"
+    PROMO_REJECTED = "promo_rejected"  # the code is unknown to the ledger or revoked
+    LIMIT_REACHED = "limit_reached"  # a rule's budget or use cap has no room left
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +140,7 @@ class Refused:
     reason: RefusalReason
     balance: int | None = None  # INSUFFICIENT: what the card holds
     status: str | None = None  # CARD_NOT_ACTIVE: the card's status
-    code: str | None = None  # PROMO_USED_UP: the promo code
+    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED: the rule
 
 
 SaleOutcome = Committed | Replayed | Refused
@@ -191,6 +196,12 @@ class ReturnSession(Protocol):
         """Line id -> thousandths returned by the sale's earlier returns."""
         ...
 
+    async def return_limits(self, returned: Mapping[str, int], complete: bool) -> None:
+        """Give back the campaign budgets the sale used in proportion to what has now
+        been returned of it (``returned``, this return included: ``reversal.budget_back``),
+        and its uses of capped rules when ``complete``."""
+        ...
+
     async def take_back_earned(self, points: int) -> int:
         """Take back earned points, the sale's own lot first; the points no lot held."""
         ...
@@ -224,13 +235,20 @@ class Returns(Protocol):
 
 
 class PromotionState(Protocol):
-    """Campaign budgets used, uses of limited codes, and database-held codes."""
+    """Campaign budgets used, uses of limited codes and of capped rules (a view a few
+    seconds old), and database-held codes."""
 
     @property
     def budgets_used(self) -> Mapping[str, int]: ...
 
     @property
     def code_uses(self) -> Mapping[str, int]: ...
+
+    @property
+    def rule_uses(self) -> Mapping[str, int]: ...
+
+    async def refresh(self) -> None:
+        """Read the view again now (a commit found a budget or a cap reached)."""
 
     async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]: ...
 

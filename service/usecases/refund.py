@@ -76,6 +76,10 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
     on_card = None
     if sale.card is not None:
         on_card = await _reverse_on_card(session, request, reversal)
+    now_returned = dict(returned)
+    for line in reversal.lines:
+        now_returned[line.line_id] = now_returned.get(line.line_id, 0) + line.quantity
+    await session.return_limits(now_returned, reversal.complete)
     if reversal.complete:
         await session.release_promo_codes()
     if request.cancel:

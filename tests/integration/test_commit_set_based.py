@@ -5,10 +5,11 @@ thing, and answer the same (each answer's balance read by ``loyalty_balance``).
 Random batches over a handful of cards in every state a sale meets (points active,
 pending, expired and owed, a blocked card, tiers about to be reached, receipts already
 committed, unknown cards, a card's several sales, a referral's first purchase, promo
-codes, campaign budgets) are written both ways, each inside a transaction that is then
-rolled back: sale by sale through ``loyalty_commit``, in batch order, and as one batch.
-The outcomes and everything written (cards, lots, ledger entries, tier spend, receipts,
-outbox events, budgets) must be equal, up to the generated ids.
+codes, campaign budgets and rule use caps) are written both ways, each inside a
+transaction that is then rolled back: sale by sale through ``loyalty_commit``, in batch
+order, and as one batch. The outcomes and everything written (cards, lots, ledger
+entries, tier spend, receipts, outbox events, budgets, rule uses) must be equal, up to
+the generated ids.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import pytest
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TIERS = [["base", 0], ["silver", 50_000], ["gold", 200_000]]
 BATCHES = 40
-BUDGETS = [[], [["diff-rule-a", 500]], [["diff-rule-a", 1], ["diff-rule-b", 7]]]
+# [rule, amount the sale takes, the budget]: rule b's budget takes one sale of 7, not two.
+BUDGETS = [[], [["diff-rule-a", 500, 10**9]], [["diff-rule-a", 1, 10**9], ["diff-rule-b", 7, 10]]]
+# [rule, period, max_uses, max_uses_per_card]: two sales of cap a in all, one a day per card.
+RULE_USES = [[], [], [["diff-cap-a", "", 2, None]], [["diff-cap-b", "d2026-06-15", None, 1]]]
 
 
 async def _cards(conn: asyncpg.Connection, rng: random.Random, prefix: str) -> list[str]:
@@ -105,6 +109,7 @@ def _sale(
         "tiers": TIERS,
         "promo_codes": ["NO-SUCH-CODE"] if rng.random() < 0.05 else [],
         "budgets": rng.choice(BUDGETS),
+        "rule_uses": rng.choice(RULE_USES),
         "referral_points": rng.choice([0, 50]),
     }
 
@@ -152,7 +157,13 @@ SELECT jsonb_build_object(
   'outbox', (SELECT jsonb_agg(jsonb_build_array(o.kind, o.payload) ORDER BY o.kind, o.payload::text)
              FROM outbox o JOIN cards c USING (card_id) WHERE c.number LIKE $1 || '%'),
   'budgets', (SELECT jsonb_agg(jsonb_build_array(rule_id, used) ORDER BY rule_id)
-              FROM campaign_budgets WHERE rule_id LIKE 'diff-rule-%'))
+              FROM campaign_budgets WHERE rule_id LIKE 'diff-rule-%' AND used > 0),
+  'rule_counts', (SELECT jsonb_agg(jsonb_build_array(rule_id, period, uses) ORDER BY rule_id)
+                  FROM rule_use_counts WHERE rule_id LIKE 'diff-cap-%' AND uses > 0),
+  'rule_uses', (SELECT jsonb_agg(jsonb_build_array(u.rule_id, u.period, c.number, u.budget_used)
+                                 ORDER BY u.transaction_id, u.rule_id)
+                FROM rule_uses u LEFT JOIN cards c USING (card_id)
+                WHERE u.transaction_id LIKE $1 || '%'))
 """
 
 
@@ -194,6 +205,7 @@ async def test_a_batch_writes_what_its_sales_write_one_by_one(
         "conflict",
         "card_not_found",
         "card_not_active",
+        "limit_reached",
         "insufficient",
         "promo_rejected",
     }, kinds
@@ -217,6 +229,8 @@ async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_noth
             "points_redeemed": 0,
             "points_paid": 0,
             "promo_codes": [],
+            "budgets": [],
+            "rule_uses": [],
             "amount_due": s["subtotal"] - s["discount"],
         }
         for s in sales

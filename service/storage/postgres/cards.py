@@ -58,6 +58,7 @@ def card_state_from(raw: dict[str, Any]) -> CardState:
         personal_discount_bp=raw["personal_discount_bp"],
         points_earned_today=int(raw["earned_today"]),
         promo_uses={str(k): int(v) for k, v in raw["promo_uses"].items()},
+        rule_uses={str(k): int(v) for k, v in raw["rule_uses"].items()},
         customer_id=raw["customer_id"],
         ledger_version=raw["ledger_version"],
         debt=raw["debt"],

@@ -71,6 +71,19 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
             ON f.store_id = r.store_id AND f.refund_id = 'cancel:' || r.transaction_id
         WHERE (r.status = 'cancelled') <> (f.refund_id IS NOT NULL)
     """),
+    ("each use count of a capped rule = the uses its sales hold", """
+        SELECT c.rule_id, c.period, c.uses, count(u.*) AS held
+        FROM rule_use_counts c LEFT JOIN rule_uses u ON u.rule_id = c.rule_id
+            AND u.period = c.period AND u.released_at IS NULL
+        GROUP BY c.rule_id, c.period, c.uses
+        HAVING c.uses <> count(u.*)
+    """),
+    ("no campaign budget used beyond what its sales hold of it", """
+        SELECT b.rule_id, b.used, sum(u.budget_used - u.budget_returned) AS held
+        FROM campaign_budgets b JOIN rule_uses u USING (rule_id)
+        GROUP BY b.rule_id, b.used
+        HAVING b.used <> sum(u.budget_used - u.budget_returned)
+    """),
 )  # fmt: skip
 
 

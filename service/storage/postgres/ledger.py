@@ -64,7 +64,8 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         "tier_window_start": None if entry.tier_window_start is None
         else entry.tier_window_start.isoformat(),
         "tiers": [list(t) for t in entry.tiers], "promo_codes": list(entry.promo_codes),
-        "budgets": [list(b) for b in entry.budgets], "referral_points": entry.referral_points,
+        "budgets": [list(b) for b in entry.budgets],
+        "rule_uses": [list(u) for u in entry.rule_uses], "referral_points": entry.referral_points,
     }  # fmt: skip
 
 

@@ -8,13 +8,13 @@ same card serialise on the card row, two refunds of one sale on the receipt row.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import asyncpg
 
 from service.domain.errors import NotFound
-from service.domain.reversal import ReturnRequest, Reversal, SoldLine
+from service.domain.reversal import ReturnRequest, Reversal, SoldLine, budget_back
 from service.storage.postgres.pool import database_errors
 from service.usecases.ports import CardAfter, RecordedReturn, SoldSale
 
@@ -71,6 +71,47 @@ class PostgresReturnSession:
             for line in row["lines"]:
                 returned[line["line_id"]] = returned.get(line["line_id"], 0) + line["quantity"]
         return returned
+
+    async def return_limits(self, returned: Mapping[str, int], complete: bool) -> None:
+        req = self._req
+        rows = await self._conn.fetch(
+            "SELECT rule_id, period, budget_used, budget_returned, released_at FROM rule_uses"
+            " WHERE store_id = $1 AND transaction_id = $2 ORDER BY rule_id FOR UPDATE",
+            req.store_id,
+            req.transaction_id,
+        )
+        backs = [
+            (row["rule_id"], budget_back(row["budget_used"], self.sale.lines, returned)
+             - row["budget_returned"])
+            for row in rows
+        ]  # fmt: skip
+        given = [(rule_id, back) for rule_id, back in backs if back > 0]
+        released = [
+            (row["rule_id"], row["period"])
+            for row in rows
+            if complete and row["period"] is not None and row["released_at"] is None
+        ]
+        if given:  # in rule order, as commits lock them
+            await self._conn.executemany(
+                "UPDATE campaign_budgets SET used = used - $2 WHERE rule_id = $1", given
+            )
+            await self._conn.executemany(
+                "UPDATE rule_uses SET budget_returned = budget_returned + $4"
+                " WHERE store_id = $1 AND transaction_id = $2 AND rule_id = $3",
+                [(req.store_id, req.transaction_id, rule_id, back) for rule_id, back in given],
+            )
+        if released:
+            await self._conn.execute(
+                "UPDATE rule_uses SET released_at = $3 WHERE store_id = $1"
+                " AND transaction_id = $2 AND period IS NOT NULL AND released_at IS NULL",
+                req.store_id,
+                req.transaction_id,
+                req.now,
+            )
+            await self._conn.executemany(
+                "UPDATE rule_use_counts SET uses = uses - 1 WHERE rule_id = $1 AND period = $2",
+                released,
+            )
 
     async def take_back_earned(self, points: int) -> int:
         if points == 0:

@@ -98,6 +98,7 @@ def encode_state(state: CardState, day: date) -> bytes:
             "earned_today": state.points_earned_today,
             "day": day,
             "promo_uses": dict(state.promo_uses),
+            "rule_uses": dict(state.rule_uses),
             "customer_id": state.customer_id,
             "ledger_version": state.ledger_version,
             "debt": state.debt,
@@ -130,6 +131,7 @@ def decode_state(payload: bytes, day: date) -> CardState:
         personal_discount_bp=raw["personal_discount_bp"],
         points_earned_today=raw["earned_today"] if raw["day"] == day.isoformat() else 0,
         promo_uses=raw["promo_uses"],
+        rule_uses=raw.get("rule_uses", {}),  # absent from states cached before 0010
         customer_id=raw["customer_id"],
         ledger_version=raw["ledger_version"],
         debt=raw["debt"],

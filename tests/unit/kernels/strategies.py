@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState, PointLot, PromoCodeState
+from service.domain.limits import period_key, use_key
 from service.domain.receipt import Receipt, ReceiptLine, StoreInfo
 from service.rules.document import DISCOUNT_EFFECTS
 
@@ -151,6 +152,12 @@ def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
             rule["max_per_receipt"] = draw(st.integers(1, 20_000))
         if draw(st.integers(0, 4)) == 0:
             rule["budget"] = draw(st.integers(1, 50_000))
+    if draw(st.integers(0, 3)) == 0:
+        rule["max_uses"] = draw(st.integers(1, 3))
+    if draw(st.integers(0, 3)) == 0:
+        rule["max_uses_per_card"] = draw(st.integers(1, 2))
+    if ("max_uses" in rule or "max_uses_per_card" in rule) and draw(st.booleans()):
+        rule["uses_period"] = draw(st.sampled_from(["day", "week", "month"]))
     return rule
 
 
@@ -251,7 +258,17 @@ def cards(draw: st.DrawFn, now: datetime) -> CardState | None:
         personal_discount_bp=draw(st.sampled_from([0, 250, 1000])),
         points_earned_today=draw(st.integers(0, 300)),
         promo_uses={"CODE0": 1} if draw(st.booleans()) else {},
+        rule_uses=draw(_rule_uses(now)),
     )
+
+
+@st.composite
+def _rule_uses(draw: st.DrawFn, when: datetime) -> dict[str, int]:
+    """Uses of rules r0-r3 so far, for good or in the period of ``when``'s date (the
+    store's date, in most stores' zones)."""
+    periods = ["", *(period_key(p, when.date()) for p in ("day", "week", "month"))]
+    keys = [use_key(f"r{k}", period) for k in range(4) for period in periods]
+    return {key: draw(st.integers(0, 3)) for key in draw(_subset(keys, 4))}
 
 
 @st.composite
@@ -286,5 +303,6 @@ def scenarios(draw: st.DrawFn) -> tuple[Receipt, CalculationContext]:
         budgets_used={
             f"r{k}": draw(st.integers(0, 60_000)) for k in range(draw(st.integers(0, 3)))
         },
+        rule_uses=draw(_rule_uses(when)),
     )
     return receipt, ctx

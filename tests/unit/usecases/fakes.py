@@ -89,6 +89,11 @@ class FakeRecords:
 class FakePromotions:
     budgets_used: Mapping[str, int] = field(default_factory=dict)
     code_uses: Mapping[str, int] = field(default_factory=dict)
+    rule_uses: Mapping[str, int] = field(default_factory=dict)
+    refreshed: int = 0
+
+    async def refresh(self) -> None:
+        self.refreshed += 1
 
     async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]:
         return {}
@@ -145,6 +150,9 @@ class FakeReturnSession:
                 returned[line_id] = returned.get(line_id, 0) + quantity
         return returned
 
+    async def return_limits(self, returned: Mapping[str, int], complete: bool) -> None:
+        self._returns.limits_returned.append((dict(returned), complete))
+
     async def take_back_earned(self, points: int) -> int:
         taken = min(points, self._returns.points)
         self._returns.points -= taken
@@ -187,6 +195,7 @@ class FakeReturns:
         self.recorded: dict[str, RecordedReturn] = {}
         self.returned: list[dict[str, int]] = []
         self.codes_released = False
+        self.limits_returned: list[tuple[dict[str, int], bool]] = []
 
     @contextlib.asynccontextmanager
     async def session(self, request: ReturnRequest) -> AsyncIterator[FakeReturnSession]:

@@ -28,7 +28,16 @@ BEGIN
         'promo_uses', (SELECT coalesce(jsonb_object_agg(u.code, u.n), '{}')
                          FROM (SELECT code, count(*) AS n FROM promo_code_uses
                                 WHERE card_id = c.card_id AND released_at IS NULL
-                                GROUP BY code) u))
+                                GROUP BY code) u),
+        -- Its uses of capped rules, by limits.use_key: for good, and in recent periods.
+        'rule_uses', (SELECT coalesce(jsonb_object_agg(
+                          CASE WHEN r.period = '' THEN r.rule_id
+                               ELSE r.rule_id || ' ' || r.period END, r.n), '{}')
+                        FROM (SELECT rule_id, period, count(*) AS n FROM rule_uses
+                               WHERE card_id = c.card_id AND period IS NOT NULL
+                                 AND released_at IS NULL
+                                 AND (period = '' OR used_at >= p_day_start - interval '32 days')
+                               GROUP BY rule_id, period) r))
     FROM cards c LEFT JOIN customers cu USING (customer_id)
     WHERE c.card_id = p_card_id);
 END $$;

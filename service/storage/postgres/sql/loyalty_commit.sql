@@ -4,9 +4,12 @@
 -- atomically and re-checks what only the database can know: whether the receipt id is
 -- new, whether the card is still active, whether the points asked for are still there
 -- (under the card's row lock, never read-then-write in Python), whether promo codes
--- still have uses left. Every refusal (replay, conflict, card missing or not active,
--- points no longer there, a promo code revoked or used up) is decided before the first
--- write, so a refused sale writes nothing and needs no rollback. It answers with an
+-- still have uses left, whether the campaign budgets and the use caps of the rules it
+-- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
+-- in key order after its cards). Every refusal (replay, conflict, card missing or not
+-- active, points no longer there, a promo code revoked or used up, a budget or a cap
+-- reached) is decided before the first write, so a refused sale writes nothing and
+-- needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
 -- marks the cached state stale.
@@ -25,6 +28,9 @@ DECLARE
     v_earned   bigint := (p ->> 'points_earned')::bigint;
     v_codes    jsonb := coalesce(p -> 'promo_codes', '[]');
     v_budgets  jsonb := coalesce(p -> 'budgets', '[]');
+    v_uses     jsonb := coalesce(p -> 'rule_uses', '[]');
+    v_use      jsonb;
+    v_count    bigint;
     v_card     cards%ROWTYPE;
     v_existing receipts%ROWTYPE;
     v_balance  bigint;
@@ -92,7 +98,42 @@ BEGIN
                 v_limited := v_limited || v_code;
             END IF;
         END LOOP;
-        -- Writes: every code passed.
+    END IF;
+
+    -- Budgets ([rule, amount, budget]) and use caps ([rule, period, max_uses,
+    -- max_uses_per_card]), each list in key order: a row is made before it is locked, so
+    -- that the first uses of a period wait for each other too.
+    FOR v_budget IN SELECT * FROM jsonb_array_elements(v_budgets)
+    LOOP
+        INSERT INTO campaign_budgets (rule_id, used) VALUES (v_budget ->> 0, 0)
+        ON CONFLICT (rule_id) DO NOTHING;
+        SELECT used INTO v_count FROM campaign_budgets WHERE rule_id = v_budget ->> 0 FOR UPDATE;
+        IF v_count + (v_budget ->> 1)::bigint > (v_budget ->> 2)::bigint THEN
+            RETURN jsonb_build_object('outcome', 'limit_reached', 'code', v_budget ->> 0);
+        END IF;
+    END LOOP;
+    FOR v_use IN SELECT * FROM jsonb_array_elements(v_uses)
+    LOOP
+        IF v_use ->> 2 IS NOT NULL THEN
+            INSERT INTO rule_use_counts (rule_id, period) VALUES (v_use ->> 0, v_use ->> 1)
+            ON CONFLICT (rule_id, period) DO NOTHING;
+            SELECT uses INTO v_count FROM rule_use_counts
+            WHERE rule_id = v_use ->> 0 AND period = v_use ->> 1 FOR UPDATE;
+            IF v_count >= (v_use ->> 2)::bigint THEN
+                RETURN jsonb_build_object('outcome', 'limit_reached', 'code', v_use ->> 0);
+            END IF;
+        END IF;
+        IF v_use ->> 3 IS NOT NULL AND (v_card.card_id IS NULL OR (
+            SELECT count(*) FROM rule_uses
+            WHERE card_id = v_card.card_id AND rule_id = v_use ->> 0
+              AND period = v_use ->> 1 AND released_at IS NULL
+        ) >= (v_use ->> 3)::bigint) THEN
+            RETURN jsonb_build_object('outcome', 'limit_reached', 'code', v_use ->> 0);
+        END IF;
+    END LOOP;
+
+    -- Writes: every check passed.
+    IF jsonb_array_length(v_codes) > 0 THEN
         UPDATE promo_codes SET uses = uses + 1 WHERE code = ANY (v_limited);
         INSERT INTO promo_code_uses (card_id, code, store_id, transaction_id, used_at)
         SELECT v_card.card_id, c, v_store, v_tx, v_now
@@ -157,13 +198,21 @@ BEGIN
         END IF;
     END IF;
 
-    IF jsonb_array_length(v_budgets) > 0 THEN
-        FOR v_budget IN SELECT * FROM jsonb_array_elements(v_budgets)
-        LOOP
-            INSERT INTO campaign_budgets (rule_id, used)
-            VALUES (v_budget ->> 0, (v_budget ->> 1)::bigint)
-            ON CONFLICT (rule_id) DO UPDATE SET used = campaign_budgets.used + EXCLUDED.used;
-        END LOOP;
+    IF jsonb_array_length(v_budgets) > 0 OR jsonb_array_length(v_uses) > 0 THEN
+        UPDATE campaign_budgets c SET used = c.used + (b ->> 1)::bigint
+        FROM jsonb_array_elements(v_budgets) AS b WHERE c.rule_id = b ->> 0;
+        UPDATE rule_use_counts c SET uses = c.uses + 1
+        FROM jsonb_array_elements(v_uses) AS u
+        WHERE u ->> 2 IS NOT NULL AND c.rule_id = u ->> 0 AND c.period = u ->> 1;
+        -- The sale's share of each rule, for its returns: the use it counted (a period:
+        -- a cap) and the budget it took.
+        INSERT INTO rule_uses (store_id, transaction_id, rule_id, card_id, period,
+                               budget_used, used_at)
+        SELECT v_store, v_tx, coalesce(u ->> 0, b ->> 0), v_card.card_id, u ->> 1,
+               coalesce((b ->> 1)::bigint, 0), v_now
+        FROM (SELECT * FROM jsonb_array_elements(v_uses)) AS uu(u)
+        FULL JOIN (SELECT * FROM jsonb_array_elements(v_budgets)) AS bb(b)
+            ON u ->> 0 = b ->> 0;
     END IF;
 
     v_response := (p -> 'response') || jsonb_build_object('card', CASE

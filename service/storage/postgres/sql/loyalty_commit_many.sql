@@ -4,9 +4,10 @@
 -- autocommitted statement: one round trip and one WAL flush for the whole batch, all of
 -- it or none of it.
 --
--- Every card of the batch is locked first, in card-number order. The batch's plain card
+-- Every card of the batch is locked first, in card-number order, then the campaign
+-- budgets and rule use counts its sales take, in key order. The batch's plain card
 -- sales (a card that exists and appears once in the batch, no promo code, no referral to
--- grant) are then decided and written together, set-based: one INSERT or UPDATE per
+-- grant, no budget or use cap to reserve) are then decided and written together, set-based: one INSERT or UPDATE per
 -- table for all of them (a statement per sale and table, as loyalty_commit runs them,
 -- pays Postgres's per-statement costs each time: executor start-up, CHECK expressions,
 -- foreign-key trigger queues; over a third of Postgres's samples under the commit
@@ -42,12 +43,36 @@ BEGIN
     WHERE number = ANY (ARRAY(SELECT s ->> 'card' FROM jsonb_array_elements(p) AS s))
     ORDER BY number FOR UPDATE;
 
+    -- Then the budgets and the use counts any sale of the batch takes, made if new and
+    -- locked in key order, so that batches wait for each other here in one order too
+    -- (loyalty_commit checks and moves them under these locks).
+    INSERT INTO campaign_budgets (rule_id, used)
+    SELECT DISTINCT b ->> 0, 0::bigint
+    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b
+    ORDER BY 1 ON CONFLICT (rule_id) DO NOTHING;
+    PERFORM 1 FROM campaign_budgets
+    WHERE rule_id IN (SELECT b ->> 0 FROM jsonb_array_elements(p) AS s,
+                      jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b)
+    ORDER BY rule_id FOR UPDATE;
+    INSERT INTO rule_use_counts (rule_id, period)
+    SELECT DISTINCT u ->> 0, u ->> 1
+    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+    WHERE u ->> 2 IS NOT NULL
+    ORDER BY 1, 2 ON CONFLICT (rule_id, period) DO NOTHING;
+    PERFORM 1 FROM rule_use_counts
+    WHERE (rule_id, period) IN (SELECT u ->> 0, u ->> 1 FROM jsonb_array_elements(p) AS s,
+                                jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+                                WHERE u ->> 2 IS NOT NULL)
+    ORDER BY rule_id, period FOR UPDATE;
+
     SELECT coalesce(array_agg(e.ord), '{}') INTO v_plain
     FROM (SELECT s, ord, count(*) OVER (PARTITION BY s ->> 'card') AS sales
           FROM jsonb_array_elements(p) WITH ORDINALITY AS t(s, ord)) e
     JOIN cards c ON c.number = e.s ->> 'card'
     WHERE e.sales = 1
       AND jsonb_array_length(coalesce(e.s -> 'promo_codes', '[]')) = 0
+      AND jsonb_array_length(coalesce(e.s -> 'budgets', '[]')) = 0
+      AND jsonb_array_length(coalesce(e.s -> 'rule_uses', '[]')) = 0
       AND NOT (c.referred_by IS NOT NULL AND c.purchase_count = 0 AND c.status = 'active'
                AND coalesce((e.s ->> 'referral_points')::bigint, 0) > 0);
 
@@ -156,12 +181,6 @@ BEGIN
                                           'points_redeemed', o.redeem)
                 FROM ok o WHERE o.earned > 0 OR o.redeem > 0
             ) x ORDER BY ord, k
-        ), budgets AS (  -- one update per campaign for the whole batch, in rule order
-            INSERT INTO campaign_budgets (rule_id, used)
-            SELECT b ->> 0, sum((b ->> 1)::bigint)
-            FROM ok o, jsonb_array_elements(coalesce(o.s -> 'budgets', '[]')) AS b
-            GROUP BY b ->> 0 ORDER BY b ->> 0
-            ON CONFLICT (rule_id) DO UPDATE SET used = campaign_budgets.used + EXCLUDED.used
         )
         SELECT coalesce(array_agg(ord) FILTER (WHERE outcome = 'committed'), '{}'),
                coalesce(jsonb_object_agg(ord::text, CASE outcome
