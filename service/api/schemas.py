@@ -392,6 +392,10 @@ class ReturnTotalsOut(BaseModel):
     points_returned: int
     points_taken: int
     debt: int = Field(description="points the card now owes (negative-balance policy)")
+    referral_taken: int = Field(
+        description="referral bonus points taken back from this card and the referrer's,"
+        " when a referee's first purchase is reversed whole (a cancel or a full return)"
+    )
 
 
 class CardAfterOut(BaseModel):
@@ -474,6 +478,7 @@ class RefundResponse(BaseModel):
                         "points_returned": 500,
                         "points_taken": 84,
                         "debt": 0,
+                        "referral_taken": 0,
                     },
                     "policy": "negative_balance",
                     "card": {

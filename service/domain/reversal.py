@@ -30,6 +30,10 @@ class ReturnRequest:
     policy: str  # "negative_balance" | "withhold"
     point_value: int
     cancel: bool = False
+    # The program's tiers ([code, threshold], ascending) and the spend window's start, for
+    # a tier moved down at once by a return (``tiers.downgrade: on_return``); None: not.
+    tiers_on_return: tuple[tuple[str, int], ...] | None = None
+    tier_window_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,9 @@ class TierSettings(_Model):
     """Tiers by spend; ``window_days`` None counts lifetime spend, a number a rolling window."""
 
     window_days: int | None = Field(default=None, ge=1, le=3650)
+    # When a card whose spend fell below its tier's threshold moves down: at the scheduled
+    # review (the ledger job), or at once when a return takes the spend back.
+    downgrade: Literal["scheduled", "on_return"] = "scheduled"
     levels: list[Tier] = Field(default_factory=list, max_length=MAX_BITMASK_VALUES)
 
     @model_validator(mode="after")

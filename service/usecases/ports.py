@@ -189,6 +189,7 @@ class ReturnSession(Protocol):
     ledger entries of the return's kind (refund or cancel)."""
 
     sale: SoldSale
+    referrer: str | None  # another card the return changed: the referrer's
 
     async def recorded(self) -> RecordedReturn | None: ...
 
@@ -200,6 +201,24 @@ class ReturnSession(Protocol):
         """Give back the campaign budgets the sale used in proportion to what has now
         been returned of it (``returned``, this return included: ``reversal.budget_back``),
         and its uses of capped rules when ``complete``."""
+        ...
+
+    async def take_back_referral(self) -> tuple[int, int]:
+        """The referral bonuses the sale granted (a referee's first purchase), taken back
+        from both cards, each from its own lot first: the points taken back in all, and
+        the referee's points no lot held (settled by the program's policy, as earned ones).
+        A referrer who spent the bonus owes it: there is no cash to keep back. Sets
+        ``referrer`` to the referrer's card."""
+        ...
+
+    async def uncount_purchase(self) -> None:
+        """The sale no longer counts among the card's purchases."""
+        ...
+
+    async def move_tier_down(
+        self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
+    ) -> None:
+        """The card down to the tier its spend now reaches, if below its own."""
         ...
 
     async def take_back_earned(self, points: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -41,6 +41,7 @@ async def refund(
     answer, or the first answer again for a refund id already recorded."""
     program = programs.current
     settings = program.settings
+    tiers = program.document.tiers
     request = ReturnRequest(
         store_id=store_id,
         transaction_id=transaction_id,
@@ -51,6 +52,12 @@ async def refund(
         policy=settings.refund_spent_policy,
         point_value=settings.point_value,
         cancel=cancel,
+        tiers_on_return=tuple((t.code, t.threshold) for t in tiers.levels)
+        if tiers.downgrade == "on_return" and tiers.levels
+        else None,
+        tier_window_start=None
+        if tiers.window_days is None
+        else now - timedelta(days=tiers.window_days),
     )
     async with returns.session(request) as session:
         recorded = await session.recorded()
@@ -62,8 +69,9 @@ async def refund(
                 raise IdempotencyConflict("this refund_id was already used for another return")
             return recorded.response
         response = await _return(session, request)
-    if session.sale.card is not None:
-        await cards.refresh(session.sale.card, now, program)
+    for number in (session.sale.card, session.referrer):
+        if number is not None:
+            await cards.refresh(number, now, program)
     return response
 
 
@@ -89,24 +97,35 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
 
 async def _reverse_on_card(
     session: ReturnSession, request: ReturnRequest, reversal: Reversal
-) -> tuple[Shortfall, CardAfter]:
+) -> tuple[Shortfall, CardAfter, int]:
     """Earned points back from the card, spent ones back to it, the shortfall settled by
-    the program's policy, the tier spend taken back."""
+    the program's policy, the tier spend taken back (and the tier with it, where the
+    program moves tiers down at a return). A sale reversed whole no longer counts as a
+    purchase, and a referee's first purchase takes both referral bonuses back with it."""
     missing = await session.take_back_earned(reversal.points_earned_back)
+    referral = 0
+    if reversal.complete:
+        referral, referral_missing = await session.take_back_referral()
+        missing += referral_missing
+        await session.uncount_purchase()
     await session.give_back_spent(reversal.points_paid_back)
     shortfall = settle_shortfall(request.policy, missing, reversal.money, request.point_value)
     if shortfall.debt:
         await session.owe(shortfall.debt)
     if reversal.tier_spend:
         await session.take_back_tier_spend(reversal.tier_spend)
-    return shortfall, await session.card_after(reversal)
+        if request.tiers_on_return is not None:
+            await session.move_tier_down(request.tiers_on_return, request.tier_window_start)
+    return shortfall, await session.card_after(reversal), referral
 
 
 def return_answer(
-    request: ReturnRequest, reversal: Reversal, on_card: tuple[Shortfall, CardAfter] | None
+    request: ReturnRequest,
+    reversal: Reversal,
+    on_card: tuple[Shortfall, CardAfter, int] | None,
 ) -> dict[str, Any]:
     """The POS's answer to a return (``RefundResponse``)."""
-    shortfall, card = on_card if on_card is not None else (Shortfall(0, 0), None)
+    shortfall, card, referral = on_card if on_card is not None else (Shortfall(0, 0), None, 0)
     return {
         "refund_id": request.refund_id,
         "transaction_id": request.transaction_id,
@@ -122,6 +141,7 @@ def return_answer(
             "cash_refund": reversal.money - shortfall.withhold,
             "points_returned": reversal.points_paid_back,
             "points_taken": reversal.points_earned_back, "debt": shortfall.debt,
+            "referral_taken": referral,
         },
         "policy": request.policy,
         "card": None if card is None else {

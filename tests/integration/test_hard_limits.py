@@ -112,23 +112,27 @@ async def _fetchval(url: str, query: str, *args: Any) -> Any:
         await conn.close()
 
 
+async def _shown_then_committed(
+    client: httpx.AsyncClient, sales: list[dict[str, Any]], rule_id: str, shown_amount: int
+) -> list[httpx.Response]:
+    """Every till calculates its sale (all shown the rule: the view says there is room),
+    then all of them commit what they were shown, at once."""
+    shown = await asyncio.gather(*(_post(client, "/v1/calculate", sale) for sale in sales))
+    assert all(_applied(r.json(), rule_id) == shown_amount for r in shown)
+    committed = [
+        {**sale, "calculation_id": r.json()["calculation_id"]}
+        for sale, r in zip(sales, shown, strict=True)
+    ]
+    return await asyncio.gather(*(_post(client, "/v1/commit", sale) for sale in committed))
+
+
 async def test_fifty_tills_selling_a_rule_capped_at_ten_give_exactly_ten(
     limited: Limited,
 ) -> None:
     client, url, app = limited
     cards = await _cards(url, 50)
-    shown = await asyncio.gather(
-        *(
-            _post(client, "/v1/calculate", _sale(card, "shirts", f"T-{i}"))
-            for i, card in enumerate(cards)
-        )
-    )
-    assert all(_applied(r.json(), "ten-shirts") == 10_000 for r in shown)  # the view: all ten left
-    sales = [
-        {**_sale(card, "shirts", f"T-{i}"), "calculation_id": r.json()["calculation_id"]}
-        for i, (card, r) in enumerate(zip(cards, shown, strict=True))
-    ]
-    done = await asyncio.gather(*(_post(client, "/v1/commit", sale) for sale in sales))
+    sales = [_sale(card, "shirts", f"T-{i}") for i, card in enumerate(cards)]
+    done = await _shown_then_committed(client, sales, "ten-shirts", 10_000)
     statuses = [r.status_code for r in done]
     assert statuses.count(200) == 10 and statuses.count(409) == 40, statuses
     for response in done:
@@ -174,12 +178,19 @@ async def test_a_budget_is_never_overshot_and_a_refund_gives_back_its_share(
     cards = await _cards(url, 50)
     # Two ties at 500 roubles each: 200 roubles off a sale, so the budget takes five sales.
     sales = [_sale(card, "ties", f"B-{i}", price=50_000, units=2) for i, card in enumerate(cards)]
-    done = await asyncio.gather(*(_post(client, "/v1/commit", sale) for sale in sales))
+    done = await _shown_then_committed(client, sales, "ties-budget", 20_000)
     statuses = [r.status_code for r in done]
     assert statuses.count(200) == 5 and statuses.count(409) == 45, statuses
     given = sum(_applied(r.json(), "ties-budget") for r in done if r.status_code == 200)
     used = await _fetchval(url, "SELECT used FROM campaign_budgets WHERE rule_id = 'ties-budget'")
     assert given == used == 100_000
+    # Sent again whole (no calculation): each is calculated as the ledger now stands.
+    resent = [{**sale, "transaction_id": f"B2-{i}"} for i, sale in enumerate(sales[:10])]
+    again = await asyncio.gather(*(_post(client, "/v1/commit", sale) for sale in resent))
+    assert {r.status_code for r in again} <= {200, 409}
+    assert sum(_applied(r.json(), "ties-budget") for r in again if r.status_code == 200) == 0
+    used = await _fetchval(url, "SELECT used FROM campaign_budgets WHERE rule_id = 'ties-budget'")
+    assert used == 100_000
 
     # Half of one sale comes back: half of what it took of the budget returns with it.
     sold = next(sale for sale, r in zip(sales, done, strict=True) if r.status_code == 200)
@@ -208,9 +219,8 @@ async def test_a_budget_is_never_overshot_and_a_refund_gives_back_its_share(
 async def test_a_per_card_cap_holds_for_one_card_at_many_tills(limited: Limited) -> None:
     client, url, _ = limited
     (card,) = await _cards(url, 1)
-    done = await asyncio.gather(
-        *(_post(client, "/v1/commit", _sale(card, "socks", f"C-{i}")) for i in range(8))
-    )
+    sales = [_sale(card, "socks", f"C-{i}") for i in range(8)]
+    done = await _shown_then_committed(client, sales, "socks-daily", 50_000)
     statuses = sorted(r.status_code for r in done)
     assert statuses == [200] + [409] * 7, statuses
     shown = (await _post(client, "/v1/calculate", _sale(card, "socks", "C-x"))).json()

@@ -327,6 +327,71 @@ async def test_referral_points_go_to_both_sides_on_the_first_purchase_only(
     assert (await card_info(client, friend))["pending"] == 300
 
 
+async def _card_row(ledger_db: asyncpg.Connection, number: str) -> dict[str, Any]:
+    """What the ledger holds of a card besides its view (the tier is in the view: a card's
+    first sale records the tier its spend reaches, base, where none was recorded)."""
+    row = await ledger_db.fetchrow(
+        "SELECT c.purchase_count, c.debt,"
+        " (SELECT coalesce(sum(remaining), 0) FROM point_lots l WHERE l.card_id = c.card_id)"
+        " AS points FROM cards c WHERE c.number = $1",
+        number,
+    )
+    return dict(row)
+
+
+async def test_a_cancelled_referral_sale_leaves_both_cards_as_before_it(
+    client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
+) -> None:
+    friend = await new_card(1_000)
+    newcomer = await new_card(0, referred_by=friend)
+    before = {
+        n: (await card_info(client, n), await _card_row(ledger_db, n)) for n in (friend, newcomer)
+    }
+    sale = {**shirts(newcomer), "transaction_id": f"RC-{newcomer}"}
+    assert (await post(client, "/v1/commit", sale)).status_code == 200
+    assert (await card_info(client, friend))["pending"] == 300  # the bonus went out
+    cancelled = await post(
+        client, "/v1/cancel", {"store_id": "msk-001", "transaction_id": sale["transaction_id"]}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["totals"]["referral_taken"] == 600  # 300 on each side
+    after = {
+        n: (await card_info(client, n), await _card_row(ledger_db, n)) for n in (friend, newcomer)
+    }
+    assert after == before
+    # Its next purchase is the first again: both bonuses go out once more.
+    again = await post(
+        client, "/v1/commit", {**shirts(newcomer), "transaction_id": f"RA-{newcomer}"}
+    )
+    assert again.json()["card"]["pending"] == 300 + 10
+    assert (await card_info(client, friend))["pending"] == 300
+
+
+async def test_a_referrer_who_spent_the_bonus_owes_it_when_the_sale_is_returned(
+    client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
+) -> None:
+    friend = await new_card(0)
+    newcomer = await new_card(0, referred_by=friend)
+    sale = {**shirts(newcomer), "transaction_id": f"RD-{newcomer}"}
+    assert (await post(client, "/v1/commit", sale)).status_code == 200
+    # The bonus lot activates after the return window; here it is spent at once.
+    await ledger_db.execute(
+        "UPDATE point_lots SET remaining = 0 FROM cards c WHERE c.number = $1"
+        " AND point_lots.card_id = c.card_id",
+        friend,
+    )
+    await ledger_db.execute(
+        "INSERT INTO ledger_entries (card_id, kind, points, reason, author) SELECT card_id,"
+        " 'adjustment', -300, 'spent in a test', 'tests' FROM cards WHERE number = $1",
+        friend,
+    )
+    whole = {"store_id": "msk-001", "transaction_id": sale["transaction_id"]}
+    back = await post(client, "/v1/refund", {**whole, "refund_id": f"RD-{newcomer}"})
+    assert back.status_code == 200, back.text
+    assert (await _card_row(ledger_db, friend))["debt"] == 300
+    assert (await card_info(client, friend))["balance"] == -300
+
+
 async def test_a_batch_code_is_used_up_at_its_limit(
     client: httpx.AsyncClient, new_card: NewCard, ledger_db: asyncpg.Connection
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -45,6 +46,7 @@ class PostgresReturnSession:
         self._card_id: int | None = row["card_id"]
         self._card_locked = False
         self.recorded_response: dict[str, Any] | None = None  # what ``record`` stored
+        self.referrer: str | None = None
         self.sale = SoldSale(
             number, row["status"] == "cancelled", _sold_lines(row["lines"]), row["points_redeemed"]
         )
@@ -117,18 +119,90 @@ class PostgresReturnSession:
         if points == 0:
             return 0
         await self._lock_card()
-        req, card_id = self._req, self._card_id
+        assert self._card_id is not None
+        return await self._take_back(self._card_id, "accrual", points)
+
+    async def take_back_referral(self) -> tuple[int, int]:
+        req = self._req
+        sale = await self._conn.fetchrow(
+            "SELECT c.referred_by, r.number AS referrer FROM cards c"
+            " LEFT JOIN cards r ON r.card_id = c.referred_by WHERE c.card_id = $1",
+            self._card_id,
+        )
+        grants = await self._conn.fetch(
+            "SELECT card_id, points FROM ledger_entries WHERE kind = 'referral'"
+            " AND store_id = $1 AND transaction_id = $2 AND card_id = ANY($3)",
+            req.store_id,
+            req.transaction_id,
+            [self._card_id, sale["referred_by"]],
+        )
+        granted = {row["card_id"]: row["points"] for row in grants}
+        if not granted:
+            return 0, 0
+        await self._lock_card()  # the referee's card, then the referrer's
+        missing = 0
+        for card_id, points in granted.items():
+            if card_id == self._card_id:
+                missing = await self._take_back(card_id, "referral", points)
+                continue
+            await self._conn.execute("SELECT 1 FROM cards WHERE card_id = $1 FOR UPDATE", card_id)
+            left = await self._take_back(card_id, "referral", points)
+            if left:  # the referrer spent the bonus: the card owes it (no cash to keep back)
+                await self._owe_on(card_id, left, "refund_referral")
+            await self._bump(card_id)
+            self.referrer = sale["referrer"]
+        return sum(granted.values()), missing
+
+    async def uncount_purchase(self) -> None:
+        await self._lock_card()
+        await self._conn.execute(
+            "UPDATE cards SET purchase_count = purchase_count - 1"
+            " WHERE card_id = $1 AND purchase_count > 0",
+            self._card_id,
+        )
+
+    async def move_tier_down(
+        self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
+    ) -> None:
+        await self._lock_card()
+        await self._conn.execute(
+            """
+            WITH moved AS (
+                UPDATE cards c SET tier = r.tier
+                FROM loyalty_tier_reached($1, (SELECT tier FROM cards WHERE card_id = $1),
+                                          $2, $3::jsonb, 0) r
+                WHERE c.card_id = $1 AND c.tier IS NOT NULL AND r.downgrade
+                RETURNING c.card_id, c.number, r.tier AS new_tier,
+                          (SELECT tier FROM cards WHERE card_id = $1) AS old_tier
+            )
+            INSERT INTO outbox (card_id, kind, payload)
+            SELECT card_id, 'tier_change',
+                   jsonb_build_object('card', number, 'from', old_tier, 'to', new_tier)
+            FROM moved
+            """,
+            self._card_id,
+            window_start,
+            [list(tier) for tier in tiers],
+        )
+
+    async def _take_back(self, card_id: int, granted_as: str, points: int) -> int:
+        """Take back ``points`` the sale gave the card as ``granted_as`` (its accrual or a
+        referral bonus): from that grant's own lot first, then from the card's other
+        active lots; the points no lot held."""
+        req = self._req
+        kind = self._kind(f"refund_{granted_as}")
         lot = await self._conn.fetchrow(
             """
             SELECT l.lot_id, l.remaining FROM ledger_entries e
             JOIN point_lots l ON l.card_id = e.card_id AND l.lot_id = e.lot_id
-            WHERE e.card_id = $1 AND e.kind = 'accrual' AND e.store_id = $2
+            WHERE e.card_id = $1 AND e.kind = $4 AND e.store_id = $2
               AND e.transaction_id = $3
             FOR UPDATE OF l
             """,
             card_id,
             req.store_id,
             req.transaction_id,
+            granted_as,
         )
         left = points
         if lot is not None and lot["remaining"] > 0:
@@ -140,7 +214,7 @@ class PostgresReturnSession:
                 lot["lot_id"],
                 take,
             )
-            await self._entry("refund_accrual", -take, lot["lot_id"])
+            await self._entry_on(card_id, kind, -take, lot["lot_id"])
             left -= take
         if left > 0:
             taken: int = await self._conn.fetchval(
@@ -148,7 +222,7 @@ class PostgresReturnSession:
                 card_id,
                 left,
                 req.now,
-                self._kind("refund_accrual"),
+                kind,
                 req.store_id,
                 req.transaction_id,
                 req.refund_id,
@@ -189,10 +263,20 @@ class PostgresReturnSession:
 
     async def owe(self, points: int) -> None:
         await self._lock_card()
+        assert self._card_id is not None
+        await self._owe_on(self._card_id, points, "refund_accrual")
+
+    async def _owe_on(self, card_id: int, points: int, kind: str) -> None:
         await self._conn.execute(
-            "UPDATE cards SET debt = debt + $2 WHERE card_id = $1", self._card_id, points
+            "UPDATE cards SET debt = debt + $2 WHERE card_id = $1", card_id, points
         )
-        await self._entry("refund_accrual", -points, None)
+        await self._entry_on(card_id, self._kind(kind), -points, None)
+
+    async def _bump(self, card_id: int) -> None:
+        """Another card this return changed: its cached state is stale."""
+        await self._conn.execute(
+            "UPDATE cards SET ledger_version = ledger_version + 1 WHERE card_id = $1", card_id
+        )
 
     async def take_back_tier_spend(self, amount: int) -> None:
         req = self._req
@@ -292,6 +376,10 @@ class PostgresReturnSession:
         return kind.replace("refund_", "cancel_") if self._req.cancel else kind
 
     async def _entry(self, kind: str, points: int, lot_id: int | None) -> None:
+        assert self._card_id is not None
+        await self._entry_on(self._card_id, self._kind(kind), points, lot_id)
+
+    async def _entry_on(self, card_id: int, kind: str, points: int, lot_id: int | None) -> None:
         req = self._req
         await self._conn.execute(
             """
@@ -299,8 +387,8 @@ class PostgresReturnSession:
                                         refund_id, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            self._card_id,
-            self._kind(kind),
+            card_id,
+            kind,
             points,
             lot_id,
             req.store_id,

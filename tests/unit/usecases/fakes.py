@@ -139,6 +139,18 @@ class FakeReturnSession:
     def __init__(self, returns: FakeReturns, request: ReturnRequest) -> None:
         self._returns, self._request = returns, request
         self.sale = returns.sale
+        self.referrer: str | None = None
+
+    async def take_back_referral(self) -> tuple[int, int]:
+        return 0, 0
+
+    async def uncount_purchase(self) -> None:
+        self._returns.purchases_uncounted += 1
+
+    async def move_tier_down(
+        self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
+    ) -> None:
+        self._returns.tier_checks += 1
 
     async def recorded(self) -> RecordedReturn | None:
         return self._returns.recorded.get(self._request.refund_id)
@@ -196,6 +208,8 @@ class FakeReturns:
         self.returned: list[dict[str, int]] = []
         self.codes_released = False
         self.limits_returned: list[tuple[dict[str, int], bool]] = []
+        self.purchases_uncounted = 0
+        self.tier_checks = 0
 
     @contextlib.asynccontextmanager
     async def session(self, request: ReturnRequest) -> AsyncIterator[FakeReturnSession]:

@@ -50,8 +50,10 @@ async def test_half_returned_gives_back_half_the_spent_points_and_takes_half_the
         "points_returned": 50,
         "points_taken": 12,
         "debt": 0,
+        "referral_taken": 0,
     }
     assert returns.points == 500 + 50 - 12 and returns.tier_spend == -50_000
+    assert returns.purchases_uncounted == 0  # a part: the sale still counts
 
 
 async def test_earned_points_already_spent_are_withheld_or_owed_as_the_program_says() -> None:
@@ -78,6 +80,8 @@ async def test_a_cancelled_sale_takes_no_more_returns_but_its_cancel_replays() -
     ports = {"programs": FakePrograms(DEMO), "cards": FakeCards(), "returns": returns}
     voided = await cancel("msk-001", "S-1", now=NOW, **ports)  # type: ignore[arg-type]
     assert voided["status"] == "cancelled" and returns.sale.cancelled
+    assert returns.purchases_uncounted == 1  # reversed whole: no longer a purchase
+    assert returns.limits_returned == [({"1": 2000}, True)]  # its budgets and uses: all back
     assert await cancel("msk-001", "S-1", now=NOW, **ports) == voided  # type: ignore[arg-type]
     with pytest.raises(Conflict):
         await _refund(returns, "R-5", None)

@@ -1,4 +1,5 @@
-"""Hard limits: campaign budgets and rule use caps reserved under lock at commit.
+"""Hard limits and whole reversals: campaign budgets and rule use caps reserved under
+lock at commit; a cancel or a full return reverses the referral bonuses too.
 
 ``rule_use_counts`` counts a capped rule's uses per period (``limits.period_key``: ``''``
 for good, ``d2026-12-07``, ``w2026-11-30``, ``m2026-12``); a commit locks the rows its
@@ -8,6 +9,9 @@ share of every capped or budgeted rule that applied to it: the use it counted (`
 NULL: a budget only), the card's own uses (a per-card cap counts these under the card's
 lock), and the budget it took and what returns gave back, so that a refund returns the
 budget in proportion and a cancel or a full refund returns the use.
+
+Ledger entries get ``refund_referral`` and ``cancel_referral``: a referral bonus taken
+back, from either side, when the referee's first purchase is reversed whole.
 
 Downgrade drops both tables and leaves the functions (the bodies before this revision
 are no longer in the tree, see ../README.md).
@@ -50,9 +54,20 @@ CREATE TABLE rule_uses (
 );
 CREATE INDEX rule_uses_card ON rule_uses (card_id, rule_id, period)
     WHERE card_id IS NOT NULL AND period IS NOT NULL AND released_at IS NULL;
+
+ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
+ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check CHECK (kind IN (
+    'accrual', 'redemption', 'expiration', 'refund_accrual', 'refund_redemption',
+    'cancel_accrual', 'cancel_redemption', 'adjustment', 'welcome', 'referral', 'debt',
+    'refund_referral', 'cancel_referral'));
 """
 
 DOWNGRADE = """
+ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
+ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check CHECK (kind IN (
+    'accrual', 'redemption', 'expiration', 'refund_accrual', 'refund_redemption',
+    'cancel_accrual', 'cancel_redemption', 'adjustment', 'welcome', 'referral', 'debt'))
+    NOT VALID;
 DROP TABLE rule_uses;
 DROP TABLE rule_use_counts;
 """
