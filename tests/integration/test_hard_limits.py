@@ -2,7 +2,8 @@
 budget hold exactly however many tills sell at once, and returns give them back.
 
 A program of its own on a database of its own: the demo, plus a rule for ten sales of
-shirts, a rule once a day per card for socks, and a budget for ties. The app commits with
+shirts, a rule once a day per card for socks, and a budget for ties; its tiers move down
+at the return that takes a card's spend below the threshold. The app commits with
 several ledger transactions in flight, so the tills' sales race in Postgres, not only in
 one batch. Calculations read the caps from a view a few seconds old, so the first wave of
 tills is shown every rule; the commit is what holds the line.
@@ -16,7 +17,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -56,6 +56,7 @@ async def limited(server_url: str, redis_url: str) -> AsyncIterator[Limited]:
         try:
             document = demo_program_now()
             document["rules"] = [*document["rules"], TEN_SALES, ONCE_A_DAY, BUDGET]
+            document["tiers"] = {**document["tiers"], "downgrade": "on_return"}
             await load_demo(conn, document=document)
             await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
         finally:
@@ -105,7 +106,7 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> h
 
 
 async def _fetchval(url: str, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)  # the service's codecs: jsonb as Python values
     try:
         return await conn.fetchval(query, *args)
     finally:
@@ -229,3 +230,30 @@ async def test_a_per_card_cap_holds_for_one_card_at_many_tills(limited: Limited)
     (other,) = await _cards(url, 1)  # another card's day is its own
     fresh = await _post(client, "/v1/commit", _sale(other, "socks", "C-other"))
     assert fresh.status_code == 200 and _applied(fresh.json(), "socks-daily") == 50_000
+
+
+async def test_a_return_below_the_threshold_moves_the_tier_down_at_once(
+    limited: Limited,
+) -> None:
+    client, url, _ = limited
+    (card,) = await _cards(url, 1)
+    conn = await connect(url)
+    try:  # 9,500 roubles of spend this year: 500 short of silver (10,000)
+        await conn.execute(
+            "INSERT INTO tier_spend (card_id, amount, occurred_at)"
+            " SELECT card_id, 950000, now() - interval '10 days' FROM cards WHERE number = $1",
+            card,
+        )
+    finally:
+        await conn.close()
+    sold = await _post(client, "/v1/commit", _sale(card, "jeans", "U-1", price=100_000))
+    assert sold.status_code == 200 and sold.json()["card"]["tier"] == "silver"
+    back = await _post(
+        client, "/v1/refund", {"store_id": "msk-001", "transaction_id": "U-1", "refund_id": "U-1"}
+    )
+    assert back.status_code == 200, back.text
+    assert back.json()["card"]["tier"] == "base"
+    moved = await _fetchval(
+        url, "SELECT payload FROM outbox WHERE kind = 'tier_change' ORDER BY event_id DESC LIMIT 1"
+    )
+    assert moved == {"card": card, "from": "silver", "to": "base"}
