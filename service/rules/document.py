@@ -463,6 +463,9 @@ class ProgramDocument(_Model):
     format: Literal[1] = 1
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    # Receipts a till sends late (SPEC §3.3): calculated under the version in force at
+    # their time; older than this many days, refused with receipt_too_old.
+    max_lateness_days: int = Field(default=30, ge=0, le=3650)
     points: PointSettings = Field(default_factory=lambda: PointSettings())
     tiers: TierSettings = Field(default_factory=lambda: TierSettings())
     holidays: list[date] = Field(default_factory=list)

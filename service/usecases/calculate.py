@@ -205,9 +205,25 @@ async def evaluate(
     return Calculation(receipt, store, card, program, result, now)
 
 
+def check_lateness(receipt: Receipt, now: datetime, program: CompiledProgram) -> None:
+    """A receipt older than the program's maximum lateness is refused (SPEC §3.3): too
+    late to be calculated under the program of its time, its points possibly expired."""
+    late = now - receipt.timestamp
+    if late > timedelta(days=program.document.max_lateness_days):
+        raise InvalidInput(
+            f"the receipt is {late.days} days old; the program accepts receipts up to"
+            f" {program.document.max_lateness_days} days late",
+            code="receipt_too_old",
+            extra={"max_lateness_days": program.document.max_lateness_days},
+        )
+
+
 async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dict[str, Any]:
-    """The POS's answer, with the ``calculation_id`` under which a commit finds it."""
-    program = ports.programs.current
+    """The POS's answer, with the ``calculation_id`` under which a commit finds it: under
+    the program version in force at the receipt's time (a till may send it late)."""
+    check_receipt(receipt, now, ports.limits)
+    check_lateness(receipt, now, ports.programs.current)
+    program = await ports.programs.at(receipt.timestamp)
     card = None if receipt.card is None else await ports.cards.get(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)
     calculation_id = new_calculation_id(program.version)

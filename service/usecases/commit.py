@@ -32,6 +32,7 @@ from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
 from service.usecases.calculate import (
     SalePorts,
+    check_lateness,
     check_receipt,
     evaluate,
     fingerprint,
@@ -80,7 +81,10 @@ def request_hash(transaction_id: str, receipt_text: bytes) -> str:
 
 async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SalePorts) -> Shown:
     version = pinned_version(sale.calculation_id)
-    program = ports.programs.current if version is None else await ports.programs.get(version)
+    programs = ports.programs
+    program = await (
+        programs.at(sale.receipt.timestamp) if version is None else programs.get(version)
+    )
     if sale.calculation_id is not None:
         record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
@@ -129,14 +133,18 @@ async def _kept(records: CalculationRecords, calculation_id: str) -> Calculation
 
 
 def _accrual_dates(
-    program: CompiledProgram, occurred_at: datetime
+    program: CompiledProgram, occurred_at: datetime, now: datetime
 ) -> tuple[datetime, datetime | None]:
-    """Points activate after the return window counted from the sale, then live their validity."""
+    """Points activate after the return window counted from the sale, then live their
+    validity; a receipt sent so late that they would arrive expired has them live their
+    validity from now instead (SPEC §3.3: points never arrive already expired)."""
     settings = program.settings
     activates = occurred_at + timedelta(days=settings.pending_days)
     expires = None
     if settings.validity_days is not None:
         expires = activates + timedelta(days=settings.validity_days)
+        if expires <= now:
+            expires = now + timedelta(days=settings.validity_days)
     return activates, expires
 
 
@@ -151,7 +159,7 @@ def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> tuple[dict[str, 
 def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) -> SaleEntry:
     receipt, view, program = sale.receipt, shown.view, shown.program
     totals = view["totals"]
-    activates_at, expires_at = _accrual_dates(program, receipt.timestamp)
+    activates_at, expires_at = _accrual_dates(program, receipt.timestamp, now)
     window = program.document.tiers.window_days
     response = {
         "transaction_id": sale.transaction_id, "status": "committed",
@@ -253,6 +261,7 @@ async def commit(
     receipt_text = receipt_json(sale.receipt)
     try:
         check_receipt(sale.receipt, now, ports.limits)
+        check_lateness(sale.receipt, now, ports.programs.current)
         shown = await _shown(sale, receipt_text, now=now, ports=ports)
     except Unavailable:
         raise

@@ -1,4 +1,5 @@
-"""In-memory views every worker keeps: the stores and the current compiled program.
+"""In-memory views every worker keeps: the stores, the current compiled program and
+which version was in force when.
 
 Both are replaced whole (one reference assignment), so a request sees either the
 old or the new version, never a mixture.
@@ -7,8 +8,10 @@ old or the new version, never a mixture.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from service.domain.errors import NotFound, Unavailable
@@ -47,6 +50,9 @@ class ProgramHolder:
         self._program = program
         self._loader = loader
         self._recent: dict[int, CompiledProgram] = {}
+        self._switched: list[datetime] = []
+        self._switched_to: list[int] = []
+        self._current_since: datetime | None = None
 
     @property
     def current(self) -> CompiledProgram:
@@ -58,9 +64,26 @@ class ProgramHolder:
     def version(self) -> int | None:
         return None if self._program is None else self._program.version
 
-    def swap(self, program: CompiledProgram) -> None:
+    def swap(self, program: CompiledProgram, switches: Sequence[tuple[datetime, int]] = ()) -> None:
+        """``program`` current from now; ``switches`` (oldest first) say which version was
+        in force when, for receipts sent late (none known: ``program`` for every time)."""
         self._remember(program)
         self._program = program
+        self._switched = [when for when, _ in switches]
+        self._switched_to = [version for _, version in switches]
+        # The current version's own switch: a receipt from after it needs no search.
+        self._current_since = self._switched[-1] if switches else None
+
+    async def at(self, when: datetime) -> CompiledProgram:
+        """The version in force at ``when``: the last one switched to at or before it, the
+        first one for a time before any switch (SPEC §3.3, late receipts)."""
+        program = self.current
+        since = self._current_since
+        if since is None or when >= since:
+            return program
+        position = max(bisect.bisect_right(self._switched, when) - 1, 0)
+        version = self._switched_to[position]
+        return program if version == program.version else await self.get(version)
 
     def _remember(self, program: CompiledProgram) -> None:
         self._recent[program.version] = program
@@ -86,6 +109,8 @@ class ProgramSource(Protocol):
 
     async def document(self, version: int) -> dict[str, Any] | None: ...
 
+    async def switches(self) -> list[tuple[datetime, int]]: ...
+
 
 async def compile_version(source: ProgramSource, version: int) -> CompiledProgram | None:
     """A version compiled (in a thread: a large program takes a while); None if unknown."""
@@ -102,5 +127,5 @@ async def load_current(source: ProgramSource, holder: ProgramHolder) -> None:
         return
     version, document = current
     compiled = await asyncio.to_thread(compile_program, parse_program(document), version)
-    holder.swap(compiled)
+    holder.swap(compiled, await source.switches())
     _log.info("program loaded", extra={"program_version": version})

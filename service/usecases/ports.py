@@ -40,6 +40,10 @@ class Programs(Protocol):
 
     async def get(self, version: int) -> CompiledProgram: ...
 
+    async def at(self, when: datetime) -> CompiledProgram:
+        """The version in force at ``when`` (a receipt's time: late receipts, SPEC §3.3)."""
+        ...
+
 
 Answer = dict[str, object]
 """An answer as the POS receives it (a JSON object), stored and replayed as it is: the

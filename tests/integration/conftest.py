@@ -3,15 +3,22 @@ see each other's balances."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from service.api.app import create_app
+from service.local.demo import ensure_demo_keys, load_demo
 from service.storage.postgres.pool import connect
+from tests.conftest import ADMIN_KEY, POS_KEY, app_settings, fresh_database
 
 NewCard = Callable[..., Awaitable[str]]
 _numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
@@ -72,3 +79,26 @@ def new_card(ledger_db: asyncpg.Connection) -> NewCard:
         return number
 
     return make
+
+
+OwnProgram = tuple[httpx.AsyncClient, str, FastAPI]
+
+
+@contextlib.asynccontextmanager
+async def own_program(
+    server_url: str, redis_url: str, document: dict[str, Any], **settings: Any
+) -> AsyncIterator[OwnProgram]:
+    """The service over a database of its own holding ``document`` (a variant of the demo)
+    with the demo's stores, cards and test keys: a client, the database's URL, the app."""
+    async with fresh_database(server_url, "loyalty_own") as url:
+        conn = await connect(url)
+        try:
+            await load_demo(conn, document=document)
+            await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
+        finally:
+            await conn.close()
+        app = create_app(app_settings(url, redis_url, **settings))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client, url, app

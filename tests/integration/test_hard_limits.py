@@ -21,11 +21,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.api.app import create_app
-from service.local.demo import ensure_demo_keys, load_demo
 from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON, demo_program_now
-from tests.conftest import ADMIN_KEY, POS, POS_KEY, app_settings, fresh_database
+from tests.conftest import POS
+from tests.integration.conftest import OwnProgram, own_program
 
 TEN_SALES = {
     "id": "ten-shirts", "name": "Shirts -10%: the first ten sales", "priority": 5,
@@ -46,26 +45,16 @@ BUDGET = {
 _numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
 
 
-Limited = tuple[httpx.AsyncClient, str, FastAPI]
+Limited = OwnProgram
 
 
 @pytest.fixture
 async def limited(server_url: str, redis_url: str) -> AsyncIterator[Limited]:
-    async with fresh_database(server_url, "loyalty_limits") as url:
-        conn = await connect(url)
-        try:
-            document = demo_program_now()
-            document["rules"] = [*document["rules"], TEN_SALES, ONCE_A_DAY, BUDGET]
-            document["tiers"] = {**document["tiers"], "downgrade": "on_return"}
-            await load_demo(conn, document=document)
-            await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
-        finally:
-            await conn.close()
-        app = create_app(app_settings(url, redis_url, commit_in_flight=4))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield client, url, app
+    document = demo_program_now()
+    document["rules"] = [*document["rules"], TEN_SALES, ONCE_A_DAY, BUDGET]
+    document["tiers"] = {**document["tiers"], "downgrade": "on_return"}
+    async with own_program(server_url, redis_url, document, commit_in_flight=4) as served:
+        yield served
 
 
 async def _view_caught_up(app: FastAPI) -> None:

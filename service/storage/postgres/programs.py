@@ -98,8 +98,13 @@ async def _make_current(
     )
     await conn.execute(
         """
-        INSERT INTO program_current (singleton, version) VALUES (true, $1)
-        ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, switched_at = now()
+        WITH switched AS (
+            INSERT INTO program_current (singleton, version) VALUES (true, $1)
+            ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version, switched_at = now()
+            RETURNING switched_at, version
+        )
+        INSERT INTO program_switches (switched_at, version) SELECT * FROM switched
+        ON CONFLICT DO NOTHING
         """,
         version,
     )
@@ -144,6 +149,14 @@ class ProgramVersions:
         """The current version and its document; None before the first publication."""
         async with database_errors():
             return await current_program(self._pool)
+
+    async def switches(self) -> list[tuple[datetime, int]]:
+        """Every switch of the current program, oldest first: (when, to which version)."""
+        async with database_errors():
+            rows = await self._pool.fetch(
+                "SELECT switched_at, version FROM program_switches ORDER BY switched_at, version"
+            )
+        return [(row["switched_at"], row["version"]) for row in rows]
 
     async def create_draft(self, document: Mapping[str, Any], author: str) -> int:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():

@@ -41,6 +41,9 @@ class FakePrograms:
     async def get(self, version: int) -> CompiledProgram:
         return self._by_version[version]
 
+    async def at(self, when: datetime) -> CompiledProgram:
+        return self._current
+
 
 class FakeStores:
     def __init__(self, *stores: StoreInfo) -> None:
