@@ -42,6 +42,7 @@ from service.storage.postgres.admin_cards import CardAdmin
 from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
+from service.storage.postgres.holds import PointHolds
 from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
@@ -137,6 +138,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         promo_batches=PromoBatches(pool),
         reports=Reports(pool),
         webhooks=Webhooks(pool),
+        holds=PointHolds(pool),
         webhook_sender=HttpxSender(
             settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
         ),

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     StrictInt,
 )
 
@@ -176,7 +177,27 @@ class ReceiptIn(_Strict):
 
 
 class CalculateRequest(ReceiptIn):
-    pass
+    hold: StrictBool = Field(
+        default=False,
+        description="hold the points this calculation spends for the program's hold time"
+        " (points.hold_seconds): other tills cannot spend them meanwhile, the commit with"
+        " this calculation_id takes them, DELETE /v1/calculations/{id} frees them",
+    )
+
+
+class ReleasedOut(BaseModel):
+    calculation_id: str
+    released: int = Field(description="points freed (0: already taken, lapsed or released)")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
+                                         "released": 500}]}
+    )  # fmt: skip
+
+
+class HoldOut(BaseModel):
+    points: int = Field(description="points held for this calculation (0: none)")
+    expires_at: str = Field(description="when the hold lapses by itself")
 
 
 class CommitRequest(ReceiptIn):
@@ -316,6 +337,7 @@ class CalculationOut(BaseModel):
 
 class CalculateResponse(CalculationOut):
     calculation_id: str
+    hold: HoldOut | None = Field(default=None, description="present when the request asked to hold")
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -16,6 +16,7 @@ from service.storage.postgres.admin_cards import CardAdmin
 from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
+from service.storage.postgres.holds import PointHolds
 from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
@@ -60,6 +61,7 @@ class Services:
     reports: Reports
     webhooks: Webhooks
     webhook_sender: HttpxSender
+    holds: PointHolds
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)
@@ -73,4 +75,5 @@ class Services:
             self.cards,
             self.calculations,
             self.promotions,
+            self.holds,
         )

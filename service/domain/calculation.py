@@ -32,6 +32,7 @@ class CalculationContext:
     promo_total_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     budgets_used: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     rule_uses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    calculation_id: str | None = None  # a commit's calculation: its own hold is its to spend
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ class CardState:
     ``tier`` None means: decide from ``tier_spend`` (kopecks within the program's tier
     window). Blocked and inactive cards neither earn nor spend. ``promo_uses`` maps a
     promo code to the times this card used it; ``rule_uses`` a capped rule's period
-    (``limits.use_key``) to the sales of this card it applied to.
+    (``limits.use_key``) to the sales of this card it applied to; ``holds`` the points
+    held for calculations (SPEC §3.5), which other tills may not spend.
     """
 
     number: str
@@ -50,6 +51,7 @@ class CardState:
     points_earned_today: int = 0
     promo_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
     rule_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
+    holds: tuple[tuple[str, int, datetime], ...] = ()  # calculation, points, until
     customer_id: int | None = None
     ledger_version: int = 0
     debt: int = 0
@@ -70,9 +72,17 @@ class CardState:
         the negative-balance policy); below zero while the debt exceeds the points."""
         return self.active_points(now) - self.debt
 
-    def spendable_points(self, now: datetime) -> int:
-        """What a redemption may take now: the balance, never below zero."""
-        return max(self.balance(now), 0)
+    def held_points(self, now: datetime, own: str | None = None) -> int:
+        """Points held for calculations other than ``own`` (SPEC §3.5), not lapsed at
+        ``now``; sql/loyalty_held.sql is the ledger's twin."""
+        return sum(points for calc, points, until in self.holds if until > now and calc != own)
+
+    def spendable_points(self, now: datetime, own: str | None = None) -> int:
+        """What a redemption may take now: the balance less what other calculations hold
+        (``own``: the one whose hold this redemption takes), never below zero."""
+        if not self.holds:
+            return max(self.balance(now), 0)
+        return max(self.balance(now) - self.held_points(now, own), 0)
 
     def pending_points(self, now: datetime) -> int:
         """Points accrued but not yet active at ``now``."""

@@ -137,7 +137,7 @@ def receipt_facts(
         tier_before=tier_before,
         birthday_distance=birthday_distance(card.birthday, today) if card else -1,
         purchase_number=card.purchase_count + 1 if card else 0,
-        active_points=card.spendable_points(ctx.now) if card else 0,
+        active_points=card.spendable_points(ctx.now, ctx.calculation_id) if card else 0,
         personal_bp=min(max(card.personal_discount_bp, 0), 10_000) if card else 0,
         amounts=amounts.amounts,
         subtotal=amounts.subtotal,

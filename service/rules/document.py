@@ -118,6 +118,9 @@ class PointSettings(_Model):
     welcome_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     referral_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     refund_spent_policy: Literal["negative_balance", "withhold"] = "negative_balance"
+    # How long a calculation that asks for it ("hold": true) holds the points it shows
+    # (SPEC §3.5): other tills cannot spend them meanwhile; its commit takes them.
+    hold_seconds: int = Field(default=120, ge=1, le=3600)
     # SPEC §3.4's points_fiscal_mode: points paid lower the fiscal positions' prices
     # ("discount"), or the positions keep the price after discounts and the points are
     # a separate tender ("tender": each line's points_paid).

@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -20,13 +21,14 @@ import orjson
 from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState
-from service.domain.errors import InvalidInput, NotFound
+from service.domain.errors import InvalidInput, NotFound, Unavailable
 from service.domain.receipt import Receipt, StoreInfo
 from service.rules.compiler import CompiledProgram
 from service.usecases.ports import (
     CalculationRecord,
     CalculationRecords,
     CardStates,
+    Holds,
     Programs,
     PromotionState,
     Stores,
@@ -53,6 +55,7 @@ class SalePorts:
     cards: CardStates
     records: CalculationRecords
     promotions: PromotionState
+    holds: Holds | None = None  # None: a calculation may not hold points (a dry run)
 
 
 class Calculation(NamedTuple):
@@ -181,9 +184,11 @@ async def evaluate(
     *,
     now: datetime,
     ports: SalePorts,
+    calculation_id: str | None = None,
 ) -> Calculation:
     """``receipt`` under ``program`` for ``card`` (loaded by the caller: from the cache
-    for calculate, from the ledger for commit and a dry run)."""
+    for calculate, from the ledger for commit and a dry run); ``calculation_id``: the
+    calculation whose own hold of the card's points is its to spend."""
     check_receipt(receipt, now, ports.limits)
     store = ports.stores.get(receipt.store_id)
     if store is None:
@@ -200,6 +205,7 @@ async def evaluate(
         promo_total_uses=promotions.code_uses,
         budgets_used=promotions.budgets_used,
         rule_uses=promotions.rule_uses,
+        calculation_id=calculation_id,
     )
     result = kernels.evaluate(receipt, context, program)
     return Calculation(receipt, store, card, program, result, now)
@@ -218,25 +224,76 @@ def check_lateness(receipt: Receipt, now: datetime, program: CompiledProgram) ->
         )
 
 
-async def calculate(receipt: Receipt, *, now: datetime, ports: SalePorts) -> dict[str, Any]:
+async def calculate(
+    receipt: Receipt, *, now: datetime, ports: SalePorts, hold: bool = False
+) -> dict[str, Any]:
     """The POS's answer, with the ``calculation_id`` under which a commit finds it: under
-    the program version in force at the receipt's time (a till may send it late)."""
+    the program version in force at the receipt's time (a till may send it late). With
+    ``hold``, the points it spends are held for the commit (SPEC §3.5)."""
     check_receipt(receipt, now, ports.limits)
     check_lateness(receipt, now, ports.programs.current)
     program = await ports.programs.at(receipt.timestamp)
     card = None if receipt.card is None else await ports.cards.get(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)
     calculation_id = new_calculation_id(program.version)
+    held: dict[str, Any] | None = None
+    if hold:
+        calc, held = await _hold(calc, calculation_id, now=now, ports=ports)
     body = {"calculation_id": calculation_id, **calc.view()}
+    if held is not None:
+        body["hold"] = held
     record: CalculationRecord = {
         "fingerprint": fingerprint(receipt_json(receipt)),
         "view": body,
         "budget_use": calc.result.budget_use,
         "tier_spend": calc.result.tier_spend,
         "rule_uses": [list(use) for use in calc.result.rule_uses],
+        "held": held is not None and held["points"] > 0,
     }
     try:
         await ports.records.save(calculation_id, record)
     except Exception:  # losing the record costs the commit a recalculation, nothing more
         _log.warning("calculation not kept", exc_info=True)
     return body
+
+
+async def _hold(
+    calc: Calculation, calculation_id: str, *, now: datetime, ports: SalePorts
+) -> tuple[Calculation, dict[str, Any]]:
+    """Hold the points ``calc`` spends, in the ledger under the card's lock (one round
+    trip, and one to cache the card's state with its hold, so that other tills see it).
+    Where the cached state was behind another till's hold, the ledger holds less: the
+    receipt is calculated again on the card as the ledger has it, spending what was held."""
+    receipt, program = calc.receipt, calc.program
+    until = now + timedelta(seconds=program.settings.hold_seconds)
+    wanted = calc.result.totals.points_redeemed
+    held = 0
+    if receipt.card is not None and wanted > 0:
+        if ports.holds is None:
+            raise Unavailable("points cannot be held here", code="holds_unavailable")
+        held = await ports.holds.hold(
+            receipt.card, calculation_id, receipt.store_id, wanted, now, until
+        )
+        await ports.cards.refresh(receipt.card, now, program)
+        if held < wanted:
+            card = await ports.cards.load(receipt.card, now, program)
+            calc = await evaluate(
+                receipt, card, program, now=now, ports=ports, calculation_id=calculation_id
+            )
+    return calc, {"points": held, "expires_at": until.isoformat()}
+
+
+async def release_hold(
+    calculation_id: str, *, now: datetime, ports: SalePorts, may_release: Callable[[str], None]
+) -> dict[str, Any]:
+    """The till cancels its calculation: the points it held are free again at once (a
+    hold also lapses by itself). Idempotent: a hold already taken, lapsed or released
+    frees nothing more."""
+    released = (
+        None if ports.holds is None else await ports.holds.release(calculation_id, now, may_release)
+    )
+    if released is None:
+        raise NotFound("this calculation holds no points", code="hold_not_found")
+    if released.points:
+        await ports.cards.refresh(released.card, now, ports.programs.current)
+    return {"calculation_id": calculation_id, "released": released.points}

@@ -69,6 +69,7 @@ class Shown:
     budget_use: dict[str, int]
     tier_spend: int
     rule_uses: tuple[RuleUse, ...]
+    held: bool = False  # its calculation held points (known from its record)
 
 
 def request_hash(transaction_id: str, receipt_text: bytes) -> str:
@@ -90,12 +91,17 @@ async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SaleP
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             _refuse_short_redemption(sale.receipt, record["view"], None)
             uses = tuple(RuleUse(*use) for use in record.get("rule_uses", ()))  # type: ignore[arg-type]
-            return Shown(record["view"], program, record["budget_use"], record["tier_spend"], uses)
+            held = bool(record.get("held", False))
+            return Shown(
+                record["view"], program, record["budget_use"], record["tier_spend"], uses, held
+            )
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
-    calc = await evaluate(receipt, card, program, now=now, ports=ports)
+    calc = await evaluate(
+        receipt, card, program, now=now, ports=ports, calculation_id=sale.calculation_id
+    )
     view = {"calculation_id": sale.calculation_id, **calc.view()}
-    balance = None if card is None else card.spendable_points(now)
+    balance = None if card is None else card.spendable_points(now, sale.calculation_id)
     _refuse_short_redemption(receipt, view, balance)
     result = calc.result
     return Shown(view, program, dict(result.budget_use), result.tier_spend, result.rule_uses)
@@ -194,6 +200,7 @@ def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) 
             for rule_id, amount in sorted(shown.budget_use.items())
         ),
         rule_uses=tuple(sorted(shown.rule_uses)),
+        held=shown.held,
         referral_points=program.settings.referral_points,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +58,7 @@ class CalculationRecord(TypedDict):
     budget_use: dict[str, int]  # campaign budget id -> amount the sale uses
     tier_spend: int
     rule_uses: list[list[str | int | None]]  # the sale's uses of capped rules (limits.RuleUse)
+    held: bool  # it holds points of the card, which its commit takes (SPEC §3.5)
 
 
 class CalculationRecords(Protocol):
@@ -115,6 +116,7 @@ class SaleEntry:
     promo_codes: tuple[str, ...]
     budgets: tuple[tuple[str, int, int], ...]  # rule, amount the sale takes, the budget
     rule_uses: tuple[RuleUse, ...]  # in (rule, period) order
+    held: bool  # its calculation holds points, which the commit takes
     referral_points: int
 
 
@@ -254,6 +256,41 @@ class Returns(Protocol):
     def session(self, request: ReturnRequest) -> AbstractAsyncContextManager[ReturnSession]:
         """The sale under ``request`` locked (``NotFound`` if there is none) in a transaction
         that commits when the block ends, and rolls back if it raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A hold released by its till: the card, the store that held, the points freed (0:
+    its commit had taken it, or it had lapsed or been released before)."""
+
+    card: str
+    store_id: str
+    points: int
+
+
+class Holds(Protocol):
+    """Points held for calculations (SPEC §3.5)."""
+
+    async def hold(
+        self,
+        card: str,
+        calculation_id: str,
+        store_id: str,
+        points: int,
+        now: datetime,
+        until: datetime,
+    ) -> int:
+        """Hold up to ``points`` of the card for the calculation until ``until``, under the
+        card's lock: at most what it may spend (its balance less others' holds). The
+        points held."""
+        ...
+
+    async def release(
+        self, calculation_id: str, now: datetime, may_release: Callable[[str], None]
+    ) -> Released | None:
+        """Free the calculation's hold, once ``may_release`` (given the store that held)
+        has not raised; None if it never held."""
         ...
 
 

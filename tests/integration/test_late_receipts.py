@@ -9,6 +9,7 @@ before the publish get the demo's answer, receipts after it the new one's.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,11 @@ async def offline(server_url: str, redis_url: str) -> AsyncIterator[tuple[OwnPro
         version = draft.json()["version"]
         published = await client.post(f"/v1/admin/programs/{version}/publish", headers=ADMIN)
         assert published.status_code == 200, published.text
+        for _ in range(100):  # the workers load a publish within a second (test_admin_programs)
+            active = await client.get("/v1/admin/programs/active", headers=ADMIN)
+            if active.json()["version"] == version:
+                break
+            await asyncio.sleep(0.05)
         yield served, datetime.now(UTC)
 
 

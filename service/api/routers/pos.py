@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from service.api.deps import Sell, ServicesDep
 from service.api.json_route import JsonRoute
@@ -20,6 +20,7 @@ from service.api.schemas import (
     ErrorOut,
     RefundRequest,
     RefundResponse,
+    ReleasedOut,
     error_responses,
     receipt_from,
     return_lines,
@@ -28,6 +29,7 @@ from service.api.state import Services
 from service.domain.errors import Conflict
 from service.usecases import refund as returns
 from service.usecases.calculate import calculate as calculate_receipt
+from service.usecases.calculate import release_hold
 from service.usecases.commit import Sale
 from service.usecases.commit import commit as commit_sale
 
@@ -47,7 +49,7 @@ async def calculate(body: CalculateRequest, principal: Sell, request: Request) -
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     answer = await calculate_receipt(
-        receipt_from(body), now=datetime.now(UTC), ports=services.sale_ports
+        receipt_from(body), now=datetime.now(UTC), ports=services.sale_ports, hold=body.hold
     )
     return OrjsonResponse(answer)
 
@@ -154,3 +156,26 @@ async def cancel(body: CancelRequest, principal: Sell, services: ServicesDep) ->
         returns=services.returns,
     )
     return OrjsonResponse(response)
+
+
+@router.delete(
+    "/calculations/{calculation_id}",
+    response_model=ReleasedOut,
+    responses={
+        **ERRORS,
+        404: {"model": ErrorOut, "description": "the calculation holds no points"},
+    },
+    summary="Cancel a calculation: the points it held are free again (SPEC §3.5)",
+)
+async def release_calculation(
+    calculation_id: Annotated[str, Path(min_length=1, max_length=80)],
+    principal: Sell,
+    services: ServicesDep,
+) -> OrjsonResponse:
+    answer = await release_hold(
+        calculation_id,
+        now=datetime.now(UTC),
+        ports=services.sale_ports,
+        may_release=principal.ensure_store,
+    )
+    return OrjsonResponse(answer)

@@ -59,6 +59,10 @@ def card_state_from(raw: dict[str, Any]) -> CardState:
         points_earned_today=int(raw["earned_today"]),
         promo_uses={str(k): int(v) for k, v in raw["promo_uses"].items()},
         rule_uses={str(k): int(v) for k, v in raw["rule_uses"].items()},
+        holds=tuple(
+            (calc, int(points), datetime.fromisoformat(until))
+            for calc, points, until in raw["holds"]
+        ),
         customer_id=raw["customer_id"],
         ledger_version=raw["ledger_version"],
         debt=raw["debt"],

@@ -65,7 +65,8 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         else entry.tier_window_start.isoformat(),
         "tiers": [list(t) for t in entry.tiers], "promo_codes": list(entry.promo_codes),
         "budgets": [list(b) for b in entry.budgets],
-        "rule_uses": [list(u) for u in entry.rule_uses], "referral_points": entry.referral_points,
+        "rule_uses": [list(u) for u in entry.rule_uses], "held": entry.held,
+        "referral_points": entry.referral_points,
     }  # fmt: skip
 
 

@@ -37,7 +37,13 @@ BEGIN
                                WHERE card_id = c.card_id AND period IS NOT NULL
                                  AND released_at IS NULL
                                  AND (period = '' OR used_at >= p_day_start - interval '32 days')
-                               GROUP BY rule_id, period) r))
+                               GROUP BY rule_id, period) r),
+        -- Points held for calculations (loyalty_held): [calculation, points, until].
+        'holds', (SELECT coalesce(jsonb_agg(jsonb_build_array(h.calculation_id, h.points,
+                                                              h.expires_at)), '[]')
+                    FROM point_holds h
+                   WHERE h.card_id = c.card_id AND h.taken_at IS NULL
+                     AND h.released_at IS NULL AND h.expires_at > now()))
     FROM cards c LEFT JOIN customers cu USING (customer_id)
     WHERE c.card_id = p_card_id);
 END $$;

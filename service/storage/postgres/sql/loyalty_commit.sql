@@ -3,7 +3,8 @@
 -- Python computes the sale (what the customer was shown); this function records it
 -- atomically and re-checks what only the database can know: whether the receipt id is
 -- new, whether the card is still active, whether the points asked for are still there
--- (under the card's row lock, never read-then-write in Python), whether promo codes
+-- (under the card's row lock, never read-then-write in Python, less what other
+-- calculations hold: loyalty_held; its own hold it takes), whether promo codes
 -- still have uses left, whether the campaign budgets and the use caps of the rules it
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
@@ -69,7 +70,10 @@ BEGIN
     END IF;
 
     IF v_redeem > 0 THEN
-        SELECT b.balance INTO v_balance FROM loyalty_balance(v_card.card_id, v_now) b;
+        -- What the card may spend: its balance less what other calculations hold.
+        SELECT b.balance - h.held INTO v_balance
+        FROM loyalty_balance(v_card.card_id, v_now) b,
+             loyalty_held(v_card.card_id, v_now, p ->> 'calculation_id') h;
         IF v_balance < v_redeem THEN
             RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
         END IF;
@@ -143,6 +147,10 @@ BEGIN
     IF v_redeem > 0 THEN
         PERFORM loyalty_take_points(v_card.card_id, v_redeem, v_now, 'redemption',
                                     v_store, v_tx, NULL);
+    END IF;
+    IF (p ->> 'held')::boolean THEN  -- the calculation's hold, taken by its commit
+        UPDATE point_holds SET taken_at = v_now
+        WHERE calculation_id = p ->> 'calculation_id' AND taken_at IS NULL;
     END IF;
 
     IF v_card.card_id IS NOT NULL THEN

@@ -7,7 +7,7 @@
 -- Every card of the batch is locked first, in card-number order, then the campaign
 -- budgets and rule use counts its sales take, in key order. The batch's plain card
 -- sales (a card that exists and appears once in the batch, no promo code, no referral to
--- grant, no budget or use cap to reserve) are then decided and written together, set-based: one INSERT or UPDATE per
+-- grant, no budget or use cap to reserve, no hold to take) are then decided and written together, set-based: one INSERT or UPDATE per
 -- table for all of them (a statement per sale and table, as loyalty_commit runs them,
 -- pays Postgres's per-statement costs each time: executor start-up, CHECK expressions,
 -- foreign-key trigger queues; over a third of Postgres's samples under the commit
@@ -73,6 +73,7 @@ BEGIN
       AND jsonb_array_length(coalesce(e.s -> 'promo_codes', '[]')) = 0
       AND jsonb_array_length(coalesce(e.s -> 'budgets', '[]')) = 0
       AND jsonb_array_length(coalesce(e.s -> 'rule_uses', '[]')) = 0
+      AND NOT coalesce((e.s ->> 'held')::boolean, false)
       AND NOT (c.referred_by IS NOT NULL AND c.purchase_count = 0 AND c.status = 'active'
                AND coalesce((e.s ->> 'referral_points')::bigint, 0) > 0);
 
@@ -99,7 +100,7 @@ BEGIN
             CROSS JOIN LATERAL (SELECT * FROM cards WHERE number = e.s ->> 'card' OFFSET 0) c
             WHERE e.ord = ANY (v_plain)
         ), decided AS (  -- loyalty_commit's checks, in its order
-            SELECT s.*, b.balance, r.response AS stored,
+            SELECT s.*, b.balance - b.held AS balance, r.response AS stored,
                    CASE WHEN s.earned > 0 THEN least(s.debt, s.earned) ELSE 0 END AS repay,
                    CASE
                        WHEN r.found THEN
@@ -110,8 +111,10 @@ BEGIN
                        ELSE 'committed'
                    END AS outcome
             FROM sale s
-            LEFT JOIN LATERAL (  -- read for the sales that redeem only
-                SELECT balance FROM loyalty_balance(s.card_id, s.now)
+            LEFT JOIN LATERAL (  -- read for the sales that redeem only; less others' holds
+                SELECT lb.balance, lh.held
+                FROM loyalty_balance(s.card_id, s.now) lb,
+                     loyalty_held(s.card_id, s.now, s.s ->> 'calculation_id') lh
                 WHERE s.redeem > 0 OFFSET 0) b ON true
             LEFT JOIN LATERAL (
                 SELECT true AS found, request_hash, response FROM receipts
