@@ -50,6 +50,7 @@ from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
+from service.storage.postgres.signing import SigningKeys
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
 from service.storage.redis import cache
@@ -139,6 +140,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         reports=Reports(pool),
         webhooks=Webhooks(pool),
         holds=PointHolds(pool),
+        secrets=SigningKeys(pool),
         webhook_sender=HttpxSender(
             settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
         ),

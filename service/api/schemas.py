@@ -185,6 +185,32 @@ class CalculateRequest(ReceiptIn):
     )
 
 
+class AllowanceRequest(_Strict):
+    store_id: Identifier
+    card: CardNumber
+    points: StrictInt = Field(ge=1, le=MAX_REDEEM_POINTS, description="points to hold")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"store_id": "msk-001", "card": "2000000000022",
+                                         "points": 500}]},
+    )  # fmt: skip
+
+
+class AllowanceOut(BaseModel):
+    allowance: str = Field(description="the signed allowance the till keeps and commits with")
+    card: str
+    points: int = Field(description="points held for the till (at most those asked for)")
+    expires_at: str
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"allowance": "WyJhXzEyMyIsIjIwMDAwMDAwMDAwMjIiXQ.c2ln",
+                                         "card": "2000000000022", "points": 500,
+                                         "expires_at": "2026-12-07T16:00:00+00:00"}]}
+    )  # fmt: skip
+
+
 class ReleasedOut(BaseModel):
     calculation_id: str
     released: int = Field(description="points freed (0: already taken, lapsed or released)")
@@ -204,6 +230,11 @@ class CommitRequest(ReceiptIn):
     transaction_id: Identifier = Field(description="the POS's own receipt id; idempotency key")
     calculation_id: Annotated[str, Field(max_length=80)] | None = Field(
         default=None, description="the calculation the customer was shown, if any"
+    )
+    allowance: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        default=None,
+        description="an offline till's allowance (POST /v1/allowances) the sale's points are"
+        " spent from: accepted within it whatever happened to the card meanwhile",
     )
 
     model_config = ConfigDict(

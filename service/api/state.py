@@ -24,6 +24,7 @@ from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
+from service.storage.postgres.signing import SigningKeys
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
 from service.storage.redis.cache import CardCache, RedisClient
@@ -62,6 +63,7 @@ class Services:
     webhooks: Webhooks
     webhook_sender: HttpxSender
     holds: PointHolds
+    secrets: SigningKeys
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)
@@ -76,4 +78,5 @@ class Services:
             self.calculations,
             self.promotions,
             self.holds,
+            self.secrets,
         )

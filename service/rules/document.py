@@ -121,6 +121,10 @@ class PointSettings(_Model):
     # How long a calculation that asks for it ("hold": true) holds the points it shows
     # (SPEC §3.5): other tills cannot spend them meanwhile; its commit takes them.
     hold_seconds: int = Field(default=120, ge=1, le=3600)
+    # Offline allowances (SPEC §3.5): at most this many points held for one till, for
+    # this many hours, spendable while it is offline; 0 points: none granted.
+    offline_allowance_points: int = Field(default=1_000, ge=0, le=MAX_POINTS, strict=True)
+    offline_allowance_hours: int = Field(default=4, ge=1, le=72)
     # SPEC §3.4's points_fiscal_mode: points paid lower the fiscal positions' prices
     # ("discount"), or the positions keep the price after discounts and the points are
     # a separate tender ("tender": each line's points_paid).

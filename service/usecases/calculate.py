@@ -31,6 +31,7 @@ from service.usecases.ports import (
     Holds,
     Programs,
     PromotionState,
+    Secrets,
     Stores,
 )
 from service.usecases.views import card_view, result_view
@@ -56,6 +57,7 @@ class SalePorts:
     records: CalculationRecords
     promotions: PromotionState
     holds: Holds | None = None  # None: a calculation may not hold points (a dry run)
+    secrets: Secrets | None = None  # signs and checks offline allowances
 
 
 class Calculation(NamedTuple):

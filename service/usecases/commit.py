@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from service.domain.allowance import Allowance
 from service.domain.errors import (
     Conflict,
     DomainError,
@@ -30,6 +31,7 @@ from service.domain.errors import (
 from service.domain.limits import RuleUse
 from service.domain.receipt import Receipt
 from service.rules.compiler import CompiledProgram
+from service.usecases.allowances import checked_allowance
 from service.usecases.calculate import (
     SalePorts,
     check_lateness,
@@ -58,6 +60,7 @@ class Sale:
     receipt: Receipt
     transaction_id: str
     calculation_id: str | None
+    allowance: str | None = None  # an offline till's allowance token, spent from
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,9 @@ def request_hash(transaction_id: str, receipt_text: bytes) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SalePorts) -> Shown:
+async def _shown(
+    sale: Sale, receipt_text: bytes, *, now: datetime, ports: SalePorts, own_hold: str | None
+) -> Shown:
     version = pinned_version(sale.calculation_id)
     programs = ports.programs
     program = await (
@@ -97,18 +102,16 @@ async def _shown(sale: Sale, receipt_text: bytes, *, now: datetime, ports: SaleP
             )
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
-    calc = await evaluate(
-        receipt, card, program, now=now, ports=ports, calculation_id=sale.calculation_id
-    )
+    calc = await evaluate(receipt, card, program, now=now, ports=ports, calculation_id=own_hold)
     view = {"calculation_id": sale.calculation_id, **calc.view()}
-    balance = None if card is None else card.spendable_points(now, sale.calculation_id)
-    _refuse_short_redemption(receipt, view, balance)
+    balance = None if card is None else card.spendable_points(now, own_hold)
+    _refuse_short_redemption(receipt, view, balance, allowance=sale.allowance is not None)
     result = calc.result
     return Shown(view, program, dict(result.budget_use), result.tier_spend, result.rule_uses)
 
 
 def _refuse_short_redemption(
-    receipt: Receipt, view: Mapping[str, Any], balance: int | None
+    receipt: Receipt, view: Mapping[str, Any], balance: int | None, allowance: bool = False
 ) -> None:
     """The customer agreed to spend ``receipt.redeem_points``: a sale that would spend
     fewer is refused and nothing is written, never silently repriced (the till collects
@@ -119,6 +122,12 @@ def _refuse_short_redemption(
     redeemed = totals["points_redeemed"]
     if receipt.redeem_max or redeemed >= receipt.redeem_points:
         return
+    if balance is not None and redeemed >= balance and allowance:
+        raise Conflict(
+            "the allowance does not cover these points: spent, ended or released",
+            code="allowance_refused",
+            extra={"points_left": balance},
+        )
     if balance is not None and redeemed >= balance:
         raise InsufficientPoints(
             "the card no longer holds the points asked for", extra={"balance": balance}
@@ -162,7 +171,14 @@ def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> tuple[dict[str, 
     )
 
 
-def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) -> SaleEntry:
+def sale_entry(
+    sale: Sale,
+    shown: Shown,
+    *,
+    now: datetime,
+    receipt_text: bytes,
+    allowance: Allowance | None = None,
+) -> SaleEntry:
     receipt, view, program = sale.receipt, shown.view, shown.program
     totals = view["totals"]
     activates_at, expires_at = _accrual_dates(program, receipt.timestamp, now)
@@ -201,6 +217,7 @@ def sale_entry(sale: Sale, shown: Shown, *, now: datetime, receipt_text: bytes) 
         ),
         rule_uses=tuple(sorted(shown.rule_uses)),
         held=shown.held,
+        allowance=None if allowance is None else allowance.allowance_id,
         referral_points=program.settings.referral_points,
     )
 
@@ -219,6 +236,12 @@ def _refusal(refused: Refused) -> DomainError:
         return NotFound("no such loyalty card", code="card_not_found")
     if reason is RefusalReason.CARD_NOT_ACTIVE:
         return Conflict(f"the card is {refused.status}", code="card_not_active")
+    if reason is RefusalReason.ALLOWANCE_REFUSED:
+        return Conflict(
+            "the allowance does not cover these points: spent, ended or released",
+            code="allowance_refused",
+            extra={"points_left": refused.balance or 0},
+        )
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"
@@ -269,12 +292,20 @@ async def commit(
     try:
         check_receipt(sale.receipt, now, ports.limits)
         check_lateness(sale.receipt, now, ports.programs.current)
-        shown = await _shown(sale, receipt_text, now=now, ports=ports)
+        allowance = None
+        if sale.allowance is not None:
+            receipt = sale.receipt
+            allowance = await checked_allowance(
+                sale.allowance, receipt.card, receipt.store_id, now=now, ports=ports
+            )
+        own_hold = sale.calculation_id if allowance is None else allowance.allowance_id
+        shown = await _shown(sale, receipt_text, now=now, ports=ports, own_hold=own_hold)
     except Unavailable:
         raise
     except DomainError as refusal:
         return await _replayed(ledger, sale, receipt_text, refusal), True
-    outcome = await ledger.commit_sale(sale_entry(sale, shown, now=now, receipt_text=receipt_text))
+    entry = sale_entry(sale, shown, now=now, receipt_text=receipt_text, allowance=allowance)
+    outcome = await ledger.commit_sale(entry)
     if isinstance(outcome, Refused):
         if outcome.reason is RefusalReason.LIMIT_REACHED:
             await _seen_limit(sale, shown.program, now=now, ports=ports)

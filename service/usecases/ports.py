@@ -117,6 +117,7 @@ class SaleEntry:
     budgets: tuple[tuple[str, int, int], ...]  # rule, amount the sale takes, the budget
     rule_uses: tuple[RuleUse, ...]  # in (rule, period) order
     held: bool  # its calculation holds points, which the commit takes
+    allowance: str | None  # an offline till's allowance (its hold) the sale spends from
     referral_points: int
 
 
@@ -139,6 +140,7 @@ class RefusalReason(StrEnum):
     PROMO_USED_UP = "promo_used_up"
     PROMO_REJECTED = "promo_rejected"  # the code is unknown to the ledger or revoked
     LIMIT_REACHED = "limit_reached"  # a rule's budget or use cap has no room left
+    ALLOWANCE_REFUSED = "allowance_refused"  # spent to its end, ended, or not this card's
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +293,12 @@ class Holds(Protocol):
     ) -> Released | None:
         """Free the calculation's hold, once ``may_release`` (given the store that held)
         has not raised; None if it never held."""
+        ...
+
+
+class Secrets(Protocol):
+    async def secret(self, name: str) -> bytes:
+        """The deployment's secret of that name, the same for every worker."""
         ...
 
 

@@ -1,6 +1,7 @@
 """Points held for a till (SPEC §3.5, issue 23): a calculation that asks to hold the points
 it shows keeps them from other tills until its commit takes them, its till releases them,
-or the hold lapses by itself.
+or the hold lapses by itself; an offline till's allowance holds points it spends when it
+syncs, whatever happened to the card meanwhile.
 
 A database of its own (the demo program with a one-second hold time), cards of its own.
 """
@@ -8,6 +9,8 @@ A database of its own (the demo program with a one-second hold time), cards of i
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.domain.allowance import Allowance, sign
 from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON, demo_program_now
 from tests.conftest import POS
@@ -176,3 +180,78 @@ async def test_the_cached_holds_are_the_ledgers(holding: OwnProgram) -> None:
         )
     finally:
         await conn.close()
+
+
+async def test_an_offline_till_spends_within_its_allowance_and_syncs_without_a_refusal(
+    holding: OwnProgram,
+) -> None:
+    client, url, _ = holding
+    card = await _card(url, 1_000)
+    granted = await _post(
+        client, "/v1/allowances", {"store_id": "msk-001", "card": card, "points": 400}
+    )
+    assert granted.status_code == 200, granted.text
+    token = granted.json()["allowance"]
+    assert granted.json()["points"] == 400
+    # Online tills meanwhile spend all the card lets them: what the allowance holds stays.
+    online = (await _post(client, "/v1/calculate", _sale(card, "max"))).json()
+    assert online["totals"]["points_redeemed"] == 600
+    spent = await _post(client, "/v1/commit", _sale(card, 600, transaction_id="ON-1"))
+    assert spent.status_code == 200, spent.text
+    grab = await _post(client, "/v1/commit", _sale(card, 100, transaction_id="ON-2"))
+    assert grab.status_code == 409
+    # The till syncs its offline sales, made an hour ago: accepted within the allowance.
+    when = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    synced = [
+        await _post(client, "/v1/commit", _sale(card, points, transaction_id=f"OFF-{i}",
+                                                timestamp=when, allowance=token))
+        for i, points in enumerate((250, 150))
+    ]  # fmt: skip
+    assert [r.status_code for r in synced] == [200, 200], [r.text for r in synced]
+    beyond = await _post(
+        client,
+        "/v1/commit",
+        _sale(card, 10, transaction_id="OFF-9", timestamp=when, allowance=token),
+    )
+    assert beyond.status_code == 409 and beyond.json()["error"] == "allowance_refused"
+    assert await _balance(client, card) == 0
+    # A sale resent after it synced gets its answer again, allowance or not.
+    again = await _post(
+        client,
+        "/v1/commit",
+        _sale(card, 250, transaction_id="OFF-0", timestamp=when, allowance=token),
+    )
+    assert again.status_code == 200 and again.json() == synced[0].json()
+
+
+async def test_a_forged_or_expired_allowance_is_refused(holding: OwnProgram) -> None:
+    client, url, app = holding
+    card, other = await _card(url, 1_000), await _card(url, 1_000)
+    token = (
+        await _post(client, "/v1/allowances", {"store_id": "msk-001", "card": card, "points": 300})
+    ).json()["allowance"]
+    payload, signature = token.split(".")
+    raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    raw[3] = 900  # more points than were granted
+    forged = base64.urlsafe_b64encode(json.dumps(raw).encode()).rstrip(b"=").decode()
+    secret = await app.state.services.secrets.secret("offline_allowance")
+    expired = sign(
+        secret, Allowance(raw[0], card, "msk-001", 300, datetime.now(UTC) - timedelta(seconds=1))
+    )
+    for i, (number, presented, error) in enumerate(
+        (
+            (card, f"{forged}.{signature}", "allowance_invalid"),
+            (card, f"{payload}.{signature[:-2]}AA", "allowance_invalid"),
+            (other, token, "allowance_invalid"),  # another card's
+            (card, "not-a-token", "allowance_invalid"),
+            (card, expired, "allowance_expired"),
+        )
+    ):
+        refused = await _post(
+            client, "/v1/commit", _sale(number, 100, transaction_id=f"F-{i}", allowance=presented)
+        )
+        assert refused.status_code == 422 and refused.json()["error"] == error, refused.text
+    too_many = await _post(
+        client, "/v1/allowances", {"store_id": "msk-001", "card": card, "points": 5_000}
+    )
+    assert too_many.status_code == 422 and too_many.json()["error"] == "allowance_too_large"

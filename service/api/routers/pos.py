@@ -12,6 +12,8 @@ from service.api.json_route import JsonRoute
 from service.api.pos_route import PosRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
+    AllowanceOut,
+    AllowanceRequest,
     CalculateRequest,
     CalculateResponse,
     CancelRequest,
@@ -28,6 +30,7 @@ from service.api.schemas import (
 from service.api.state import Services
 from service.domain.errors import Conflict
 from service.usecases import refund as returns
+from service.usecases.allowances import grant_allowance
 from service.usecases.calculate import calculate as calculate_receipt
 from service.usecases.calculate import release_hold
 from service.usecases.commit import Sale
@@ -57,7 +60,7 @@ async def calculate(body: CalculateRequest, principal: Sell, request: Request) -
 async def commit(body: CommitRequest, principal: Sell, request: Request) -> OrjsonResponse:
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
-    sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id)
+    sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id, body.allowance)
     try:
         response, replayed = await commit_sale(
             sale, now=datetime.now(UTC), ports=services.sale_ports, ledger=services.ledger
@@ -177,5 +180,21 @@ async def release_calculation(
         now=datetime.now(UTC),
         ports=services.sale_ports,
         may_release=principal.ensure_store,
+    )
+    return OrjsonResponse(answer)
+
+
+@router.post(
+    "/allowances",
+    response_model=AllowanceOut,
+    responses={**ERRORS, 409: {"model": ErrorOut, "description": "the card has no points to hold"}},
+    summary="An offline allowance: points held for this till, spendable while it is offline",
+)
+async def allowance(
+    body: AllowanceRequest, principal: Sell, services: ServicesDep
+) -> OrjsonResponse:
+    principal.ensure_store(body.store_id)
+    answer = await grant_allowance(
+        body.card, body.store_id, body.points, now=datetime.now(UTC), ports=services.sale_ports
     )
     return OrjsonResponse(answer)

@@ -66,6 +66,7 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         "tiers": [list(t) for t in entry.tiers], "promo_codes": list(entry.promo_codes),
         "budgets": [list(b) for b in entry.budgets],
         "rule_uses": [list(u) for u in entry.rule_uses], "held": entry.held,
+        "allowance": entry.allowance,
         "referral_points": entry.referral_points,
     }  # fmt: skip
 

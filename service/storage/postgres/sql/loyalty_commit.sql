@@ -69,7 +69,18 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
     END IF;
 
-    IF v_redeem > 0 THEN
+    IF p ->> 'allowance' IS NOT NULL THEN
+        -- An offline till's sale within its allowance: accepted whatever happened to the
+        -- card meanwhile, as far as the allowance's hold still has the points.
+        SELECT points INTO v_count FROM point_holds
+        WHERE calculation_id = p ->> 'allowance' AND card_id = v_card.card_id
+          AND taken_at IS NULL AND released_at IS NULL AND expires_at > v_now
+        FOR UPDATE;
+        IF NOT FOUND OR v_count < v_redeem THEN
+            RETURN jsonb_build_object('outcome', 'allowance_refused',
+                                      'balance', coalesce(v_count, 0));
+        END IF;
+    ELSIF v_redeem > 0 THEN
         -- What the card may spend: its balance less what other calculations hold.
         SELECT b.balance - h.held INTO v_balance
         FROM loyalty_balance(v_card.card_id, v_now) b,
@@ -145,8 +156,20 @@ BEGIN
     END IF;
 
     IF v_redeem > 0 THEN
-        PERFORM loyalty_take_points(v_card.card_id, v_redeem, v_now, 'redemption',
-                                    v_store, v_tx, NULL);
+        v_count := v_redeem - loyalty_take_points(v_card.card_id, v_redeem, v_now,
+                                                  'redemption', v_store, v_tx, NULL);
+        IF v_count > 0 AND p ->> 'allowance' IS NOT NULL THEN
+            -- an allowance's points gone meanwhile (expired lots): the card owes them
+            UPDATE cards SET debt = debt + v_count WHERE card_id = v_card.card_id;
+            INSERT INTO ledger_entries (card_id, kind, points, store_id, transaction_id)
+            VALUES (v_card.card_id, 'redemption', -v_count, v_store, v_tx);
+        END IF;
+    END IF;
+    IF p ->> 'allowance' IS NOT NULL THEN  -- spent from the allowance's hold
+        UPDATE point_holds
+        SET points = points - v_redeem,
+            taken_at = CASE WHEN points = v_redeem THEN v_now END
+        WHERE calculation_id = p ->> 'allowance';
     END IF;
     IF (p ->> 'held')::boolean THEN  -- the calculation's hold, taken by its commit
         UPDATE point_holds SET taken_at = v_now
