@@ -29,6 +29,7 @@ from service.api.schemas import (
     Phone,
     Timestamp,
 )
+from service.domain.contacts import normalize_email
 from service.rules.demo import demo_program
 
 
@@ -306,7 +307,7 @@ class StoresOut(BaseModel):
 Email = Annotated[
     str,
     Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
-    AfterValidator(str.lower),
+    AfterValidator(normalize_email),
 ]
 Segment = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
 

@@ -21,6 +21,7 @@ from pydantic import (
     StrictInt,
 )
 
+from service.domain.contacts import normalize_phone
 from service.domain.frozen import frozen_instances
 from service.domain.receipt import (
     MAX_LINES,
@@ -55,7 +56,12 @@ Label = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
 CardNumber = Annotated[
     str, Field(pattern=r"^[0-9]{8,19}$", description="card number: 8 to 19 digits")
 ]
-Phone = Annotated[str, Field(pattern=r"^\+[0-9]{7,15}$")]
+Phone = Annotated[
+    str,
+    Field(max_length=40, description="as people type it: +79001234567, 8 900 123-45-67,"
+          " +7 (900) 123-45-67, 9001234567 (Russian unless it says otherwise)"),
+    AfterValidator(normalize_phone),
+]  # fmt: skip
 PromoCode = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Quantity = Annotated[
     Decimal,

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.domain.calculation import Gift
+from service.domain.calendars import public_holidays
 from service.domain.limits import RuleCap
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
 from service.rules.document import GiftEffect, PointSettings, ProgramDocument, PromoCode, Rule
@@ -256,7 +257,8 @@ def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
         segment_vocabulary=segments,
         tier_codes=tier_codes,
         tier_threshold=np.array([t.threshold for t in tiers], dtype=np.int64),
-        holidays=frozenset(doc.holidays),
+        holidays=frozenset(doc.holidays)
+        | (public_holidays(doc.holiday_calendar) if doc.holiday_calendar else frozenset()),
         promo_codes={promo.code.strip().upper(): promo for promo in doc.promo_codes},
         no_budget_use=np.zeros(len(rules), dtype=np.int64),
     )

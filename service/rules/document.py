@@ -473,9 +473,15 @@ class ProgramDocument(_Model):
     # Receipts a till sends late (SPEC §3.3): calculated under the version in force at
     # their time; older than this many days, refused with receipt_too_old.
     max_lateness_days: int = Field(default=30, ge=0, le=3650)
+    # How the chain's cards are numbered (SPEC §12): free digits, or EAN-13 with a valid
+    # check digit, checked on every card number the service is given.
+    card_number_format: Literal["digits", "ean13"] = "digits"
     points: PointSettings = Field(default_factory=lambda: PointSettings())
     tiers: TierSettings = Field(default_factory=lambda: TierSettings())
     holidays: list[date] = Field(default_factory=list)
+    # A production calendar whose public holidays and moved days off count as holidays
+    # (conditions.on_holidays) beside the dates listed above: "RU", or none.
+    holiday_calendar: Literal["RU"] | None = None
     groups: list[Group] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
     promo_codes: list[PromoCode] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from service.domain.card_numbers import check_card_number, range_numbers
 from service.domain.errors import invalid_field
 from service.rules.compiler import CompiledProgram
 from service.usecases.ports import CardStates, IdempotentRequest, Programs
@@ -51,9 +52,7 @@ MAX_RANGE = 100_000
 class CardRepository(Protocol):
     async def issue(self, card: NewCard, welcome: Welcome | None, author: str) -> None: ...
 
-    async def issue_range(
-        self, first: int, last: int, width: int, kind: str, status: str, author: str
-    ) -> int: ...
+    async def issue_range(self, numbers: list[str], kind: str, status: str, author: str) -> int: ...
 
     async def set_status(self, number: str, status: str, reason: str, author: str) -> None: ...
 
@@ -131,22 +130,42 @@ async def issue(
     author: str,
     now: datetime,
 ) -> dict[str, Any]:
+    check_card_number(new.number, programs.current.document.card_number_format)
     await repo.issue(new, welcome_for(programs.current, now), author)
     return await _refreshed(repo, cards, programs, [new.number], new.number, now)
 
 
-async def issue_range(
-    repo: CardRepository, first: str, last: str, kind: str, status: str, author: str
-) -> IssuedRange:
-    """Issue every number from ``first`` to ``last`` (as many digits each, at most
-    ``MAX_RANGE`` of them); numbers already issued are skipped."""
-    low, high = int(first), int(last)
-    if len(first) != len(last):
-        raise invalid_field("last", "first and last must have the same number of digits")
+def range_of(first: str, last: str, number_format: str) -> list[str]:
+    """The numbers of a range in the program's card number format (at most ``MAX_RANGE``):
+    as written for free digits, each with its check digit for EAN-13."""
+    if number_format == "ean13":
+        if len(first) not in (12, 13) or len(last) not in (12, 13):
+            raise invalid_field(
+                "first", "an EAN-13 range is given by 12-digit bodies or 13-digit numbers"
+            )
+        low, high = int(first[:12]), int(last[:12])
+    else:
+        if len(first) != len(last):
+            raise invalid_field("last", "first and last must have the same number of digits")
+        low, high = int(first), int(last)
     if not 0 <= high - low < MAX_RANGE:
         raise invalid_field("last", f"from first, at most {MAX_RANGE} numbers up")
-    issued = await repo.issue_range(low, high, len(first), kind, status, author)
-    return IssuedRange(high - low + 1, issued)
+    return range_numbers(first, last, number_format)
+
+
+async def issue_range(
+    repo: CardRepository,
+    programs: Programs,
+    first: str,
+    last: str,
+    kind: str,
+    status: str,
+    author: str,
+) -> IssuedRange:
+    """Issue every number of the range (``range_of``); numbers already issued are skipped."""
+    numbers = range_of(first, last, programs.current.document.card_number_format)
+    issued = await repo.issue_range(numbers, kind, status, author)
+    return IssuedRange(len(numbers), issued)
 
 
 async def set_status(

@@ -21,6 +21,7 @@ import orjson
 from service import kernels
 from service.domain.calculation import CalculationContext
 from service.domain.card import CardState
+from service.domain.card_numbers import check_card_number
 from service.domain.errors import InvalidInput, NotFound, Unavailable
 from service.domain.receipt import Receipt, StoreInfo
 from service.rules.compiler import CompiledProgram
@@ -196,6 +197,7 @@ async def evaluate(
     if store is None:
         raise NotFound(f"unknown store {receipt.store_id!r}", code="store_not_found")
     if receipt.card is not None and card is None:
+        check_card_number(receipt.card, program.document.card_number_format)
         raise NotFound("no such loyalty card", code="card_not_found")
     promotions = ports.promotions
     batch_codes = [code for code in receipt.promo_codes if code not in program.promo_codes]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from service.domain.card_numbers import check_card_number
 from service.usecases.admin_cards import CardRepository, Welcome, refresh, welcome_for
 from service.usecases.admin_customers import CustomerRepository
 from service.usecases.ports import CardStates, Programs
@@ -52,6 +53,7 @@ async def register(
 ) -> tuple[dict[str, Any], bool]:
     """The customer and the card as registered, and whether it was a retry of a
     registration made already (then nothing was written again)."""
+    check_card_number(registration.card, programs.current.document.card_number_format)
     welcome = welcome_for(programs.current, now)
     customer_id, replayed = await store.register(registration, welcome, author)
     await refresh(cards, programs, [registration.card], now)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from starlette.responses import StreamingResponse
 
 from service.api.admin_schemas import (
     AdjustmentIn,
@@ -17,6 +19,7 @@ from service.api.admin_schemas import (
     CardReplaceIn,
     CardStatusIn,
 )
+from service.api.csv_export import csv_content, csv_response
 from service.api.deps import AdjustPoints, ManageCards, ReadCards, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
@@ -64,9 +67,35 @@ async def issue_range(
     body: CardRangeIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     issued = await use.issue_range(
-        services.card_admin, body.first, body.last, body.kind, body.status, author(admin)
+        services.card_admin,
+        services.programs,
+        body.first,
+        body.last,
+        body.kind,
+        body.status,
+        author(admin),
     )
     return OrjsonResponse({"requested": issued.requested, "issued": issued.issued}, 201)
+
+
+@router.get(
+    "/ranges/print",
+    response_class=StreamingResponse,
+    responses=csv_content("number\n2000001000008\n2000001000015\n"),
+    summary="A range's numbers as a CSV for the card printer, in the program's number format",
+)
+async def print_range(
+    first: Annotated[CardNumber, Query()],
+    last: Annotated[CardNumber, Query()],
+    admin: ManageCards,
+    services: ServicesDep,
+) -> StreamingResponse:
+    numbers = use.range_of(first, last, services.programs.current.document.card_number_format)
+
+    async def page(cursor: Any) -> tuple[list[dict[str, Any]], Any]:
+        return [{"number": number} for number in numbers], None
+
+    return await csv_response(f"cards-{numbers[0]}-{numbers[-1]}.csv", ("number",), page)
 
 
 @router.get("/{number}", response_model=AdminCardOut, summary="A card as the ledger has it")

@@ -9,7 +9,6 @@ the points left in its lots minus its debt.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -134,29 +133,23 @@ class CardAdmin:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
             await insert_card(conn, card, welcome, author)
 
-    async def issue_range(
-        self, first: int, last: int, width: int, kind: str, status: str, author: str
-    ) -> int:
-        """Issue every number from ``first`` to ``last``, zero-padded to ``width`` digits;
-        numbers already issued are skipped. Returns how many were issued. (Numeric, not
-        bigint: a 19-digit card number may exceed a bigint.)"""
+    async def issue_range(self, numbers: list[str], kind: str, status: str, author: str) -> int:
+        """Issue every number given; numbers already issued are skipped. Returns how many
+        were issued."""
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
             issued: int = await conn.fetchval(
                 """
                 WITH issued AS (
                     INSERT INTO cards (number, kind, status)
-                    SELECT lpad(n::text, $3, '0'), $4, $5
-                    FROM generate_series($1::numeric, $2::numeric) AS n
+                    SELECT n, $2, $3 FROM unnest($1::text[]) AS n
                     ON CONFLICT (number) DO NOTHING RETURNING 1)
                 SELECT count(*) FROM issued
                 """,
-                Decimal(first),
-                Decimal(last),
-                width,
+                numbers,
                 kind,
                 status,
             )
-            details = {"first": str(first), "last": str(last), "issued": issued}
+            details = {"first": numbers[0], "last": numbers[-1], "issued": issued}
             await audit.record(conn, author, "card.issue_range", f"cards:{kind}", details)
         return issued
 
