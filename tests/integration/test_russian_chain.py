@@ -71,8 +71,8 @@ async def test_a_range_is_issued_as_valid_ean13_numbers(chain: OwnProgram) -> No
     # A misread barcode is refused as such, not looked up as another card.
     good = numbers[0]
     misread = good[:5] + str((int(good[5]) + 1) % 10) + good[6:]
-    sale = {"store_id": "msk-001", "timestamp": FRIDAY_NOON, "card": misread,
-            "lines": [{"line_id": "1", "sku": "A", "quantity": "1", "unit_price": 1000}]}  # fmt: skip
+    line = {"line_id": "1", "sku": "A", "quantity": "1", "unit_price": 1000}
+    sale = {"store_id": "msk-001", "timestamp": FRIDAY_NOON, "card": misread, "lines": [line]}
     refused = await client.post("/v1/calculate", json=sale, headers=POS)
     assert refused.status_code == 422 and refused.json()["error"] == "card_number_invalid"
     known = await client.post("/v1/calculate", json={**sale, "card": good}, headers=POS)
