@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         default=500, ge=1, le=MAX_LINES, description="lines per receipt, at most the engine's"
     )
     max_future_skew_s: int = Field(default=300, ge=0, description="receipt clock tolerance")
+    language: Literal["en", "ru"] = Field(
+        default="en",
+        description="the chain's language for what people read (a request's Accept-Language"
+        " chooses otherwise)",
+    )
     api_key_refresh_s: float = Field(
         default=5.0, gt=0, description="period of re-reading stores, the program, promotions"
     )

@@ -67,7 +67,9 @@ class Gift:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message for the cashier, e.g. "offer_card", "birthday", "tier_upgrade"."""
+    """A message for the cashier, e.g. "offer_card", "birthday", "tier_upgrade": its code
+    and the values its text names; the text, in the request's language, is
+    ``service.i18n.cashier_text``'s."""
 
     code: str
-    text: str
+    params: tuple[tuple[str, str | int], ...] = ()

@@ -262,26 +262,16 @@ def _messages(
     messages = []
     threshold = program.settings.offer_card_threshold
     if ctx.card is None and threshold is not None and facts.subtotal >= threshold:
-        messages.append(Message("offer_card", "Offer the customer a loyalty card."))
+        messages.append(Message("offer_card"))
     if ctx.card is not None and facts.card is None:
-        messages.append(
-            Message("card_inactive", f"The card is {ctx.card.status}: it neither earns nor spends.")
-        )
+        messages.append(Message("card_inactive", (("status", ctx.card.status),)))
     if facts.birthday_distance == 0 or birthday_rule_applied:
-        messages.append(Message("birthday", "Happy birthday! Birthday offers apply."))
+        messages.append(Message("birthday"))
     if tier_after != facts.tier_before:
-        messages.append(
-            Message(
-                "tier_upgrade",
-                f"After this sale the card moves up to {program.tier_name(tier_after)}.",
-            )
-        )
+        messages.append(Message("tier_upgrade", (("tier", program.tier_name(tier_after)),)))
     wanted = receipt.redeem_points
     if not receipt.redeem_max and wanted > raw.redeemed:
         messages.append(
-            Message(
-                "points_limited",
-                f"At most {raw.redeemable_max} of the {wanted} points asked for can be spent.",
-            )
+            Message("points_limited", (("max", raw.redeemable_max), ("wanted", wanted)))
         )
     return tuple(messages)

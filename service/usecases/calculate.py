@@ -72,10 +72,10 @@ class Calculation(NamedTuple):
     result: kernels.Answer
     now: datetime
 
-    def view(self) -> dict[str, Any]:
+    def view(self, language: str = "en") -> dict[str, Any]:
         """The answer as the POS sees it, card state included: what calculate, commit and
-        a draft's dry run show."""
-        body = result_view(self.result)
+        a draft's dry run show; the cashier's messages in ``language``."""
+        body = result_view(self.result, language)
         card = self.card
         body["card"] = (
             None if card is None else card_view(card, self.program, self.result, self.now)
@@ -229,7 +229,12 @@ def check_lateness(receipt: Receipt, now: datetime, program: CompiledProgram) ->
 
 
 async def calculate(
-    receipt: Receipt, *, now: datetime, ports: SalePorts, hold: bool = False
+    receipt: Receipt,
+    *,
+    now: datetime,
+    ports: SalePorts,
+    hold: bool = False,
+    language: str = "en",
 ) -> dict[str, Any]:
     """The POS's answer, with the ``calculation_id`` under which a commit finds it: under
     the program version in force at the receipt's time (a till may send it late). With
@@ -243,7 +248,7 @@ async def calculate(
     held: dict[str, Any] | None = None
     if hold:
         calc, held = await _hold(calc, calculation_id, now=now, ports=ports)
-    body = {"calculation_id": calculation_id, **calc.view()}
+    body = {"calculation_id": calculation_id, **calc.view(language)}
     if held is not None:
         body["hold"] = held
     record: CalculationRecord = {

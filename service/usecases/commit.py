@@ -84,7 +84,13 @@ def request_hash(transaction_id: str, receipt_text: bytes) -> str:
 
 
 async def _shown(
-    sale: Sale, receipt_text: bytes, *, now: datetime, ports: SalePorts, own_hold: str | None
+    sale: Sale,
+    receipt_text: bytes,
+    *,
+    now: datetime,
+    ports: SalePorts,
+    own_hold: str | None,
+    language: str,
 ) -> Shown:
     version = pinned_version(sale.calculation_id)
     programs = ports.programs
@@ -103,7 +109,7 @@ async def _shown(
     receipt = sale.receipt
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports, calculation_id=own_hold)
-    view = {"calculation_id": sale.calculation_id, **calc.view()}
+    view = {"calculation_id": sale.calculation_id, **calc.view(language)}
     balance = None if card is None else card.spendable_points(now, own_hold)
     _refuse_short_redemption(receipt, view, balance, allowance=sale.allowance is not None)
     result = calc.result
@@ -285,7 +291,7 @@ async def _seen_limit(
 
 
 async def commit(
-    sale: Sale, *, now: datetime, ports: SalePorts, ledger: Ledger
+    sale: Sale, *, now: datetime, ports: SalePorts, ledger: Ledger, language: str = "en"
 ) -> tuple[dict[str, Any], bool]:
     """Record the sale; returns (response, replayed). A replay returns the first answer."""
     receipt_text = receipt_json(sale.receipt)
@@ -299,7 +305,9 @@ async def commit(
                 sale.allowance, receipt.card, receipt.store_id, now=now, ports=ports
             )
         own_hold = sale.calculation_id if allowance is None else allowance.allowance_id
-        shown = await _shown(sale, receipt_text, now=now, ports=ports, own_hold=own_hold)
+        shown = await _shown(
+            sale, receipt_text, now=now, ports=ports, own_hold=own_hold, language=language
+        )
     except Unavailable:
         raise
     except DomainError as refusal:

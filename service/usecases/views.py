@@ -8,6 +8,7 @@ from typing import Any
 
 from service.domain.card import CardState
 from service.domain.units import quantity_text
+from service.i18n import cashier_text
 from service.kernels import Answer
 from service.rules.compiler import CompiledProgram
 
@@ -51,7 +52,7 @@ def card_view(
     }
 
 
-def result_view(result: Answer) -> dict[str, Any]:
+def result_view(result: Answer, language: str = "en") -> dict[str, Any]:
     """The calculation as SPEC §3 shows it, from the engine's column-wise answer. Built as
     plain dicts on purpose: measured at 17 µs per 10-line receipt with orjson.dumps,
     against 41 µs when orjson writes the frozen slots dataclasses itself."""
@@ -92,5 +93,8 @@ def result_view(result: Answer) -> dict[str, Any]:
              "amount": amount, "points": points}
             for rule_id, name, applied, reason, amount, points in result.rules
         ],
-        "messages": [{"code": m.code, "text": m.text} for m in result.messages],
+        "messages": [
+            {"code": m.code, "text": cashier_text(language, m.code, m.params)}
+            for m in result.messages
+        ],
     }  # fmt: skip

@@ -60,6 +60,34 @@ async def test_calculate_on_the_demo_program(client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"]
 
 
+async def test_the_cashier_reads_russian_when_the_till_asks_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    asked = receipt(card=None, redeem_points=0)  # 3,499 roubles, no card: offer one
+    over = receipt(redeem_points=5_000)  # more than the receipt lets the card spend
+    english = [(await client.post("/v1/calculate", json=body, headers=POS)).json()
+               for body in (asked, over)]  # fmt: skip
+    russian = [
+        (await client.post(
+            "/v1/calculate", json=body, headers={**POS, "Accept-Language": "ru-RU,ru;q=0.9"}
+        )).json()
+        for body in (asked, over)
+    ]  # fmt: skip
+    for en, ru in zip(english, russian, strict=True):
+        assert [m["code"] for m in en["messages"]] == [m["code"] for m in ru["messages"]]
+        assert en["totals"] == ru["totals"]
+    assert english[0]["messages"][0] == {
+        "code": "offer_card",
+        "text": "Offer the customer a loyalty card.",
+    }
+    assert russian[0]["messages"][0] == {
+        "code": "offer_card",
+        "text": "Предложите покупателю карту лояльности.",
+    }
+    limited = {m["code"]: m["text"] for m in russian[1]["messages"]}["points_limited"]
+    assert limited.startswith("Списать можно не более 1662 из запрошенных 5000 баллов")
+
+
 async def test_no_key_or_wrong_key_is_401(client: httpx.AsyncClient) -> None:
     for headers in ({}, {"Authorization": "Bearer not-a-key"}, {"Authorization": "Basic x"}):
         response = await client.post("/v1/calculate", json=receipt(), headers=headers)

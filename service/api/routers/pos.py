@@ -29,6 +29,7 @@ from service.api.schemas import (
 )
 from service.api.state import Services
 from service.domain.errors import Conflict
+from service.i18n import negotiate
 from service.usecases import refund as returns
 from service.usecases.allowances import grant_allowance
 from service.usecases.calculate import calculate as calculate_receipt
@@ -47,12 +48,21 @@ ERRORS = error_responses(
 )
 
 
+def _language(request: Request, services: Services) -> str:
+    """The cashier's language: the request's ``Accept-Language``, else the chain's."""
+    return negotiate(request.headers.get("accept-language"), services.settings.language)
+
+
 async def calculate(body: CalculateRequest, principal: Sell, request: Request) -> OrjsonResponse:
     # Called by PosRoute as (body, principal, request); the signature is the declaration.
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
     answer = await calculate_receipt(
-        receipt_from(body), now=datetime.now(UTC), ports=services.sale_ports, hold=body.hold
+        receipt_from(body),
+        now=datetime.now(UTC),
+        ports=services.sale_ports,
+        hold=body.hold,
+        language=_language(request, services),
     )
     return OrjsonResponse(answer)
 
@@ -63,7 +73,11 @@ async def commit(body: CommitRequest, principal: Sell, request: Request) -> Orjs
     sale = Sale(receipt_from(body), body.transaction_id, body.calculation_id, body.allowance)
     try:
         response, replayed = await commit_sale(
-            sale, now=datetime.now(UTC), ports=services.sale_ports, ledger=services.ledger
+            sale,
+            now=datetime.now(UTC),
+            ports=services.sale_ports,
+            ledger=services.ledger,
+            language=_language(request, services),
         )
     except Conflict as conflict:
         services.metrics.commit_conflicts.labels(conflict.code).inc()
