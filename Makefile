@@ -66,6 +66,11 @@ FUZZ_EXAMPLES ?= 100
 fuzz: $(VENV)/.dev-installed
 	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -m slow tests/e2e/test_openapi_fuzz.py
 
+.PHONY: import-test
+## 100,000 customers from a 1C-style CSV (Windows-1251, ";", 05.05.1985) within a minute.
+import-test: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -s -m slow tests/integration/test_import_scale.py
+
 .PHONY: browser-test
 ## /docs and /redoc rendered by headless Chromium (Debian's package, driven by Playwright)
 ## with every request that leaves 127.0.0.1 aborted: the API documentation works offline.

@@ -523,13 +523,16 @@ class RejectedRowOut(BaseModel):
 
 
 class ImportOut(BaseModel):
-    imported: int
+    imported: int = Field(description="rows written anew (a dry run: that would be)")
+    unchanged: int = Field(description="rows the ledger has as they are (a file sent again)")
     rejected: list[RejectedRowOut]
+    dry_run: bool = Field(description="true: checked only, nothing written")
 
     model_config = _examples(
-        {"imported": 2, "rejected": [{"line": 3, "reason": "phone: already taken"}]},
+        {"imported": 2, "unchanged": 0, "rejected": [{"line": 3, "reason": "phone: already taken"}],
+         "dry_run": False},
         strict=False,
-    )
+    )  # fmt: skip
 
 
 class CustomerRow(CustomerIn):
@@ -537,7 +540,7 @@ class CustomerRow(CustomerIn):
 
     card: CardNumber | None = None
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class CardRow(BaseModel):

@@ -1,10 +1,16 @@
-"""CSV import of customers and cards. Each row is checked on its own; a bad row is
-reported by its line and reason and the good rows are imported all the same."""
+"""Imports of customers and cards as chains have them (SPEC §12): CSV exported by 1C or
+Excel (UTF-8 with or without a BOM, or Windows-1251; comma, semicolon or tab; dates as
+1985-05-05 or 05.05.1985) or an XLSX workbook's first sheet. Each row is checked on its
+own; a bad row is reported by its line and reason, and a dry run reports them all before
+anything is written. Columns the import does not know become the customer's custom
+attributes (a clothing size, a loyalty club), or are mapped to known ones by the header
+mapping given with the upload."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +23,11 @@ from service.usecases.admin_cards import Welcome, refresh, welcome_for
 from service.usecases.ports import CardStates, Programs
 
 M = TypeVar("M", bound=BaseModel)
+
+# What a customers row may name; any other column becomes an attribute.
+CUSTOMER_FIELDS = ("name", "phone", "email", "birthday", "segments", "card")
+_DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+_XLSX = b"PK\x03\x04"  # a zip archive: an Office Open XML workbook
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +44,10 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    imported: int
+    imported: int  # rows written anew
+    unchanged: int  # rows already in the ledger as they are (a file imported again)
     rejected: list[Rejected]  # by line
+    dry_run: bool = False  # nothing was written: what an import would do
 
 
 class RowImporter(Protocol):
@@ -44,17 +57,59 @@ class RowImporter(Protocol):
         rows: Sequence[tuple[int, dict[str, Any]]],
         welcome: Welcome | None,
         author: str,
-    ) -> tuple[list[str], list[tuple[int, str]]]:
-        """Write each row on its own; the card numbers touched and the (line, reason) of
-        each row the database refused."""
+        dry_run: bool = False,
+    ) -> tuple[list[str], list[tuple[int, str]], int]:
+        """Write each row on its own (or only try, with ``dry_run``); the card numbers
+        touched, the (line, reason) of each row the database refused, and how many rows
+        were there already."""
         ...
 
 
 def decode(body: bytes) -> str:
+    """UTF-8 (a BOM dropped), else Windows-1251, what 1C and Russian Excel write."""
     try:
         return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode("cp1251")
     except UnicodeDecodeError as error:
-        raise invalid_field("body", f"not UTF-8 text (byte {error.start})") from None
+        raise invalid_field(
+            "body", f"neither UTF-8 nor Windows-1251 text (byte {error.start})"
+        ) from None
+
+
+def table(body: bytes) -> Iterator[tuple[int, list[str]]]:
+    """The upload's rows with their line numbers: an XLSX workbook's first sheet, or CSV
+    in whichever encoding and delimiter it was written."""
+    if body.startswith(_XLSX):
+        yield from _sheet(body)
+        return
+    text = decode(body)
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t|", key=first.count) if first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    for cells in reader:
+        yield reader.line_num, cells
+
+
+def _sheet(body: bytes) -> Iterator[tuple[int, list[str]]]:
+    import openpyxl  # only for workbooks
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
+    except Exception:  # a damaged archive, or not a workbook: openpyxl raises many kinds
+        raise invalid_field("body", "not a readable XLSX workbook") from None
+    for line, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1):
+        yield line, ["" if v is None else _cell_text(v) for v in values]
+
+
+def _cell_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone or a card number Excel stored as a number
+    return str(value)
 
 
 def _reason(error: ValidationError) -> str:
@@ -63,40 +118,70 @@ def _reason(error: ValidationError) -> str:
     )
 
 
-def _records(text: str, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or ()]
-    missing = [name for name in required if name not in header]
+def _records(
+    body: bytes, required: Sequence[str], mapping: Mapping[str, str]
+) -> Iterator[tuple[int, dict[str, str] | None]]:
+    """(line, cells by column) per row; None for a row with more cells than columns."""
+    rows = table(body)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        raise invalid_field("body", "the upload is empty") from None
+    names = [mapping.get(name.strip(), name.strip()) for name in header]
+    missing = [name for name in required if name not in names]
     if missing:
         raise invalid_field("body", f"the header lacks column(s): {', '.join(missing)}")
-    reader.fieldnames = header
-    for record in reader:
-        yield reader.line_num, record
+    for line, cells in rows:
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line, as spreadsheets leave at the end
+        yield line, None if len(cells) > len(names) else dict(zip(names, cells, strict=False))
 
 
 def parse_rows(
-    text: str, model: type[M], required: Sequence[str], max_rows: int
+    body: bytes,
+    model: type[M],
+    required: Sequence[str],
+    max_rows: int,
+    mapping: Mapping[str, str] | None = None,
+    known: Sequence[str] | None = None,
 ) -> tuple[list[Row[M]], list[Rejected]]:
-    """Rows of ``text`` (CSV with a header) as ``model``; blank cells are absent fields."""
+    """Rows of the upload (a header, then a row per line) as ``model``; blank cells are
+    absent fields, dates may be written 05.05.1985, and where ``known`` names the model's
+    columns, any other column goes into the row's ``attributes``."""
     rows: list[Row[M]] = []
     rejected: list[Rejected] = []
-    for line, record in _records(text, required):
+    for line, record in _records(body, required, mapping or {}):
         if len(rows) + len(rejected) >= max_rows:
             raise invalid_field("body", f"at most {max_rows} rows per import")
-        if None in record:
+        if record is None:
             rejected.append(Rejected(line, "more cells than columns"))
             continue
-        cells = {k: v.strip() for k, v in record.items() if v is not None and v.strip()}
+        cells = {k: v.strip() for k, v in record.items() if v.strip()}
         try:
-            rows.append(Row(line, model.model_validate(_shaped(cells))))
+            rows.append(Row(line, model.model_validate(_shaped(cells, known))))
         except ValidationError as error:
             rejected.append(Rejected(line, _reason(error)))
     return rows, rejected
 
 
-def _shaped(cells: Mapping[str, str]) -> dict[str, Any]:
-    """Lists are written ``a;b`` in a cell."""
-    return {k: v.split(";") if k == "segments" else v for k, v in cells.items()}
+def _shaped(cells: Mapping[str, str], known: Sequence[str] | None) -> dict[str, Any]:
+    """Lists are written ``a;b`` in a cell; a date ``05.05.1985`` is 1985-05-05; columns
+    outside ``known`` are attributes."""
+    shaped: dict[str, Any] = {}
+    attributes: dict[str, str] = {}
+    for name, value in cells.items():
+        if known is not None and name not in known:
+            attributes[name] = value
+        elif name == "segments":
+            shaped[name] = value.split(";")
+        elif name == "birthday" and (dotted := _DOTTED_DATE.match(value)):
+            day, month, year = dotted.groups()
+            shaped[name] = f"{year}-{int(month):02d}-{int(day):02d}"
+        else:
+            shaped[name] = value
+    if attributes:
+        shaped["attributes"] = attributes
+    return shaped
 
 
 async def import_rows(
@@ -108,13 +193,21 @@ async def import_rows(
     rejected: Sequence[Rejected],
     author: str,
     now: datetime,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Import the parsed ``rows`` of ``kind`` ("customers" or "cards"); registered cards
-    get the welcome points. The report counts the rows imported and lists, by line,
-    those rejected when parsed and those the database refused."""
+    get the welcome points. The report counts the rows imported and those already there,
+    and lists, by line, those rejected when parsed and those the database refused. A dry
+    run writes nothing and reports the same."""
     values = [(row.line, row.value.model_dump(exclude_none=True)) for row in rows]
     welcome = welcome_for(programs.current, now)
-    touched, refused = await repo.import_rows(kind, values, welcome, author)
-    await refresh(cards, programs, touched, now)
+    touched, refused, unchanged = await repo.import_rows(kind, values, welcome, author, dry_run)
+    if not dry_run:
+        await refresh(cards, programs, touched, now)
     report = sorted([(r.line, r.reason) for r in rejected] + refused)
-    return ImportReport(len(rows) - len(refused), [Rejected(*entry) for entry in report])
+    return ImportReport(
+        len(rows) - len(refused) - unchanged,
+        unchanged,
+        [Rejected(*entry) for entry in report],
+        dry_run,
+    )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+from datetime import datetime
+from pathlib import Path
 
 import httpx
+import openpyxl
 
 from service.storage.postgres.pool import connect
 from tests.conftest import ADMIN, POS
@@ -291,6 +295,61 @@ async def test_replacing_a_lost_card_keeps_balance_expiry_and_tier(
         headers=ADMIN,
     )
     assert in_use.status_code == 409 and fields(in_use) == {"new_number"}
+
+
+ONE_C = Path(__file__).parents[1] / "data" / "1c_customers.csv"  # Windows-1251, ";", CRLF
+ONE_C_COLUMNS = "Наименование=name;Телефон=phone;Дата рождения=birthday;Карта=card"
+
+
+async def test_a_1c_export_imports_with_its_own_columns_after_a_dry_run(
+    client: httpx.AsyncClient,
+) -> None:
+    upload = {"content": ONE_C.read_bytes(), "headers": {**ADMIN, "Content-Type": "text/csv"}}
+    params = {"columns": ONE_C_COLUMNS}
+    path = f"{ADMIN_API}/import/customers"
+    preview = await client.post(path, params={**params, "dry_run": "true"}, **upload)
+    assert preview.status_code == 200, preview.text
+    report = preview.json()
+    assert report["dry_run"] is True and report["imported"] == 3
+    assert [r["line"] for r in report["rejected"]] == [4]  # Сидоров: a phone of 12-34
+    assert report["rejected"][0]["reason"].startswith("phone:")
+    nothing = await client.get(f"{ADMIN_API}/customers", params={"phone": "+79551002031"},
+                               headers=ADMIN)  # fmt: skip
+    assert nothing.json()["customers"] == []  # the dry run wrote nothing
+
+    done = (await client.post(path, params=params, **upload)).json()
+    assert (done["imported"], done["unchanged"], done["dry_run"]) == (3, 0, False)
+    found = await client.get(f"{ADMIN_API}/customers", params={"phone": "8 955 100-20-31"},
+                             headers=ADMIN)  # fmt: skip
+    anna = found.json()["customers"][0]
+    assert anna["name"] == "Петрова Анна Сергеевна" and anna["birthday"] == "1985-05-05"
+    assert anna["attributes"] == {"Размер одежды": "M", "Клуб": "Бегуны"}
+    assert anna["cards"] == ["2901000000015"]
+    again = (await client.post(path, params=params, **upload)).json()  # the same file again
+    assert (again["imported"], again["unchanged"]) == (0, 3)
+    assert [r["line"] for r in again["rejected"]] == [4]
+
+
+async def test_an_xlsx_workbook_imports_as_its_csv_would(client: httpx.AsyncClient) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    p1, p2 = phone(), phone()
+    sheet.append(["name", "phone", "birthday", "size"])
+    sheet.append(["Xlsx One", p1, datetime(1988, 2, 29), "S"])
+    sheet.append(["Xlsx Two", int(p2.removeprefix("+")), "07.11.1991", None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    response = await client.post(
+        f"{ADMIN_API}/import/customers",
+        content=buffer.getvalue(),
+        headers={**ADMIN, "Content-Type": xlsx},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 2 and response.json()["rejected"] == []
+    two = (await client.get(f"{ADMIN_API}/customers", params={"phone": p2}, headers=ADMIN)).json()
+    assert two["customers"][0]["birthday"] == "1991-11-07"
 
 
 async def test_csv_import_reports_rejected_rows_by_line(client: httpx.AsyncClient) -> None:

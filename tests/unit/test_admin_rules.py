@@ -56,13 +56,15 @@ def test_code_state_order() -> None:
 
 
 def test_csv_rows_report_bad_lines_by_file_line() -> None:
-    text = 'number,kind\n2000000000015,physical\n"12\n34",virtual\n2000000000022,plastic\n'
+    text = b'number,kind\n2000000000015,physical\n"12\n34",virtual\n2000000000022,plastic\n'
     rows, rejected = parse_rows(text, CardRow, ("number",), max_rows=10)
     assert [r.line for r in rows] == [2]
     assert [(r.line, r.reason.split(":")[0]) for r in rejected] == [(4, "number"), (5, "kind")]
     with pytest.raises(InvalidInput):
-        parse_rows("kind\nphysical\n", CardRow, ("number",), max_rows=10)
+        parse_rows(b"kind\nphysical\n", CardRow, ("number",), max_rows=10)
     with pytest.raises(InvalidInput):
         parse_rows(text, CardRow, ("number",), max_rows=2)
+    assert decode("Размер;Клуб".encode("cp1251")) == "Размер;Клуб"  # what 1C writes
+    assert decode("\ufeffРазмер".encode()) == "Размер"  # UTF-8, its BOM dropped
     with pytest.raises(InvalidInput):
-        decode(b"\xff\xfe")
+        decode(b"\x98")  # neither UTF-8 nor Windows-1251

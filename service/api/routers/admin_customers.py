@@ -98,14 +98,19 @@ def _csv_body(example: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-async def _import(request: Request, services: Services, kind: str, who: str) -> OrjsonResponse:
+async def _import(
+    request: Request, services: Services, kind: str, who: str, dry_run: bool, columns: str | None
+) -> OrjsonResponse:
     settings = services.settings
     body = await request.body()
     if len(body) > settings.import_max_bytes:
         raise invalid_field("body", f"at most {settings.import_max_bytes} bytes per import")
-    model, required = (CustomerRow, ("phone",)) if kind == "customers" else (CardRow, ("number",))
-    text = imports.decode(body)
-    rows, rejected = imports.parse_rows(text, model, required, settings.import_max_rows)
+    model: type[CustomerRow | CardRow] = CustomerRow if kind == "customers" else CardRow
+    required = ("phone",) if kind == "customers" else ("number",)
+    known = imports.CUSTOMER_FIELDS if kind == "customers" else None
+    rows, rejected = imports.parse_rows(
+        body, model, required, settings.import_max_rows, _mapping(columns), known
+    )
     report = await imports.import_rows(
         services.customers,
         services.cards,
@@ -115,9 +120,35 @@ async def _import(request: Request, services: Services, kind: str, who: str) -> 
         rejected,
         who,
         datetime.now(UTC),
+        dry_run,
     )
     rejected_rows = [{"line": r.line, "reason": r.reason} for r in report.rejected]
-    return OrjsonResponse({"imported": report.imported, "rejected": rejected_rows})
+    return OrjsonResponse(
+        {"imported": report.imported, "unchanged": report.unchanged,
+         "rejected": rejected_rows, "dry_run": report.dry_run}
+    )  # fmt: skip
+
+
+def _mapping(columns: str | None) -> dict[str, str]:
+    """``Телефон=phone;ФИО=name``: the upload's own column names for the known ones."""
+    if not columns:
+        return {}
+    pairs = [pair.partition("=") for pair in columns.split(";") if pair.strip()]
+    if any(not sep or not theirs.strip() or not ours.strip() for theirs, sep, ours in pairs):
+        raise invalid_field("columns", "write it as Their name=our name;Other=other")
+    return {theirs.strip(): ours.strip() for theirs, _, ours in pairs}
+
+
+DryRun = Annotated[
+    bool, Query(description="check every row, the ledger's refusals included; write nothing")
+]
+Columns = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        description="the upload's own column names for the known ones: Телефон=phone;ФИО=name",
+    ),
+]
 
 
 @router.post(
@@ -128,9 +159,13 @@ async def _import(request: Request, services: Services, kind: str, who: str) -> 
     summary="Import customers (and a card each) from CSV; bad rows reported by line",
 )
 async def import_customers(
-    request: Request, admin: Import, services: ServicesDep
+    request: Request,
+    admin: Import,
+    services: ServicesDep,
+    dry_run: DryRun = False,
+    columns: Columns = None,
 ) -> OrjsonResponse:
-    return await _import(request, services, "customers", author(admin))
+    return await _import(request, services, "customers", author(admin), dry_run, columns)
 
 
 @router.post(
@@ -140,5 +175,11 @@ async def import_customers(
     openapi_extra=_csv_body(CARDS_CSV),
     summary="Import cards from CSV (a phone registers the card); bad rows reported by line",
 )
-async def import_cards(request: Request, admin: Import, services: ServicesDep) -> OrjsonResponse:
-    return await _import(request, services, "cards", author(admin))
+async def import_cards(
+    request: Request,
+    admin: Import,
+    services: ServicesDep,
+    dry_run: DryRun = False,
+    columns: Columns = None,
+) -> OrjsonResponse:
+    return await _import(request, services, "cards", author(admin), dry_run, columns)

@@ -130,14 +130,15 @@ class Customers:
         rows: Sequence[tuple[int, dict[str, Any]]],
         welcome: Welcome | None,
         author: str,
-    ) -> tuple[list[str], list[tuple[int, str]]]:
+        dry_run: bool = False,
+    ) -> tuple[list[str], list[tuple[int, str]], int]:
         """Import (line, row) pairs of ``kind`` "customers" or "cards"; the card numbers
-        touched and the (line, reason) of each row refused."""
+        touched, the (line, reason) of each row refused, the rows unchanged."""
         # Here, not at the top: service.storage.postgres.imports writes with this module's
         # insert_customer.
         from service.storage.postgres.imports import import_rows
 
-        return await import_rows(self._pool, kind, rows, welcome, author)
+        return await import_rows(self._pool, kind, rows, welcome, author, dry_run)
 
     @staticmethod
     async def _live(conn: asyncpg.Connection, customer_id: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.errors import DomainError
+from service.domain.errors import Conflict, DomainError
 from service.storage.postgres.admin_cards import insert_card, link_card
 from service.storage.postgres.customers import insert_customer
 from service.storage.postgres.pool import database_errors
@@ -32,17 +32,44 @@ async def _register(
 
 async def _customer_row(
     conn: asyncpg.Connection, row: dict[str, Any], welcome: Welcome | None, author: str
-) -> str | None:
+) -> tuple[str | None, bool]:
+    """The row's customer, and its card registered to them. A customer whose phone is
+    known already is the same one (a file imported again): left as it is, and the row
+    counts as unchanged unless it brings them a card they did not have; a row that says
+    otherwise of them is refused, as the phone of another customer."""
     card = row.pop("card", None)
-    customer_id = await insert_customer(conn, row, author)
+    phone = row.get("phone")
+    customer_id = None
+    if phone is not None:
+        known = await conn.fetchrow(
+            "SELECT customer_id, name, email, birthday, attributes, segments FROM customers"
+            " WHERE phone = $1 AND erased_at IS NULL",
+            phone,
+        )
+        if known is not None:
+            if any(known[field] != value for field, value in row.items() if field != "phone"):
+                raise Conflict(
+                    "another customer has this phone",
+                    code="customer_exists",
+                    extra={"fields": [{"field": "phone", "message": "already taken"}]},
+                )
+            customer_id = known["customer_id"]
+    changed = customer_id is None
+    if customer_id is None:
+        customer_id = await insert_customer(conn, row, author)
     if card is not None:
-        await _register(conn, card, customer_id, welcome, author)
-    return card
+        holder = await conn.fetchval("SELECT customer_id FROM cards WHERE number = $1", card)
+        if holder != customer_id:
+            await _register(conn, card, customer_id, welcome, author)
+            changed = True
+    return card, changed
 
 
 async def _card_row(
     conn: asyncpg.Connection, row: dict[str, Any], welcome: Welcome | None, author: str
-) -> str | None:
+) -> tuple[str | None, bool]:
+    """The card issued (to the customer with the row's phone); a card issued before, as
+    the row has it, counts as unchanged (a file imported again)."""
     phone = row.pop("phone", None)
     customer_id = None
     if phone is not None:
@@ -51,8 +78,18 @@ async def _card_row(
         )
         if customer_id is None:
             raise DomainError("phone: no customer with this phone", code="customer_not_found")
+    known = await conn.fetchrow(
+        "SELECT customer_id, kind, status FROM cards WHERE number = $1", row["number"]
+    )
+    wanted = (customer_id, row.get("kind", "physical"), row.get("status", "active"))
+    if known is not None and tuple(known) == wanted:
+        return str(row["number"]), False
     await insert_card(conn, NewCard(customer_id=customer_id, **row), welcome, author)
-    return str(row["number"])
+    return str(row["number"]), True
+
+
+class _DryRun(Exception):
+    """Raised to roll a dry run's transaction back."""
 
 
 async def import_rows(
@@ -61,23 +98,32 @@ async def import_rows(
     rows: Sequence[tuple[int, dict[str, Any]]],
     welcome: Welcome | None,
     author: str,
-) -> tuple[list[str], list[tuple[int, str]]]:
+    dry_run: bool = False,
+) -> tuple[list[str], list[tuple[int, str]], int]:
     """Import (line, row) pairs of ``kind`` "customers" or "cards"; returns the card
-    numbers touched and the (line, reason) of each row refused."""
+    numbers touched, the (line, reason) of each row refused, and the rows unchanged. A
+    dry run does all of it in a transaction it then rolls back."""
     write = _customer_row if kind == "customers" else _card_row
     touched: list[str] = []
     rejected: list[tuple[int, str]] = []
-    async with database_errors(), pool.acquire() as conn, conn.transaction():
-        for line, row in rows:
-            try:
-                async with conn.transaction():
-                    card = await write(conn, dict(row), welcome, author)
-            except DomainError as error:
-                rejected.append((line, _reason(error)))
-                continue
-            if card is not None:
-                touched.append(card)
-    return touched, rejected
+    unchanged = 0
+    try:
+        async with database_errors(), pool.acquire() as conn, conn.transaction():
+            for line, row in rows:
+                try:
+                    async with conn.transaction():
+                        card, changed = await write(conn, dict(row), welcome, author)
+                except DomainError as error:
+                    rejected.append((line, _reason(error)))
+                    continue
+                unchanged += not changed
+                if card is not None and changed:
+                    touched.append(card)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return touched, rejected, unchanged
 
 
 def _reason(error: DomainError) -> str:
