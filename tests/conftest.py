@@ -45,6 +45,17 @@ POS = {"Authorization": f"Bearer {POS_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary root of the session's own (``--basetemp``), removed at its end: pytest's
+    shared ``pytest-of-<user>/pytest-<n>`` folders are numbered per machine, and a second
+    pytest running beside this one (another checkout's, CI's) cleared this one's from under
+    it. The workers of pytest-xdist take theirs inside it, as ever."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="loyalty-pytest-")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
+
+
 # Files that never reach the kernels, started first: `make test` compiles them beside the
 # suite (~23 s on one core) and whatever calls them waits for that compile, so these keep
 # both test processes busy meanwhile. Only the order depends on this list (make test runs

@@ -18,6 +18,7 @@ from starlette.types import Message
 from service.api.metrics import Metrics
 from service.api.responses import OrjsonResponse
 from service.domain import errors as e
+from service.i18n import error_text, negotiate
 from service.storage.postgres.pool import (
     CONNECTION_ERRORS,
     INPUT_ERRORS,
@@ -60,7 +61,17 @@ def _error_response(
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.count_error(body["error"])
+    language = _language(request)
+    if language != "en":
+        body = {**body, "detail": error_text(language, body["error"], body["detail"])}
     return OrjsonResponse(body, status, headers=headers)
+
+
+def _language(request: Request) -> str:
+    """The request's language (``Accept-Language``), else the chain's (settings)."""
+    services = getattr(request.app.state, "services", None)
+    default = "en" if services is None else services.settings.language
+    return negotiate(request.headers.get("accept-language"), default)
 
 
 async def _domain_error(request: Request, exc: Exception) -> OrjsonResponse:

@@ -1,6 +1,6 @@
 """What people read, in Russian and English (SPEC §12): the cashier's messages in every
-answer, chosen per request by ``Accept-Language`` with the chain's default in settings.
-Codes stay as they are, language-free.
+answer and the errors' texts, chosen per request by ``Accept-Language`` with the chain's
+default in settings. Codes stay as they are, language-free.
 
 The English text is the message id, as gettext has it; the translations are gettext
 catalogues (``locale/<language>/LC_MESSAGES/loyalty.po``), read once per process with
@@ -26,6 +26,74 @@ CASHIER = {
     "birthday": "Happy birthday! Birthday offers apply.",
     "tier_upgrade": "After this sale the card moves up to {tier}.",
     "points_limited": "At most {max} of the {wanted} points asked for can be spent.",
+}
+# Error answers (``{"error": code, "detail": ...}``), by code: a sentence for people in
+# the request's language; the English ``detail`` says more, and stays for English.
+ERRORS = {
+    "allowance_expired": "The allowance has expired.",
+    "allowance_invalid": "The allowance is not one this service issued for this card and store.",
+    "allowance_refused": "The allowance does not cover these points.",
+    "allowance_too_large": "The allowance asks for more points than the program allows.",
+    "allowances_unavailable": "Allowances are not available here.",
+    "amount_out_of_range": "An amount is out of range.",
+    "auth_error": "The API key is not accepted.",
+    "bad_calculation": "The calculation id is not one this service issued.",
+    "batch_not_found": "No such promo code batch.",
+    "card_exists": "The card is issued already.",
+    "card_in_use": "The card is in use.",
+    "card_linked": "The card belongs to another customer.",
+    "card_not_active": "The card is not active.",
+    "card_not_found": "No such loyalty card.",
+    "card_number_invalid": "The card number is not valid.",
+    "card_replaced": "The card was replaced.",
+    "conflict": "The request conflicts with the ledger's state.",
+    "customer_erased": "The customer was erased.",
+    "customer_exists": "Another customer has this phone or e-mail.",
+    "customer_not_found": "No such customer.",
+    "duplicate_line_id": "A line id appears twice in the receipt.",
+    "forbidden": "The API key may not do this.",
+    "hold_not_found": "This calculation holds no points.",
+    "holds_unavailable": "Points cannot be held here.",
+    "http_error": "The request cannot be served.",
+    "idempotency_conflict": "This id was used already for another request.",
+    "insufficient_points": "The card no longer holds the points asked for.",
+    "internal_error": "Internal error.",
+    "invalid_input": "The request is not valid.",
+    "invalid_redeem_points": "The points to spend are not valid.",
+    "key_not_found": "No such API key.",
+    "method_not_allowed": "Method not allowed.",
+    "naive_timestamp": "A time is given without its time zone.",
+    "no_customer": "The card has no customer.",
+    "no_program": "No loyalty program is published yet.",
+    "not_found": "Not found.",
+    "nothing_to_return": "Nothing is left to return on this sale.",
+    "program_invalid": "The program document is not valid.",
+    "program_never_published": "The program version was never published.",
+    "program_not_draft": "The program version is not a draft.",
+    "program_not_found": "No such program version.",
+    "promo_code_declared": "The promo code is declared in the program.",
+    "promo_code_not_found": "No such promo code.",
+    "promo_rejected": "The promo code is unknown or revoked.",
+    "promo_used_up": "The promo code can no longer be used.",
+    "quantity_exceeded": "More is returned than was sold.",
+    "receipt_too_old": "The receipt is older than the program accepts.",
+    "redeem_over_limit": "More points are asked for than this receipt allows.",
+    "redeem_without_card": "Points can only be spent with a card.",
+    "region_not_found": "No such region.",
+    "retry": "The ledger is busy; retry.",
+    "rule_limit_reached": "A rule's budget or use cap is reached; calculate the receipt again.",
+    "sale_cancelled": "The sale was cancelled.",
+    "sale_not_found": "No such sale.",
+    "store_not_found": "No such store.",
+    "timestamp_in_future": "The receipt's time is in the future; check the till's clock.",
+    "too_many_lines": "The receipt has too many lines.",
+    "unauthenticated": "An API key is needed.",
+    "unavailable": "The service is unavailable; retry.",
+    "unknown_line": "The sale has no such line.",
+    "unstorable": "A value cannot be stored.",
+    "unsupported_media_type": "The body's content type is not accepted.",
+    "validation_error": "The request is not valid: see fields.",
+    "webhook_not_found": "No such webhook subscription.",
 }
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")
@@ -66,3 +134,11 @@ def negotiate(accept_language: str | None, default: str) -> str:
     preferred = [tag for q, tag in sorted(weighted, key=lambda w: -w[0]) if q > 0 and tag]
     chosen = Locale.negotiate(preferred, list(LANGUAGES), sep="-")
     return chosen.language if chosen is not None else default
+
+
+def error_text(language: str, code: str, detail: str) -> str:
+    """An error's text for people: the English ``detail`` as it is, else the code's
+    sentence in ``language`` (the detail where the code has none)."""
+    if language == "en" or code not in ERRORS:
+        return detail
+    return gettext(language, ERRORS[code])

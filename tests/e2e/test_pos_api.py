@@ -86,6 +86,14 @@ async def test_the_cashier_reads_russian_when_the_till_asks_for_it(
     }
     limited = {m["code"]: m["text"] for m in russian[1]["messages"]}["points_limited"]
     assert limited.startswith("Списать можно не более 1662 из запрошенных 5000 баллов")
+    # Errors too: the same code, a sentence in Russian.
+    bad = await client.post(
+        "/v1/calculate",
+        json=receipt(card="2999999999997"),
+        headers={**POS, "Accept-Language": "ru"},
+    )
+    assert bad.status_code == 404
+    assert bad.json() == {"error": "card_not_found", "detail": "Такой карты лояльности нет."}
 
 
 async def test_no_key_or_wrong_key_is_401(client: httpx.AsyncClient) -> None:

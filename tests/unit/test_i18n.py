@@ -3,15 +3,27 @@ language negotiated from Accept-Language, the codes the same in every language."
 
 from __future__ import annotations
 
+import re
 import string
+from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from service.i18n import _LOCALE, CASHIER, LANGUAGES, WORDS, cashier_text, catalogue, negotiate
+from service.i18n import (
+    _LOCALE,
+    CASHIER,
+    ERRORS,
+    LANGUAGES,
+    WORDS,
+    cashier_text,
+    catalogue,
+    error_text,
+    negotiate,
+)
 
 
 def test_every_catalogue_translates_every_text_and_no_other() -> None:
-    wanted = {*CASHIER.values(), *WORDS}
+    wanted = {*CASHIER.values(), *WORDS, *ERRORS.values()}
     for language in LANGUAGES:
         if language == "en":
             continue
@@ -46,3 +58,21 @@ def test_a_message_reads_in_either_language() -> None:
     assert cashier_text("ru", "card_inactive", (("status", "blocked"),)).startswith(
         "Карта заблокирована"
     )
+
+
+def test_every_error_code_the_service_raises_has_its_sentence() -> None:
+    service = Path(__file__).parents[2] / "service"
+    raised = {
+        code
+        for source in service.rglob("*.py")
+        for code in re.findall(r'code="([a-z_]+)"', source.read_text(encoding="utf-8"))
+    }
+    classes = set(
+        re.findall(r'    code = "([a-z_]+)"', (service / "domain" / "errors.py").read_text())
+    )
+    assert raised | classes - {"error"} <= set(ERRORS), sorted((raised | classes) - set(ERRORS))
+    assert (
+        error_text("ru", "card_not_found", "no such loyalty card") == "Такой карты лояльности нет."
+    )
+    assert error_text("en", "card_not_found", "no such loyalty card") == "no such loyalty card"
+    assert error_text("ru", "no_such_code", "as it is") == "as it is"
