@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from service import keys_cli
+from service import import_cli, keys_cli
 from service.api.logs import configure_logging
 from service.local.embedded import EmbeddedServers, start_embedded
 from service.settings import Settings
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("expire", help="expire points past validity, move down lapsed tiers")
     keys_cli.add_parser(commands)
+    import_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return expire(settings)
     if args.command == "keys":
         return keys_cli.run(settings, args)
+    if args.command == "import":
+        return import_cli.run(settings, args)
     return migrate(settings)
 
 

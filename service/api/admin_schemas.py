@@ -31,6 +31,7 @@ from service.api.schemas import (
 )
 from service.domain.contacts import normalize_email
 from service.rules.demo import demo_program
+from service.usecases.admin_import import CUSTOMER_FIELDS
 
 
 def _examples(*examples: dict[str, Any], strict: bool = True) -> ConfigDict:
@@ -552,6 +553,16 @@ class CardRow(BaseModel):
     phone: Phone | None = None
 
     model_config = ConfigDict(extra="ignore")
+
+
+def import_shape(
+    kind: str,
+) -> tuple[type[CustomerRow | CardRow], tuple[str, ...], tuple[str, ...] | None]:
+    """An import's row model, the columns it needs, and the columns it knows (any other
+    becomes an attribute; None: other columns are ignored)."""
+    if kind == "customers":
+        return CustomerRow, ("phone",), CUSTOMER_FIELDS
+    return CardRow, ("number",), None
 
 
 CUSTOMERS_CSV = (

@@ -9,11 +9,13 @@ Babel. ``tests/unit/test_i18n.py`` holds every catalogue complete.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 LANGUAGES = ("en", "ru")
 DOMAIN = "loyalty"
@@ -95,6 +97,59 @@ ERRORS = {
     "validation_error": "The request is not valid: see fields.",
     "webhook_not_found": "No such webhook subscription.",
 }
+# Report columns, by name: their headers for people (CSV downloaded with a language).
+COLUMNS = {
+    "number": "Card",
+    "status": "Status",
+    "tier": "Tier",
+    "customer_id": "Customer",
+    "balance": "Balance, points",
+    "pending": "Pending points",
+    "debt": "Debt, points",
+    "entry_id": "Entry",
+    "card": "Card",
+    "created_at": "Time",
+    "kind": "Kind",
+    "points": "Points",
+    "store_id": "Store",
+    "transaction_id": "Receipt",
+    "refund_id": "Return",
+    "reason": "Reason",
+    "author": "Author",
+    "rule_id": "Rule",
+    "name": "Name",
+    "receipts": "Receipts",
+    "discount": "Discount, roubles",
+    "points_on_receipts": "Points on receipts",
+    "month": "Month",
+    "active": "Active points",
+    "value": "Value, roubles",
+    "points_expired": "Points expired",
+    "cards": "Cards",
+    "since": "From",
+    "until": "Until",
+    "receipts_with_card": "Receipts with a card",
+    "active_cards": "Active cards",
+    "points_earned": "Points earned",
+    "points_redeemed": "Points redeemed",
+    "sales_with_card": "Sales with a card, roubles",
+    "sales_without_card": "Sales without a card, roubles",
+    "participation_bp": "Participation, basis points",
+    "redeemed_to_earned_bp": "Redeemed to earned, basis points",
+    "average_receipt_with_card": "Average receipt with a card, roubles",
+    "average_receipt_without_card": "Average receipt without a card, roubles",
+}
+# The columns that hold money (kopecks): shown to people as roubles.
+MONEY_COLUMNS = frozenset(
+    (
+        "discount",
+        "value",
+        "sales_with_card",
+        "sales_without_card",
+        "average_receipt_with_card",
+        "average_receipt_without_card",
+    )
+)
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")
 
@@ -142,3 +197,14 @@ def error_text(language: str, code: str, detail: str) -> str:
     if language == "en" or code not in ERRORS:
         return detail
     return gettext(language, ERRORS[code])
+
+
+def column_header(language: str, column: str) -> str:
+    """A report column's header for people in ``language`` (its name where it has none)."""
+    header = COLUMNS.get(column)
+    return column if header is None else gettext(language, header)
+
+
+def money_text(language: str, kopecks: int) -> str:
+    """Kopecks as roubles the way ``language`` writes them: 73,215.00 or 73 215,00 (Babel)."""
+    return format_decimal(Decimal(kopecks).scaleb(-2), format="#,##0.00", locale=language)

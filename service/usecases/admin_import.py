@@ -112,6 +112,16 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+def column_mapping(columns: str | None) -> dict[str, str]:
+    """``Телефон=phone;ФИО=name``: the upload's own column names for the known ones."""
+    if not columns:
+        return {}
+    pairs = [pair.partition("=") for pair in columns.split(";") if pair.strip()]
+    if any(not sep or not theirs.strip() or not ours.strip() for theirs, sep, ours in pairs):
+        raise invalid_field("columns", "write it as Their name=our name;Other=other")
+    return {theirs.strip(): ours.strip() for theirs, _, ours in pairs}
+
+
 def _reason(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in error.errors()

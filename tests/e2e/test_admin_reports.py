@@ -111,6 +111,20 @@ async def test_promotions_and_program_health(client: httpx.AsyncClient) -> None:
         await client.get(f"{REPORTS}/promotions", params={**FRIDAY, "format": "csv"}, headers=ADMIN)
     )
     assert [r["rule_id"] for r in exported] == [r["rule_id"] for r in promos["rows"]]
+    # Downloaded by a person in Russian: Russian headers, the discount in roubles.
+    russian = _csv(
+        await client.get(
+            f"{REPORTS}/promotions", params={**FRIDAY, "format": "csv"},
+            headers={**ADMIN, "Accept-Language": "ru-RU,ru;q=0.9"},
+        )
+    )  # fmt: skip
+    by_rule = {row["Акция"]: row for row in russian}
+    roubles, kopecks = divmod(autumn["discount"], 100)
+    assert (
+        by_rule["autumn10"]["Скидка, руб."]
+        == f"{roubles:,}".replace(",", "\xa0") + f",{kopecks:02d}"
+    )
+    assert by_rule["autumn10"]["Чеков"] == str(autumn["receipts"])
 
     health = (await client.get(f"{REPORTS}/health", params=FRIDAY, headers=ADMIN)).json()
     assert health["receipts"] > health["receipts_with_card"] >= 1

@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 from service.i18n import (
     _LOCALE,
     CASHIER,
+    COLUMNS,
     ERRORS,
     LANGUAGES,
     WORDS,
@@ -23,7 +24,7 @@ from service.i18n import (
 
 
 def test_every_catalogue_translates_every_text_and_no_other() -> None:
-    wanted = {*CASHIER.values(), *WORDS, *ERRORS.values()}
+    wanted = {*CASHIER.values(), *WORDS, *ERRORS.values(), *COLUMNS.values()}
     for language in LANGUAGES:
         if language == "en":
             continue

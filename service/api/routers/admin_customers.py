@@ -10,14 +10,13 @@ from fastapi import APIRouter, Path, Query, Request
 from service.api.admin_schemas import (
     CARDS_CSV,
     CUSTOMERS_CSV,
-    CardRow,
     CustomerIn,
     CustomerOut,
     CustomerPatch,
-    CustomerRow,
     CustomersOut,
     Email,
     ImportOut,
+    import_shape,
 )
 from service.api.deps import EraseCustomers, Import, ManageCards, ReadCards, ServicesDep
 from service.api.json_route import JsonRoute
@@ -105,11 +104,9 @@ async def _import(
     body = await request.body()
     if len(body) > settings.import_max_bytes:
         raise invalid_field("body", f"at most {settings.import_max_bytes} bytes per import")
-    model: type[CustomerRow | CardRow] = CustomerRow if kind == "customers" else CardRow
-    required = ("phone",) if kind == "customers" else ("number",)
-    known = imports.CUSTOMER_FIELDS if kind == "customers" else None
+    model, required, known = import_shape(kind)
     rows, rejected = imports.parse_rows(
-        body, model, required, settings.import_max_rows, _mapping(columns), known
+        body, model, required, settings.import_max_rows, imports.column_mapping(columns), known
     )
     report = await imports.import_rows(
         services.customers,
@@ -127,16 +124,6 @@ async def _import(
         {"imported": report.imported, "unchanged": report.unchanged,
          "rejected": rejected_rows, "dry_run": report.dry_run}
     )  # fmt: skip
-
-
-def _mapping(columns: str | None) -> dict[str, str]:
-    """``Телефон=phone;ФИО=name``: the upload's own column names for the known ones."""
-    if not columns:
-        return {}
-    pairs = [pair.partition("=") for pair in columns.split(";") if pair.strip()]
-    if any(not sep or not theirs.strip() or not ours.strip() for theirs, sep, ours in pairs):
-        raise invalid_field("columns", "write it as Their name=our name;Other=other")
-    return {theirs.strip(): ours.strip() for theirs, _, ours in pairs}
 
 
 DryRun = Annotated[

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from service.api.admin_schemas import (
@@ -19,7 +19,7 @@ from service.api.admin_schemas import (
     PromotionsOut,
     Slug,
 )
-from service.api.csv_export import csv_content, csv_response
+from service.api.csv_export import csv_content, csv_response, people_language
 from service.api.deps import Reports, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
@@ -61,16 +61,25 @@ class Listing:
     format: str
     cursor: str | None
     limit: int
+    language: str | None  # a CSV for people: headers and money in this language
 
     async def answer(self, name: str, columns: tuple[str, ...], fetch: Fetch) -> Response:
         if self.format == "csv":
-            return await csv_response(f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE))
+            return await csv_response(
+                f"{name}.csv", columns, lambda after: fetch(after, CSV_PAGE), self.language
+            )
         rows, next_cursor = await fetch(self.cursor, self.limit)
         return OrjsonResponse({"rows": rows, "next_cursor": next_cursor})
 
 
-def _listing(format: Format = "json", cursor: Cursor = None, limit: PageSize = 100) -> Listing:
-    return Listing(format, cursor, limit)
+def _listing(
+    request: Request,
+    services: ServicesDep,
+    format: Format = "json",
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Listing:
+    return Listing(format, cursor, limit, people_language(request, services.settings.language))
 
 
 ListingDep = Annotated[Listing, Depends(_listing)]
@@ -160,12 +169,14 @@ async def health(
     admin: Reports,
     services: ServicesDep,
     period: PeriodDep,
+    request: Request,
     format: Format = "json",
 ) -> Response:
     row = await reports.health_report(services.reports, period)
     if format == "csv":
         columns = tuple(row)
-        return await csv_response("health.csv", columns, lambda _after: _one(row))
+        language = people_language(request, services.settings.language)
+        return await csv_response("health.csv", columns, lambda _after: _one(row), language)
     return OrjsonResponse(row)
 
 
