@@ -28,8 +28,6 @@ from service.storage.postgres.programs import current_program
 from service.usecases import admin_import as imports
 from service.usecases.admin_cards import welcome_for
 
-CHUNK = 2_000  # rows per transaction: 5,000 rows/s here, so the bar moves twice a second
-
 
 def add_parser(commands: Any) -> None:
     command = commands.add_parser("import", help="import customers or cards from CSV or XLSX")
@@ -71,27 +69,22 @@ async def _run(url: str, settings: Settings, args: argparse.Namespace) -> int:
         welcome = None
         if current is not None:
             welcome = welcome_for(compile_program(parse_program(current[1]), current[0]), now)
-        repo, author = Customers(pool), f"cli ({getpass.getuser()})"
-        imported = unchanged = 0
-        refused: list[tuple[int, str]] = []
+        author = f"cli ({getpass.getuser()})"
         with tqdm(
             total=len(rows), unit="row", desc=f"importing {args.kind}", file=sys.stderr
         ) as bar:
-            for start in range(0, len(rows), CHUNK):
-                chunk = rows[start : start + CHUNK]
-                values = [(row.line, row.value.model_dump(exclude_none=True)) for row in chunk]
-                _, no, same = await repo.import_rows(
-                    args.kind, values, welcome, author, args.dry_run
-                )
-                refused += no
-                unchanged += same
-                imported += len(chunk) - len(no) - same
-                bar.update(len(chunk))
+
+            async def moved(done: int) -> None:
+                bar.update(done - bar.n)
+
+            report, _ = await imports.import_in_chunks(
+                Customers(pool), args.kind, rows, rejected, welcome, author,
+                dry_run=args.dry_run, progress=moved,
+            )  # fmt: skip
     finally:
         await pool.close()
-    problems = sorted([(r.line, r.reason) for r in rejected] + refused)
-    for line, reason in problems:
-        print(f"line {line}: {reason}", file=sys.stderr)
+    for problem in report.rejected:
+        print(f"line {problem.line}: {problem.reason}", file=sys.stderr)
     verb = "would import" if args.dry_run else "imported"
-    print(f"{verb} {imported}, unchanged {unchanged}, refused {len(problems)}")
-    return 1 if problems else 0
+    print(f"{verb} {report.imported}, unchanged {report.unchanged}, refused {len(report.rejected)}")
+    return 1 if report.rejected else 0

@@ -523,6 +523,31 @@ class RejectedRowOut(BaseModel):
     model_config = _examples({"line": 3, "reason": "phone: already taken"}, strict=False)
 
 
+class ImportJobOut(BaseModel):
+    """A background import: ``done`` of ``total`` rows so far; the report once ``done``."""
+
+    job_id: int
+    kind: str
+    dry_run: bool
+    status: Literal["running", "done", "failed"]
+    total: int
+    done: int
+    stalled: bool = Field(description="running, but not moved for a minute: its worker stopped")
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    imported: int | None = None
+    unchanged: int | None = None
+    rejected: list[RejectedRowOut] | None = None
+
+    model_config = _examples(
+        {"job_id": 7, "kind": "customers", "dry_run": False, "status": "running",
+         "total": 100000, "done": 42000, "stalled": False, "error": None,
+         "created_at": "2026-12-07T12:00:00Z", "finished_at": None},
+        strict=False,
+    )  # fmt: skip
+
+
 class ImportOut(BaseModel):
     imported: int = Field(description="rows written anew (a dry run: that would be)")
     unchanged: int = Field(description="rows the ledger has as they are (a file sent again)")

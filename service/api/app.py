@@ -43,6 +43,7 @@ from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
 from service.storage.postgres.holds import PointHolds
+from service.storage.postgres.import_jobs import ImportJobs
 from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
@@ -141,6 +142,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         webhooks=Webhooks(pool),
         holds=PointHolds(pool),
         secrets=SigningKeys(pool),
+        import_jobs=ImportJobs(pool),
         webhook_sender=HttpxSender(
             settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
         ),

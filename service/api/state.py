@@ -17,6 +17,7 @@ from service.storage.postgres.admin_stores import StoreAdmin
 from service.storage.postgres.cards import CardQueries
 from service.storage.postgres.customers import Customers
 from service.storage.postgres.holds import PointHolds
+from service.storage.postgres.import_jobs import ImportJobs
 from service.storage.postgres.keys import KeyStore
 from service.storage.postgres.ledger import Ledger
 from service.storage.postgres.programs import ProgramVersions
@@ -64,6 +65,7 @@ class Services:
     webhook_sender: HttpxSender
     holds: PointHolds
     secrets: SigningKeys
+    import_jobs: ImportJobs
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)

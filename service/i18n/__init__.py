@@ -58,6 +58,7 @@ ERRORS = {
     "holds_unavailable": "Points cannot be held here.",
     "http_error": "The request cannot be served.",
     "idempotency_conflict": "This id was used already for another request.",
+    "import_job_not_found": "No such import job.",
     "insufficient_points": "The card no longer holds the points asked for.",
     "internal_error": "Internal error.",
     "invalid_input": "The request is not valid.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from datetime import datetime
@@ -328,6 +329,37 @@ async def test_a_1c_export_imports_with_its_own_columns_after_a_dry_run(
     again = (await client.post(path, params=params, **upload)).json()  # the same file again
     assert (again["imported"], again["unchanged"]) == (0, 3)
     assert [r["line"] for r in again["rejected"]] == [4]
+
+
+async def test_a_long_import_runs_in_the_background_with_its_progress(
+    client: httpx.AsyncClient,
+) -> None:
+    numbers = [phone() for _ in range(5_000)]
+    rows = "".join(f"Клиент {i};{n};05.05.1985;XL\n" for i, n in enumerate(numbers))
+    body = ("Имя;Телефон;Дата рождения;Размер\n" + rows).encode("cp1251")
+    started = await client.post(
+        f"{ADMIN_API}/import/customers",
+        params={"background": "true", "columns": "Имя=name;Телефон=phone;Дата рождения=birthday"},
+        content=body,
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["status"] == "running" and job["total"] == 5_000
+    seen = []
+    for _ in range(600):
+        state = (await client.get(f"{ADMIN_API}/import/jobs/{job['job_id']}", headers=ADMIN)).json()
+        seen.append(state["done"])
+        if state["status"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert state["status"] == "done", state
+    assert (state["imported"], state["unchanged"], state["rejected"]) == (5_000, 0, [])
+    assert seen == sorted(seen) and state["done"] == 5_000 and not state["stalled"]
+    found = await client.get(f"{ADMIN_API}/customers", params={"phone": numbers[-1]}, headers=ADMIN)
+    assert found.json()["customers"][0]["attributes"] == {"Размер": "XL"}
+    missing = await client.get(f"{ADMIN_API}/import/jobs/999999999", headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["error"] == "import_job_not_found"
 
 
 async def test_an_xlsx_workbook_imports_as_its_csv_would(client: httpx.AsyncClient) -> None:

@@ -26,7 +26,7 @@ PATH_VALUES = {
     "number": "2999999999997", "card": "2999999999997", "customer_id": "999999",
     "version": "999999", "store_id": "no-such-store", "region_id": "no-such-region",
     "batch_id": "999999", "code": "NOSUCHCODE", "subscription_id": "999999",
-    "key": "nosuchkey123", "calculation_id": "c_1_nosuchcalculation",
+    "key": "nosuchkey123", "calculation_id": "c_1_nosuchcalculation", "job_id": "999999",
 }  # fmt: skip
 
 
