@@ -27,6 +27,7 @@ from service.api.schemas import (
     CardNumber,
     FieldErrorOut,
     Phone,
+    RuleOut,
     Timestamp,
 )
 from service.domain.contacts import normalize_email
@@ -180,13 +181,22 @@ _RESULT_EXAMPLE: dict[str, Any] = {
              "pending": 0, "expiring": [], "next_tier": {"tier": "gold", "spend_needed": 3500000}},
     "promo_codes": [], "gifts": [], "free_delivery": False,
     "rules": [{"rule_id": "tier-discount", "name": "Tier discount", "applied": True,
-               "reason": None, "amount": 17495, "points": 0}],
+               "reason": None, "amount": 17495, "points": 0, "reason_text": None}],
     "messages": [],
 }  # fmt: skip
 
 
+class DryRunRuleOut(RuleOut):
+    reason_text: str | None = Field(
+        description="why the rule did not apply, in words (Accept-Language: en or ru)"
+    )
+
+
 class DryRunOut(CalculationOut):
-    """A calculation's answer, without a calculation id: nothing is kept for a commit."""
+    """A calculation's answer, without a calculation id: nothing is kept for a commit;
+    each rule that did not apply says why in words."""
+
+    rules: list[DryRunRuleOut]  # type: ignore[assignment]
 
     model_config = _examples(_RESULT_EXAMPLE, strict=False)
 

@@ -151,6 +151,35 @@ MONEY_COLUMNS = frozenset(
         "average_receipt_without_card",
     )
 )
+# Why a rule did not apply (``rules[].reason``), by code: a sentence for people.
+REASONS = {
+    "channel": "The sale's channel is not one the rule names.",
+    "payment_method": "The payment method is not one the rule names.",
+    "pickup": "The rule asks for pickup, or for no pickup.",
+    "outside_dates": "The receipt's date is outside the rule's dates.",
+    "weekday": "The rule does not run on this day of the week.",
+    "outside_hours": "The receipt's time is outside the rule's hours.",
+    "holiday": "The rule runs only on holidays, or never on them.",
+    "no_card": "The rule needs a loyalty card.",
+    "card_inactive": "The card is not active.",
+    "tier": "The card's tier is not one the rule names.",
+    "segment": "The customer is in none of the rule's segments.",
+    "not_birthday": "It is not the customer's birthday window.",
+    "purchase_number": "This purchase is not one the rule counts (the first, every n-th).",
+    "promo_code_missing": "The rule needs a promo code the receipt does not carry.",
+    "below_threshold": "The receipt is below the rule's threshold.",
+    "budget_exhausted": "The campaign's budget is used up.",
+    "no_matching_lines": "No line of the receipt is one the rule targets.",
+    "below_quantity": "Too few units for the rule.",
+    "blocked_by_exclusive": "An exclusive rule applied before it.",
+    "already_discounted": "The lines were discounted already.",
+    "at_floor": "The lines are at their minimum price.",
+    "zero_amount": "It would give nothing here.",
+    "beaten_in_group": "A better rule of its group applied.",
+    "no_personal_discount": "The card has no personal discount.",
+    "points_cap": "The cap on points is reached.",
+    "uses_exhausted": "The rule's use cap is reached.",
+}
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")
 
@@ -209,3 +238,11 @@ def column_header(language: str, column: str) -> str:
 def money_text(language: str, kopecks: int) -> str:
     """Kopecks as roubles the way ``language`` writes them: 73,215.00 or 73 215,00 (Babel)."""
     return format_decimal(Decimal(kopecks).scaleb(-2), format="#,##0.00", locale=language)
+
+
+def reason_text(language: str, reason: str | None) -> str | None:
+    """Why a rule did not apply, for people, in ``language`` (None: it applied)."""
+    if reason is None:
+        return None
+    text = REASONS.get(reason)
+    return reason if text is None else gettext(language, text)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from service.domain.errors import Conflict, NotFound, ProgramInvalid
 from service.domain.receipt import Receipt
+from service.i18n import reason_text
 from service.rules.compiler import compile_program
 from service.rules.document import ProgramDocument, parse_program
 from service.usecases.calculate import SalePorts, evaluate
@@ -195,11 +196,22 @@ async def publish_due(store: ProgramStore, switch: ProgramSwitch, now: datetime)
 
 
 async def dry_run(
-    store: ProgramStore, version: int, receipt: Receipt, *, now: datetime, ports: SalePorts
+    store: ProgramStore,
+    version: int,
+    receipt: Receipt,
+    *,
+    now: datetime,
+    ports: SalePorts,
+    language: str = "en",
 ) -> dict[str, Any]:
-    """What ``version`` (a draft, typically) would answer for ``receipt``; writes nothing."""
+    """What ``version`` (a draft, typically) would answer for ``receipt``; writes nothing.
+    For the marketer trying it, each rule that did not apply says why in words
+    (``reason_text``, in ``language``)."""
     parsed = checked(await _document(store, version))
     program = await asyncio.to_thread(compile_program, parsed, version)
     card = None if receipt.card is None else await ports.cards.load(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)
-    return calc.view()
+    view = calc.view(language)
+    for verdict in view["rules"]:
+        verdict["reason_text"] = reason_text(language, verdict["reason"])
+    return view

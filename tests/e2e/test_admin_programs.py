@@ -114,6 +114,13 @@ async def test_draft_edit_and_dry_run_leave_the_current_program_alone(
     assert dry.json()["totals"]["discount"] == 24493  # 7% of 3,499 roubles
     live = await client.post("/v1/calculate", json=receipt(), headers=POS)
     assert live.json()["totals"]["discount"] == 17495  # still 5%
+    # The marketer reads why each rule did not apply, in words, in their language.
+    ru = {**ADMIN, "Accept-Language": "ru"}
+    explained = (await client.post(f"{PROGRAMS}/{version}/dry-run", json=sample, headers=ru)).json()
+    verdicts = {v["rule_id"]: v for v in explained["rules"]}
+    assert verdicts["autumn10"]["reason"] == "promo_code_missing"
+    assert verdicts["autumn10"]["reason_text"] == "Для акции нужен промокод, которого нет в чеке."
+    assert all(v["reason_text"] is None for v in explained["rules"] if v["applied"])
 
     bad = {"receipt": receipt(lines=[{"line_id": "1", "sku": "x", "quantity": "1",
                                        "unit_price": -5}])}  # fmt: skip

@@ -15,16 +15,19 @@ from service.i18n import (
     COLUMNS,
     ERRORS,
     LANGUAGES,
+    REASONS,
     WORDS,
     cashier_text,
     catalogue,
     error_text,
     negotiate,
+    reason_text,
 )
+from service.rules.codes import REASONS as REASON_CODES
 
 
 def test_every_catalogue_translates_every_text_and_no_other() -> None:
-    wanted = {*CASHIER.values(), *WORDS, *ERRORS.values(), *COLUMNS.values()}
+    wanted = {*CASHIER.values(), *WORDS, *ERRORS.values(), *COLUMNS.values(), *REASONS.values()}
     for language in LANGUAGES:
         if language == "en":
             continue
@@ -77,3 +80,9 @@ def test_every_error_code_the_service_raises_has_its_sentence() -> None:
     )
     assert error_text("en", "card_not_found", "no such loyalty card") == "no such loyalty card"
     assert error_text("ru", "no_such_code", "as it is") == "as it is"
+
+
+def test_every_reason_a_rule_may_not_apply_for_has_its_sentence() -> None:
+    assert set(REASONS) == set(REASON_CODES) - {""}
+    assert reason_text("ru", "uses_exhausted") == "Лимит применений акции исчерпан."
+    assert reason_text("en", None) is None

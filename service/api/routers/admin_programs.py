@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from service.api.admin_schemas import (
     ActiveProgramOut,
@@ -35,6 +35,7 @@ from service.api.routers.admin_common import (
     next_cursor,
 )
 from service.api.schemas import Timestamp, receipt_from
+from service.i18n import negotiate
 from service.storage.postgres import audit
 from service.usecases import admin_programs as programs
 
@@ -116,7 +117,11 @@ async def delete_draft(
     summary="Calculate a sample receipt and card with this version (writes nothing)",
 )
 async def dry_run(
-    version: VersionPath, body: DryRunIn, admin: TryPrograms, services: ServicesDep
+    version: VersionPath,
+    body: DryRunIn,
+    admin: TryPrograms,
+    services: ServicesDep,
+    request: Request,
 ) -> OrjsonResponse:
     view = await programs.dry_run(
         services.program_versions,
@@ -124,6 +129,7 @@ async def dry_run(
         receipt_from(body.receipt),
         now=body.now or datetime.now(UTC),
         ports=services.sale_ports,
+        language=negotiate(request.headers.get("accept-language"), services.settings.language),
     )
     return OrjsonResponse(view)
 
