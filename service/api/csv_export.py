@@ -19,6 +19,8 @@ PageFetcher = Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]]
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, list | tuple):

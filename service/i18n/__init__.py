@@ -139,6 +139,15 @@ COLUMNS = {
     "redeemed_to_earned_bp": "Redeemed to earned, basis points",
     "average_receipt_with_card": "Average receipt with a card, roubles",
     "average_receipt_without_card": "Average receipt without a card, roubles",
+    "phone": "Phone",
+    "email": "E-mail",
+    "birthday": "Birthday",
+    "segments": "Segments",
+    "consent_sms": "SMS consent",
+    "consent_email": "E-mail consent",
+    "consent_push": "Push consent",
+    "consent_messengers": "Messengers consent",
+    "consent_calls": "Calls consent",
 }
 # The columns that hold money (kopecks): shown to people as roubles.
 MONEY_COLUMNS = frozenset(

@@ -5,6 +5,8 @@ made so are accepted. And the cashier's registration at the till with a POS key.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -181,6 +183,14 @@ async def test_the_cashier_registers_a_customer_and_hands_over_a_card(
     )  # fmt: skip
     assert withdrawn.status_code == 200, withdrawn.text
     assert {c["channel"]: c["given"] for c in withdrawn.json()["consents"]}["sms"] is False
+    exported = await client.get("/v1/admin/export/customers", headers=ADMIN)
+    assert exported.status_code == 200, exported.text
+    mine = next(row for row in csv.DictReader(io.StringIO(exported.text)) if number in row["cards"])
+    assert (mine["consent_sms"], mine["consent_email"], mine["consent_push"]) == (
+        "false",
+        "false",
+        "",
+    )
 
     line = {"line_id": "1", "sku": "460001", "quantity": "1", "unit_price": 1000}
     sale = {"store_id": "msk-001", "timestamp": FRIDAY_NOON, "card": number, "lines": [line]}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import StreamingResponse
 
 from service.api.admin_schemas import (
     CARDS_CSV,
@@ -21,6 +22,7 @@ from service.api.admin_schemas import (
     ImportOut,
     import_shape,
 )
+from service.api.csv_export import csv_content, csv_response, people_language
 from service.api.deps import EraseCustomers, Import, ManageCards, ReadCards, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
@@ -28,6 +30,7 @@ from service.api.routers.admin_common import ERRORS, PREFIX, author
 from service.api.schemas import Phone
 from service.api.state import Services
 from service.domain.errors import invalid_field
+from service.storage.postgres.customers import CONSENT_CHANNELS
 from service.usecases import admin_customers as use
 from service.usecases import admin_import as imports
 
@@ -161,6 +164,33 @@ def _options(
 
 
 Options = Annotated[ImportOptions, Depends(_options)]
+
+
+EXPORT_COLUMNS = (
+    "customer_id", "name", "phone", "email", "birthday", "segments", "cards", "created_at",
+    *(f"consent_{channel}" for channel in CONSENT_CHANNELS),
+)  # fmt: skip
+
+
+@router.get(
+    "/export/customers",
+    response_class=StreamingResponse,
+    responses=csv_content(
+        ",".join(EXPORT_COLUMNS) + "\n2,Anna Petrova,+79001234567,anna@example.com,1990-03-15,"
+        "vip,2000000001234,2026-11-20T10:00:00+00:00,true,false,,,\n"
+    ),
+    summary="Every customer as CSV, with cards and the consent in force per channel",
+)
+async def export_customers(
+    request: Request, admin: ReadCards, services: ServicesDep
+) -> StreamingResponse:
+    language = people_language(request, services.settings.language)
+    return await csv_response(
+        "customers.csv",
+        EXPORT_COLUMNS,
+        lambda after: services.customers.export_page(after, 1000),
+        language,
+    )
 
 
 @router.post(

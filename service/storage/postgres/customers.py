@@ -124,6 +124,22 @@ class Customers:
             )
         return [dict(row) for row in rows]
 
+    async def export_page(
+        self, after: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Customers (not erased) by id after ``after``, each with its cards and the consent
+        in force per channel as columns (``consent_sms`` ...: true, false, or none given);
+        the cursor of the next page."""
+        async with database_errors():
+            rows = await self._pool.fetch(
+                f"{_SELECT} WHERE cu.erased_at IS NULL AND cu.customer_id > $1"
+                " ORDER BY cu.customer_id LIMIT $2",
+                after or 0,
+                limit,
+            )
+        page = [_exported(dict(row)) for row in rows]
+        return page, (rows[-1]["customer_id"] if len(rows) == limit else None)
+
     async def import_rows(
         self,
         kind: str,
@@ -157,3 +173,12 @@ class Customers:
             "SELECT number FROM cards WHERE customer_id = $1 ORDER BY card_id", customer_id
         )
         return [row["number"] for row in rows]
+
+
+CONSENT_CHANNELS = ("sms", "email", "push", "messengers", "calls")
+
+
+def _exported(row: dict[str, Any]) -> dict[str, Any]:
+    given = {c["channel"]: c["given"] for c in row.pop("consents")}
+    row.pop("erased_at", None)
+    return {**row, **{f"consent_{channel}": given.get(channel) for channel in CONSENT_CHANNELS}}
