@@ -68,7 +68,10 @@ async def _run(url: str, settings: Settings, args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
         welcome = None
         if current is not None:
-            welcome = welcome_for(compile_program(parse_program(current[1]), current[0]), now)
+            program = compile_program(parse_program(current[1]), current[0])
+            welcome = welcome_for(program, now)
+            rows, misnumbered = imports.well_numbered(rows, program.document.card_number_format)
+            rejected = [*rejected, *misnumbered]
         author = f"cli ({getpass.getuser()})"
         with tqdm(
             total=len(rows), unit="row", desc=f"importing {args.kind}", file=sys.stderr

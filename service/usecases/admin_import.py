@@ -18,7 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from service.domain.errors import NotFound, invalid_field
+from service.domain.card_numbers import check_card_number
+from service.domain.errors import DomainError, NotFound, invalid_field
 from service.usecases.admin_cards import Welcome, refresh, welcome_for
 from service.usecases.ports import CardStates, Programs
 
@@ -221,6 +222,8 @@ async def import_rows(
     get the welcome points. The report counts the rows imported and those already there,
     and lists, by line, those rejected when parsed and those the database refused. A dry
     run writes nothing and reports the same."""
+    rows, misnumbered = well_numbered(rows, programs.current.document.card_number_format)
+    rejected = [*rejected, *misnumbered]
     values = [(row.line, row.value.model_dump(exclude_none=True)) for row in rows]
     welcome = welcome_for(programs.current, now)
     touched, refused, unchanged = await repo.import_rows(kind, values, welcome, author, dry_run)
@@ -271,6 +274,25 @@ async def import_in_chunks(
     return ImportReport(imported, unchanged, rejected_rows, dry_run), touched
 
 
+def well_numbered(
+    rows: Sequence[Row[M]], number_format: str
+) -> tuple[list[Row[M]], list[Rejected]]:
+    """The rows whose card number (``number`` or ``card``) the program's format allows,
+    and the others, rejected by line (SPEC §12: EAN-13 numbers checked on every input)."""
+    kept: list[Row[M]] = []
+    refused: list[Rejected] = []
+    for row in rows:
+        number = getattr(row.value, "number", None) or getattr(row.value, "card", None)
+        try:
+            if number is not None:
+                check_card_number(number, number_format)
+        except DomainError as error:
+            refused.append(Rejected(row.line, f"card: {error.message}"))
+            continue
+        kept.append(row)
+    return kept, refused
+
+
 def report_view(report: ImportReport) -> dict[str, Any]:
     """The report as the back office reads it (``ImportOut``)."""
     return {
@@ -297,6 +319,8 @@ async def start_job(
 ) -> dict[str, Any]:
     """A long import in the background: the job, at once; its progress and report in
     ``jobs`` (``job_view``), a chunk at a time."""
+    rows, misnumbered = well_numbered(rows, programs.current.document.card_number_format)
+    rejected = [*rejected, *misnumbered]
     job_id = await jobs.create(kind, dry_run, author, len(rows))
     welcome = welcome_for(programs.current, now)
 

@@ -80,3 +80,17 @@ async def test_a_range_is_issued_as_valid_ean13_numbers(chain: OwnProgram) -> No
     bad = {"store_id": "msk-001", "card": misread, "customer": {"name": "X"}}
     answer = await client.post("/v1/registrations", json=bad, headers=POS)
     assert answer.status_code == 422 and answer.json()["error"] == "card_number_invalid"
+
+
+async def test_an_import_refuses_numbers_the_format_does_not_allow(chain: OwnProgram) -> None:
+    client, _, _ = chain
+    body = _body(int.from_bytes(os.urandom(3), "big") % 10**7 * 1000 + 500)
+    good = body + ean.calc_check_digit(body)
+    bad = body[:-1] + str((int(body[-1]) + 1) % 10) + ean.calc_check_digit(body)
+    upload = f"number,status\n{good},inactive\n{bad},inactive\n".encode()
+    answer = await client.post(
+        "/v1/admin/import/cards", content=upload, headers={**ADMIN, "Content-Type": "text/csv"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["imported"] == 1
+    assert [(r["line"], r["reason"][:5]) for r in answer.json()["rejected"]] == [(3, "card:")]
