@@ -11,8 +11,6 @@ import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -27,16 +25,6 @@ from service.storage.postgres.pool import create_pool
 from service.storage.postgres.programs import current_program
 from service.usecases import admin_import as imports
 from service.usecases.admin_cards import welcome_for
-
-
-def add_parser(commands: Any) -> None:
-    command = commands.add_parser("import", help="import customers or cards from CSV or XLSX")
-    command.add_argument("kind", choices=["customers", "cards"])
-    command.add_argument("file", type=Path, help="CSV (UTF-8 or Windows-1251) or XLSX")
-    command.add_argument(
-        "--columns", help="the file's own column names for ours: 'Телефон=phone;ФИО=name'"
-    )
-    command.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
