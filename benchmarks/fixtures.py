@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import orjson
 
 from service.local.demo import ensure_demo_keys, load_demo
@@ -101,6 +102,7 @@ async def prepare_database(server_url: str, redis_url: str) -> str:
     conn = await connect(url)
     try:
         await load_demo(conn)
+        await in_force_before_the_receipts(conn)
         await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
         await conn.execute(
             """
@@ -149,9 +151,22 @@ async def publish_many_rules(database_url: str, total: int) -> int:
     conn = await connect(database_url)
     try:
         codes = declared_codes(parse_program(document))
-        return await publish_new_version(conn, document, author="bench", codes=codes)
+        version = await publish_new_version(conn, document, author="bench", codes=codes)
+        await in_force_before_the_receipts(conn)
+        return version
     finally:
         await conn.close()
+
+
+async def in_force_before_the_receipts(conn: asyncpg.Connection) -> None:
+    """The benchmark's receipts are dated ``WHEN``, a minute before it started, and a
+    receipt is calculated under the version in force at its time (SPEC §3.3): the
+    versions it publishes are put in force before that, in the order they were made."""
+    await conn.execute(
+        "UPDATE program_switches SET switched_at = $1::timestamptz - interval '1 hour'"
+        " + version * interval '1 second'",
+        datetime.fromisoformat(WHEN),
+    )
 
 
 async def pgbench_database(server_url: str) -> str:
