@@ -31,6 +31,15 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
+def loyalty(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``loyalty`` command line (``python -m service.cli``) against a database."""
+    env = {**os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_LOG_LEVEL": "warning"}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,24 +4,19 @@ first (SPEC §12, issue 18)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from service.storage.postgres.pool import connect
 from tests.conftest import fresh_database, load_test_demo
+from tests.e2e.servers import loyalty
 
 ONE_C = Path(__file__).parents[1] / "data" / "1c_customers.csv"
 COLUMNS = "Наименование=name;Телефон=phone;Дата рождения=birthday;Карта=card"
 
 
 def _loyalty(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_LOG_LEVEL": "warning"}
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "import", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    return loyalty(database_url, "import", *args)
 
 
 async def test_a_1c_export_imports_from_the_command_line(server_url: str) -> None:

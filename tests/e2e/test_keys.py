@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -19,15 +17,11 @@ import pytest
 from service.domain.access import SHOWN_PREFIX
 from tests.clock import FRIDAY_NOON
 from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY, fresh_database, load_test_demo
-from tests.e2e.servers import two_workers
+from tests.e2e.servers import loyalty, two_workers
 
 
 def _loyalty(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LOYALTY_DATABASE_URL": database_url, "LOYALTY_LOG_LEVEL": "warning"}
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    return loyalty(database_url, "keys", *args)
 
 
 async def _status(client: httpx.AsyncClient, key: str, path: str = "/v1/admin/keys") -> int:
