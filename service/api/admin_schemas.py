@@ -533,6 +533,19 @@ class RejectedRowOut(BaseModel):
     model_config = _examples({"line": 3, "reason": "phone: already taken"}, strict=False)
 
 
+class ImportStartedOut(BaseModel):
+    """A background import, started: follow it at GET /v1/admin/import/jobs/{job_id}."""
+
+    job_id: int
+    status: Literal["running"]
+    total: int
+    done: int
+
+    model_config = _examples(
+        {"job_id": 7, "status": "running", "total": 100000, "done": 0}, strict=False
+    )
+
+
 class ImportJobOut(BaseModel):
     """A background import: ``done`` of ``total`` rows so far; the report once ``done``."""
 

@@ -20,6 +20,7 @@ from service.api.admin_schemas import (
     Email,
     ImportJobOut,
     ImportOut,
+    ImportStartedOut,
     import_shape,
 )
 from service.api.csv_export import csv_content, csv_response, people_language
@@ -193,9 +194,16 @@ async def export_customers(
     )
 
 
+# background=true: the job, at once, instead of the report.
+BACKGROUND: dict[int | str, dict[str, Any]] = {
+    202: {"model": ImportStartedOut, "description": "background=true: the import, started"}
+}
+
+
 @router.post(
     "/import/customers",
     response_model=ImportOut,
+    responses=BACKGROUND,
     tags=["admin: import"],
     openapi_extra=_csv_body(CUSTOMERS_CSV),
     summary="Import customers (and a card each) from CSV; bad rows reported by line",
@@ -209,6 +217,7 @@ async def import_customers(
 @router.post(
     "/import/cards",
     response_model=ImportOut,
+    responses=BACKGROUND,
     tags=["admin: import"],
     openapi_extra=_csv_body(CARDS_CSV),
     summary="Import cards from CSV (a phone registers the card); bad rows reported by line",
