@@ -157,7 +157,7 @@ def _options(
         bool,
         Query(
             description="answer 202 with a job at once and import a chunk at a time:"
-            " GET /v1/admin/import/jobs/{job_id} follows it (100,000 rows take ~40 s)"
+            " GET /v1/admin/import/jobs/{job_id} follows it"
         ),
     ] = False,
 ) -> ImportOptions:
