@@ -61,14 +61,15 @@ def _error_response(
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.count_error(body["error"])
-    language = _language(request)
+    language = request_language(request)
     if language != "en":
         body = {**body, "detail": error_text(language, body["error"], body["detail"])}
     return OrjsonResponse(body, status, headers=headers)
 
 
-def _language(request: Request) -> str:
-    """The request's language (``Accept-Language``), else the chain's (settings)."""
+def request_language(request: Request) -> str:
+    """What people read in answer to ``request``: the language its ``Accept-Language``
+    asks for, else the chain's (settings); for every route, errors included."""
     services = getattr(request.app.state, "services", None)
     default = "en" if services is None else services.settings.language
     return negotiate(request.headers.get("accept-language"), default)

@@ -222,10 +222,8 @@ async def import_rows(
     get the welcome points. The report counts the rows imported and those already there,
     and lists, by line, those rejected when parsed and those the database refused. A dry
     run writes nothing and reports the same."""
-    rows, misnumbered = well_numbered(rows, programs.current.document.card_number_format)
-    rejected = [*rejected, *misnumbered]
+    rows, rejected, welcome = _under_program(rows, rejected, programs, now)
     values = [(row.line, row.value.model_dump(exclude_none=True)) for row in rows]
-    welcome = welcome_for(programs.current, now)
     touched, refused, unchanged = await repo.import_rows(kind, values, welcome, author, dry_run)
     if not dry_run:
         await refresh(cards, programs, touched, now)
@@ -238,8 +236,8 @@ async def import_rows(
     )
 
 
-CHUNK = 2_000  # rows per transaction in a long import: ~5,000 rows/s here, so its
-# progress moves twice a second and no lock is held for the whole of it
+CHUNK = 2_000  # rows per transaction in a long import: its progress moves as it goes,
+# and no lock is held for the whole of it
 
 
 async def import_in_chunks(
@@ -293,6 +291,16 @@ def well_numbered(
     return kept, refused
 
 
+def _under_program(
+    rows: Sequence[Row[M]], rejected: Sequence[Rejected], programs: Programs, now: datetime
+) -> tuple[list[Row[M]], list[Rejected], Welcome | None]:
+    """The rows the current program's card number format allows, the rejected ones with
+    those it does not, and the welcome points registered cards get."""
+    program = programs.current
+    kept, misnumbered = well_numbered(rows, program.document.card_number_format)
+    return kept, [*rejected, *misnumbered], welcome_for(program, now)
+
+
 def report_view(report: ImportReport) -> dict[str, Any]:
     """The report as the back office reads it (``ImportOut``)."""
     return {
@@ -319,10 +327,8 @@ async def start_job(
 ) -> dict[str, Any]:
     """A long import in the background: the job, at once; its progress and report in
     ``jobs`` (``job_view``), a chunk at a time."""
-    rows, misnumbered = well_numbered(rows, programs.current.document.card_number_format)
-    rejected = [*rejected, *misnumbered]
+    rows, rejected, welcome = _under_program(rows, rejected, programs, now)
     job_id = await jobs.create(kind, dry_run, author, len(rows))
-    welcome = welcome_for(programs.current, now)
 
     async def run() -> None:
         try:

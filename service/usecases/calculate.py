@@ -239,8 +239,7 @@ async def calculate(
     """The POS's answer, with the ``calculation_id`` under which a commit finds it: under
     the program version in force at the receipt's time (a till may send it late). With
     ``hold``, the points it spends are held for the commit (SPEC §3.5)."""
-    check_receipt(receipt, now, ports.limits)
-    check_lateness(receipt, now, ports.programs.current)
+    check_lateness(receipt, now, ports.programs.current)  # evaluate checks the rest
     program = await ports.programs.at(receipt.timestamp)
     card = None if receipt.card is None else await ports.cards.get(receipt.card, now, program)
     calc = await evaluate(receipt, card, program, now=now, ports=ports)

@@ -129,11 +129,7 @@ def _refuse_short_redemption(
     if receipt.redeem_max or redeemed >= receipt.redeem_points:
         return
     if balance is not None and redeemed >= balance and allowance:
-        raise Conflict(
-            "the allowance does not cover these points: spent, ended or released",
-            code="allowance_refused",
-            extra={"points_left": balance},
-        )
+        raise _allowance_refused(balance)
     if balance is not None and redeemed >= balance:
         raise InsufficientPoints(
             "the card no longer holds the points asked for", extra={"balance": balance}
@@ -228,6 +224,14 @@ def sale_entry(
     )
 
 
+def _allowance_refused(points_left: int) -> Conflict:
+    return Conflict(
+        "the allowance does not cover these points: spent, ended or released",
+        code="allowance_refused",
+        extra={"points_left": points_left},
+    )
+
+
 def _refusal(refused: Refused) -> DomainError:
     reason = refused.reason
     if reason is RefusalReason.CONFLICT:
@@ -243,11 +247,7 @@ def _refusal(refused: Refused) -> DomainError:
     if reason is RefusalReason.CARD_NOT_ACTIVE:
         return Conflict(f"the card is {refused.status}", code="card_not_active")
     if reason is RefusalReason.ALLOWANCE_REFUSED:
-        return Conflict(
-            "the allowance does not cover these points: spent, ended or released",
-            code="allowance_refused",
-            extra={"points_left": refused.balance or 0},
-        )
+        return _allowance_refused(refused.balance or 0)
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"

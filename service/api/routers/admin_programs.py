@@ -22,6 +22,7 @@ from service.api.admin_schemas import (
     VersionsOut,
 )
 from service.api.deps import Audit, ChangePrograms, ReadPrograms, ServicesDep, TryPrograms
+from service.api.errors import request_language
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import (
@@ -35,7 +36,6 @@ from service.api.routers.admin_common import (
     next_cursor,
 )
 from service.api.schemas import Timestamp, receipt_from
-from service.i18n import negotiate
 from service.storage.postgres import audit
 from service.usecases import admin_programs as programs
 
@@ -129,7 +129,7 @@ async def dry_run(
         receipt_from(body.receipt),
         now=body.now or datetime.now(UTC),
         ports=services.sale_ports,
-        language=negotiate(request.headers.get("accept-language"), services.settings.language),
+        language=request_language(request),
     )
     return OrjsonResponse(view)
 

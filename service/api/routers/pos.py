@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from service.api.deps import Sell, ServicesDep
+from service.api.errors import request_language
 from service.api.json_route import JsonRoute
 from service.api.pos_route import PosRoute
 from service.api.responses import OrjsonResponse
@@ -29,7 +30,6 @@ from service.api.schemas import (
 )
 from service.api.state import Services
 from service.domain.errors import Conflict
-from service.i18n import negotiate
 from service.usecases import refund as returns
 from service.usecases.allowances import grant_allowance
 from service.usecases.calculate import calculate as calculate_receipt
@@ -48,11 +48,6 @@ ERRORS = error_responses(
 )
 
 
-def _language(request: Request, services: Services) -> str:
-    """The cashier's language: the request's ``Accept-Language``, else the chain's."""
-    return negotiate(request.headers.get("accept-language"), services.settings.language)
-
-
 async def calculate(body: CalculateRequest, principal: Sell, request: Request) -> OrjsonResponse:
     # Called by PosRoute as (body, principal, request); the signature is the declaration.
     services: Services = request.app.state.services
@@ -62,7 +57,7 @@ async def calculate(body: CalculateRequest, principal: Sell, request: Request) -
         now=datetime.now(UTC),
         ports=services.sale_ports,
         hold=body.hold,
-        language=_language(request, services),
+        language=request_language(request),
     )
     return OrjsonResponse(answer)
 
@@ -77,7 +72,7 @@ async def commit(body: CommitRequest, principal: Sell, request: Request) -> Orjs
             now=datetime.now(UTC),
             ports=services.sale_ports,
             ledger=services.ledger,
-            language=_language(request, services),
+            language=request_language(request),
         )
     except Conflict as conflict:
         services.metrics.commit_conflicts.labels(conflict.code).inc()
