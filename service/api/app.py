@@ -26,11 +26,13 @@ from service.api.routers import (
     admin_promos,
     admin_reports,
     admin_stores,
+    admin_wallets,
     admin_webhooks,
     cards,
     health,
     pos,
     registrations,
+    wallets,
 )
 from service.api.state import Services
 from service.domain.access import KeyRing
@@ -52,6 +54,7 @@ from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.signing import SigningKeys
+from service.storage.postgres.wallets import PostgresWallets
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
 from service.storage.redis import cache
@@ -141,6 +144,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         reports=Reports(pool),
         webhooks=Webhooks(pool),
         holds=PointHolds(pool),
+        wallets=PostgresWallets(pool),
         secrets=SigningKeys(pool),
         import_jobs=ImportJobs(pool),
         webhook_sender=HttpxSender(
@@ -195,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pos.router)
     app.include_router(cards.router)
     app.include_router(registrations.router)
+    app.include_router(wallets.router)
     for admin in (
         admin_programs,
         admin_stores,
@@ -204,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_reports,
         admin_webhooks,
         admin_keys,
+        admin_wallets,
     ):
         app.include_router(admin.router)
     install_offline_docs(app)  # after the routes a sale is matched against

@@ -26,12 +26,14 @@ from service.domain.frozen import frozen_instances
 from service.domain.receipt import (
     MAX_LINES,
     MAX_QUANTITY,
+    MAX_RECEIPT_AMOUNT,
     MAX_REDEEM_POINTS,
     MAX_UNIT_PRICE,
     Receipt,
     ReceiptLine,
 )
 from service.domain.units import quantity_milli
+from service.domain.wallet import WalletAsk
 
 # The receipt's bounds are the domain's (service/domain/receipt.py); the configured limit
 # of lines (LOYALTY_MAX_LINES, at most MAX_LINES) is checked after parsing.
@@ -136,6 +138,13 @@ _SALE_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+class WalletIn(_Strict):
+    number: Identifier = Field(description="the gift certificate's or e-wallet's number")
+    amount: Annotated[StrictInt, Field(ge=1, le=MAX_RECEIPT_AMOUNT)] | Literal["max"] = Field(
+        description="kopecks to pay from it (at most what is left to pay), or 'max'"
+    )
+
+
 class ReceiptIn(_Strict):
     store_id: Identifier
     terminal_id: Identifier | None = None
@@ -149,6 +158,11 @@ class ReceiptIn(_Strict):
         default=0, description="points the customer asks to spend, or 'max'"
     )
     lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+    wallet: WalletIn | None = Field(
+        default=None,
+        description="pay part of the receipt from a gift certificate or e-wallet, after the"
+        " discounts and the points (SPEC §4 item 34)",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -220,6 +234,7 @@ class AllowanceOut(BaseModel):
 class ReleasedOut(BaseModel):
     calculation_id: str
     released: int = Field(description="points freed (0: already taken, lapsed or released)")
+    money_released: int = Field(default=0, description="kopecks of a wallet freed")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"calculation_id": "c_1_019a5e0c2f1b8e2d4c6a8f0e1d3b",
@@ -229,6 +244,7 @@ class ReleasedOut(BaseModel):
 
 class HoldOut(BaseModel):
     points: int = Field(description="points held for this calculation (0: none)")
+    money: int = Field(default=0, description="kopecks of the wallet held for it (0: none)")
     expires_at: str = Field(description="when the hold lapses by itself")
 
 
@@ -283,6 +299,9 @@ class LineOut(BaseModel):
     final_amount: int
     points_earned: int
     applied: list[AppliedRuleOut]
+    wallet_paid: int | None = Field(
+        default=None, description="kopecks of final_amount paid from the wallet (with one)"
+    )
     fiscal_positions: list[FiscalPositionOut] = Field(
         description="what the customer pays for the line, as fiscal register positions: the"
         " final amount, or the amount after discounts where the program reports points as a"
@@ -297,6 +316,17 @@ class TotalsOut(BaseModel):
     points_redeemed: int
     amount_due: int
     points_earned: int
+    wallet_paid: int | None = Field(default=None, description="kopecks paid from the wallet")
+    left_to_pay: int | None = Field(
+        default=None, description="amount_due less wallet_paid: what other tenders pay"
+    )
+
+
+class WalletPaidOut(BaseModel):
+    number: str
+    paid: int = Field(description="kopecks the wallet pays of this receipt")
+    balance: int = Field(description="what it may pay before this receipt")
+    balance_after: int
 
 
 class ExpiringOut(BaseModel):
@@ -370,6 +400,7 @@ class CalculationOut(BaseModel):
     free_delivery: bool
     rules: list[RuleOut]
     messages: list[MessageOut]
+    wallet: WalletPaidOut | None = None
 
 
 class CalculateResponse(CalculationOut):
@@ -442,12 +473,17 @@ class ReturnLineOut(BaseModel):
     amount: int = Field(description="kopecks the customer paid in money for what is returned")
     points_returned: int = Field(description="spent points given back to the card")
     points_taken: int = Field(description="earned points taken back from the card")
+    wallet_returned: int | None = Field(
+        default=None, description="kopecks of amount given back to the wallet that paid them"
+    )
 
 
 class ReturnTotalsOut(BaseModel):
     amount: int
     withhold: int = Field(description="kopecks kept back for earned points already spent")
-    cash_refund: int = Field(description="what the POS pays back: amount - withhold")
+    cash_refund: int = Field(
+        description="what the POS pays back: amount - withhold - wallet_returned"
+    )
     points_returned: int
     points_taken: int
     debt: int = Field(description="points the card now owes (negative-balance policy)")
@@ -455,6 +491,13 @@ class ReturnTotalsOut(BaseModel):
         description="referral bonus points taken back from this card and the referrer's,"
         " when a referee's first purchase is reversed whole (a cancel or a full return)"
     )
+    wallet_returned: int | None = None
+
+
+class WalletBackOut(BaseModel):
+    number: str
+    status: str = Field(description="the wallet's status after: money back to an expired one"
+                        " expires with it")  # fmt: skip
 
 
 class CardAfterOut(BaseModel):
@@ -477,6 +520,7 @@ class CommitResponse(BaseModel):
     free_delivery: bool
     messages: list[MessageOut]
     card: CardAfterOut | None
+    wallet: WalletPaidOut | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -513,6 +557,7 @@ class RefundResponse(BaseModel):
     totals: ReturnTotalsOut
     policy: Literal["negative_balance", "withhold"]
     card: CardAfterOut | None
+    wallet: WalletBackOut | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -677,7 +722,14 @@ def receipt_from(body: ReceiptIn) -> Receipt:
         tuple(dict.fromkeys(code.upper() for code in body.promo_codes)),
         0 if redeem_max else int(body.redeem_points),
         redeem_max,
+        None if body.wallet is None else _wallet_ask(body.wallet),
     )
+
+
+def _wallet_ask(wallet: WalletIn) -> WalletAsk:
+    if wallet.amount == "max":
+        return WalletAsk(wallet.number, 0, True)
+    return WalletAsk(wallet.number, int(wallet.amount))
 
 
 def return_lines(body: RefundRequest) -> dict[str, int] | None:

@@ -26,6 +26,7 @@ from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.signing import SigningKeys
+from service.storage.postgres.wallets import PostgresWallets
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
 from service.storage.redis.cache import CardCache, RedisClient
@@ -66,6 +67,7 @@ class Services:
     holds: PointHolds
     secrets: SigningKeys
     import_jobs: ImportJobs
+    wallets: PostgresWallets
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)
@@ -81,4 +83,5 @@ class Services:
             self.promotions,
             self.holds,
             self.secrets,
+            self.wallets,
         )

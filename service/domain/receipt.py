@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from service.domain.wallet import WalletAsk
+
 # What a receipt may hold: the one definition the API's schemas, the settings and the
 # engine derive their bounds from. The engine computes in 64-bit integers; these keep
 # every product of a quantity and a price, and every sum of a receipt, exact.
@@ -48,6 +50,7 @@ class Receipt:
     promo_codes: tuple[str, ...] = ()
     redeem_points: int = 0
     redeem_max: bool = False
+    wallet: WalletAsk | None = None  # money from a gift certificate or e-wallet
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class SoldLine:
     points_paid: int
     final_amount: int
     points_earned: int
+    wallet_paid: int = 0  # kopecks of final_amount paid from a wallet
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class LineReversal:
     points_paid_back: int  # points to give back to the card
     points_earned_back: int  # points to take back from the card
     tier_spend: int  # kopecks of tier spend to take back
+    wallet_back: int = 0  # kopecks of ``money`` that go back to the wallet that paid them
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,10 @@ class Reversal:
     @property
     def tier_spend(self) -> int:
         return sum(line.tier_spend for line in self.lines)
+
+    @property
+    def wallet_back(self) -> int:
+        return sum(line.wallet_back for line in self.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +180,7 @@ def reverse(
                 points_paid_back=share(points, r, q, line.quantity),
                 points_earned_back=share(line.points_earned, r, q, line.quantity),
                 tier_spend=share(line.amount - line.discount, r, q, line.quantity),
+                wallet_back=share(line.wallet_paid, r, q, line.quantity),
             )
         )
     complete = all(

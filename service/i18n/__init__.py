@@ -96,6 +96,18 @@ ERRORS = {
     "unstorable": "A value cannot be stored.",
     "unsupported_media_type": "The body's content type is not accepted.",
     "validation_error": "The request is not valid: see fields.",
+    "wallet_amount_mismatch": "The amount is not the certificate's face value.",
+    "wallet_amount_needed": "The certificate has no face value: give the amount.",
+    "wallet_balance_limit": "The wallet would hold more than the program allows.",
+    "wallet_batch_not_found": "No such batch of wallets.",
+    "wallet_exists": "A wallet with this number exists.",
+    "wallet_insufficient": "The wallet does not hold the money asked for.",
+    "wallet_needs_card": "An e-wallet belongs to a card: name it.",
+    "wallet_not_active": "The wallet is not active.",
+    "wallet_not_found": "No such wallet.",
+    "wallet_not_reloadable": "A certificate is not topped up.",
+    "wallet_not_sellable": "Only a gift certificate is sold.",
+    "wallets_unavailable": "Wallets cannot be read here.",
     "webhook_not_found": "No such webhook subscription.",
 }
 # Report columns, by name: their headers for people (CSV downloaded with a language).

@@ -82,6 +82,10 @@ class Answer(NamedTuple):
     tier_spend: int
     fiscal: list[tuple[Position, ...]]
     rule_uses: tuple[RuleUse, ...]  # a use of each capped rule that applied
+    # Money from a wallet (usecases.wallets.pay_from_wallet): per line, and the wallet's
+    # number, the kopecks it pays and what it held before; None: no wallet was asked.
+    wallet_paid: list[int] | None = None
+    wallet: tuple[str, int, int] | None = None
 
 
 def raw_outcome(

@@ -132,6 +132,18 @@ class PointSettings(_Model):
     offer_card_threshold: Money | None = None
 
 
+class WalletSettings(_Model):
+    """Gift certificates and e-wallets (SPEC §4 item 34)."""
+
+    # Whether the money a wallet pays earns points, as money paid otherwise does.
+    earn_points: bool = True
+    # Days a certificate lives from its sale, unless it was issued with its own; None: for
+    # good. E-wallets live for good unless issued with a validity.
+    validity_days: int | None = Field(default=365, ge=1, le=36_500)
+    # The most an e-wallet may hold after a top-up; None: no limit.
+    max_balance: Money | None = None
+
+
 class Tier(_Model):
     code: Identifier
     name: str = Field(min_length=1, max_length=100)
@@ -477,6 +489,7 @@ class ProgramDocument(_Model):
     # check digit, checked on every card number the service is given.
     card_number_format: Literal["digits", "ean13"] = "digits"
     points: PointSettings = Field(default_factory=lambda: PointSettings())
+    wallets: WalletSettings = Field(default_factory=lambda: WalletSettings())
     tiers: TierSettings = Field(default_factory=lambda: TierSettings())
     holidays: list[date] = Field(default_factory=list)
     # A production calendar whose public holidays and moved days off count as holidays

@@ -30,6 +30,7 @@ from service.domain.errors import (
 )
 from service.domain.limits import RuleUse
 from service.domain.receipt import Receipt
+from service.domain.wallet import wallet_insufficient
 from service.rules.compiler import CompiledProgram
 from service.usecases.allowances import checked_allowance
 from service.usecases.calculate import (
@@ -190,6 +191,9 @@ def sale_entry(
         **{k: view[k] for k in ("calculation_id", "program_version", "lines", "totals",
                                 "promo_codes", "gifts", "free_delivery", "messages")},
     }  # fmt: skip
+    wallet = view.get("wallet")
+    if wallet is not None:
+        response["wallet"] = wallet
     return SaleEntry(
         now=now,
         store_id=receipt.store_id,
@@ -221,6 +225,7 @@ def sale_entry(
         held=shown.held,
         allowance=None if allowance is None else allowance.allowance_id,
         referral_points=program.settings.referral_points,
+        wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
     )
 
 
@@ -248,6 +253,16 @@ def _refusal(refused: Refused) -> DomainError:
         return Conflict(f"the card is {refused.status}", code="card_not_active")
     if reason is RefusalReason.ALLOWANCE_REFUSED:
         return _allowance_refused(refused.balance or 0)
+    if reason is RefusalReason.WALLET_NOT_FOUND:
+        return NotFound("no such wallet", code="wallet_not_found")
+    if reason is RefusalReason.WALLET_NOT_ACTIVE:
+        return Conflict(
+            f"the wallet is {refused.status}",
+            code="wallet_not_active",
+            extra={"status": refused.status},
+        )
+    if reason is RefusalReason.WALLET_INSUFFICIENT:
+        return wallet_insufficient(refused.balance or 0)
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"

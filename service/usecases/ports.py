@@ -13,6 +13,7 @@ from service.domain.card import CardState, PromoCodeState
 from service.domain.limits import RuleUse
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal, SoldLine
+from service.domain.wallet import WalletState
 from service.rules.compiler import CompiledProgram
 
 
@@ -119,6 +120,7 @@ class SaleEntry:
     held: bool  # its calculation holds points, which the commit takes
     allowance: str | None  # an offline till's allowance (its hold) the sale spends from
     referral_points: int
+    wallet: tuple[str, int] | None = None  # a wallet's number and the kopecks it pays
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +143,15 @@ class RefusalReason(StrEnum):
     PROMO_REJECTED = "promo_rejected"  # the code is unknown to the ledger or revoked
     LIMIT_REACHED = "limit_reached"  # a rule's budget or use cap has no room left
     ALLOWANCE_REFUSED = "allowance_refused"  # spent to its end, ended, or not this card's
+    WALLET_NOT_FOUND = "wallet_not_found"
+    WALLET_NOT_ACTIVE = "wallet_not_active"  # blocked, replaced, expired or not sold yet
+    WALLET_INSUFFICIENT = "wallet_insufficient"  # spent or held elsewhere meanwhile
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
     reason: RefusalReason
-    balance: int | None = None  # INSUFFICIENT: what the card holds
+    balance: int | None = None  # INSUFFICIENT: what the card holds; WALLET_*: the wallet
     status: str | None = None  # CARD_NOT_ACTIVE: the card's status
     code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED: the rule
 
@@ -239,6 +244,12 @@ class ReturnSession(Protocol):
 
     async def owe(self, points: int) -> None: ...
 
+    async def give_back_to_wallet(self, amount: int) -> tuple[str, str] | None:
+        """Give ``amount`` kopecks the sale paid from a wallet back to it (or to the
+        wallet that replaced it): its number and status after, None if the sale paid
+        from none. Money back to an expired wallet expires with it."""
+        ...
+
     async def take_back_tier_spend(self, amount: int) -> None: ...
 
     async def release_promo_codes(self) -> None: ...
@@ -321,3 +332,97 @@ class PromotionState(Protocol):
     async def held_codes(self, codes: Iterable[str]) -> dict[str, PromoCodeState]: ...
 
     async def forget(self, codes: Iterable[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewWallet:
+    """A wallet the back office issues: a certificate (waiting for its sale, with a face
+    value or none) or a card's e-wallet (alive at once). ``number`` None: the next of the
+    chain's numbers."""
+
+    kind: str
+    number: str | None = None
+    nominal: int | None = None
+    card: str | None = None
+    validity_days: int | None = None
+    expires_at: datetime | None = None
+    batch: str | None = None
+
+
+class Wallets(Protocol):
+    """Gift certificates and e-wallets in the ledger (SPEC §4 item 34). The views are the
+    wallet as the API shows it (``WalletOut``)."""
+
+    async def get(self, number: str, calculation_id: str | None) -> WalletState | None:
+        """The wallet, with what calculations other than ``calculation_id`` hold of it."""
+        ...
+
+    async def hold(
+        self,
+        number: str,
+        calculation_id: str,
+        store_id: str,
+        amount: int,
+        now: datetime,
+        until: datetime,
+    ) -> bool:
+        """Hold ``amount`` of the wallet for the calculation, all of it or none (under the
+        wallet's lock, at most what others do not hold)."""
+        ...
+
+    async def release(
+        self, calculation_id: str, now: datetime, may_release: Callable[[str], None]
+    ) -> int | None:
+        """Free the money the calculation holds of a wallet; None if it never held any."""
+        ...
+
+    async def sell(
+        self,
+        number: str,
+        store_id: str,
+        transaction_id: str,
+        amount: int | None,
+        now: datetime,
+        validity_days: int | None,
+    ) -> tuple[dict[str, object], bool]: ...
+
+    async def top_up(
+        self,
+        number: str,
+        store_id: str,
+        transaction_id: str,
+        amount: int,
+        max_balance: int | None,
+        now: datetime,
+    ) -> tuple[dict[str, object], bool]: ...
+
+    async def issue(
+        self, wallets: list[NewWallet], author: str, now: datetime
+    ) -> list[dict[str, object]]:
+        """Issue the wallets, all of them or none (a number taken: 409)."""
+        ...
+
+    async def batch(self, batch: str) -> list[dict[str, object]]: ...
+
+    async def view(self, number: str, now: datetime) -> dict[str, object]: ...
+
+    async def history(
+        self, number: str, limit: int, before: int | None
+    ) -> list[dict[str, object]]: ...
+
+    async def set_status(
+        self, number: str, status: str, author: str, reason: str, now: datetime
+    ) -> dict[str, object]: ...
+
+    async def replace(
+        self, number: str, new_number: str | None, author: str, reason: str, now: datetime
+    ) -> dict[str, object]: ...
+
+    async def expire(self, now: datetime) -> int:
+        """Close the wallets past their expiry: their money leaves as an ``expiry`` entry."""
+        ...
+
+    async def report(self, now: datetime) -> dict[str, object]:
+        """The liability: what live wallets hold, by kind and by month of expiry, and
+        every movement by kind."""
+        ...

@@ -84,6 +84,9 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
     on_card = None
     if sale.card is not None:
         on_card = await _reverse_on_card(session, request, reversal)
+    wallet = None
+    if reversal.wallet_back:
+        wallet = await session.give_back_to_wallet(reversal.wallet_back)
     now_returned = dict(returned)
     for line in reversal.lines:
         now_returned[line.line_id] = now_returned.get(line.line_id, 0) + line.quantity
@@ -92,7 +95,7 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
         await session.release_promo_codes()
     if request.cancel:
         await session.mark_cancelled()
-    return await session.record(reversal, return_answer(request, reversal, on_card))
+    return await session.record(reversal, return_answer(request, reversal, on_card, wallet))
 
 
 async def _reverse_on_card(
@@ -109,7 +112,8 @@ async def _reverse_on_card(
         missing += referral_missing
         await session.uncount_purchase()
     await session.give_back_spent(reversal.points_paid_back)
-    shortfall = settle_shortfall(request.policy, missing, reversal.money, request.point_value)
+    cash = reversal.money - reversal.wallet_back  # a wallet's money goes back to it, whole
+    shortfall = settle_shortfall(request.policy, missing, cash, request.point_value)
     if shortfall.debt:
         await session.owe(shortfall.debt)
     if reversal.tier_spend:
@@ -123,10 +127,12 @@ def return_answer(
     request: ReturnRequest,
     reversal: Reversal,
     on_card: tuple[Shortfall, CardAfter, int] | None,
+    wallet: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The POS's answer to a return (``RefundResponse``)."""
+    """The POS's answer to a return (``RefundResponse``); where the sale paid from a
+    wallet, what goes back to it, which the till does not pay out."""
     shortfall, card, referral = on_card if on_card is not None else (Shortfall(0, 0), None, 0)
-    return {
+    answer: dict[str, Any] = {
         "refund_id": request.refund_id,
         "transaction_id": request.transaction_id,
         "status": "cancelled" if request.cancel else "refunded",
@@ -149,6 +155,15 @@ def return_answer(
             "balance": card.balance, "pending": card.pending,
         },
     }  # fmt: skip
+    if reversal.wallet_back:
+        for shown, line in zip(answer["lines"], reversal.lines, strict=True):
+            shown["wallet_returned"] = line.wallet_back
+        totals = answer["totals"]
+        totals["wallet_returned"] = reversal.wallet_back
+        totals["cash_refund"] -= reversal.wallet_back
+        if wallet is not None:
+            answer["wallet"] = {"number": wallet[0], "status": wallet[1]}
+    return answer
 
 
 async def cancel(

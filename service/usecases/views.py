@@ -57,7 +57,7 @@ def result_view(result: Answer, language: str = "en") -> dict[str, Any]:
     plain dicts on purpose: measured at 17 µs per 10-line receipt with orjson.dumps,
     against 41 µs when orjson writes the frozen slots dataclasses itself."""
     t = result.totals
-    return {
+    body = {
         "program_version": result.program_version,
         "lines": [
             {
@@ -97,4 +97,21 @@ def result_view(result: Answer, language: str = "en") -> dict[str, Any]:
             {"code": m.code, "text": cashier_text(language, m.code, m.params)}
             for m in result.messages
         ],
+    }  # fmt: skip
+    if result.wallet is not None and result.wallet_paid is not None:
+        _wallet_view(body, result.wallet, result.wallet_paid)
+    return body
+
+
+def _wallet_view(body: dict[str, Any], wallet: tuple[str, int, int], paid: list[int]) -> None:
+    """Money from a wallet: how much each line is paid from it, the total, what is left to
+    pay by other tenders, and the wallet's balance before and after the sale."""
+    number, total, balance = wallet
+    for line, part in zip(body["lines"], paid, strict=True):
+        line["wallet_paid"] = part
+    totals = body["totals"]
+    totals["wallet_paid"] = total
+    totals["left_to_pay"] = totals["amount_due"] - total
+    body["wallet"] = {
+        "number": number, "paid": total, "balance": balance, "balance_after": balance - total
     }  # fmt: skip

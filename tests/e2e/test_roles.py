@@ -27,6 +27,7 @@ PATH_VALUES = {
     "version": "999999", "store_id": "no-such-store", "region_id": "no-such-region",
     "batch_id": "999999", "code": "NOSUCHCODE", "subscription_id": "999999",
     "key": "nosuchkey123", "calculation_id": "c_1_nosuchcalculation", "job_id": "999999",
+    "batch": "no-such-batch",
 }  # fmt: skip
 
 

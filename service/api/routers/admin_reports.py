@@ -25,6 +25,7 @@ from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.routers.admin_common import ERRORS, PREFIX
 from service.api.schemas import CardNumber, Timestamp
+from service.api.wallet_schemas import WalletReportOut
 from service.usecases import admin_reports as reports
 from service.usecases.admin_reports import Fetch, Page, Period
 
@@ -212,3 +213,14 @@ async def breakage(
 ) -> Response:
     fetch = reports.breakage(services.reports, services.programs)
     return await listing.answer("breakage", BREAKAGE_COLUMNS, fetch)
+
+
+@router.get(
+    "/wallets",
+    response_model=WalletReportOut,
+    summary="Wallets: what live ones hold (the liability), by kind and month of expiry, and"
+    " every movement by kind",
+)
+async def wallets(admin: Reports, services: ServicesDep) -> OrjsonResponse:
+    now = datetime.now(UTC)
+    return OrjsonResponse({"at": now.isoformat(), **await services.wallets.report(now)})

@@ -1,6 +1,7 @@
-"""Scheduled ledger jobs: points expiry and tier downgrades.
+"""Scheduled ledger jobs: points and wallets expiry, and tier downgrades.
 
-Expiry: expired points leave the lots with an ``expiration`` entry each.
+Expiry: expired points leave the lots with an ``expiration`` entry each; an expired
+wallet's money leaves it with an ``expiry`` entry (wallets.expire_wallets).
 Spending never depended on this job (expired points are not spendable whether or not
 it ran); it makes the ledger say what happened. Batches lock their cards first, in
 card order, as commits do, so the job and the tills never deadlock.
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from service.rules.document import TierSettings
+from service.storage.postgres.wallets import expire_wallets
 
 # Any constant: one expiry run at a time across every worker and pod.
 _ADVISORY_KEY = 0x10_7A17
@@ -103,6 +105,7 @@ async def expire_due(pool: asyncpg.Pool, now: datetime, batch: int = 500) -> lis
             async with pool.acquire() as conn:
                 while numbers := await expire_batch(conn, now, batch):
                     expired.extend(numbers)
+                await expire_wallets(conn, now, batch)  # no card's cached state moves
             return expired
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_KEY)

@@ -84,6 +84,32 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
         GROUP BY b.rule_id, b.used
         HAVING b.used <> sum(u.budget_used - u.budget_returned)
     """),
+    ("every wallet's balance = the sum of its entries", """
+        SELECT w.number, w.balance, coalesce(sum(e.amount), 0) AS entries
+        FROM wallets w LEFT JOIN wallet_entries e USING (number)
+        GROUP BY w.number, w.balance
+        HAVING w.balance <> coalesce(sum(e.amount), 0)
+    """),
+    ("only a live wallet holds money", """
+        SELECT number, status, balance FROM wallets
+        WHERE balance <> 0 AND status NOT IN ('active', 'blocked')
+    """),
+    ("each sale's wallet payment = what its lines were paid from the wallet", """
+        SELECT r.store_id, r.transaction_id, -e.amount AS paid, l.lines_paid
+        FROM wallet_entries e
+        JOIN receipts r ON r.store_id = e.store_id AND r.transaction_id = e.transaction_id
+        CROSS JOIN LATERAL (SELECT sum((x ->> 'wallet_paid')::bigint) AS lines_paid
+                            FROM jsonb_array_elements(r.lines) x) l
+        WHERE e.kind = 'payment' AND l.lines_paid IS DISTINCT FROM -e.amount
+    """),
+    ("returns never give a wallet back more than the sale paid from it", """
+        SELECT p.store_id, p.transaction_id, -p.amount AS paid, sum(b.amount) AS back
+        FROM wallet_entries p JOIN wallet_entries b ON b.kind = 'refund'
+            AND b.store_id = p.store_id AND b.transaction_id = p.transaction_id
+        WHERE p.kind = 'payment'
+        GROUP BY p.store_id, p.transaction_id, p.amount
+        HAVING sum(b.amount) > -p.amount
+    """),
 )  # fmt: skip
 
 

@@ -49,7 +49,7 @@ def _card_order(waiting: _Waiting) -> str:
 def sale_json(entry: SaleEntry) -> dict[str, Any]:
     """The sale as ``loyalty_commit_many`` reads it (a jsonb element per sale): the
     entry's fields under their names, times as ISO 8601, pairs as two-element arrays."""
-    return {
+    sale: dict[str, Any] = {
         "now": entry.now.isoformat(), "store_id": entry.store_id,
         "transaction_id": entry.transaction_id, "request_hash": entry.request_hash,
         "calculation_id": entry.calculation_id, "program_version": entry.program_version,
@@ -69,6 +69,9 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         "allowance": entry.allowance,
         "referral_points": entry.referral_points,
     }  # fmt: skip
+    if entry.wallet is not None:  # absent otherwise: loyalty_commit_many's plain sales
+        sale["wallet"] = {"number": entry.wallet[0], "amount": entry.wallet[1]}
+    return sale
 
 
 def sale_outcome(outcome: dict[str, Any]) -> SaleOutcome:

@@ -30,6 +30,7 @@ def _sold_lines(raw: list[dict[str, Any]]) -> tuple[SoldLine, ...]:
             line["points_paid"],
             line["final_amount"],
             line["points_earned"],
+            line.get("wallet_paid", 0),
         )
         for line in raw
     )
@@ -265,6 +266,50 @@ class PostgresReturnSession:
         await self._lock_card()
         assert self._card_id is not None
         await self._owe_on(self._card_id, points, "refund_accrual")
+
+    async def give_back_to_wallet(self, amount: int) -> tuple[str, str] | None:
+        req, conn = self._req, self._conn
+        number = await conn.fetchval(
+            "SELECT number FROM wallet_entries WHERE store_id = $1 AND transaction_id = $2"
+            " AND kind = 'payment'",
+            req.store_id,
+            req.transaction_id,
+        )
+        if number is None:
+            return None
+        await self._lock_card()  # the card before the wallet, as a commit takes them
+        while True:  # to the wallet that replaced it, if it was replaced
+            wallet = await conn.fetchrow(
+                "SELECT number, status, replaced_by, expires_at <= $2 AS lapsed FROM wallets"
+                " WHERE number = $1 FOR UPDATE",
+                number,
+                req.now,
+            )
+            if wallet["replaced_by"] is None:
+                break
+            number = wallet["replaced_by"]
+        await conn.execute(
+            "UPDATE wallets SET balance = balance + $2 WHERE number = $1", number, amount
+        )
+        await conn.execute(
+            "INSERT INTO wallet_entries (number, kind, amount, store_id, transaction_id,"
+            " refund_id, created_at) VALUES ($1, 'refund', $2, $3, $4, $5, $6)",
+            number, amount, req.store_id, req.transaction_id, req.refund_id, req.now,
+        )  # fmt: skip
+        status = wallet["status"]
+        if status == "expired" or wallet["lapsed"]:
+            await conn.execute(
+                "UPDATE wallets SET balance = balance - $2, status = 'expired' WHERE number = $1",
+                number,
+                amount,
+            )
+            await conn.execute(
+                "INSERT INTO wallet_entries (number, kind, amount, refund_id, created_at)"
+                " VALUES ($1, 'expiry', $2, $3, $4)",
+                number, -amount, req.refund_id, req.now,
+            )  # fmt: skip
+            status = "expired"
+        return number, status
 
     async def _owe_on(self, card_id: int, points: int, kind: str) -> None:
         await self._conn.execute(

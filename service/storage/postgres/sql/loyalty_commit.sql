@@ -8,8 +8,8 @@
 -- still have uses left, whether the campaign budgets and the use caps of the rules it
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
--- active, points no longer there, a promo code revoked or used up, a budget or a cap
--- reached) is decided before the first write, so a refused sale writes nothing and
+-- active, points no longer there, a wallet's money no longer there, a promo code
+-- revoked or used up, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
 -- needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
@@ -17,7 +17,8 @@
 --
 -- Kept for the sales that loyalty_commit_many does not write set-based (anonymous sales,
 -- promo codes, a referral's first purchase, a card's several sales in one batch, an
--- unknown card): loyalty_commit_many calls it for each of them, in batch order; and
+-- unknown card, a payment from a wallet): loyalty_commit_many calls it for each of
+-- them, in batch order; and
 -- tests/integration/test_commit_set_based.py holds the two paths equal.
 CREATE OR REPLACE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -46,6 +47,8 @@ DECLARE
     v_referral bigint := coalesce((p ->> 'referral_points')::bigint, 0);
     v_referrer text;
     v_version  bigint;
+    v_wallet   wallets%ROWTYPE;
+    v_pay      bigint := coalesce((p #>> '{wallet,amount}')::bigint, 0);
 BEGIN
     -- Checks first: nothing below this block refuses, so a refused sale writes nothing.
     IF p ->> 'card' IS NOT NULL THEN
@@ -87,6 +90,27 @@ BEGIN
              loyalty_held(v_card.card_id, v_now, p ->> 'calculation_id') h;
         IF v_balance < v_redeem THEN
             RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
+        END IF;
+    END IF;
+
+    IF v_pay > 0 THEN
+        -- Money from a wallet (SPEC §4 item 34), under the wallet's row lock, taken after
+        -- the card's as every writer that holds both: what it holds, less what other
+        -- calculations hold of it.
+        SELECT * INTO v_wallet FROM wallets WHERE number = p #>> '{wallet,number}' FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN jsonb_build_object('outcome', 'wallet_not_found');
+        END IF;
+        IF v_wallet.status <> 'active' OR v_wallet.expires_at <= v_now THEN
+            RETURN jsonb_build_object('outcome', 'wallet_not_active', 'status',
+                CASE WHEN v_wallet.status = 'active' THEN 'expired' ELSE v_wallet.status END);
+        END IF;
+        SELECT v_wallet.balance - coalesce(sum(amount), 0) INTO v_count FROM wallet_holds
+        WHERE number = v_wallet.number AND taken_at IS NULL AND released_at IS NULL
+          AND expires_at > v_now AND calculation_id IS DISTINCT FROM p ->> 'calculation_id';
+        IF v_count < v_pay THEN
+            RETURN jsonb_build_object('outcome', 'wallet_insufficient',
+                                      'balance', greatest(v_count, 0));
         END IF;
     END IF;
 
@@ -174,6 +198,15 @@ BEGIN
     IF (p ->> 'held')::boolean THEN  -- the calculation's hold, taken by its commit
         UPDATE point_holds SET taken_at = v_now
         WHERE calculation_id = p ->> 'calculation_id' AND taken_at IS NULL;
+    END IF;
+
+    IF v_pay > 0 THEN
+        UPDATE wallets SET balance = balance - v_pay WHERE number = v_wallet.number;
+        INSERT INTO wallet_entries (number, kind, amount, store_id, transaction_id, created_at)
+        VALUES (v_wallet.number, 'payment', -v_pay, v_store, v_tx, v_now);
+        UPDATE wallet_holds SET taken_at = v_now
+        WHERE number = v_wallet.number AND calculation_id = p ->> 'calculation_id'
+          AND taken_at IS NULL AND released_at IS NULL;
     END IF;
 
     IF v_card.card_id IS NOT NULL THEN
