@@ -297,7 +297,7 @@ async def test_a_batch_prints_and_the_report_shows_the_liability(served: OwnProg
         f"/v1/admin/wallets/batches/{batch.json()['batch']}/print", headers=ADMIN
     )
     rows = list(csv.DictReader(io.StringIO(printed.text)))
-    assert [row["number"] for row in rows][0] == batch.json()["first"]
+    assert rows[0]["number"] == batch.json()["first"]
     assert len(rows) == 3 and {row["nominal"] for row in rows} == {"100000"}
     assert all(len(row["number"]) == 13 for row in rows)  # EAN-13, as the cards
 
@@ -322,7 +322,7 @@ async def test_the_program_decides_whether_wallet_money_earns_points(
 ) -> None:
     document = demo_program_now()
     document["wallets"] = {"earn_points": False}
-    async with own_program(server_url, redis_url, document) as (client, url, _):
+    async with own_program(server_url, redis_url, document) as (client, _, _):
         number = await _certificate(client, 500_000)
         plain = await client.post("/v1/calculate", json=_sale([400_000], None, card=CARD),
                                   headers=POS)  # fmt: skip
@@ -332,7 +332,8 @@ async def test_the_program_decides_whether_wallet_money_earns_points(
             headers=POS,
         )
         assert plain.status_code == half.status_code == 200, half.text
-        earned, kept = plain.json()["totals"]["points_earned"], half.json()["totals"]["points_earned"]
+        earned = plain.json()["totals"]["points_earned"]
+        kept = half.json()["totals"]["points_earned"]
         due = plain.json()["totals"]["amount_due"]
         assert earned > 0
         assert kept == earned * (due - 200_000) // due

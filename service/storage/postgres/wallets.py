@@ -54,8 +54,7 @@ def _view(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
 
 async def _locked(conn: asyncpg.Connection, number: str) -> asyncpg.Record:
     row = await conn.fetchrow(
-        f"SELECT {_VIEW_COLUMNS}, card_id, validity_days FROM wallets"
-        " WHERE number = $1 FOR UPDATE",
+        f"SELECT {_VIEW_COLUMNS}, card_id, validity_days FROM wallets WHERE number = $1 FOR UPDATE",
         number,
     )
     if row is None:
@@ -217,7 +216,8 @@ class PostgresWallets:
             days = row["validity_days"] or validity_days
             await conn.execute(
                 "UPDATE wallets SET status = 'active', activated_at = $2,"
-                " expires_at = coalesce(expires_at, $2::timestamptz + make_interval(days => $3::int))"
+                " expires_at = coalesce(expires_at,"
+                "                       $2::timestamptz + make_interval(days => $3::int))"
                 " WHERE number = $1",
                 number, now, days,
             )  # fmt: skip
@@ -274,7 +274,8 @@ class PostgresWallets:
                             "INSERT INTO wallets (number, kind, status, nominal, card_id, batch,"
                             " validity_days, expires_at, activated_at, created_at)"
                             " VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                            " coalesce($8::timestamptz, $10::timestamptz + make_interval(days => $11::int)),"
+                            " coalesce($8::timestamptz,"
+                            "          $10::timestamptz + make_interval(days => $11::int)),"
                             " $9, $10)"
                             f" RETURNING {_VIEW_COLUMNS}",
                             number, new.kind, "active" if alive else "issued", new.nominal,
@@ -420,8 +421,8 @@ class PostgresWallets:
                 now,
             )
             movements = await self._pool.fetch(
-                "SELECT kind, count(*) AS entries, sum(amount)::bigint AS amount FROM wallet_entries"
-                " GROUP BY kind ORDER BY kind"
+                "SELECT kind, count(*) AS entries, sum(amount)::bigint AS amount"
+                " FROM wallet_entries GROUP BY kind ORDER BY kind"
             )
         return {
             "liability": sum(r["balance"] for r in kinds),
