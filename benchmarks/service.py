@@ -63,6 +63,7 @@ from benchmarks.fixtures import (
     calculate_body,
     prepare_database,
     publish_many_rules,
+    sale_receipt,
 )
 from benchmarks.ledger import measure_ledger
 
@@ -347,7 +348,43 @@ def measure_service(
         if label != "demo":
             return out
         out |= _latencies_and_commits(base, work, seconds, calc["rps"])
+        out["holds"] = _holds(base, work, seconds)
     return out
+
+
+# A calculate over the benchmark cards in turn (each cached by commits.prepare's
+# calculations), spending 10 points, with or without "hold": true (HOLD).
+CARDS_LUA = """
+local f = io.open(os.getenv("BODY"), "r"); local template = f:read("*a"); f:close()
+local cards = tonumber(os.getenv("CARDS")); local counter = 0
+local headers = {["Content-Type"] = "application/json",
+                 ["Authorization"] = "Bearer " .. os.getenv("KEY")}
+request = function()
+  counter = counter + 1
+  local body = template:gsub("@CARD@", string.format("88%011d", counter % cards))
+  return wrk.format("POST", "/v1/calculate", headers, body)
+end
+"""
+
+
+def _holds(base: str, work: Path, seconds: int) -> dict[str, Any]:
+    """Calculate with a hold beside the plain one, the same receipts over the same cards,
+    taken in turn (plain, hold, plain, hold): a hold costs its round trips to the ledger
+    (the hold under the card's lock, the card's state cached again), a plain calculate
+    none. SPEC §3.5."""
+    script = _lua(work, "cards.lua", CARDS_LUA)
+    env = {"KEY": POS_KEY, "CARDS": str(BENCH_CARDS)}
+    bodies = {}
+    for hold in (False, True):
+        bodies[hold] = work / f"calculate-hold-{hold}.json"
+        bodies[hold].write_bytes(orjson.dumps({**sale_receipt(None), "hold": hold}))
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(2):
+        for hold in (False, True):
+            runs[hold].append(
+                _wrk(f"{base}/v1/calculate", script, seconds, {**env, "BODY": str(bodies[hold])})
+            )
+    return {"plain": _mean_of(runs[False]), "hold": _mean_of(runs[True])}
 
 
 def _latencies_and_commits(base: str, work: Path, seconds: int, calc_rps: float) -> dict[str, Any]:
@@ -545,6 +582,10 @@ p99.9 {cp["p999_ms"]:.1f} ms ({cp["errors"]:.0f} errors), and /metrics puts p50 
 commit at {mp["rate"]:.0f}/s: p50 {mp["p50_ms"]:.1f} ms, p99 {mp["p99_ms"]:.1f} ms,
 p99.9 {mp["p999_ms"]:.1f} ms ({mp["errors"]:.0f} errors), and /metrics puts p50 at
 <= {mp["metrics_p50_le_ms"]:g} ms and p99 at <= {mp["metrics_p99_le_ms"]:g} ms;
+/v1/calculate with a hold {demo["holds"]["hold"]["rps"]:.0f} req/s against
+{demo["holds"]["plain"]["rps"]:.0f} without ({_hold_share(demo)}: the same 3-line receipt spending
+10 points over the 2,000 benchmark cards, runs taken in turn; non-2xx
+{demo["holds"]["hold"]["non_2xx"]:.0f} / {demo["holds"]["plain"]["non_2xx"]:.0f});
 kernel {r["kernel"]["kernel_us"]:.0f} µs, evaluate() {r["kernel"]["evaluate_us"]:.0f} µs,
 reference {r["kernel"]["reference_us"]:.0f} µs
 per receipt. Start (demo program / 5,000 rules): launch to banner {start} s (migrations,
@@ -552,6 +593,13 @@ the demo check, then preloading the app and the kernels and binding the port, be
 worker exists); banner to the first worker ready {first} s, to both {ready} s; a
 worker killed (SIGKILL, no load) to its replacement's first ready answer {restart} s.
 """
+
+
+def _hold_share(demo: dict[str, Any]) -> str:
+    holds = demo.get("holds")
+    if not holds:
+        return "not measured"
+    return f"{holds['hold']['rps'] / holds['plain']['rps']:.0%} of the plain rate"
 
 
 def _listed(figures: list[float]) -> str:

@@ -94,6 +94,11 @@ class WalletBatchOut(BaseModel):
     first: str
     last: str
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"batch": "20261207-1a2b3c4d", "count": 100,
+                                         "first": "2900000000017", "last": "2900000001007"}]}
+    )  # fmt: skip
+
 
 class WalletReplaceIn(BaseModel):
     number: Identifier | None = Field(default=None, description="the new wallet's number")
@@ -123,6 +128,21 @@ class WalletHistoryOut(BaseModel):
     entries: list[WalletEntryOut]
     next_before: int | None
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{
+            "wallet": WalletOut.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+            "entries": [
+                {"entry_id": 7, "kind": "payment", "amount": -180000, "store_id": "msk-001",
+                 "transaction_id": "R-0042", "refund_id": None,
+                 "created_at": "2026-12-07T12:05:00+00:00"},
+                {"entry_id": 3, "kind": "sale", "amount": 300000, "store_id": "msk-001",
+                 "transaction_id": "R-0040", "refund_id": None,
+                 "created_at": "2026-12-07T12:00:00+00:00"},
+            ],
+            "next_before": None,
+        }]}
+    )  # fmt: skip
+
 
 class WalletKindTotalOut(BaseModel):
     kind: WalletKind
@@ -148,3 +168,13 @@ class WalletReportOut(BaseModel):
     by_kind: list[WalletKindTotalOut]
     by_expiry_month: list[WalletMonthOut]
     movements: list[WalletMovementOut] = Field(description="every movement so far, by kind")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{
+            "at": "2026-12-07T12:00:00+00:00", "liability": 1_200_000,
+            "by_kind": [{"kind": "certificate", "wallets": 5, "balance": 1_200_000}],
+            "by_expiry_month": [{"month": "2027-12", "wallets": 5, "balance": 1_200_000}],
+            "movements": [{"kind": "payment", "entries": 3, "amount": -300_000},
+                          {"kind": "sale", "entries": 5, "amount": 1_500_000}],
+        }]}
+    )  # fmt: skip
