@@ -100,8 +100,11 @@ from service.rules.compiler import (
     S_BASE_RATE,
     S_MAX_DAY,
     S_MAX_RECEIPT,
+    S_MAX_REDEEM,
     S_MAX_SHARE,
+    S_MIN_BALANCE,
     S_MIN_LINE,
+    S_MIN_RECEIPT,
     S_POINT_VALUE,
     S_ROUNDING,
     ProgramArrays,
@@ -662,6 +665,15 @@ def _redeem(settings, lines, facts, discounts, floors, no_pay, paid_out, totals)
     point_value = settings[S_POINT_VALUE]
     share_cap = after[:count].sum() * settings[S_MAX_SHARE] // _BP
     most = min(share_cap, room[:count].sum()) // point_value
+    # The program's spending thresholds: a balance and a receipt (after discounts) below
+    # which nothing is spent, and the most one receipt may spend.
+    receipt_after = np.int64(0)
+    for i in range(n):
+        receipt_after += lines[i, L_AMOUNT] - discounts[i]
+    if facts[F_ACTIVE_POINTS] < settings[S_MIN_BALANCE] or receipt_after < settings[S_MIN_RECEIPT]:
+        most = 0
+    if settings[S_MAX_REDEEM] >= 0:
+        most = min(most, settings[S_MAX_REDEEM])
     redeemable = min(facts[F_ACTIVE_POINTS], most)
     wanted = redeemable if facts[F_REDEEM_MAX] else facts[F_REDEEM]
     redeemed = min(wanted, redeemable)

@@ -406,6 +406,14 @@ class _Evaluation:
         room = [self.amounts[i] - self.discounts[i] - self.floors[i] for i in eligible]
         share_cap = sum(after_discount) * settings.max_share_percent // BP_SCALE
         most = min(share_cap, sum(room)) // settings.point_value
+        receipt_after = sum(self.amounts) - sum(self.discounts)
+        if (
+            self.facts.active_points < settings.min_balance_to_spend
+            or receipt_after < settings.min_receipt_to_spend
+        ):
+            most = 0
+        if settings.max_redeem_per_receipt is not None:
+            most = min(most, settings.max_redeem_per_receipt)
         redeemable = min(self.facts.active_points, most)
         wanted = redeemable if self.receipt.redeem_max else self.receipt.redeem_points
         redeemed = min(wanted, redeemable)

@@ -65,7 +65,18 @@ FAR_FUTURE = 10**9  # a date ordinal after any real date
 TABLE_COLUMNS = 29
 
 # Positions in ProgramArrays.point_settings.
-S_POINT_VALUE, S_BASE_RATE, S_ROUNDING, S_MAX_SHARE, S_MIN_LINE, S_MAX_RECEIPT, S_MAX_DAY = range(7)
+(
+    S_POINT_VALUE,
+    S_BASE_RATE,
+    S_ROUNDING,
+    S_MAX_SHARE,
+    S_MIN_LINE,
+    S_MAX_RECEIPT,
+    S_MAX_DAY,
+    S_MIN_BALANCE,
+    S_MIN_RECEIPT,
+    S_MAX_REDEEM,
+) = range(10)
 
 
 class ProgramArrays(NamedTuple):
@@ -375,7 +386,7 @@ class _Keys:
 
 
 def _point_settings(points: PointSettings) -> IntArray:
-    values = [0] * 7
+    values = [0] * 10
     values[S_POINT_VALUE] = points.point_value
     values[S_BASE_RATE] = points.accrual_percent
     values[S_ROUNDING] = ("down", "half_up", "up").index(points.rounding)
@@ -383,4 +394,7 @@ def _point_settings(points: PointSettings) -> IntArray:
     values[S_MIN_LINE] = points.min_line_amount
     values[S_MAX_RECEIPT] = points.max_points_per_receipt or NO_LIMIT
     values[S_MAX_DAY] = points.max_points_per_card_day or NO_LIMIT
+    values[S_MIN_BALANCE] = points.min_balance_to_spend
+    values[S_MIN_RECEIPT] = points.min_receipt_to_spend
+    values[S_MAX_REDEEM] = points.max_redeem_per_receipt or NO_LIMIT
     return np.array(values, dtype=np.int64)

@@ -115,6 +115,12 @@ class PointSettings(_Model):
     min_line_amount: Money = 0
     max_points_per_receipt: Points | None = None
     max_points_per_card_day: Points | None = None
+    # Spending thresholds (SPEC §4 item 32): points are spent only from a card whose active
+    # balance is at least min_balance_to_spend, on a receipt whose amount after discounts
+    # is at least min_receipt_to_spend kopecks, and at most max_redeem_per_receipt points.
+    min_balance_to_spend: int = Field(default=0, ge=0, le=MAX_POINTS, strict=True)
+    min_receipt_to_spend: Money = 0
+    max_redeem_per_receipt: Points | None = None
     welcome_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     referral_points: int = Field(default=0, ge=0, le=MAX_POINTS)
     refund_spent_policy: Literal["negative_balance", "withhold"] = "negative_balance"

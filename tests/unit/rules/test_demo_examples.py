@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from service.domain.card import PointLot
+from service.domain.card import CardState, PointLot
+from service.domain.receipt import ReceiptLine
+from service.rules.demo import demo_program
 from tests.unit.rules.builders import (
     BASE_CARD,
     DEMO,
@@ -23,6 +25,7 @@ from tests.unit.rules.builders import (
     codes,
     dress,
     item,
+    program,
     verdict,
 )
 
@@ -239,3 +242,28 @@ def test_friday_evening_example(evaluate: Evaluator) -> None:
     assert result.totals.points_earned == 101
     assert result.totals.amount_due == 319_415
     check_invariants(result, DEMO)
+
+
+def test_spending_thresholds_balance_receipt_and_most_per_receipt(evaluate: Evaluator) -> None:
+    # SPEC §4 item 32: points are spent from a balance of at least 500, on a receipt of at
+    # least 2,000 roubles after discounts, at most 300 points a receipt.
+    thresholds = {"min_balance_to_spend": 500, "min_receipt_to_spend": 200_000,
+                  "max_redeem_per_receipt": 300}  # fmt: skip
+    compiled = program(points={**demo_program()["points"], **thresholds})
+    lines = [dress("1", 300_000)]  # 1,500 roubles may be paid with points (half)
+
+    def redeemable(holder: CardState, sale: list[ReceiptLine]) -> int:
+        result = calculate(evaluate, sale, holder, when=SATURDAY_NOON, compiled=compiled,
+                           redeem_max=True)  # fmt: skip
+        check_invariants(result, compiled)
+        assert result.totals.points_redeemed == result.totals.points_redeemable_max
+        return result.totals.points_redeemable_max
+
+    assert redeemable(card(points=1_000), lines) == 300  # the most per receipt
+    assert redeemable(card(points=499), lines) == 0  # below the balance to spend from
+    assert redeemable(card(points=500), lines) == 300
+    assert redeemable(card(points=1_000), [dress("1", 199_999)]) == 0  # below the receipt
+    assert redeemable(card(points=1_000), [dress("1", 200_000)]) == 300
+    # Without them, the demo's own limits: half of the receipt, within the balance.
+    result = calculate(evaluate, lines, card(points=1_000), when=SATURDAY_NOON, redeem_max=True)
+    assert result.totals.points_redeemable_max == 1_000
