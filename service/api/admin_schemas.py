@@ -11,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -32,6 +33,7 @@ from service.api.schemas import (
 )
 from service.domain.contacts import normalize_email
 from service.rules.demo import demo_program
+from service.rules.document import percent_bp
 from service.usecases.admin_import import CUSTOMER_FIELDS
 
 
@@ -434,10 +436,21 @@ class CardRangeOut(BaseModel):
     model_config = _examples({"requested": 1000, "issued": 1000}, strict=False)
 
 
+# A percentage as text ("7.5") or an integer, held in basis points (750).
+PercentBp = Annotated[int, BeforeValidator(percent_bp), Field(ge=0, le=10_000)]
+
+
 class CardStatusIn(BaseModel):
     reason: Reason
 
     model_config = _examples({"reason": "reported stolen by the customer"})
+
+
+class PersonalDiscountIn(BaseModel):
+    percent: PercentBp = Field(description='the card\'s personal discount, e.g. "7.5"; 0: none')
+    reason: Reason
+
+    model_config = _examples({"percent": "7.5", "reason": "a loyal customer since 2019"})
 
 
 class CardLinkIn(BaseModel):
@@ -599,6 +612,7 @@ class CardRow(BaseModel):
     kind: CardKind = "physical"
     status: CardStatus = "active"
     phone: Phone | None = None
+    personal_discount: PercentBp | None = None
 
     model_config = ConfigDict(extra="ignore")
 

@@ -69,6 +69,11 @@ def _decimal_scaled(value: Any, scale: int, what: str) -> int:
     return int(scaled)
 
 
+def percent_bp(value: Any) -> int:
+    """A percentage given as text ("7.5") or an integer, in basis points (750)."""
+    return _decimal_scaled(value, 100, "a percentage")
+
+
 def _scaled_text(value: int, scale: int) -> str:
     text = format(Decimal(value) / scale, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -60,6 +60,10 @@ class CardRepository(Protocol):
         self, number: str, customer_id: int, welcome: Welcome | None, author: str
     ) -> int: ...
 
+    async def set_personal_discount(
+        self, number: str, bp: int, reason: str, author: str
+    ) -> None: ...
+
     async def adjust(
         self, adjustment: Adjustment, now: datetime, idempotency: IdempotentRequest | None
     ) -> dict[str, Any]: ...
@@ -179,6 +183,22 @@ async def set_status(
     now: datetime,
 ) -> dict[str, Any]:
     await repo.set_status(number, status, reason, author)
+    return await _refreshed(repo, cards, programs, [number], number, now)
+
+
+async def set_personal_discount(
+    repo: CardRepository,
+    cards: CardStates,
+    programs: Programs,
+    number: str,
+    bp: int,
+    reason: str,
+    author: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The card's personal discount, which rules with the ``personal_discount`` effect
+    grant; who changed it, from what, and why, in the audit log."""
+    await repo.set_personal_discount(number, bp, reason, author)
     return await _refreshed(repo, cards, programs, [number], number, now)
 
 

@@ -442,3 +442,46 @@ async def test_input_postgres_cannot_store_is_422_not_500(client: httpx.AsyncCli
         response = await client.request(method, path, json=body, params=params, headers=ADMIN)
         assert response.status_code == 422, (path, response.text)
         assert fields(response) == {field}, response.text
+
+
+async def test_a_personal_discount_is_set_by_hand_and_by_import(client: httpx.AsyncClient) -> None:
+    number = await new_card(client)
+    set_it = await client.post(
+        f"{ADMIN_API}/cards/{number}/personal-discount",
+        json={"percent": "7.5", "reason": "a loyal customer"},
+        headers=ADMIN,
+    )
+    assert set_it.status_code == 200, set_it.text
+    assert set_it.json()["personal_discount_bp"] == 750
+    bad = await client.post(
+        f"{ADMIN_API}/cards/{number}/personal-discount",
+        json={"percent": "120", "reason": "too much"},
+        headers=ADMIN,
+    )
+    assert bad.status_code == 422 and fields(bad) == {"percent"}
+
+    cards_csv = f"number,kind,status,personal_discount\n{number},physical,active,10\n"
+    imported = await client.post(
+        f"{ADMIN_API}/import/cards",
+        content=cards_csv,
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["imported"] == 1 and imported.json()["rejected"] == []
+    card = await client.get(f"{ADMIN_API}/cards/{number}", headers=ADMIN)
+    assert card.json()["personal_discount_bp"] == 1000
+    again = await client.post(
+        f"{ADMIN_API}/import/cards",
+        content=cards_csv,
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert again.json()["unchanged"] == 1  # the same file again changes nothing
+
+    # Its history: who changed it, from what, to what, and why.
+    audit = await client.get(f"{ADMIN_API}/audit", params={"limit": 100}, headers=ADMIN)
+    changes = [
+        entry["details"] for entry in audit.json()["entries"]
+        if entry["action"] == "card.personal_discount"
+    ]  # fmt: skip
+    assert {"from_bp": 0, "to_bp": 750, "reason": "a loyal customer"} in changes
+    assert {"from_bp": 750, "to_bp": 1000, "reason": "import"} in changes

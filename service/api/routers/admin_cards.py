@@ -18,6 +18,7 @@ from service.api.admin_schemas import (
     CardRangeOut,
     CardReplaceIn,
     CardStatusIn,
+    PersonalDiscountIn,
 )
 from service.api.csv_export import csv_content, csv_response
 from service.api.deps import AdjustPoints, ManageCards, ReadCards, ServicesDep
@@ -133,6 +134,22 @@ async def unblock(
     number: CardNumber, body: CardStatusIn, admin: ManageCards, services: ServicesDep
 ) -> OrjsonResponse:
     return await _set_status(services, number, "active", body.reason, author(admin))
+
+
+@router.post(
+    "/{number}/personal-discount",
+    response_model=AdminCardOut,
+    summary="Set the card's personal discount (granted by rules with the personal_discount"
+    " effect); the audit log keeps each change",
+)
+async def personal_discount(
+    number: CardNumber, body: PersonalDiscountIn, admin: AdjustPoints, services: ServicesDep
+) -> OrjsonResponse:
+    card = await use.set_personal_discount(
+        services.card_admin, services.cards, services.programs, number, body.percent,
+        body.reason, author(admin), datetime.now(UTC),
+    )  # fmt: skip
+    return OrjsonResponse(card)
 
 
 @router.post(

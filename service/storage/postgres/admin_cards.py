@@ -106,6 +106,25 @@ async def insert_card(
     return card_id
 
 
+async def set_personal_discount(
+    conn: asyncpg.Connection, card: asyncpg.Record, bp: int, reason: str, author: str
+) -> bool:
+    """The card's personal discount (basis points; the ``personal_discount`` effect grants
+    it), its change in the audit log with the old value; the card is locked by the caller.
+    Whether it changed."""
+    if card["personal_discount_bp"] == bp:
+        return False
+    await conn.execute(
+        "UPDATE cards SET personal_discount_bp = $2, ledger_version = ledger_version + 1"
+        " WHERE card_id = $1",
+        card["card_id"],
+        bp,
+    )
+    details = {"from_bp": card["personal_discount_bp"], "to_bp": bp, "reason": reason}
+    await audit.record(conn, author, "card.personal_discount", f"card:{card['card_id']}", details)
+    return True
+
+
 async def link_card(
     conn: asyncpg.Connection, number: str, customer_id: int, welcome: Welcome | None, author: str
 ) -> int:
@@ -166,6 +185,10 @@ class CardAdmin:
             )
             details = {"from": card["status"], "to": status, "reason": reason}
             await audit.record(conn, author, "card.status", f"card:{card['card_id']}", details)
+
+    async def set_personal_discount(self, number: str, bp: int, reason: str, author: str) -> None:
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            await set_personal_discount(conn, await _locked_card(conn, number), bp, reason, author)
 
     async def link(
         self, number: str, customer_id: int, welcome: Welcome | None, author: str

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from service.domain.errors import Conflict, DomainError
-from service.storage.postgres.admin_cards import insert_card, link_card
+from service.storage.postgres.admin_cards import insert_card, link_card, set_personal_discount
 from service.storage.postgres.customers import insert_customer
 from service.storage.postgres.pool import database_errors
 from service.usecases.admin_cards import NewCard, Welcome
@@ -72,6 +72,7 @@ async def _card_row(
     """The card issued (to the customer with the row's phone); a card issued before, as
     the row has it, counts as unchanged (a file imported again)."""
     phone = row.pop("phone", None)
+    discount = row.pop("personal_discount", None)
     customer_id = None
     if phone is not None:
         customer_id = await conn.fetchval(
@@ -80,12 +81,21 @@ async def _card_row(
         if customer_id is None:
             raise DomainError("phone: no customer with this phone", code="customer_not_found")
     known = await conn.fetchrow(
-        "SELECT customer_id, kind, status FROM cards WHERE number = $1", row["number"]
+        "SELECT card_id, customer_id, kind, status, personal_discount_bp FROM cards"
+        " WHERE number = $1 FOR UPDATE",
+        row["number"],
     )
     wanted = (customer_id, row.get("kind", "physical"), row.get("status", "active"))
-    if known is not None and tuple(known) == wanted:
-        return str(row["number"]), False
-    await insert_card(conn, NewCard(customer_id=customer_id, **row), welcome, author)
+    if known is not None and (known["customer_id"], known["kind"], known["status"]) == wanted:
+        # A file imported again changes nothing; one with a new personal discount sets it.
+        changed = discount is not None and await set_personal_discount(
+            conn, known, discount, "import", author
+        )
+        return str(row["number"]), changed
+    card_id = await insert_card(conn, NewCard(customer_id=customer_id, **row), welcome, author)
+    if discount:
+        card = {"card_id": card_id, "personal_discount_bp": 0}
+        await set_personal_discount(conn, card, discount, "import", author)
     return str(row["number"]), True
 
 
