@@ -96,6 +96,9 @@ async def run_back_office_jobs(services: Services, now: datetime) -> None:
     webhooks = services.webhooks
     if await webhooks.wanted("expiring"):  # nobody listens: no need to note anything
         await webhooks.note_expiring(now, timedelta(days=services.settings.expiring_notice_days))
+    if await webhooks.wanted("birthday"):
+        ahead = services.programs.current.document.events.birthday_days_ahead
+        await webhooks.note_birthdays(now.date(), ahead)
     done = await admin_webhooks.deliver_due(
         webhooks, services.webhook_sender, retry_policy(services), now
     )

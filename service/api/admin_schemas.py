@@ -945,13 +945,14 @@ class BreakageOut(BaseModel):
 # ---------------------------------------------------------------- webhooks
 
 WebhookEvent = Literal[
-    "accrual", "redemption", "tier_change", "expiring", "expiration", "refund", "cancel"
-]
+    "accrual", "redemption", "tier_change", "expiring", "expiration", "refund", "cancel",
+    "card_issued", "customer_registered", "birthday",
+]  # fmt: skip
 
 
 class WebhookIn(BaseModel):
     url: AnyHttpUrl
-    events: list[WebhookEvent] = Field(min_length=1, max_length=7)
+    events: list[WebhookEvent] = Field(min_length=1, max_length=10)
     secret: str | None = Field(
         default=None,
         min_length=16,

@@ -155,6 +155,14 @@ class WalletSettings(_Model):
     max_balance: Money | None = None
 
 
+class EventSettings(_Model):
+    """Events for the chain's CRM (SPEC §4 item 37)."""
+
+    # The ``birthday`` webhook goes this many days before a customer's birthday (0: on
+    # the day), once a year per card.
+    birthday_days_ahead: int = Field(default=7, ge=0, le=60)
+
+
 class Tier(_Model):
     code: Identifier
     name: str = Field(min_length=1, max_length=100)
@@ -501,6 +509,7 @@ class ProgramDocument(_Model):
     card_number_format: Literal["digits", "ean13"] = "digits"
     points: PointSettings = Field(default_factory=lambda: PointSettings())
     wallets: WalletSettings = Field(default_factory=lambda: WalletSettings())
+    events: EventSettings = Field(default_factory=lambda: EventSettings())
     tiers: TierSettings = Field(default_factory=lambda: TierSettings())
     holidays: list[date] = Field(default_factory=list)
     # A production calendar whose public holidays and moved days off count as holidays

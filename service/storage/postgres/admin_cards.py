@@ -103,6 +103,14 @@ async def insert_card(
     if card.customer_id is not None:
         await grant_welcome(conn, card_id, welcome)
     await audit.record(conn, author, "card.issue", f"card:{card_id}")
+    # For the chain's CRM (webhook ``card_issued``): a card made one by one (the back
+    # office, a registration, an import), not a printer's range of stock.
+    await conn.execute(
+        "INSERT INTO outbox (card_id, kind, payload) VALUES ($1, 'card_issued', $2)",
+        card_id,
+        {"card": card.number, "kind": card.kind, "status": card.status,
+         "customer_id": card.customer_id},
+    )  # fmt: skip
     return card_id
 
 

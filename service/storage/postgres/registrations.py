@@ -29,6 +29,32 @@ async def record_consents(
     )
 
 
+# The contact each consent lets the chain's CRM use.
+_CONTACT_BY_CHANNEL = {"sms": "phone", "calls": "phone", "messengers": "phone", "email": "email"}
+
+
+async def _registered(
+    conn: asyncpg.Connection, registration: Registration, customer_id: int
+) -> None:
+    """A ``customer_registered`` event for the chain's CRM: the card, the customer's id and
+    consents, and the contacts only where a consent given at the till covers them (152-FZ:
+    no phone or e-mail leaves for a mailing the customer did not agree to)."""
+    given = {c.channel: c.given for c in registration.consents}
+    contacts = {
+        field: registration.customer.get(field)
+        for channel, field in _CONTACT_BY_CHANNEL.items()
+        if given.get(channel) and registration.customer.get(field) is not None
+    }
+    payload = {"card": registration.card, "customer_id": customer_id, "consents": given,
+               "store_id": registration.store_id, **contacts}  # fmt: skip
+    await conn.execute(
+        "INSERT INTO outbox (card_id, kind, payload)"
+        " SELECT card_id, 'customer_registered', $2 FROM cards WHERE number = $1",
+        registration.card,
+        payload,
+    )
+
+
 class Registrations:
     """``usecases.registration.RegistrationStore`` over the pool."""
 
@@ -61,6 +87,7 @@ class Registrations:
                 await insert_card(conn, new, welcome, author)
             else:
                 await link_card(conn, registration.card, customer_id, welcome, author)
+            await _registered(conn, registration, customer_id)
             return customer_id, False
 
     async def consent(

@@ -8,8 +8,9 @@ attempt is made by one worker at a time and a worker that dies mid-send loses no
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -71,6 +72,47 @@ SELECT d.card_id, 'expiring',
        jsonb_build_object('card', c.number, 'points', d.remaining, 'expires_at', d.expires_at)
 FROM due d JOIN noted USING (card_id, lot_id) JOIN cards c USING (card_id)
 """
+
+
+# Customers whose birthday falls on one of the days given (month * 100 + day, with the
+# year it falls in) get one "birthday" event per active card and year.
+_BIRTHDAYS = """
+WITH days AS (
+    SELECT * FROM unnest($1::int[], $2::int[], $3::date[]) AS d(md, year, day)
+), due AS (
+    SELECT c.card_id, c.number, cu.customer_id, d.year, d.day FROM days d
+    JOIN customers cu
+      ON extract(month FROM cu.birthday)::int * 100 + extract(day FROM cu.birthday)::int = d.md
+     AND cu.birthday IS NOT NULL AND cu.erased_at IS NULL
+    JOIN cards c ON c.customer_id = cu.customer_id AND c.status = 'active'
+    WHERE NOT EXISTS (SELECT 1 FROM birthday_notices n
+                       WHERE n.card_id = c.card_id AND n.year = d.year)
+    LIMIT $4
+), noted AS (
+    INSERT INTO birthday_notices (card_id, year) SELECT card_id, year FROM due
+    ON CONFLICT DO NOTHING RETURNING card_id
+)
+INSERT INTO outbox (card_id, kind, payload)
+SELECT d.card_id, 'birthday',
+       jsonb_build_object('card', d.number, 'customer_id', d.customer_id, 'birthday', d.day)
+FROM due d JOIN noted USING (card_id)
+"""
+
+
+def birthday_days(today: date, ahead: int) -> tuple[list[int], list[int], list[date]]:
+    """The days from ``today`` to ``ahead`` days on, as (month * 100 + day, year, date);
+    a birthday on 29 February counts on the 28th in a year that has no 29th."""
+    mds, years, days = [], [], []
+    for k in range(ahead + 1):
+        day = today + timedelta(days=k)
+        mds.append(day.month * 100 + day.day)
+        years.append(day.year)
+        days.append(day)
+        if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+            mds.append(229)
+            years.append(day.year)
+            days.append(day)
+    return mds, years, days
 
 
 # What the outbox still owes, read on every back-office round: deliveries pending (counted
@@ -166,6 +208,12 @@ class Webhooks:
 
     async def note_expiring(self, now: datetime, within: timedelta, limit: int = 5000) -> None:
         await self._pool.execute(_EXPIRING, now, now + within, limit)
+
+    async def note_birthdays(self, today: date, ahead: int, limit: int = 5000) -> None:
+        """A ``birthday`` event for each active card whose customer's birthday is within
+        ``ahead`` days of ``today``, once a year."""
+        mds, years, days = birthday_days(today, ahead)
+        await self._pool.execute(_BIRTHDAYS, mds, years, days, limit)
 
     async def fan_out(self, limit: int = 1000) -> int:
         """Turn up to ``limit`` new outbox events into deliveries; returns how many events."""

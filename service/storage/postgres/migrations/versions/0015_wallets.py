@@ -9,6 +9,10 @@ by its number, the distribution column past one primary (docs/scaling.md): its e
 and holds sit beside it. ``wallet_holds`` holds a wallet's money for a calculation as
 ``point_holds`` holds points (SPEC §3.5).
 
+Beside them, for the chain's CRM (SPEC §4 item 37): ``birthday_notices`` keeps the year
+each card's ``birthday`` event was sent for (one a year, whoever runs the scan), found
+through an index on the customers' birthdays by month and day.
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-07
@@ -74,6 +78,15 @@ CREATE TABLE wallet_holds (
     PRIMARY KEY (number, calculation_id)
 );
 CREATE INDEX wallet_holds_calculation ON wallet_holds (calculation_id);
+
+CREATE TABLE birthday_notices (
+    card_id bigint NOT NULL REFERENCES cards,
+    year    integer NOT NULL,
+    PRIMARY KEY (card_id, year)
+);
+CREATE INDEX customers_birthday_day ON customers (
+    (extract(month FROM birthday)::int * 100 + extract(day FROM birthday)::int))
+    WHERE birthday IS NOT NULL AND erased_at IS NULL;
 """
 
 
@@ -86,6 +99,7 @@ def downgrade() -> None:
     # The commit bodies in the tree read the wallets: below this revision they fail until
     # it is applied again (see ../README.md: earlier bodies are not kept).
     execute_script(
-        "DROP TABLE wallet_holds; DROP TABLE wallet_entries; DROP SEQUENCE wallet_serial;"
+        "DROP INDEX customers_birthday_day; DROP TABLE birthday_notices;"
+        " DROP TABLE wallet_holds; DROP TABLE wallet_entries; DROP SEQUENCE wallet_serial;"
         " DROP TABLE wallets;"
     )
