@@ -200,6 +200,7 @@ REASONS = {
     "no_personal_discount": "The card has no personal discount.",
     "points_cap": "The cap on points is reached.",
     "uses_exhausted": "The rule's use cap is reached.",
+    "requires_not_met": "The receipt lacks the goods the rule requires.",
 }
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")

@@ -83,10 +83,16 @@ from service.rules.compiler import (
     C_PN_EQUALS,
     C_PN_EVERY,
     C_PROMO,
+    C_REQ_END,
+    C_REQ_START,
     C_SEG_END,
     C_SEG_START,
     C_TIERS,
     C_WEEKDAYS,
+    Q_KEY_END,
+    Q_KEY_START,
+    Q_MIN_AMOUNT,
+    Q_MIN_QUANTITY,
     R_BUDGET,
     R_FLAG,
     R_GROUP,
@@ -147,6 +153,7 @@ _PROMO_CODE_MISSING = REASON_CODES["promo_code_missing"]
 _BELOW_THRESHOLD = REASON_CODES["below_threshold"]
 _BUDGET_EXHAUSTED = REASON_CODES["budget_exhausted"]
 _USES_EXHAUSTED = REASON_CODES["uses_exhausted"]
+_REQUIRES_NOT_MET = REASON_CODES["requires_not_met"]
 _NO_MATCHING_LINES = REASON_CODES["no_matching_lines"]
 _BELOW_QUANTITY = REASON_CODES["below_quantity"]
 _BLOCKED_BY_EXCLUSIVE = REASON_CODES["blocked_by_exclusive"]
@@ -184,6 +191,9 @@ class _Conditions(NamedTuple):
     facts: IntArray
     segments: FlagArray
     unlocked: IntArray
+    lines: IntArray  # the receipt's (``requires`` reads them)
+    requirements: IntArray
+    requirement_keys: IntArray
 
 
 class _Rates(NamedTuple):
@@ -317,6 +327,28 @@ def _card_condition_failure(row, facts, card_segments, segment_ids):
 
 
 @jit_inline
+def _holds(need, keys, lines):
+    """The receipt's lines (not excluded) naming one of the requirement's keys hold its
+    minimum quantity and amount, before discounts."""
+    quantity = 0
+    amount = 0
+    for i in range(lines.shape[0]):
+        if lines[i, L_EXCLUDED]:
+            continue
+        hit = False
+        for column in (L_SKU, L_CATEGORY, L_BRAND):
+            key = lines[i, column]
+            if key >= 0:
+                for j in range(need[Q_KEY_START], need[Q_KEY_END]):
+                    if keys[j] == key:
+                        hit = True
+        if hit:
+            quantity += lines[i, L_QUANTITY]
+            amount += lines[i, L_AMOUNT]
+    return quantity >= need[Q_MIN_QUANTITY] and amount >= need[Q_MIN_AMOUNT]
+
+
+@jit_inline
 def _condition_failure(r, cond):
     """The first receipt-level condition of rule ``r`` that fails; 0 when all hold."""
     row = cond.table[r]
@@ -338,6 +370,9 @@ def _condition_failure(r, cond):
             return _PROMO_CODE_MISSING
     if row[C_MIN_SUBTOTAL] > 0 and facts[F_LOYALTY_SUBTOTAL] < row[C_MIN_SUBTOTAL]:
         return _BELOW_THRESHOLD
+    for g in range(row[C_REQ_START], row[C_REQ_END]):
+        if not _holds(cond.requirements[g], cond.requirement_keys, cond.lines):
+            return _REQUIRES_NOT_MET
     if cond.budget_used[r] < 0:  # USES_EXHAUSTED: no use of its caps left (_layout)
         return _USES_EXHAUSTED
     if row[R_BUDGET] >= 0 and row[R_BUDGET] - cond.budget_used[r] <= 0:
@@ -873,6 +908,9 @@ def _evaluate(program, receipt, out):
         facts,
         receipt.segments,
         receipt.unlocked,
+        lines,
+        program.requirements,
+        program.requirement_keys,
     )
     rates = _Rates(program.step_from, program.step_bp, program.tier_discount_bp)
     state = _discounting(lines, settings, incl)

@@ -41,6 +41,7 @@ from service.rules.document import (
     NthItemEffect,
     PercentEffect,
     QuantityStepsEffect,
+    Requirement,
     Rule,
     SubtotalStepsEffect,
 )
@@ -200,12 +201,27 @@ class _Evaluation:
             return "promo_code_missing"
         if cond.min_subtotal is not None and self.facts.loyalty_subtotal < cond.min_subtotal:
             return "below_threshold"
+        if not all(self._holds(need) for need in cond.requires):
+            return "requires_not_met"
         if rule.id in self.facts.used_up:
             return "uses_exhausted"
         budget_left = self._budget_left(rule)
         if budget_left is not None and budget_left <= 0:
             return "budget_exhausted"
         return None
+
+    def _holds(self, need: Requirement) -> bool:
+        """The receipt holds the goods ``need`` names (lines the till did not exclude), in
+        the quantity and amount it asks for, before discounts."""
+        quantity = amount = 0
+        for i, line in enumerate(self.lines):
+            if not line.excluded and (
+                line.sku in need.skus or line.category in need.categories
+                or line.brand in need.brands
+            ):  # fmt: skip
+                quantity += line.quantity
+                amount += self.amounts[i]
+        return quantity >= (need.min_quantity or 1) and amount >= (need.min_amount or 0)
 
     def _matched(self, rule: Rule) -> list[int]:
         """Lines the rule takes: its target, not excluded by the POS."""

@@ -61,5 +61,6 @@ REASONS = (
     "no_personal_discount",
     "points_cap",
     "uses_exhausted",
+    "requires_not_met",
 )
 REASON_CODES = {reason: code for code, reason in enumerate(REASONS)}

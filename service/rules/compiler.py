@@ -24,7 +24,16 @@ from service.domain.calculation import Gift
 from service.domain.calendars import public_holidays
 from service.domain.limits import RuleCap
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
-from service.rules.document import GiftEffect, PointSettings, ProgramDocument, PromoCode, Rule
+from service.rules.document import (
+    Exclusion,
+    GiftEffect,
+    PointSettings,
+    ProgramDocument,
+    PromoCode,
+    Requirement,
+    Rule,
+    Target,
+)
 
 IntArray = npt.NDArray[np.int64]
 NO_LIMIT = -1
@@ -61,8 +70,14 @@ FAR_FUTURE = 10**9  # a date ordinal after any real date
     C_PROMO,
     C_MIN_SUBTOTAL,
     C_MIN_QUANTITY,
-) = range(29)
-TABLE_COLUMNS = 29
+    C_REQ_START,
+    C_REQ_END,
+) = range(31)
+TABLE_COLUMNS = 31
+
+# Columns of ProgramArrays.requirements: a rule's ``requires`` groups, each the keys it
+# names (``requirement_keys[Q_KEY_START:Q_KEY_END]``) and its minimums.
+Q_KEY_START, Q_KEY_END, Q_MIN_QUANTITY, Q_MIN_AMOUNT = range(4)
 
 # Positions in ProgramArrays.point_settings.
 (
@@ -98,6 +113,8 @@ class ProgramArrays(NamedTuple):
     tier_accrual_bp: IntArray  # by tier index
     tier_discount_bp: IntArray
     point_settings: IntArray  # S_* positions
+    requirements: IntArray  # groups x 4 (Q_*): rule r's are [C_REQ_START, C_REQ_END)
+    requirement_keys: IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +250,7 @@ def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
         _fill_effect(table[row], rule, group_ids, steps_from, steps_bp)
         _fill_conditions(table[row], rule, payment_bits, tier_codes, segments, segment_ids)
     keys = _Keys(rules)
+    requirements, requirement_keys = keys.requirements(rules, table)
     include_ptr, include_rules = keys.index(rules, include=True)
     exclude_ptr, exclude_rules = keys.index(rules, include=False)
     base_rate = doc.points.accrual_percent
@@ -254,6 +272,8 @@ def compile_program(doc: ProgramDocument, version: int) -> CompiledProgram:
         ),
         tier_discount_bp=np.array([t.discount_percent for t in tiers], dtype=np.int64),
         point_settings=_point_settings(doc.points),
+        requirements=requirements,
+        requirement_keys=requirement_keys,
     )
     return CompiledProgram(
         version=version,
@@ -348,7 +368,8 @@ def _fill_conditions(
 
 
 class _Keys:
-    """One id space for every SKU, category and brand that a rule's target names."""
+    """One id space for every SKU, category and brand that a rule's target or its
+    ``requires`` names."""
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.skus: dict[str, int] = {}
@@ -356,10 +377,31 @@ class _Keys:
         self.brands: dict[str, int] = {}
         self.count = 0
         for rule in rules:
-            for part in (rule.target, rule.target.exclude):
+            parts: list[Target | Exclusion | Requirement] = [rule.target, rule.target.exclude]
+            for part in [*parts, *rule.conditions.requires]:
                 self._add(self.skus, part.skus)
                 self._add(self.categories, part.categories)
                 self._add(self.brands, part.brands)
+
+    def requirements(self, rules: tuple[Rule, ...], table: IntArray) -> tuple[IntArray, IntArray]:
+        """Every rule's ``requires`` groups (Q_* columns) and the keys each names; fills
+        the rules' C_REQ_START and C_REQ_END."""
+        groups: list[list[int]] = []
+        flat: list[int] = []
+        for row, rule in enumerate(rules):
+            table[row, C_REQ_START] = len(groups)
+            for need in rule.conditions.requires:
+                named = sorted(
+                    {self.skus[v] for v in need.skus}
+                    | {self.categories[v] for v in need.categories}
+                    | {self.brands[v] for v in need.brands}
+                )
+                groups.append([len(flat), len(flat) + len(named), need.min_quantity or 1,
+                               need.min_amount or 0])  # fmt: skip
+                flat.extend(named)
+            table[row, C_REQ_END] = len(groups)
+        shaped = np.array(groups, dtype=np.int64).reshape(len(groups), 4)
+        return shaped, np.array(flat, dtype=np.int64)
 
     def _add(self, keys: dict[str, int], values: list[str]) -> None:
         for value in values:

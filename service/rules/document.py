@@ -255,6 +255,25 @@ class PurchaseNumber(_Model):
         return self
 
 
+class Requirement(_Model):
+    """Goods the receipt must hold besides the rule's target ("buy 3 of A, get 10% off
+    the order"): its lines (not excluded by the till) naming one of these SKUs,
+    categories or brands, together at least ``min_quantity`` and ``min_amount`` (before
+    discounts); with neither given, any quantity of them."""
+
+    skus: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    brands: list[str] = Field(default_factory=list)
+    min_quantity: Quantity | None = None
+    min_amount: PositiveMoney | None = None
+
+    @model_validator(mode="after")
+    def _names_goods(self) -> Requirement:
+        if not (self.skus or self.categories or self.brands):
+            raise ValueError("a requirement names skus, categories or brands")
+        return self
+
+
 class Conditions(_Model):
     """All given conditions must hold; an empty list means no restriction."""
 
@@ -274,6 +293,8 @@ class Conditions(_Model):
     promo_code: bool = False
     min_subtotal: PositiveMoney | None = None
     min_quantity: Quantity | None = None
+    # Goods besides the target, every group of which the receipt must hold.
+    requires: list[Requirement] = Field(default_factory=list, max_length=10)
 
     @property
     def needs_card(self) -> bool:

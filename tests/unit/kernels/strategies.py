@@ -81,6 +81,26 @@ def effects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
 
 
 @st.composite
+def requirements(draw: st.DrawFn) -> dict[str, Any]:
+    """A ``requires`` group: goods named by SKU, category and/or brand (some the receipts
+    never hold), with or without a minimum quantity and amount."""
+    names = {"skus": [*SKUS, "NEVER"], "categories": CATEGORIES, "brands": BRANDS}
+    first = draw(st.sampled_from(sorted(names)))
+    need: dict[str, Any] = {
+        first: draw(st.lists(st.sampled_from(names[first]), min_size=1, max_size=2, unique=True))
+    }
+    for field, values in names.items():
+        chosen = draw(_subset(values, 1))
+        if field != first and chosen:
+            need[field] = chosen
+    if draw(st.booleans()):
+        need["min_quantity"] = draw(st.sampled_from(["0.5", "1", "2", "3.5"]))
+    if draw(st.booleans()):
+        need["min_amount"] = draw(st.sampled_from([1, 5_000, 40_000]))
+    return need
+
+
+@st.composite
 def conditions(draw: st.DrawFn, tier_codes: list[str], promo: bool) -> dict[str, Any]:
     options: dict[str, st.SearchStrategy[Any]] = {
         "tiers": st.lists(st.sampled_from(tier_codes), min_size=1, max_size=2, unique=True)
@@ -102,6 +122,7 @@ def conditions(draw: st.DrawFn, tier_codes: list[str], promo: bool) -> dict[str,
         "purchase_number": st.sampled_from([{"equals": 1}, {"every": 2}, {"every": 3}]),
         "min_subtotal": st.integers(1, 40_000),
         "min_quantity": st.sampled_from(["1", "2.5", "3"]),
+        "requires": st.lists(requirements(), min_size=1, max_size=2),
     }
     chosen = draw(st.lists(st.sampled_from(sorted(options)), max_size=3, unique=True))
     result: dict[str, Any] = {}

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from service.domain.card import CardState, PointLot
+from service.domain.errors import ProgramInvalid
 from service.domain.receipt import ReceiptLine
 from service.rules.demo import demo_program
+from service.rules.document import parse_program
 from tests.unit.rules.builders import (
     BASE_CARD,
     DEMO,
@@ -267,3 +271,51 @@ def test_spending_thresholds_balance_receipt_and_most_per_receipt(evaluate: Eval
     # Without them, the demo's own limits: half of the receipt, within the balance.
     result = calculate(evaluate, lines, card(points=1_000), when=SATURDAY_NOON, redeem_max=True)
     assert result.totals.points_redeemable_max == 1_000
+
+
+def test_requires_goods_other_than_the_target(evaluate: Evaluator) -> None:
+    # SPEC §4 item 28: "buy a suit, get the tie at half price"; "3 shirts: 10% off the order".
+    rules = [
+        {"id": "suit-tie", "name": "Ties at half price with a suit", "priority": 40,
+         "target": {"categories": ["ties"]},
+         "conditions": {"requires": [{"categories": ["suits"]}]},
+         "effect": {"type": "percent", "percent": "50"}},
+        {"id": "three-shirts", "name": "3 shirts: 10% off the order", "priority": 20,
+         "target": {}, "conditions": {"requires": [
+             {"categories": ["shirts"], "min_quantity": "3", "min_amount": 300_000}]},
+         "effect": {"type": "percent", "percent": "10"}},
+    ]  # fmt: skip
+    compiled = program(rules=rules, groups=[], promo_codes=[])
+    suit, tie = item("1", "SUIT-1", 1, 2_000_000, "suits"), item("2", "TIE-1", 1, 300_000, "ties")
+    with_suit = calculate(evaluate, [suit, tie], when=SATURDAY_NOON, compiled=compiled)
+    assert applied(with_suit, "2") == {"suit-tie": 150_000}
+    assert applied(with_suit, "1") == {}
+    alone = calculate(evaluate, [tie], when=SATURDAY_NOON, compiled=compiled)
+    assert verdict(alone, "suit-tie")[:2] == (False, "requires_not_met")
+    # The suit excluded by the till does not count.
+    excluded = item("1", "SUIT-1", 1, 2_000_000, "suits", excluded=True)
+    assert verdict(
+        calculate(evaluate, [excluded, tie], when=SATURDAY_NOON, compiled=compiled), "suit-tie"
+    )[:2] == (False, "requires_not_met")
+
+    shirts = item("3", "SHIRT", 3, 100_000, "shirts")
+    order = calculate(evaluate, [shirts, tie], when=SATURDAY_NOON, compiled=compiled)
+    assert applied(order, "3") == {"three-shirts": 30_000}
+    assert applied(order, "2") == {"three-shirts": 30_000}  # the whole order, not the shirts
+    two = calculate(evaluate, [item("3", "SHIRT", 2, 150_000, "shirts")], when=SATURDAY_NOON,
+                    compiled=compiled)  # fmt: skip
+    assert verdict(two, "three-shirts")[:2] == (False, "requires_not_met")
+    cheap = calculate(evaluate, [item("3", "SHIRT", 3, 99_999, "shirts")], when=SATURDAY_NOON,
+                      compiled=compiled)  # fmt: skip
+    assert verdict(cheap, "three-shirts")[:2] == (False, "requires_not_met")  # below 3,000 roubles
+    check_invariants(order, compiled)
+
+
+def test_a_requirement_names_goods() -> None:
+    document = {**demo_program(), "rules": [{
+        "id": "r", "name": "r", "target": {}, "conditions": {"requires": [{"min_quantity": "2"}]},
+        "effect": {"type": "percent", "percent": "5"}}]}  # fmt: skip
+    with pytest.raises(ProgramInvalid) as error:
+        parse_program(document)
+    assert error.value.errors[0]["field"] == "rules[0].conditions.requires[0]"
+    assert "names skus, categories or brands" in error.value.errors[0]["message"]
