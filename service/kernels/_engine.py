@@ -94,6 +94,7 @@ from service.rules.compiler import (
     Q_MIN_AMOUNT,
     Q_MIN_QUANTITY,
     R_BUDGET,
+    R_EVERY,
     R_FLAG,
     R_GROUP,
     R_KIND,
@@ -126,7 +127,8 @@ _BUNDLE = EFFECT_CODES["bundle"]
 _QUANTITY_STEPS = EFFECT_CODES["quantity_steps"]
 _TIER_DISCOUNT = EFFECT_CODES["tier_discount"]
 _PERSONAL_DISCOUNT = EFFECT_CODES["personal_discount"]
-_LAST_DISCOUNT = EFFECT_CODES["personal_discount"]
+_CHEAPEST = EFFECT_CODES["cheapest"]
+_LAST_DISCOUNT = EFFECT_CODES["cheapest"]
 _ACCRUAL_RATE = EFFECT_CODES["accrual_rate"]
 _POINTS_MULTIPLIER = EFFECT_CODES["points_multiplier"]
 _POINTS_PER_UNIT = EFFECT_CODES["points_per_unit"]
@@ -433,20 +435,27 @@ def _percent(r, table, rates, facts, lines, matched, count):
 
 @jit
 def _unit_plan(r, table, lines, plan):
-    """n-th item (cheapest units first) and bundles (dearest units first)."""
+    """n-th item (cheapest units first), bundles (dearest units first), and the cheapest
+    (or dearest) units."""
     count = plan.available.shape[0]
-    nth = table[r, R_KIND] == _NTH_ITEM
+    kind = table[r, R_KIND]
+    bundle = kind == _BUNDLE
+    cheapest_first = kind == _NTH_ITEM or (kind == _CHEAPEST and not table[r, R_FLAG])
     size = table[r, R_N]
     units = 0
     keys = np.empty(count, dtype=np.int64)
     for j in range(count):
         i = plan.available[j]
         units += lines[i, L_QUANTITY] // _MILLI
-        keys[j] = lines[i, L_PRICE] if nth else -lines[i, L_PRICE]
-    groups = units // size
+        keys[j] = lines[i, L_PRICE] if cheapest_first else -lines[i, L_PRICE]
+    if kind == _CHEAPEST:
+        times = 1 if table[r, R_EVERY] == 0 else units // table[r, R_EVERY]
+        groups = min(size * times, units)
+    else:
+        groups = units // size
     if groups == 0:
         return -_BELOW_QUANTITY
-    to_take = groups if nth else groups * size
+    to_take = groups * size if bundle else groups
     total_value = 0
     for j in np.argsort(keys, kind="mergesort"):
         quantity = lines[plan.available[j], L_QUANTITY]
@@ -456,7 +465,7 @@ def _unit_plan(r, table, lines, plan):
         plan.weights[j] = weight
         plan.caps[j] = min(weight, plan.room[j])
         total_value += weight
-    if nth:
+    if not bundle:
         return (total_value * table[r, R_VALUE] + _BP // 2) // _BP
     return max(0, total_value - groups * table[r, R_VALUE])
 
@@ -475,7 +484,7 @@ def _effect_plan(r, table, rates, facts, lines, matched, m, plan):
             plan.caps[j] = min(weight, plan.room[j])
             total += plan.caps[j]
         return total
-    if kind == _NTH_ITEM or kind == _BUNDLE:  # noqa: SIM109 (plain compares compile simplest)
+    if kind == _NTH_ITEM or kind == _BUNDLE or kind == _CHEAPEST:  # noqa: SIM109 (plain compares compile simplest)
         return _unit_plan(r, table, lines, plan)
     plan.weights[:] = plan.base
     plan.caps[:] = plan.room

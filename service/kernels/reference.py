@@ -37,6 +37,7 @@ from service.rules.document import (
     WEEKDAYS,
     AmountEffect,
     BundleEffect,
+    CheapestEffect,
     FixedPriceEffect,
     NthItemEffect,
     PercentEffect,
@@ -332,7 +333,7 @@ class _Evaluation:
             ]
             caps = [min(w, c) for w, c in zip(wants, room, strict=True)]
             return sum(caps), wants, caps
-        if isinstance(effect, NthItemEffect | BundleEffect):
+        if isinstance(effect, NthItemEffect | BundleEffect | CheapestEffect):
             return self._unit_plan(effect, available, base, room)
         bp = self._percent(rule, matched)
         if isinstance(bp, str):
@@ -364,19 +365,25 @@ class _Evaluation:
 
     def _unit_plan(
         self,
-        effect: NthItemEffect | BundleEffect,
+        effect: NthItemEffect | BundleEffect | CheapestEffect,
         available: list[int],
         base: list[int],
         room: list[int],
     ) -> Plan | str:
-        """n-th item and bundles: whole units, cheapest first for n-th item, dearest for bundles."""
+        """n-th item, bundles and the cheapest units: whole units, cheapest first for the
+        n-th item, dearest for bundles, either for ``cheapest``."""
         units = [self.lines[i].quantity // MILLI for i in available]
-        size = effect.n if isinstance(effect, NthItemEffect) else effect.quantity
-        groups = sum(units) // size
+        if isinstance(effect, CheapestEffect):
+            times = 1 if effect.every is None else sum(units) // effect.every
+            groups = min(effect.units * times, sum(units))
+            sign = -1 if effect.dearest else 1
+        else:
+            size = effect.n if isinstance(effect, NthItemEffect) else effect.quantity
+            groups = sum(units) // size
+            sign = 1 if effect.type == "nth_item" else -1
         if groups == 0:
             return "below_quantity"
-        to_take = groups if effect.type == "nth_item" else groups * size
-        sign = 1 if effect.type == "nth_item" else -1
+        to_take = groups if effect.type != "bundle" else groups * size
         order = sorted(
             range(len(available)), key=lambda k: (sign * self.lines[available[k]].unit_price, k)
         )
@@ -385,7 +392,7 @@ class _Evaluation:
             taken = min(units[k], to_take)
             to_take -= taken
             values[k] = base[k] * taken * MILLI // self.lines[available[k]].quantity
-        if isinstance(effect, NthItemEffect):
+        if isinstance(effect, NthItemEffect | CheapestEffect):
             total = percent_of(sum(values), effect.percent)
         else:
             total = max(0, sum(values) - groups * effect.price)

@@ -16,14 +16,15 @@ EFFECT_CODES = {
     "subtotal_steps": 6,
     "tier_discount": 7,
     "personal_discount": 8,
-    "accrual_rate": 9,
-    "points_multiplier": 10,
-    "points_per_unit": 11,
-    "bonus_points": 12,
-    "no_earn": 13,
-    "no_pay_with_points": 14,
-    "gift": 15,
-    "free_delivery": 16,
+    "cheapest": 9,  # the last discount: the kernels take codes up to it as discounts
+    "accrual_rate": 10,
+    "points_multiplier": 11,
+    "points_per_unit": 12,
+    "bonus_points": 13,
+    "no_earn": 14,
+    "no_pay_with_points": 15,
+    "gift": 16,
+    "free_delivery": 17,
 }
 STACKING_CODES = {"exclusive": 0, "best_of": 1, "additive": 2, "compounding": 3}
 CHANNEL_BITS = {"offline": 1, "online": 2}

@@ -25,6 +25,7 @@ from service.domain.calendars import public_holidays
 from service.domain.limits import RuleCap
 from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
 from service.rules.document import (
+    CheapestEffect,
     Exclusion,
     GiftEffect,
     PointSettings,
@@ -72,8 +73,9 @@ FAR_FUTURE = 10**9  # a date ordinal after any real date
     C_MIN_QUANTITY,
     C_REQ_START,
     C_REQ_END,
-) = range(31)
-TABLE_COLUMNS = 31
+    R_EVERY,
+) = range(32)
+TABLE_COLUMNS = 32
 
 # Columns of ProgramArrays.requirements: a rule's ``requires`` groups, each the keys it
 # names (``requirement_keys[Q_KEY_START:Q_KEY_END]``) and its minimums.
@@ -311,6 +313,8 @@ def _effect_parameters(rule: Rule) -> tuple[int, int, int]:
             value = getattr(effect, name)
             break
     n = getattr(effect, "n", 0) or (effect.quantity if effect.type == "bundle" else 0)
+    if isinstance(effect, CheapestEffect):
+        return value, effect.units, int(effect.dearest)
     return value, n, int(getattr(effect, "discounted_only", False))
 
 
@@ -332,6 +336,7 @@ def _fill_effect(
         steps_from.append(step.from_)
         steps_bp.append(step.percent)
     row[R_STEP_END] = len(steps_from)
+    row[R_EVERY] = getattr(rule.effect, "every", None) or 0
 
 
 def _fill_conditions(

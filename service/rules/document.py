@@ -46,6 +46,7 @@ DISCOUNT_EFFECTS = frozenset(
         "subtotal_steps",
         "tier_discount",
         "personal_discount",
+        "cheapest",
     }
 )
 EARNING_EFFECTS = frozenset(
@@ -333,6 +334,18 @@ class NthItemEffect(_Model):
     percent: PositivePercent = 10_000
 
 
+class CheapestEffect(_Model):
+    """The ``units`` cheapest (``dearest``: dearest) units of the rule's lines at
+    ``percent`` off: once per receipt, or ``units`` for every ``every`` units the lines
+    hold ("the cheapest item free", "the dearest of every 3 at 50%")."""
+
+    type: Literal["cheapest"]
+    units: int = Field(default=1, ge=1, le=100)
+    every: int | None = Field(default=None, ge=1, le=100)
+    percent: PositivePercent = 10_000
+    dearest: bool = False
+
+
 class BundleEffect(_Model):
     """Every ``quantity`` units of the rule's lines together cost ``price``."""
 
@@ -443,6 +456,7 @@ Effect = Annotated[
     | AmountEffect
     | FixedPriceEffect
     | NthItemEffect
+    | CheapestEffect
     | BundleEffect
     | QuantityStepsEffect
     | SubtotalStepsEffect

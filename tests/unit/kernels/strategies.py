@@ -57,6 +57,10 @@ def effects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
         "amount": st.fixed_dictionaries({"amount": money}),
         "fixed_price": st.fixed_dictionaries({"price": st.integers(0, 20_000)}),
         "nth_item": st.fixed_dictionaries({"n": st.integers(2, 4), "percent": percents}),
+        "cheapest": st.fixed_dictionaries(
+            {"units": st.integers(1, 3), "percent": percents, "dearest": st.booleans()},
+            optional={"every": st.integers(1, 4)},
+        ),
         "bundle": st.fixed_dictionaries(
             {"quantity": st.integers(2, 3), "price": st.integers(0, 30_000)}
         ),

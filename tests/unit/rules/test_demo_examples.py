@@ -319,3 +319,29 @@ def test_a_requirement_names_goods() -> None:
         parse_program(document)
     assert error.value.errors[0]["field"] == "rules[0].conditions.requires[0]"
     assert "names skus, categories or brands" in error.value.errors[0]["message"]
+
+
+def test_the_cheapest_or_dearest_units(evaluate: Evaluator) -> None:
+    # SPEC §4 item 29: the cheapest item free once per receipt; the dearest of every 3 at 50%.
+    rules = [
+        {"id": "cheapest-free", "name": "The cheapest top free", "priority": 40,
+         "target": {"categories": ["tops"]}, "effect": {"type": "cheapest"}},
+        {"id": "dearest-half", "name": "Dearest of every 3 jeans at half price", "priority": 30,
+         "target": {"categories": ["jeans"]},
+         "effect": {"type": "cheapest", "dearest": True, "every": 3, "percent": "50"}},
+    ]  # fmt: skip
+    compiled = program(rules=rules, groups=[], promo_codes=[])
+    tops = [item("1", "T-1", 2, 150_000, "tops"), item("2", "T-2", 1, 90_000, "tops")]
+    result = calculate(evaluate, tops, when=SATURDAY_NOON, compiled=compiled)
+    # one unit, the cheapest, free but for the 1 rouble every line keeps (min_line_amount)
+    assert applied(result, "2") == {"cheapest-free": 89_900}
+    assert applied(result, "1") == {}
+
+    jeans = [item("3", "J-1", 2, 500_000, "jeans"), item("4", "J-2", 5, 300_000, "jeans")]
+    result = calculate(evaluate, jeans, when=SATURDAY_NOON, compiled=compiled)
+    # 7 units: 2 of every 3, so the 2 dearest units (J-1) at half price
+    assert applied(result, "3") == {"dearest-half": 500_000}
+    assert applied(result, "4") == {}
+    few = calculate(evaluate, jeans[:1], when=SATURDAY_NOON, compiled=compiled)
+    assert verdict(few, "dearest-half")[:2] == (False, "below_quantity")
+    check_invariants(result, compiled)
