@@ -93,6 +93,7 @@ from service.rules.compiler import (
     Q_KEY_START,
     Q_MIN_AMOUNT,
     Q_MIN_QUANTITY,
+    R_BASIS,
     R_BUDGET,
     R_EVERY,
     R_FLAG,
@@ -196,6 +197,7 @@ class _Conditions(NamedTuple):
     lines: IntArray  # the receipt's (``requires`` reads them)
     requirements: IntArray
     requirement_keys: IntArray
+    discounts: IntArray  # given so far (``threshold_basis: after_discounts`` reads them)
 
 
 class _Rates(NamedTuple):
@@ -370,8 +372,16 @@ def _condition_failure(r, cond):
                 found = True
         if not found:
             return _PROMO_CODE_MISSING
-    if row[C_MIN_SUBTOTAL] > 0 and facts[F_LOYALTY_SUBTOTAL] < row[C_MIN_SUBTOTAL]:
-        return _BELOW_THRESHOLD
+    if row[C_MIN_SUBTOTAL] > 0:
+        subtotal = facts[F_LOYALTY_SUBTOTAL]
+        if row[R_BASIS]:  # what is left after the discounts given so far
+            subtotal = 0
+            lines, discounts = cond.lines, cond.discounts
+            for i in range(lines.shape[0]):
+                if not lines[i, L_EXCLUDED]:
+                    subtotal += lines[i, L_AMOUNT] - discounts[i]
+        if subtotal < row[C_MIN_SUBTOTAL]:
+            return _BELOW_THRESHOLD
     for g in range(row[C_REQ_START], row[C_REQ_END]):
         if not _holds(cond.requirements[g], cond.requirement_keys, cond.lines):
             return _REQUIRES_NOT_MET
@@ -411,7 +421,7 @@ def _quantity_failure(r, table, lines, matched, count):
 
 
 @jit_inline
-def _percent(r, table, rates, facts, lines, matched, count):
+def _percent(r, table, rates, facts, lines, matched, count, discounts):
     """The rate of a percent-type effect, or a negated reason."""
     kind = table[r, R_KIND]
     if kind == _PERCENT:
@@ -423,8 +433,9 @@ def _percent(r, table, rates, facts, lines, matched, count):
         return facts[F_PERSONAL] if facts[F_PERSONAL] > 0 else -_NO_PERSONAL_DISCOUNT
     column = L_QUANTITY if kind == _QUANTITY_STEPS else L_AMOUNT
     reached = 0
+    after = kind != _QUANTITY_STEPS and table[r, R_BASIS] == 1
     for j in range(count):
-        reached += lines[matched[j], column]
+        reached += lines[matched[j], column] - (discounts[matched[j]] if after else 0)
     rate = -(_BELOW_QUANTITY if kind == _QUANTITY_STEPS else _BELOW_THRESHOLD)
     step_from, step_bp = rates.step_from, rates.step_bp
     for s in range(table[r, R_STEP_START], table[r, R_STEP_END]):
@@ -471,7 +482,7 @@ def _unit_plan(r, table, lines, plan):
 
 
 @jit
-def _effect_plan(r, table, rates, facts, lines, matched, m, plan):
+def _effect_plan(r, table, rates, facts, lines, matched, m, plan, discounts):
     """Fill the plan's weights and caps; return the total or a negated reason."""
     kind = table[r, R_KIND]
     if kind == _FIXED_PRICE:
@@ -490,7 +501,7 @@ def _effect_plan(r, table, rates, facts, lines, matched, m, plan):
     plan.caps[:] = plan.room
     if kind == _AMOUNT:
         return table[r, R_VALUE]
-    bp = _percent(r, table, rates, facts, lines, matched, m)
+    bp = _percent(r, table, rates, facts, lines, matched, m, discounts)
     if bp < 0:
         return bp
     return (plan.base.sum() * bp + _BP // 2) // _BP
@@ -543,7 +554,7 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
     weights = np.empty(count, dtype=np.int64)
     caps = np.empty(count, dtype=np.int64)
     plan = _Plan(available[:count], base, room, weights, caps)
-    total = _effect_plan(r, cond.table, rates, cond.facts, lines, matched, m, plan)
+    total = _effect_plan(r, cond.table, rates, cond.facts, lines, matched, m, plan, state.discounts)
     if total < 0:
         return -total
     total = _rule_limit(r, cond.table, cond.budget_used, min(total, caps.sum()))
@@ -910,6 +921,7 @@ def _evaluate(program, receipt, out):
         verdicts[k, V_REASON] = 0
         verdicts[k, V_AMOUNT] = 0
         verdicts[k, V_POINTS] = 0
+    state = _discounting(lines, settings, incl)
     cond = _Conditions(
         program.table,
         program.segment_ids,
@@ -920,9 +932,9 @@ def _evaluate(program, receipt, out):
         lines,
         program.requirements,
         program.requirement_keys,
+        state.discounts,
     )
     rates = _Rates(program.step_from, program.step_bp, program.tier_discount_bp)
-    state = _discounting(lines, settings, incl)
     applied_count = _discounts(candidates, cond, rates, lines, state, verdicts, out.applied)
     if applied_count == OVERFLOW:
         return OVERFLOW

@@ -200,7 +200,7 @@ class _Evaluation:
         cond = rule.conditions
         if cond.promo_code and rule.id not in self.facts.unlocked_rules:
             return "promo_code_missing"
-        if cond.min_subtotal is not None and self.facts.loyalty_subtotal < cond.min_subtotal:
+        if cond.min_subtotal is not None and self._subtotal(rule) < cond.min_subtotal:
             return "below_threshold"
         if not all(self._holds(need) for need in cond.requires):
             return "requires_not_met"
@@ -210,6 +210,17 @@ class _Evaluation:
         if budget_left is not None and budget_left <= 0:
             return "budget_exhausted"
         return None
+
+    def _subtotal(self, rule: Rule) -> int:
+        """The receipt's lines the till did not exclude: at their original prices, or
+        less the discounts given so far (``threshold_basis``)."""
+        if rule.threshold_basis == "original":
+            return self.facts.loyalty_subtotal
+        return sum(
+            self.amounts[i] - self.discounts[i]
+            for i, line in enumerate(self.lines)
+            if not line.excluded
+        )
 
     def _holds(self, need: Requirement) -> bool:
         """The receipt holds the goods ``need`` names (lines the till did not exclude), in
@@ -357,7 +368,8 @@ class _Evaluation:
             short = "below_quantity"
         else:
             assert isinstance(effect, SubtotalStepsEffect)
-            reached = sum(self.amounts[i] for i in matched)
+            after = rule.threshold_basis == "after_discounts"
+            reached = sum(self.amounts[i] - (self.discounts[i] if after else 0) for i in matched)
             steps = [(step.from_, step.percent) for step in effect.steps]
             short = "below_threshold"
         rates = [percent for start, percent in steps if start <= reached]

@@ -74,8 +74,9 @@ FAR_FUTURE = 10**9  # a date ordinal after any real date
     C_REQ_START,
     C_REQ_END,
     R_EVERY,
-) = range(32)
-TABLE_COLUMNS = 32
+    R_BASIS,
+) = range(33)
+TABLE_COLUMNS = 33
 
 # Columns of ProgramArrays.requirements: a rule's ``requires`` groups, each the keys it
 # names (``requirement_keys[Q_KEY_START:Q_KEY_END]``) and its minimums.
@@ -337,6 +338,7 @@ def _fill_effect(
         steps_bp.append(step.percent)
     row[R_STEP_END] = len(steps_from)
     row[R_EVERY] = getattr(rule.effect, "every", None) or 0
+    row[R_BASIS] = int(rule.threshold_basis == "after_discounts")
 
 
 def _fill_conditions(

@@ -492,6 +492,10 @@ class Rule(_Model):
     target: Target = Field(default_factory=lambda: Target())
     conditions: Conditions = Field(default_factory=lambda: Conditions())
     effect: Effect
+    # What conditions.min_subtotal and the subtotal_steps effect measure (SPEC §4 item 33):
+    # the lines at their original prices, or what is left of them after the discounts
+    # given before this rule (rules of higher priority).
+    threshold_basis: Literal["original", "after_discounts"] = "original"
     max_per_receipt: int | None = Field(default=None, ge=1, le=MAX_MONEY)
     budget: int | None = Field(default=None, ge=1, le=10**15)
     # Use caps (SPEC §4 item 30, service/domain/limits.py): sales the rule may apply to,

@@ -183,6 +183,8 @@ def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
         rule["max_uses_per_card"] = draw(st.integers(1, 2))
     if ("max_uses" in rule or "max_uses_per_card" in rule) and draw(st.booleans()):
         rule["uses_period"] = draw(st.sampled_from(["day", "week", "month"]))
+    if draw(st.booleans()):
+        rule["threshold_basis"] = draw(st.sampled_from(["original", "after_discounts"]))
     return rule
 
 

@@ -345,3 +345,29 @@ def test_the_cheapest_or_dearest_units(evaluate: Evaluator) -> None:
     few = calculate(evaluate, jeans[:1], when=SATURDAY_NOON, compiled=compiled)
     assert verdict(few, "dearest-half")[:2] == (False, "below_quantity")
     check_invariants(result, compiled)
+
+
+def test_a_threshold_on_original_prices_or_after_earlier_discounts(evaluate: Evaluator) -> None:
+    # SPEC §4 item 33: "from 3,000 roubles, 5% more" after a 20% sale of higher priority.
+    rules = [
+        {"id": "sale", "name": "Dresses -20%", "priority": 50,
+         "target": {"categories": ["dresses"]}, "effect": {"type": "percent", "percent": "20"}},
+        {"id": "original", "name": "From 3,000 on original prices", "priority": 10,
+         "conditions": {"min_subtotal": 300_000}, "effect": {"type": "percent", "percent": "5"}},
+        {"id": "after", "name": "From 3,000 after the sale", "priority": 10,
+         "threshold_basis": "after_discounts",
+         "conditions": {"min_subtotal": 300_000}, "effect": {"type": "percent", "percent": "5"}},
+        {"id": "steps", "name": "Steps after the sale", "priority": 5,
+         "threshold_basis": "after_discounts",
+         "effect": {"type": "subtotal_steps", "steps": [{"from": 200_000, "percent": "1"},
+                                                        {"from": 300_000, "percent": "2"}]}},
+    ]  # fmt: skip
+    compiled = program(rules=rules, groups=[], promo_codes=[])
+    result = calculate(evaluate, [dress("1", 350_000)], when=SATURDAY_NOON, compiled=compiled)
+    # 3,500 roubles; after the sale 2,800: the original-price threshold holds, the other not
+    assert verdict(result, "original")[:2] == (True, None)
+    assert verdict(result, "after")[:2] == (False, "below_threshold")
+    # the steps see what is left after the sale and the 5% (2,800 - 175 = 2,625): the
+    # 1% step, not the 2% one the original 3,500 would reach; 1% of the line (additive)
+    assert applied(result, "1")["steps"] == 3_500
+    check_invariants(result, compiled)
