@@ -13,8 +13,10 @@ ceiling the ledger sets for /v1/commit here, to set beside pgbench -N.
 writes the same kind of sale to cards with 1, 50 and 200 open lots each, a set of cards
 per figure, in rounds that take the three in turn, and reports each figure's median:
 
-    .venv/bin/python -m benchmarks.ledger --seconds 5 --rounds 3   # needs
-    LOYALTY_BENCH_DATABASE_URL (a server: the bench makes its own database there)
+    LOYALTY_BENCH_DATABASE_URL=postgresql://... .venv/bin/python -m benchmarks.ledger
+
+(a server: it makes a database of its own there, loyalty_bench_lots, and writes its
+section of docs/performance.md; --no-write prints only).
 """
 
 from __future__ import annotations
@@ -144,27 +146,33 @@ def measure_ledger(dsn: str, cards: int, seconds: int) -> float:
 # on a card), each card as a customer who shops weekly leaves it. One large lot expiring
 # first, which every sale spends from (so the open lots are not spent away during the
 # run), then 100-point lots expiring later, all active; one tier-spend row per lot, in
-# the tier window. Each sale then adds a pending lot and a spend row, as a real one.
+# the tier window. Each sale then adds a pending lot and a spend row, as a real one. The
+# lots and rows of all the cards are written in random order, as a year of sales leaves
+# them: a card's lots lie on pages of their own whatever their number (written card by
+# card, the 1-lot cards' lots shared a few pages, which a sale then found in cache).
 LOTS_PER_CARD = (1, 50, 200)
 LOT_CARDS = 1_000
 
 _LOT_CARDS_SQL = """
 WITH new_cards AS (
     INSERT INTO cards (number, ledger_version)
-    SELECT '77' || lpad($2::int::text, 3, '0') || lpad(g::text, 8, '0'), 1
-    FROM generate_series(0, $1::int - 1) g
-    RETURNING card_id
+    SELECT '77' || lpad(s.lots::text, 3, '0') || lpad(g::text, 8, '0'), 1
+    FROM generate_series(0, $1::int - 1) g, unnest($2::int[]) s(lots)
+    ORDER BY g, s.lots
+    RETURNING card_id, substr(number, 3, 3)::int AS lots
 ), lots AS (
     INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)
     SELECT card_id, p.points, p.points, now() - (i + 1) * interval '1 day',
            now() + interval '300 days' + i * interval '1 hour', 'adjustment'
-    FROM new_cards, generate_series(0, $2::int - 1) i,
+    FROM new_cards, generate_series(0, lots - 1) i,
          LATERAL (SELECT CASE WHEN i = 0 THEN 1000000 ELSE 100 END AS points) p
+    ORDER BY random()
     RETURNING card_id, lot_id, points
 ), spends AS (
     INSERT INTO tier_spend (card_id, amount, occurred_at)
     SELECT card_id, 10000, now() - (i + 1) * interval '1 day'
-    FROM new_cards, generate_series(0, $2::int - 1) i
+    FROM new_cards, generate_series(0, lots - 1) i
+    ORDER BY random()
 )
 INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)
 SELECT card_id, 'adjustment', points, lot_id, 'benchmark', 'bench' FROM lots
@@ -200,8 +208,7 @@ async def _lot_template(conn: asyncpg.Connection) -> dict[str, Any]:
 async def _measure_open_lots(dsn: str, seconds: int, rounds: int) -> dict[str, Any]:
     conn = await connect(dsn)
     try:
-        for lots in LOTS_PER_CARD:
-            await conn.execute(_LOT_CARDS_SQL, LOT_CARDS, lots)
+        await conn.execute(_LOT_CARDS_SQL, LOT_CARDS, list(LOTS_PER_CARD))
         await conn.execute("VACUUM ANALYZE cards, point_lots, tier_spend, ledger_entries")
         template = await _lot_template(conn)
     finally:
@@ -233,22 +240,56 @@ def open_lots_line(result: dict[str, Any]) -> str:
     )
 
 
+COMMAND = (
+    "LOYALTY_BENCH_DATABASE_URL=postgresql://... .venv/bin/python -m benchmarks.ledger"
+    " --seconds 5 --rounds 5"
+)
+
+
+def open_lots_section(result: dict[str, Any], seconds: int, server: str) -> str:
+    rounds = "; ".join(
+        f"{lots} open lots: " + ", ".join(f"{figure:.0f}" for figure in figures)
+        for lots, figures in result["runs"].items()
+    )
+    return f"""## Commit against open lots per card
+
+Reproduce with `{COMMAND}` (written by it; `make bench` measures the same in its run).
+The ledger alone (loyalty_commit_many from {CLIENTS} connections, batches of {BATCH}, no
+HTTP) writing sales of 10 points redeemed and 50 earned to {LOT_CARDS:,} cards with 1, 50
+and 200 open lots each (and as many tier-spend rows in the window), {seconds} s a run, the
+three in turn each round; Postgres {server}. Medians: {open_lots_line(result)}. Every
+round, sales/s: {rounds}.
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the ledger alone at 1, 50, 200 open lots")
     parser.add_argument("--seconds", type=int, default=5, help="length of each load run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians reported")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; medians reported")
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     server = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
     redis = os.environ.get("LOYALTY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
     if not server:
         raise SystemExit("LOYALTY_BENCH_DATABASE_URL: a Postgres server for the bench")
+    from benchmarks.docs import replace_section
     from benchmarks.fixtures import prepare_database
 
     dsn = asyncio.run(prepare_database(server, redis, "loyalty_bench_lots"))
     result = measure_open_lots(dsn, args.seconds, args.rounds)
-    for lots, figures in result["runs"].items():
-        print(f"{lots:>4} open lots per card: " + ", ".join(f"{f:.0f}" for f in figures))
-    print(open_lots_line(result))
+    version = asyncio.run(_server_version(dsn))
+    text = open_lots_section(result, args.seconds, version)
+    print(text)
+    if not args.no_write:
+        replace_section("Commit against open lots per card", text)
+
+
+async def _server_version(dsn: str) -> str:
+    conn = await connect(dsn)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
 
 
 if __name__ == "__main__":
