@@ -14,13 +14,19 @@ CREATE OR REPLACE FUNCTION loyalty_lots_to_take(
 ) RETURNS TABLE (lot_id bigint, take bigint) LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_left bigint := p_points;
-    v_lot  record;
-BEGIN
-    FOR v_lot IN
+    -- A declared cursor is planned for its first rows (PL/pgSQL's cursor options; a FOR
+    -- over a plain query is planned for all of them): the ordered scan of
+    -- point_lots_open (card_id, expires_at, lot_id), which stops early. Over a plain
+    -- query the generic plan read every open lot through point_lots_activation and
+    -- sorted them: 0.80 ms a call at 200 open lots against 0.43 at 1; as here, 0.37-0.45
+    -- at either (one connection, 500 calls, a busy machine).
+    v_lots CURSOR FOR
         SELECT l.lot_id, l.remaining FROM point_lots l
         WHERE l.card_id = p_card_id AND l.remaining > 0 AND l.activates_at <= p_now
           AND (l.expires_at IS NULL OR l.expires_at > p_now)
-        ORDER BY l.expires_at NULLS LAST, l.lot_id
+        ORDER BY l.expires_at NULLS LAST, l.lot_id;
+BEGIN
+    FOR v_lot IN v_lots
     LOOP
         EXIT WHEN v_left <= 0;
         lot_id := v_lot.lot_id;

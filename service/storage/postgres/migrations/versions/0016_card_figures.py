@@ -18,10 +18,11 @@ index ``point_lots_activation`` and ``point_lots_open``, and the spend rows that
 the window. Every write of a lot or a spend row keeps them exact by trigger
 (loyalty_lot_figures, loyalty_spend_figures), but the set-based commit's statement,
 which sets them itself. ``loyalty_lots_to_take`` names the lots a redemption takes,
-stopping at the last one it needs, for loyalty_take_points and the set-based commit.
+stopping at the last one it needs, for loyalty_take_points and the set-based commit;
+``point_lots_open`` gains ``lot_id``, so that its order is the order lots are taken in.
 
 Existing cards are settled here, at the migration's time. Downgrade drops the figures,
-their triggers and the index; the function bodies in the tree read the figures, so below
+their triggers and the new index, and gives point_lots_open back its two columns; the function bodies in the tree read the figures, so below
 this revision they fail until it is applied again (see ../README.md).
 
 Revision ID: 0016
@@ -57,6 +58,11 @@ FROM (SELECT card_id, sum(amount) AS spend FROM tier_spend GROUP BY card_id) s
 WHERE c.card_id = s.card_id;
 
 CREATE INDEX point_lots_activation ON point_lots (card_id, activates_at) WHERE remaining > 0;
+-- The order a redemption takes lots in, whole (loyalty_lots_to_take reads the first few):
+-- on (card_id, expires_at) alone an incremental sort read 33 lots of a 200-lot card
+-- before the first came out.
+DROP INDEX point_lots_open;
+CREATE INDEX point_lots_open ON point_lots (card_id, expires_at, lot_id) WHERE remaining > 0;
 
 -- Per statement, over its rows (transition tables); off while loyalty.figures is 'kept':
 -- the set-based commit's statement sets the figures itself.
@@ -84,6 +90,8 @@ DROP TRIGGER point_lots_figures_delete ON point_lots;
 DROP TRIGGER point_lots_figures_update ON point_lots;
 DROP TRIGGER point_lots_figures_insert ON point_lots;
 DROP INDEX point_lots_activation;
+DROP INDEX point_lots_open;
+CREATE INDEX point_lots_open ON point_lots (card_id, expires_at) WHERE remaining > 0;
 ALTER TABLE cards DROP COLUMN points_at, DROP COLUMN points_active,
     DROP COLUMN points_pending, DROP COLUMN spend_from, DROP COLUMN spend;
 """
