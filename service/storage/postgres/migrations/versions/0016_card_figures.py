@@ -22,8 +22,9 @@ stopping at the last one it needs, for loyalty_take_points and the set-based com
 ``point_lots_open`` gains ``lot_id``, so that its order is the order lots are taken in.
 
 Existing cards are settled here, at the migration's time. Downgrade drops the figures,
-their triggers and the new index, and gives point_lots_open back its two columns; the function bodies in the tree read the figures, so below
-this revision they fail until it is applied again (see ../README.md).
+their triggers and the new index, and gives point_lots_open back its two columns; the
+function bodies in the tree read the figures, so below this revision they fail until it
+is applied again (see ../README.md).
 
 Revision ID: 0016
 Revises: 0014
