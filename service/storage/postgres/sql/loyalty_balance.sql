@@ -14,9 +14,10 @@
 -- point_lots_activation) and lots active at its start that expired in it (through
 -- point_lots_open). Every commit settles the figures at its own time (it rewrites the
 -- card row anyway), so a commit reads the lots that changed state since the card's last
--- sale, mostly none, whatever the card's history: at 40 open lots per card the set-based
--- commit read them all, twice, and ran at 4,132 sales/s against 2,732 at 85
--- (docs/performance.md). A time before points_at works the same way backwards.
+-- sale, mostly none, whatever the card's history: reading them all, twice, the set-based
+-- commit ran at 33-34% of its 1-lot rate at 200 open lots per card; now at 90-109%
+-- (the ledger alone, docs/performance.md "Issue 23"). A time before points_at works
+-- the same way backwards.
 -- tests/integration/test_card_figures.py holds the figures equal to the sum over every
 -- lot under random sales, returns, expiry and adjustments, and the ledger checks
 -- (invariants.py) hold them so on every database the tests leave.
