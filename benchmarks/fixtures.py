@@ -95,9 +95,9 @@ async def _recreate(server_url: str, name: str) -> str:
     return _database_url(server_url, name)
 
 
-async def prepare_database(server_url: str, redis_url: str) -> str:
+async def prepare_database(server_url: str, redis_url: str, name: str = BENCH_DATABASE) -> str:
     """A fresh, migrated database with the demo and cards 88000000000000.. holding points."""
-    url = await _recreate(server_url, BENCH_DATABASE)
+    url = await _recreate(server_url, name)
     await upgrade_async(url)
     conn = await connect(url)
     try:

@@ -21,6 +21,8 @@ What it does, each step on the same machine within minutes of the others:
     updates) on the same Postgres, as the ledger's reference; and the ledger alone
     (benchmarks/ledger.py: the service's last sale written again and again by
     loyalty_commit_many, no HTTP, no service), the ceiling Postgres sets for commits;
+    and the ledger alone at 1, 50 and 200 open lots per card, in turn
+    (benchmarks/ledger.py: measure_open_lots);
  5. the numba kernel vs the pure-Python reference (1,000 rules, 30 lines);
  6. /v1/calculate again with 5,000 active rules (the demo's plus 4,990 that target
     other goods and stores) against the demo's rules.
@@ -65,7 +67,7 @@ from benchmarks.fixtures import (
     publish_many_rules,
     sale_receipt,
 )
-from benchmarks.ledger import measure_ledger
+from benchmarks.ledger import measure_ledger, measure_open_lots, open_lots_line
 
 COMMAND = "make bench  (.venv/bin/python -m benchmarks.service)"
 WORKERS = 2
@@ -500,6 +502,7 @@ def run(seconds: int) -> dict[str, Any]:
         results["ceiling"] = results["demo"].pop("ceiling")
         results["pgbench_tps"] = measure_pgbench(urls, seconds)
         results["ledger_sales"] = measure_ledger(urls["database"], BENCH_CARDS, seconds)
+        results["open_lots"] = measure_open_lots(urls["database"], min(seconds, 5))
         asyncio.run(publish_many_rules(urls["database"], 5_000))
         results["rules_5000"] = measure_service(urls, work, seconds, "rules_5000")
     results["kernel"] = measure_kernel()
@@ -515,6 +518,7 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     slow = r["demo"]["calculate"]["rps"] / r["rules_5000"]["calculate"]["rps"]
     p99 = r["demo"]["calculate_paced"]["p99_ms"]
     commit_p99 = r["demo"]["commit_paced"]["p99_ms"]
+    lots = r["open_lots"]["median"]["200"] / r["open_lots"]["median"]["1"]
     ready = max(r["demo"]["ready"]["ready_s"], r["rules_5000"]["ready"]["ready_s"])
     restart = max(r["demo"]["ready"]["restart_s"], r["rules_5000"]["ready"]["restart_s"])
 
@@ -535,6 +539,8 @@ def ratios(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{commit / r['ledger_sales']:.0%}", "context", ""),
         ("/v1/commit p99 at half its throughput", f"{commit_p99:.1f} ms", "<= 40 ms",
          verdict(commit_p99 <= 40)),
+        ("commit at 200 open lots per card vs 1 (the ledger alone, medians)", f"{lots:.0%}",
+         ">= 90%", verdict(lots >= 0.9)),
         ("kernel vs reference, 1,000 rules x 30 lines", f"{kernel:.0f}x", ">= 100x",
          verdict(kernel >= 100)),
         ("/v1/calculate time at 5,000 rules vs the demo's", f"{slow:.2f}x", "<= 2x",
@@ -576,6 +582,8 @@ of it, averaged over the runs);
 receipt sent again, no calculation id ({demo["commit_receipt"]["non_2xx"]:.0f} non-2xx), against
 pgbench -N {r["pgbench_tps"]:.0f} tps and the ledger alone, {r["ledger_sales"]:.0f} sales/s
 (loyalty_commit_many from 4 connections, batches of 4, no HTTP);
+the ledger alone by open lots per card (medians of 3 rounds taken in turn):
+{open_lots_line(r["open_lots"])};
 calculate at {cp["rate"]:.0f}/s: p50 {cp["p50_ms"]:.1f} ms, p99 {cp["p99_ms"]:.1f} ms,
 p99.9 {cp["p999_ms"]:.1f} ms ({cp["errors"]:.0f} errors), and /metrics puts p50 at
 <= {cp["metrics_p50_le_ms"]:g} ms and p99 at <= {cp["metrics_p99_le_ms"]:g} ms (bucket bounds);

@@ -7,9 +7,10 @@ pending, expired and owed, a blocked card, tiers about to be reached, receipts a
 committed, unknown cards, a card's several sales, a referral's first purchase, promo
 codes, campaign budgets and rule use caps) are written both ways, each inside a
 transaction that is then rolled back: sale by sale through ``loyalty_commit``, in batch
-order, and as one batch. The outcomes and everything written (cards, lots, ledger
-entries, tier spend, receipts, outbox events, budgets, rule uses) must be equal, up to
-the generated ids.
+order, and as one batch. The outcomes and everything written (cards, their running
+figures included (settled at the sales' time, or not: an untouched card's are as of its
+creation), lots, ledger entries, tier spend, receipts, outbox events, budgets,
+rule uses) must be equal, up to the generated ids.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ async def _batch(
 _STATE = """
 SELECT jsonb_build_object(
   'cards', (SELECT jsonb_agg(jsonb_build_array(number, status, tier, purchase_count, debt,
-                                               ledger_version) ORDER BY number)
+                                               ledger_version, points_at = $2, points_active,
+                                               points_pending, spend_from, spend) ORDER BY number)
             FROM cards WHERE number LIKE $1 || '%'),
   'lots', (SELECT jsonb_agg(x ORDER BY x::text) FROM (
              SELECT jsonb_build_array(c.number, l.points, l.remaining, l.activates_at,
@@ -181,7 +183,7 @@ async def _written(
             outcomes = [row[0] for row in rows]
         else:
             outcomes = [await conn.fetchval("SELECT loyalty_commit($1::jsonb)", s) for s in sales]
-        return outcomes, await conn.fetchval(_STATE, prefix)
+        return outcomes, await conn.fetchval(_STATE, prefix, NOW)
     finally:
         await transaction.rollback()
 
@@ -237,6 +239,6 @@ async def test_two_plain_sales_with_one_receipt_id_fail_the_batch_and_write_noth
     ]
     with pytest.raises(asyncpg.UniqueViolationError):
         await ledger_db.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", sales)
-    written = await ledger_db.fetchval(_STATE, prefix)
+    written = await ledger_db.fetchval(_STATE, prefix, NOW)
     assert written["receipts"] is None and written["entries"] is None, written
-    assert [row[1:] for row in written["cards"]] == [["active", None, 0, 0, 0]] * 2
+    assert [row[1:6] for row in written["cards"]] == [["active", None, 0, 0, 0]] * 2

@@ -78,6 +78,22 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
         GROUP BY c.rule_id, c.period, c.uses
         HAVING c.uses <> count(u.*)
     """),
+    ("every card's running figures = the sums over its lots and spend rows", """
+        SELECT c.number, c.points_at, c.points_active, c.points_pending, c.spend_from,
+               c.spend, coalesce(l.active, 0) AS active, coalesce(l.pending, 0) AS pending,
+               coalesce(s.spend, 0) AS spent
+        FROM cards c
+        LEFT JOIN LATERAL (
+            SELECT sum(remaining) FILTER (WHERE activates_at <= c.points_at
+                       AND (expires_at IS NULL OR expires_at > c.points_at)) AS active,
+                   sum(remaining) FILTER (WHERE activates_at > c.points_at) AS pending
+            FROM point_lots WHERE card_id = c.card_id) l ON true
+        LEFT JOIN LATERAL (
+            SELECT sum(amount) AS spend FROM tier_spend
+            WHERE card_id = c.card_id AND occurred_at >= c.spend_from) s ON true
+        WHERE (c.points_active, c.points_pending, c.spend)
+              <> (coalesce(l.active, 0), coalesce(l.pending, 0), coalesce(s.spend, 0))
+    """),
     ("no campaign budget used beyond what its sales hold of it", """
         SELECT b.rule_id, b.used, sum(u.budget_used - u.budget_returned) AS held
         FROM campaign_budgets b JOIN rule_uses u USING (rule_id)

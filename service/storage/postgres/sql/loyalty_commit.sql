@@ -39,6 +39,7 @@ DECLARE
     v_repay    bigint := 0;
     v_lot_id   bigint;
     v_new_tier text;
+    v_spend    bigint;
     v_code     text;
     v_promo    promo_codes%ROWTYPE;
     v_limited  text[] := '{}';
@@ -240,16 +241,25 @@ BEGIN
             VALUES (v_card.card_id, (p ->> 'tier_spend')::bigint,
                     (p ->> 'occurred_at')::timestamptz, v_store, v_tx);
         END IF;
-        SELECT r.tier INTO v_new_tier
+        SELECT CASE WHEN r.upgrade THEN r.tier END, r.spend INTO v_new_tier, v_spend
         FROM loyalty_tier_reached(v_card.card_id, v_card.tier,
-                                  (p ->> 'tier_window_start')::timestamptz, p -> 'tiers', 0) r
-        WHERE r.upgrade;
-        UPDATE cards SET purchase_count = purchase_count + 1,
-                         ledger_version = ledger_version + 1,
-                         debt = debt - v_repay,
-                         tier = coalesce(v_new_tier, tier)
-        WHERE card_id = v_card.card_id
-        RETURNING ledger_version INTO v_version;
+                                  (p ->> 'tier_window_start')::timestamptz, p -> 'tiers', 0) r;
+        -- The card's running figures settled at this sale (migration 0016): the card's
+        -- next sale reads only what changed after it. The triggers kept them exact under
+        -- the writes above; the row is rewritten here anyway.
+        UPDATE cards c SET purchase_count = c.purchase_count + 1,
+                           ledger_version = c.ledger_version + 1,
+                           debt = c.debt - v_repay,
+                           tier = coalesce(v_new_tier, c.tier),
+                           points_at = v_now,
+                           points_active = b.balance + c.debt,
+                           points_pending = b.pending,
+                           spend_from = coalesce((p ->> 'tier_window_start')::timestamptz,
+                                                 '-infinity'),
+                           spend = v_spend
+        FROM loyalty_balance(v_card.card_id, v_now) b
+        WHERE c.card_id = v_card.card_id
+        RETURNING c.ledger_version INTO v_version;
         IF v_new_tier IS NOT NULL THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));

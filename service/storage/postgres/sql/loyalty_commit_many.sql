@@ -18,12 +18,11 @@
 -- sales then go through loyalty_commit one by one, in batch order. Outcomes come back in
 -- the order of the batch.
 --
--- Balances are loyalty_balance's, as in loyalty_commit: read before the writes for a sale
--- that redeems (the check), after them for every answer. Reading the card's lots again
--- for the answer, rather than working the new balance out from the old one, cost about
--- 4% of Postgres's CPU time per sale where every sale redeemed (cards of ~10 open lots,
--- batches of 4, Postgres 15) and nothing measurable otherwise; it keeps the rule in one
--- function.
+-- Balances are loyalty_balance's, as in loyalty_commit: read before the writes (the check,
+-- and the card's running figures, which the statement settles at the sale's time with
+-- its own writes added: the lots it takes, its accrual, its tier spend), after them for
+-- every answer. Both read the card's figures and the lots that changed state since its
+-- last sale, not its whole history (migration 0016).
 --
 -- The set-based statements do what loyalty_commit does for such a sale, with the same
 -- outcomes and the same rows (tests/integration/test_commit_set_based.py holds the two
@@ -85,6 +84,11 @@ BEGIN
     -- generic plan (SET above): planning this statement anew costs about a millisecond,
     -- more than running it for a few sales.
     IF cardinality(v_plain) > 0 THEN
+        -- The statement sets the cards' running figures itself (in ``bumped``), so the
+        -- triggers that keep them under other writers (loyalty_lot_figures,
+        -- loyalty_spend_figures) stay off for it: they would write each card row again
+        -- for every lot and spend row it writes (migration 0016).
+        PERFORM set_config('loyalty.figures', 'kept', true);
         WITH sale AS (
             SELECT e.ord, e.s, c.card_id, c.number, c.status, c.tier, c.debt,
                    (e.s ->> 'now')::timestamptz AS now,
@@ -102,7 +106,8 @@ BEGIN
             CROSS JOIN LATERAL (SELECT * FROM cards WHERE number = e.s ->> 'card' OFFSET 0) c
             WHERE e.ord = ANY (v_plain)
         ), decided AS (  -- loyalty_commit's checks, in its order
-            SELECT s.*, b.balance - b.held AS balance, r.response AS stored,
+            SELECT s.*, b.balance - b.held AS balance, b.balance + s.debt AS points_active,
+                   b.pending AS points_pending, r.response AS stored,
                    CASE WHEN s.earned > 0 THEN least(s.debt, s.earned) ELSE 0 END AS repay,
                    CASE
                        WHEN r.found THEN
@@ -113,30 +118,23 @@ BEGIN
                        ELSE 'committed'
                    END AS outcome
             FROM sale s
-            LEFT JOIN LATERAL (  -- read for the sales that redeem only; less others' holds
-                SELECT lb.balance, lh.held
+            LEFT JOIN LATERAL (  -- others' holds count against a sale that redeems
+                SELECT lb.balance, lb.pending, lh.held
                 FROM loyalty_balance(s.card_id, s.now) lb,
                      loyalty_held(s.card_id, s.now, s.s ->> 'calculation_id') lh
-                WHERE s.redeem > 0 OFFSET 0) b ON true
+                OFFSET 0) b ON true
             LEFT JOIN LATERAL (
                 SELECT true AS found, request_hash, response FROM receipts
                 WHERE store_id = s.store AND transaction_id = s.tx OFFSET 0) r ON true
         ), ok AS (
             SELECT * FROM decided WHERE outcome = 'committed'
         ), taken AS (  -- from the active lots, those expiring first first
-            SELECT * FROM (
-                SELECT o.ord, o.card_id, l.lot_id,
-                       least(l.remaining, o.redeem - (sum(l.remaining) OVER w - l.remaining))
-                           AS take,
-                       row_number() OVER w AS n
-                FROM ok o CROSS JOIN LATERAL (
-                    SELECT lot_id, remaining, activates_at, expires_at FROM point_lots
-                    WHERE card_id = o.card_id AND remaining > 0 OFFSET 0) l
-                WHERE o.redeem > 0 AND l.activates_at <= o.now
-                  AND (l.expires_at IS NULL OR l.expires_at > o.now)
-                WINDOW w AS (PARTITION BY o.card_id ORDER BY l.expires_at NULLS LAST, l.lot_id
-                             ROWS UNBOUNDED PRECEDING)
-            ) t WHERE take > 0
+            SELECT o.ord, o.card_id, t.lot_id, t.take, t.n
+            FROM ok o CROSS JOIN LATERAL loyalty_lots_to_take(o.card_id, o.redeem, o.now)
+                WITH ORDINALITY AS t(lot_id, take, n)
+            WHERE o.redeem > 0
+        ), took AS (
+            SELECT ord, sum(take) AS points FROM taken GROUP BY ord
         ), spent AS (
             UPDATE point_lots l SET remaining = l.remaining - t.take
             FROM taken t WHERE l.card_id = t.card_id AND l.lot_id = t.lot_id
@@ -160,17 +158,27 @@ BEGIN
             INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
             SELECT card_id, spend, occurred_at, store, tx FROM ok WHERE spend <> 0 ORDER BY ord
         ), upgraded AS (  -- the spend in the window, this sale's included
-            SELECT o.ord, CASE WHEN r.upgrade THEN r.tier END AS new_tier
+            SELECT o.ord, CASE WHEN r.upgrade THEN r.tier END AS new_tier, r.spend
             FROM ok o CROSS JOIN LATERAL loyalty_tier_reached(
                 o.card_id, o.tier, o.window_start, o.s -> 'tiers',
                 CASE WHEN o.window_start IS NULL OR o.occurred_at >= o.window_start
                      THEN o.spend ELSE 0 END) r
-        ), bumped AS (
+        ), bumped AS (  -- the running figures settled at the sale, its writes included
             UPDATE cards c SET purchase_count = c.purchase_count + 1,
                                ledger_version = c.ledger_version + 1,
                                debt = c.debt - o.repay,
-                               tier = coalesce(u.new_tier, c.tier)
-            FROM ok o JOIN upgraded u USING (ord)
+                               tier = coalesce(u.new_tier, c.tier),
+                               points_at = o.now,
+                               points_active = o.points_active - coalesce(t.points, 0)
+                                   + CASE WHEN o.earned > o.repay AND o.activates_at <= o.now
+                                               AND (o.expires_at IS NULL OR o.expires_at > o.now)
+                                          THEN o.earned - o.repay ELSE 0 END,
+                               points_pending = o.points_pending
+                                   + CASE WHEN o.earned > o.repay AND o.activates_at > o.now
+                                          THEN o.earned - o.repay ELSE 0 END,
+                               spend_from = coalesce(o.window_start, '-infinity'),
+                               spend = u.spend
+            FROM ok o JOIN upgraded u USING (ord) LEFT JOIN took t USING (ord)
             WHERE c.card_id = o.card_id
         ), events AS (
             INSERT INTO outbox (card_id, kind, payload)
@@ -198,6 +206,7 @@ BEGIN
                END) FILTER (WHERE outcome <> 'committed'), '{}')
         INTO v_committed, v_done
         FROM decided;
+        PERFORM set_config('loyalty.figures', '', true);
     END IF;
 
     -- The committed plain sales' receipts: a statement of their own, which sees the

@@ -1,7 +1,7 @@
--- Take up to p_points from the card's active lots, those expiring first first; one
--- ledger entry per lot touched. Returns the points taken: fewer than p_points when the
--- active lots do not cover them (a sale checks the balance first, loyalty_balance; a
--- refund owes the rest). The caller holds the card's row lock, as every writer of a
+-- Take up to p_points from the card's active lots, those expiring first first (the lots
+-- loyalty_lots_to_take names); one ledger entry per lot touched. Returns the points
+-- taken: fewer than p_points when the active lots do not cover them (a sale checks the
+-- balance first, loyalty_balance; a refund owes the rest). The caller holds the card's row lock, as every writer of a
 -- card's lots does (commit, refund, expiry, adjustments), so the lots need no row locks
 -- of their own (taking them cost a heap write and a WAL record per lot).
 CREATE OR REPLACE FUNCTION loyalty_take_points(
@@ -9,24 +9,17 @@ CREATE OR REPLACE FUNCTION loyalty_take_points(
     p_store text, p_tx text, p_refund text
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-    v_left bigint := p_points;
-    v_take bigint;
-    v_lot record;
+    v_taken bigint := 0;
+    v_lot   record;
 BEGIN
-    FOR v_lot IN
-        SELECT lot_id, remaining FROM point_lots
-        WHERE card_id = p_card_id AND remaining > 0 AND activates_at <= p_now
-          AND (expires_at IS NULL OR expires_at > p_now)
-        ORDER BY expires_at NULLS LAST, lot_id
+    FOR v_lot IN SELECT t.lot_id, t.take FROM loyalty_lots_to_take(p_card_id, p_points, p_now) t
     LOOP
-        EXIT WHEN v_left <= 0;
-        v_take := least(v_lot.remaining, v_left);
-        UPDATE point_lots SET remaining = remaining - v_take
+        UPDATE point_lots SET remaining = remaining - v_lot.take
         WHERE card_id = p_card_id AND lot_id = v_lot.lot_id;
         INSERT INTO ledger_entries (card_id, kind, points, lot_id, store_id, transaction_id,
                                     refund_id)
-        VALUES (p_card_id, p_kind, -v_take, v_lot.lot_id, p_store, p_tx, p_refund);
-        v_left := v_left - v_take;
+        VALUES (p_card_id, p_kind, -v_lot.take, v_lot.lot_id, p_store, p_tx, p_refund);
+        v_taken := v_taken + v_lot.take;
     END LOOP;
-    RETURN p_points - v_left;
+    RETURN v_taken;
 END $$;
