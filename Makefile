@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-kernels loadtest replay clean fault-test failover-test scale-test
+.PHONY: run test lint format bench bench-kernels loadtest replay simulate-year clean fault-test failover-test scale-test
 
 # The locked install. uv, at the lock's version, installs the lock's wheels: 4.5 s into a
 # fresh venv where pip took 21.7 s (2026-12-07, this 2-core box, `time` of each).
@@ -150,6 +150,14 @@ REPLAY_ARGS ?=
 ## run), then the ledger checks; prints the totals, fails on any failed request or check.
 replay: $(VENV)/.load-installed
 	$(PY) -m loadtests.harness replay $(REPLAY_ARGS)
+
+SIMULATE_ARGS ?=
+## The Complete Journey year (make replay's baskets and sale plans) simulated under the
+## replay's demo program and a changed draft, side by side, no HTTP (SPEC §10.1); prints
+## the wall time and the totals. SIMULATE_ARGS='--limit 20000 --ledger URL --now ISO
+## --as-of ISO' compares sale by sale with what a replay committed (docs/performance.md).
+simulate-year: $(VENV)/.load-installed
+	$(PY) -m loadtests.simulation $(SIMULATE_ARGS)
 
 FAILOVER_ARGS ?= --runs 5
 ## A primary and a synchronous standby (embedded Postgres 18) under POS load: kill -9 of the

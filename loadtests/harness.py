@@ -176,16 +176,20 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(argv)
-    with (
-        servers(args.data_dir) as (database_url, redis_url),
-        service(database_url, redis_url, args.data_dir, args.port, args.workers) as url,
-    ):
+    with servers(args.data_dir) as (database_url, redis_url):
+        # Before the service starts: its own start would load the plain demo, whose
+        # max_lateness_days refuses the year's receipts (setup.replay_program).
         key, stores, cards, _ = asyncio.run(setup.prepare(database_url, setup.configured_key()))
         print(f"harness: {stores} stores, {cards} cards, POS key {key}", flush=True)
-        wait_for_key(url, key)
-        if args.run == "locust":
-            return run_locust(url, key, args, [a for a in extra if a != "--"])
-        return run_replay(url, key, database_url, args)
+        with service(database_url, redis_url, args.data_dir, args.port, args.workers) as url:
+            return _run(args, extra, url, key, database_url)
+
+
+def _run(args: argparse.Namespace, extra: list[str], url: str, key: str, database_url: str) -> int:
+    wait_for_key(url, key)
+    if args.run == "locust":
+        return run_locust(url, key, args, [a for a in extra if a != "--"])
+    return run_replay(url, key, database_url, args)
 
 
 if __name__ == "__main__":

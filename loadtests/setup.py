@@ -2,7 +2,9 @@
 
     python -m loadtests.setup --database-url postgresql://...
 
-Migrates the schema, loads the demo program into an empty database, then upserts the
+Migrates the schema, loads the demo program into an empty database (``replay_program``:
+the demo taking receipts up to 400 days late, since the replay sends the dataset's year
+in minutes; the plain demo's 30 days refuse all but its last month), then upserts the
 dataset's 457 stores (``cj-<id>``, America/Chicago) and its 2,469 household cards (no
 points: they earn as they buy), and binds a POS key to those stores. The key is
 ``--pos-key`` (default: ``LOADTEST_POS_KEY``, else ``LOYALTY_DEMO_POS_KEY``), or a new
@@ -17,6 +19,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -25,12 +28,21 @@ from loadtests.dataset import STORE_REGION, STORE_TIMEZONE, card_number, store_c
 from service.domain.access import key_id_for
 from service.domain.receipt import StoreInfo
 from service.local.demo import load_demo
+from service.rules.demo import demo_program
 from service.storage.postgres.keys import create_key
 from service.storage.postgres.migrate import upgrade_async
 from service.storage.postgres.pool import connect
 from service.storage.postgres.stores import upsert_stores
 
 KEY_NAME = "loadtest pos"
+REPLAY_LATENESS_DAYS = 400  # the dataset's year, shifted to end now, and some weeks
+
+
+def replay_program() -> dict[str, Any]:
+    """The demo program with ``max_lateness_days`` covering the dataset's year."""
+    document = demo_program()
+    document["max_lateness_days"] = REPLAY_LATENESS_DAYS
+    return document
 
 
 def dataset_ids() -> tuple[list[int], list[int]]:
@@ -83,7 +95,7 @@ async def prepare(database_url: str, key: str | None) -> tuple[str, int, int, in
     stores = dataset_stores(store_ids)
     conn = await connect(database_url)
     try:
-        await load_demo(conn)  # a no-op unless the database is empty
+        await load_demo(conn, document=replay_program())  # a no-op unless the database is empty
         await upsert_stores(conn, stores)
         new_cards = await insert_cards(conn, [card_number(h) for h in households])
         key = await bind_key(conn, key, [s.store_id for s, _ in stores])

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,77 @@ def _add_import_parser(commands: Any) -> None:
     command.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
 
 
+def _add_simulate_parser(commands: Any) -> None:
+    """``loyalty simulate`` (service/simulate_cli.py, loaded only when it runs)."""
+    command = commands.add_parser(
+        "simulate", help="replay receipts under a draft program beside the current one"
+    )
+    command.add_argument("--receipts", type=Path, required=True, help="CSV or parquet")
+    command.add_argument("--draft", type=Path, required=True, help="the draft program (JSON)")
+    command.add_argument(
+        "--current", help="the current program (JSON file, or 'demo'); default: the ledger's"
+    )
+    command.add_argument(
+        "--spending",
+        choices=("recorded", "none", "share"),
+        default="recorded",
+        help="points asked for: as the file says (default), none, or 'max' by a share",
+    )
+    command.add_argument(
+        "--redeem-share", type=float, default=0.15, help="with --spending share (default 0.15)"
+    )
+    command.add_argument(
+        "--balances-as-of", help="read every balance at this ISO time (default: at each sale)"
+    )
+    command.add_argument(
+        "--breakage-percent",
+        type=Decimal,
+        help="share of the final liability never spent (default: 1 - redeemed/earned)",
+    )
+    command.add_argument(
+        "--out", type=Path, help="folder for simulation.json, .csv and the charts (PNG)"
+    )
+
+
+def _add_analysis_parsers(commands: Any) -> None:
+    """``loyalty forecast`` and ``loyalty pilot`` (service/analysis_cli.py, loaded when run)."""
+    forecast_cmd = commands.add_parser("forecast", help="uplift forecast of a threshold")
+    forecast_cmd.add_argument("--groups", type=Path, required=True, help="customer groups (CSV)")
+    forecast_cmd.add_argument(
+        "--addon-share",
+        type=Decimal,
+        default=Decimal(80),
+        help="the largest add-on, % of the average receipt (default 80)",
+    )
+    forecast_cmd.add_argument(
+        "--gift-share",
+        type=Decimal,
+        default=Decimal(5),
+        help="the gift's cost, % of the receipt (default 5)",
+    )
+    forecast_cmd.add_argument("--gift-cap", type=int, help="the gift costs at most (kopecks)")
+    forecast_cmd.add_argument(
+        "--discount",
+        type=Decimal,
+        default=Decimal(0),
+        help="discount the threshold grants, % (default 0)",
+    )
+    forecast_cmd.add_argument(
+        "--delivery",
+        type=int,
+        default=35_000,
+        help="an online delivery's cost, kopecks (default 35000)",
+    )
+    forecast_cmd.add_argument("--months", type=int, default=12, help="default 12")
+    forecast_cmd.add_argument("--out", type=Path, help="folder for forecast.json, .csv, .png")
+    pilot_cmd = commands.add_parser("pilot", help="pilot stores against control stores")
+    pilot_cmd.add_argument("--receipts", type=Path, required=True, help="CSV or parquet")
+    pilot_cmd.add_argument("--pilot", required=True, help="store ids, comma-separated")
+    pilot_cmd.add_argument("--control", required=True, help="store ids, comma-separated")
+    pilot_cmd.add_argument("--starts", required=True, help="the pilot's first day (ISO date)")
+    pilot_cmd.add_argument("--out", type=Path, help="folder for pilot.json and pilot.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loyalty", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("expire", help="expire points past validity, move down lapsed tiers")
     keys_cli.add_parser(commands)
     _add_import_parser(commands)
+    _add_simulate_parser(commands)
+    _add_analysis_parsers(commands)
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in vars(args).items() if k in ("port", "workers") and v}
@@ -220,6 +294,18 @@ def main(argv: list[str] | None = None) -> int:
         from service import import_cli
 
         return import_cli.run(settings, args)
+    if args.command in ("forecast", "pilot"):
+        from service import analysis_cli  # here, not at the top: numpy, matplotlib
+
+        return (
+            analysis_cli.run_forecast(args)
+            if args.command == "forecast"
+            else analysis_cli.run_pilot(args)
+        )
+    if args.command == "simulate":
+        from service import simulate_cli  # here, not at the top: numpy and the engine
+
+        return simulate_cli.run(settings, args)
     return migrate(settings)
 
 

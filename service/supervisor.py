@@ -70,6 +70,9 @@ def preload(
     # From numba's cache in about a second; compiled on a first start, which is slow.
     with told_if_slow("compiling the rule kernels (first start only, ~30 s)"):
         kernels.warm_up()
+    from service.simulation import charts
+
+    charts.preload()  # matplotlib once, shared by the workers
     config = uvicorn.Config(
         create_app(settings) if app is None else app,
         host=settings.host,

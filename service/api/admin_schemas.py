@@ -1139,3 +1139,45 @@ class RegistrationOut(BaseModel):
     card: AdminCardOut
 
     model_config = _examples({"customer": _CUSTOMER_EXAMPLE, "card": _CARD_EXAMPLE}, strict=False)
+
+
+class SimulationStartedOut(BaseModel):
+    """A simulation, started: follow it at GET /v1/admin/simulations/{job_id}."""
+
+    job_id: int
+    status: Literal["running"]
+    total: int = Field(description="receipts to evaluate: the file's, once per program")
+    done: int
+
+    model_config = _examples(
+        {"job_id": 3, "status": "running", "total": 311036, "done": 0}, strict=False
+    )
+
+
+class SimulationJobOut(BaseModel):
+    """A simulation: ``done`` of ``total`` receipt evaluations so far; once ``done``, the
+    ``result``: ``current`` and ``draft`` (discount, points earned and redeemed and their
+    value, liability at the end and by expiry month, expected breakage, tier mix by month,
+    per rule, store and month, receipts and customers touched), their ``difference`` and
+    ``per_rule`` side by side. Money in kopecks, shares in basis points."""
+
+    job_id: int
+    draft_version: int
+    current_version: int
+    status: Literal["running", "done", "failed"]
+    total: int
+    done: int
+    stalled: bool = Field(description="running, but not moved for a minute: its worker stopped")
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    result: dict[str, Any] | None
+
+    model_config = _examples(
+        {
+            "job_id": 3, "draft_version": 5, "current_version": 4, "status": "running",
+            "total": 311036, "done": 120000, "stalled": False, "error": None,
+            "created_at": AT, "finished_at": None, "result": None,
+        },
+        strict=False,
+    )  # fmt: skip

@@ -25,6 +25,7 @@ from service.api.routers import (
     admin_programs,
     admin_promos,
     admin_reports,
+    admin_simulations,
     admin_stores,
     admin_wallets,
     admin_webhooks,
@@ -54,6 +55,7 @@ from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.signing import SigningKeys
+from service.storage.postgres.simulation_jobs import SimulationJobs
 from service.storage.postgres.wallets import PostgresWallets
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
@@ -147,6 +149,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         wallets=PostgresWallets(pool),
         secrets=SigningKeys(pool),
         import_jobs=ImportJobs(pool),
+        simulation_jobs=SimulationJobs(pool),
         webhook_sender=HttpxSender(
             settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
         ),
@@ -207,6 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_customers,
         admin_promos,
         admin_reports,
+        admin_simulations,
         admin_webhooks,
         admin_keys,
         admin_wallets,

@@ -26,6 +26,7 @@ from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
 from service.storage.postgres.signing import SigningKeys
+from service.storage.postgres.simulation_jobs import SimulationJobs
 from service.storage.postgres.wallets import PostgresWallets
 from service.storage.postgres.webhooks import Webhooks
 from service.storage.promotions import Promotions
@@ -68,6 +69,7 @@ class Services:
     secrets: SigningKeys
     import_jobs: ImportJobs
     wallets: PostgresWallets
+    simulation_jobs: SimulationJobs
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)

@@ -87,6 +87,8 @@ ERRORS = {
     "rule_limit_reached": "A rule's budget or use cap is reached; calculate the receipt again.",
     "sale_cancelled": "The sale was cancelled.",
     "sale_not_found": "No such sale.",
+    "simulation_job_not_found": "No such simulation.",
+    "simulation_not_done": "The simulation has not finished.",
     "store_not_found": "No such store.",
     "timestamp_in_future": "The receipt's time is in the future; check the till's clock.",
     "too_many_lines": "The receipt has too many lines.",

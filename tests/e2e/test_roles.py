@@ -28,6 +28,7 @@ PATH_VALUES = {
     "batch_id": "999999", "code": "NOSUCHCODE", "subscription_id": "999999",
     "key": "nosuchkey123", "calculation_id": "c_1_nosuchcalculation", "job_id": "999999",
     "batch": "no-such-batch",
+    "chart": "liability",
 }  # fmt: skip
 
 

@@ -1,0 +1,217 @@
+"""Card state between kernel calls: the loops a simulation runs around ``_evaluate_batch``.
+
+A chunk of receipts, no card twice in it, goes through three steps: ``_before`` fills
+each receipt's card facts (tier, purchase number, active points, points earned today)
+from the state the earlier chunks left; the batch kernel evaluates the chunk; ``_after``
+writes what each sale did back into the state (points spent from the oldest lots
+first, a new lot pending then valid, tier spend) and adds up the outcome.
+
+A card's lots and tier spend are its own receipts in time order, linked by
+``next_of_card``: lot ``l`` is what receipt ``l`` earned. ``lot_head[c]`` is the card's
+oldest receipt whose lot may still hold points, ``window_head[c]`` its oldest receipt
+still in the tier window. Lots are taken oldest first: with the program's one validity
+that is the order of their expiry (SPEC §4 item 24).
+
+Times are seconds since the epoch; ``clock[b]`` is when receipt ``b``'s balances are
+read (its own time, or one processing time for all).
+"""
+
+# Kernels take their types from the arrays numba sees; annotations would only repeat them.
+# mypy: allow-untyped-defs
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.kernels._jit import jit
+from service.kernels._layout import (
+    F_ACTIVE_POINTS,
+    F_EARNED_TODAY,
+    F_PURCHASE,
+    F_TIER,
+    L_AMOUNT,
+    L_EXCLUDED,
+    O_DISCOUNT,
+    O_EARNED,
+    O_PAID,
+    T_REDEEMED,
+    V_AMOUNT,
+    V_POINTS,
+    V_REASON,
+    V_RULE,
+)
+
+DAY_S = 86_400
+NEVER = np.iinfo(np.int64).max
+
+# state[c, column]
+S_LOT_HEAD, S_WINDOW_HEAD, S_WINDOW_SUM, S_PURCHASES, S_EARNED_DAY, S_EARNED_ON_DAY = range(6)
+STATE_COLUMNS = 6
+# lots[l, column]
+LOT_LEFT, LOT_ACTIVATES, LOT_EXPIRES, LOT_EXPIRED, LOT_SPEND = range(5)
+LOT_COLUMNS = 5
+# per_receipt[b, column]
+P_DISCOUNT, P_EARNED, P_REDEEMED, P_PAID, P_TIER_AFTER, P_TOUCHED = range(6)
+RECEIPT_COLUMNS = 6
+# per_rule[r, column]
+R_DISCOUNT, R_POINTS, R_RECEIPTS = range(3)
+RULE_COLUMNS = 3
+# settings[position]
+(
+    G_PENDING_S,
+    G_VALIDITY_S,  # -1: points never expire
+    G_WINDOW_S,  # -1: tier spend counts for good
+) = range(3)
+
+
+@jit
+def _tier_reached(thresholds, spend):
+    """Index of the highest tier whose threshold ``spend`` reaches; -1 below the lowest."""
+    reached = -1
+    for k in range(thresholds.shape[0]):
+        if spend >= thresholds[k]:
+            reached = k
+    return reached
+
+
+@jit
+def _active_points(state, lots, next_of_card, c, b, now):
+    """The card's points spendable at ``now`` (lots of its receipts before ``b``); lots
+    found expired are closed (their points counted in ``LOT_EXPIRED``)."""
+    active = 0
+    lot = state[c, S_LOT_HEAD]
+    while lot != b:
+        left = lots[lot, LOT_LEFT]
+        if left > 0:
+            if lots[lot, LOT_EXPIRES] <= now:
+                lots[lot, LOT_EXPIRED] += left
+                lots[lot, LOT_LEFT] = 0
+            elif lots[lot, LOT_ACTIVATES] <= now:
+                active += left
+        lot = next_of_card[lot]
+    head = state[c, S_LOT_HEAD]
+    while head != b and lots[head, LOT_LEFT] == 0:
+        head = next_of_card[head]
+    state[c, S_LOT_HEAD] = head
+    return active
+
+
+@jit
+def _window_spend(state, lots, next_of_card, occurred, c, b, now, window_s):
+    """The card's tier spend within the window ending at ``now``."""
+    if window_s >= 0:
+        head = state[c, S_WINDOW_HEAD]
+        while head != b and occurred[head] < now - window_s:
+            state[c, S_WINDOW_SUM] -= lots[head, LOT_SPEND]
+            head = next_of_card[head]
+        state[c, S_WINDOW_HEAD] = head
+    return state[c, S_WINDOW_SUM]
+
+
+@jit
+def _before(
+    start, end, card, occurred, clock, next_of_card, state, lots, thresholds, settings, facts
+):
+    """Fill the card facts of receipts ``start:end`` (``facts`` holds their rows)."""
+    for b in range(start, end):
+        c = card[b]
+        if c < 0:
+            continue
+        now = clock[b]
+        if state[c, S_LOT_HEAD] < 0:  # the card's first receipt
+            state[c, S_LOT_HEAD] = b
+            state[c, S_WINDOW_HEAD] = b
+        row = facts[b - start]
+        spend = _window_spend(state, lots, next_of_card, occurred, c, b, now, settings[G_WINDOW_S])
+        row[F_TIER] = _tier_reached(thresholds, spend)
+        row[F_PURCHASE] = state[c, S_PURCHASES] + 1
+        row[F_ACTIVE_POINTS] = _active_points(state, lots, next_of_card, c, b, now)
+        row[F_EARNED_TODAY] = (
+            state[c, S_EARNED_ON_DAY] if state[c, S_EARNED_DAY] == now // DAY_S else 0
+        )
+
+
+@jit
+def _spend_points(state, lots, next_of_card, c, b, now, points):
+    """Take ``points`` from the card's active lots, oldest first."""
+    lot = state[c, S_LOT_HEAD]
+    while points > 0 and lot != b:
+        left = lots[lot, LOT_LEFT]
+        if left > 0 and lots[lot, LOT_ACTIVATES] <= now < lots[lot, LOT_EXPIRES]:
+            taken = min(left, points)
+            lots[lot, LOT_LEFT] = left - taken
+            points -= taken
+        lot = next_of_card[lot]
+
+
+@jit
+def _after(
+    start, end, card, occurred, clock, next_of_card, state, lots, thresholds, settings,
+    line_ptr, lines, facts, written, has_budget, budget_used, per_receipt, per_rule,
+):  # fmt: skip
+    """Write what receipts ``start:end`` did into the state and the outcome.
+
+    ``written`` is the batch kernel's output tuple for the chunk (``BatchOutputs``' order);
+    ``line_ptr`` and ``lines`` the chunk's own."""
+    line_out, verdicts, verdict_ptr, _applied, _applied_ptr, totals = written
+    for b in range(start, end):
+        k = b - start
+        discount = earned = paid = spend = 0
+        for i in range(line_ptr[k], line_ptr[k + 1]):
+            discount += line_out[i, O_DISCOUNT]
+            earned += line_out[i, O_EARNED]
+            paid += line_out[i, O_PAID]
+            if lines[i, L_EXCLUDED] == 0:
+                spend += lines[i, L_AMOUNT] - line_out[i, O_DISCOUNT]
+        redeemed = totals[k, T_REDEEMED]
+        out = per_receipt[b]
+        out[P_DISCOUNT] = discount
+        out[P_EARNED] = earned
+        out[P_REDEEMED] = redeemed
+        out[P_PAID] = paid
+        out[P_TOUCHED] = 0
+        out[P_TIER_AFTER] = -1
+        for v in range(verdict_ptr[k], verdict_ptr[k + 1]):
+            if verdicts[v, V_REASON] != 0:
+                continue
+            r = verdicts[v, V_RULE]
+            per_rule[r, R_DISCOUNT] += verdicts[v, V_AMOUNT]
+            per_rule[r, R_POINTS] += verdicts[v, V_POINTS]
+            per_rule[r, R_RECEIPTS] += 1
+            if has_budget[r]:
+                budget_used[r] += verdicts[v, V_AMOUNT] + verdicts[v, V_POINTS]
+            out[P_TOUCHED] = 1
+        c = card[b]
+        if c < 0:
+            continue
+        _settle_card(
+            state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend
+        )
+        tier_before = facts[k, F_TIER]
+        out[P_TIER_AFTER] = max(tier_before, _tier_reached(thresholds, state[c, S_WINDOW_SUM]))
+
+
+@jit
+def _settle_card(
+    state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend
+):
+    """The card after sale ``b``: points spent, the new lot, tier spend, counters."""
+    now = clock[b]
+    _spend_points(state, lots, next_of_card, c, b, now, redeemed)
+    lot = lots[b]
+    lot[LOT_LEFT] = earned
+    lot[LOT_ACTIVATES] = occurred[b] + settings[G_PENDING_S]
+    validity = settings[G_VALIDITY_S]
+    lot[LOT_EXPIRES] = NEVER
+    if validity >= 0:
+        lot[LOT_EXPIRES] = lot[LOT_ACTIVATES] + validity
+        if lot[LOT_EXPIRES] <= now:  # a late receipt's points never arrive expired
+            lot[LOT_EXPIRES] = now + validity
+    lot[LOT_SPEND] = spend
+    state[c, S_WINDOW_SUM] += spend
+    state[c, S_PURCHASES] += 1
+    day = now // DAY_S
+    if state[c, S_EARNED_DAY] != day:
+        state[c, S_EARNED_DAY] = day
+        state[c, S_EARNED_ON_DAY] = 0
+    state[c, S_EARNED_ON_DAY] += earned

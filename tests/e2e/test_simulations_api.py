@@ -1,0 +1,87 @@
+"""What-if simulation through HTTP: a draft version over a receipts file, in the
+background, its progress, result and charts."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+from pathlib import Path
+
+import httpx
+
+from service.rules.demo import demo_program
+from tests.conftest import ADMIN
+from tests.unit.simulation.generated import generated
+from tests.unit.simulation.test_engine import START, write_csv
+
+ADMIN_API = "/v1/admin"
+
+
+def receipts_csv(tmp_path: Path) -> bytes:
+    path = tmp_path / "receipts.csv"
+    write_csv(generated(120, seed=29, start=START), path)
+    return path.read_bytes()
+
+
+async def draft_version(client: httpx.AsyncClient) -> int:
+    document = copy.deepcopy(demo_program())
+    document["points"]["accrual_percent"] = "2"
+    document["tiers"]["levels"][0]["accrual_percent"] = "2"
+    created = await client.post(f"{ADMIN_API}/programs", json={"document": document}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    return int(created.json()["version"])
+
+
+async def test_a_draft_simulated_in_the_background_with_its_charts(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    version = await draft_version(client)
+    started = await client.post(
+        f"{ADMIN_API}/programs/{version}/simulate",
+        params={"breakage_percent": "25"},
+        content=receipts_csv(tmp_path),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["status"] == "running" and job["total"] == 240
+    seen = []
+    for _ in range(600):
+        state = (await client.get(f"{ADMIN_API}/simulations/{job['job_id']}", headers=ADMIN)).json()
+        seen.append(state["done"])
+        if state["status"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert state["status"] == "done", state
+    assert seen == sorted(seen) and state["done"] == 240
+    result = state["result"]
+    assert state["draft_version"] == version
+    assert result["current"]["receipts"] == result["draft"]["receipts"] == 120
+    assert result["difference"]["points_earned"] > 0
+    assert result["draft"]["breakage_rate_bp"] == 2_500
+    chart = f"{ADMIN_API}/simulations/{job['job_id']}/charts"
+    png = await client.get(f"{chart}/liability", headers=ADMIN)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    svg = await client.get(f"{chart}/tier-mix-draft", params={"format": "svg"}, headers=ADMIN)
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content
+
+
+async def test_a_bad_file_is_refused_before_any_job(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    version = await draft_version(client)
+    refused = await client.post(
+        f"{ADMIN_API}/programs/{version}/simulate",
+        content=io.BytesIO(b"receipt_id,timestamp\nr1,yesterday\n").read(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert refused.status_code == 422, refused.text
+    missing = await client.get(f"{ADMIN_API}/simulations/999999999", headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["error"] == "simulation_job_not_found"
+    no_chart = await client.get(
+        f"{ADMIN_API}/simulations/999999999/charts/liability", headers=ADMIN
+    )
+    assert no_chart.status_code == 404
