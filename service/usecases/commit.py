@@ -119,9 +119,7 @@ async def _shown(
     # points from other tills until it lapsed; a Redis Cluster run of the holds test
     # showed it), at the cost of the one-by-one path for this sale.
     held = sale.calculation_id is not None
-    return Shown(
-        view, program, dict(result.budget_use), result.tier_spend, result.rule_uses, held
-    )
+    return Shown(view, program, dict(result.budget_use), result.tier_spend, result.rule_uses, held)
 
 
 def _refuse_short_redemption(

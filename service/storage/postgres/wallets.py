@@ -296,6 +296,28 @@ class PostgresWallets:
             )
         return views
 
+    async def issue_batch(
+        self, template: NewWallet, count: int, author: str, now: datetime
+    ) -> list[str]:
+        """``count`` certificates like ``template``, numbered in the chain's range, in one
+        statement (row by row, 10,000 took seconds and held the connection meanwhile)."""
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            serials = await conn.fetch(
+                "SELECT nextval('wallet_serial') AS serial FROM generate_series(1, $1)", count
+            )
+            numbers = [wallet_number(row["serial"]) for row in serials]
+            await conn.execute(
+                "INSERT INTO wallets (number, kind, status, nominal, batch, validity_days,"
+                " expires_at, created_at)"
+                " SELECT n, 'certificate', 'issued', $2, $3, $4, $5, $6 FROM unnest($1::text[]) n",
+                numbers, template.nominal, template.batch, template.validity_days,
+                template.expires_at, now,
+            )  # fmt: skip
+            await audit.record(
+                conn, author, "wallet.issue", f"wallets:{template.batch}", {"count": count}
+            )
+        return numbers
+
     async def batch(self, batch: str) -> list[dict[str, Any]]:
         async with database_errors():
             rows = await self._pool.fetch(
