@@ -82,6 +82,12 @@ async def commit(body: CommitRequest, principal: Sell, request: Request) -> Orjs
     return OrjsonResponse(response)
 
 
+CALCULATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    409: {"model": ErrorOut, "description": "the wallet asked to pay cannot: not active, or"
+          " it does not hold the money asked for"},
+}  # fmt: skip
+
 COMMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     409: {"model": ErrorOut, "description": "same id, other receipt; or points no longer there"},
@@ -107,7 +113,7 @@ def add_sale_routes(app_router: APIRouter) -> None:
         tags=["pos"],
         route_class_override=PosRoute,
         response_model=CalculateResponse,
-        responses=ERRORS,
+        responses=CALCULATE_ERRORS,
         summary="Preview a receipt: discounts, points to earn and to spend (writes nothing)",
     )
     app_router.add_api_route(
