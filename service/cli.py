@@ -199,7 +199,15 @@ def _add_simulate_parser(commands: Any) -> None:
     command = commands.add_parser(
         "simulate", help="replay receipts under a draft program beside the current one"
     )
-    command.add_argument("--receipts", type=Path, required=True, help="CSV or parquet")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--receipts", type=Path, help="CSV or parquet")
+    source.add_argument(
+        "--from-ledger",
+        action="store_true",
+        help="the ledger's own committed receipts of --since..--until (LOYALTY_DATABASE_URL)",
+    )
+    command.add_argument("--since", help="with --from-ledger: the period's start (ISO)")
+    command.add_argument("--until", help="with --from-ledger: the period's end, excluded (ISO)")
     command.add_argument("--draft", type=Path, required=True, help="the draft program (JSON)")
     command.add_argument(
         "--current", help="the current program (JSON file, or 'demo'); default: the ledger's"

@@ -402,3 +402,68 @@ def _quantity(value: Any) -> int:
         return quantity_milli(Decimal(str(value)))
     except (ArithmeticError, ValueError):
         raise InvalidInput(f"quantity {value!r}: a decimal with at most 3 places") from None
+
+
+def from_ledger(
+    sales: Sequence[Mapping[str, Any]],
+    refunds: Sequence[Mapping[str, Any]],
+    stores: Mapping[str, StoreInfo],
+) -> ReceiptSet:
+    """The ledger's own committed receipts as a set (``loyalty simulate --from-ledger``).
+
+    ``sales``: the ``receipts`` rows (``store_id``, ``transaction_id``, ``occurred_at``,
+    ``card``: the card's number or None, ``points_redeemed``, ``lines``: the committed
+    lines); ``refunds``: the ``refunds`` rows of those sales (``store_id``,
+    ``transaction_id``, ``lines``: line id and quantity, ``placed_at``: when in the
+    period it applies), each a return.
+    What the ledger does not keep: the channel (every sale is taken as ``offline``), the
+    payment method (none) and what the customer asked to redeem (the points the sale
+    redeemed are asked for). Lines committed before issue 19 lack category, brand, unit
+    price and ``excluded``: rules that target categories or brands cannot match them, the
+    unit price is the line's amount over its quantity (rounded), none is excluded.
+    """
+    if not sales:
+        raise InvalidInput("the ledger holds no committed receipt in the period")
+    receipt_of_line: list[int] = []
+    line_columns: dict[str, list[Any]] = {
+        k: [] for k in ("sku", "category", "brand", "quantity", "unit_price", "excluded")
+    }
+    place: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+    for b, sale in enumerate(sales):
+        line_index: dict[str, int] = {}
+        for k, line in enumerate(sale["lines"]):
+            receipt_of_line.append(b)
+            line_index[str(line["line_id"])] = k
+            quantity = int(line["quantity"])
+            price = line.get("unit_price")
+            if price is None:
+                price = (int(line["amount"]) * 1000 + quantity // 2) // quantity
+            line_columns["sku"].append(str(line["sku"]))
+            line_columns["category"].append(line.get("category"))
+            line_columns["brand"].append(line.get("brand"))
+            line_columns["quantity"].append(quantity)
+            line_columns["unit_price"].append(int(price))
+            line_columns["excluded"].append(int(bool(line.get("excluded", False))))
+        place[(sale["store_id"], sale["transaction_id"])] = (b, line_index)
+    back: dict[str, list[int]] = {"sale": [], "line": [], "quantity": [], "at": [], "refund": []}
+    for number, refund in enumerate(refunds):
+        sale_place = place.get((refund["store_id"], refund["transaction_id"]))
+        if sale_place is None:
+            continue
+        b, line_index = sale_place
+        for line in refund["lines"]:
+            back["sale"].append(b)
+            back["line"].append(line_index[str(line["line_id"])])
+            back["quantity"].append(int(line["quantity"]))
+            back["at"].append(_epoch(refund["placed_at"]))
+            back["refund"].append(number)
+    return receipt_set(
+        receipt_of_line=np.array(receipt_of_line, dtype=np.int64),
+        occurred=np.array([_epoch(s["occurred_at"]) for s in sales], dtype=np.int64),
+        store_ids=[str(s["store_id"]) for s in sales],
+        stores=stores,
+        cards=[s["card"] for s in sales],
+        redeem=np.array([int(s["points_redeemed"]) for s in sales], dtype=np.int64),
+        lines=line_columns,
+        returns={k: np.array(v, dtype=np.int64) for k, v in back.items()},
+    )
