@@ -124,3 +124,21 @@ async def test_the_ledgers_own_receipts_of_a_period(client: httpx.AsyncClient) -
         f"{ADMIN_API}/programs/{version}/simulate-ledger", params=empty, headers=ADMIN
     )
     assert nothing.status_code == 422
+
+
+async def test_the_uplift_forecast_of_the_worked_example(client: httpx.AsyncClient) -> None:
+    """SPEC §10.2: 970 - 150 - 350 = 470 roubles a converted receipt, online."""
+    body = {"groups": [{"channel": "online", "kind": "loyal", "customers": 1000,
+                        "average_receipt": 203_000, "threshold": 300_000,
+                        "purchases_per_month_milli": 2000}]}  # fmt: skip
+    answer = await client.post(f"{ADMIN_API}/analysis/uplift-forecast", json=body, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["totals"]["moderate"]["online"] == 12 * 100 * 47_000
+    assert result["assumptions"]["delivery_cost"] == 35_000
+    refused = await client.post(
+        f"{ADMIN_API}/analysis/uplift-forecast", json={"groups": []}, headers=ADMIN
+    )
+    assert refused.status_code == 422
+    pos = await client.post(f"{ADMIN_API}/analysis/uplift-forecast", json=body, headers=POS)
+    assert pos.status_code == 403
