@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -39,12 +39,13 @@ from loadtests.dataset import (
     shifted_timestamps,
     store_code,
 )
-from loadtests.pos import SalePlan
+from loadtests.pos import SalePlan, refund_body
 from loadtests.setup import replay_program
 from service.domain.receipt import StoreInfo
 from service.domain.units import quantity_text
 from service.rules.compiler import compile_program
 from service.rules.document import parse_program
+from service.simulation._returns import RT_DEBT, RT_MONEY, RT_POINTS_BACK, RT_POINTS_TAKEN
 from service.simulation.engine import Assumptions, Run, prepare, simulate
 from service.simulation.receipts import REDEEM_MAX, ReceiptSet, receipt_set
 from service.simulation.report import compare
@@ -65,7 +66,8 @@ def year_receipts(limit: int | None = None, now: datetime | None = None) -> Rece
     )
     occurred = (local[: len(starts)].tz_convert(UTC).asi8 // 10**9).astype(np.int64)
     sizes = np.diff(np.r_[starts, end])
-    plans = [_plan(int(lines.basket_id[s]), int(n)) for s, n in zip(starts, sizes, strict=True)]
+    drawn = [_drawn(int(lines.basket_id[s]), int(n)) for s, n in zip(starts, sizes, strict=True)]
+    plans = [plan for plan, _ in drawn]
     households = lines.household_id[starts].tolist()
     stores = sorted({store_code(s) for s in lines.store_id[starts].tolist()})
     return receipt_set(
@@ -85,13 +87,43 @@ def year_receipts(limit: int | None = None, now: datetime | None = None) -> Rece
             "quantity": lines.units[:end] * 1000,
             "unit_price": lines.unit_price[:end],
         },
+        returns=_returns(drawn, occurred),
     )
 
 
 def _plan(basket_id: int, line_count: int) -> SalePlan:
     """The replay's plan for the basket: ``Till.sell`` draws it from ``Random(basket_id)``."""
+    return _drawn(basket_id, line_count)[0]
+
+
+def _drawn(basket_id: int, line_count: int) -> tuple[SalePlan, list[int]]:
+    """The replay's plan for the basket and the lines its return gives back (a unit of
+    each, indexes from 0; none when the plan returns nothing): ``Till.sell`` draws both
+    from ``Random(basket_id)``, the return (``refund_body``) after the plan."""
+    rng = random.Random(basket_id)
     stand_in: Any = SimpleNamespace(lines=range(line_count))
-    return SalePlan.draw(stand_in, random.Random(basket_id))
+    plan = SalePlan.draw(stand_in, rng)
+    if not plan.refund:
+        return plan, []
+    body = refund_body(
+        cast(Any, SimpleNamespace(lines=[{"line_id": str(n)} for n in range(line_count)],
+                                  store_id="")),
+        transaction_id="", refund_id="", rng=rng,
+    )  # fmt: skip
+    return plan, [int(line["line_id"]) for line in body["lines"]]
+
+
+def _returns(drawn: list[tuple[SalePlan, list[int]]], occurred: np.ndarray) -> dict[str, Any]:
+    """The replay's returns: right after their sale (``Till.sell`` returns before the
+    card's next sale), a unit of each line drawn."""
+    sale = [b for b, (_, picked) in enumerate(drawn) for _ in picked]
+    return {
+        "sale": np.array(sale, dtype=np.int64),
+        "line": np.array([n for _, picked in drawn for n in picked], dtype=np.int64),
+        "quantity": np.full(len(sale), 1000, dtype=np.int64),
+        "at": occurred[np.array(sale, dtype=np.int64)] if sale else np.zeros(0, np.int64),
+        "refund": np.array(sale, dtype=np.int64),
+    }
 
 
 def draft_program() -> dict[str, Any]:
@@ -167,13 +199,24 @@ FROM receipts WHERE status = 'committed'
 """
 
 
+_LEDGER_REFUNDS = """
+SELECT count(*) AS refunds,
+       coalesce(sum((response -> 'totals' ->> 'amount')::bigint), 0) AS money,
+       coalesce(sum((response -> 'totals' ->> 'points_taken')::bigint), 0) AS taken,
+       coalesce(sum((response -> 'totals' ->> 'points_returned')::bigint), 0) AS given,
+       coalesce(sum((response -> 'totals' ->> 'debt')::bigint), 0) AS debt
+FROM refunds
+"""
+
+
 async def against_ledger(url: str, receipts: ReceiptSet, run: Run, baskets: list[int]) -> str:
     """The simulated sales beside what the replay committed, sale by sale: the totals,
     and how many sales differ, split by whether the card had a partial refund before
-    (the replay returns a unit or two of 3% of the sales; the simulation returns none)."""
+    (the replay returns a unit or two of 3% of the sales, as the simulation does)."""
     conn = await connect(url)
     try:
         rows = await conn.fetch(_LEDGER_SALES)
+        refunds = await conn.fetchrow(_LEDGER_REFUNDS)
     finally:
         await conn.close()
     ledger = {r["basket"]: (r["discount"], r["points_earned"], r["points_redeemed"]) for r in rows}
@@ -203,6 +246,14 @@ async def against_ledger(url: str, receipts: ReceiptSet, run: Run, baskets: list
         f"  sales that differ: {differ:,}, of which {after_refund:,} of a card after one of"
         " its sales was partly returned"
     )
+    back = run.per_return.sum(axis=0).tolist() if len(run.per_return) else [0] * 5
+    simulated_returns = (len(run.per_return), back[RT_MONEY], back[RT_POINTS_TAKEN],
+                         back[RT_POINTS_BACK], back[RT_DEBT])  # fmt: skip
+    for name, figures in (("simulated", simulated_returns), ("ledger", tuple(refunds))):
+        lines.append(
+            f"  returns, {name}: {figures[0]:,}, {figures[1]:,} kopecks, points taken back"
+            f" {figures[2]:,}, given back {figures[3]:,}, owed {figures[4]:,}"
+        )
     return "\n".join(lines)
 
 
@@ -233,8 +284,21 @@ def write_parquet(receipts: ReceiptSet, path: Path) -> None:
         "category": names(receipts.categories, receipts.category),
         "brand": names(receipts.brands, receipts.brand),
         "quantity": [quantity_text(q) for q in receipts.quantity.tolist()],
-        "unit_price": receipts.unit_price,
+        "unit_price": receipts.unit_price.tolist(),
+        "returns": [None] * len(per_line),
+        "line": [None] * len(per_line),
     }
+    back = receipts.returns  # a row per line returned, after the sales
+    line_number = (back.line - receipts.line_ptr[back.sale] + 1).tolist()
+    return_rows = {
+        "receipt_id": [f"return-{r}" for r in back.refund.tolist()],
+        "timestamp": [datetime.fromtimestamp(t, UTC).isoformat() for t in back.at.tolist()],
+        "quantity": [quantity_text(q) for q in back.quantity.tolist()],
+        "returns": [str(b) for b in back.sale.tolist()],
+        "line": line_number,
+    }
+    for name, values in columns.items():
+        values.extend(return_rows.get(name, [None] * len(back)))
     pq.write_table(pa.table(columns), path)
 
 

@@ -6,6 +6,9 @@ pilot report (SPEC §10.3) from files, as a table on stdout and JSON, CSV and a 
         [--gift-cap KOPECKS] [--discount 0] [--delivery 35000] [--months 12] [--out DIR]
     loyalty pilot --receipts FILE --pilot S1,S2 --control S3,S4 --starts 2026-03-01
         [--out DIR]
+    loyalty analytics (--receipts FILE | --from-ledger --since ISO --until ISO)
+        [--current FILE|demo] [--by store|group|channel|month] [--groups groups.csv]
+        [--churn-days 90] [--out DIR]
 
 ``groups.csv``: ``channel,kind,customers,average_receipt,threshold,purchases_per_month``
 (kopecks; purchases a decimal). Every assumption of the forecast is printed with the
@@ -27,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.domain.errors import DomainError, InvalidInput
+from service.settings import Settings
 from service.simulation import charts
 from service.simulation.pilot import pilot_report
 from service.simulation.receipts import read_receipts
@@ -120,3 +124,48 @@ def _per_receipt(amounts: IntArray, line_ptr: IntArray) -> IntArray:
 
 def _bp(percent: Decimal) -> int:
     return int(percent * 100)
+
+
+def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
+    """``loyalty analytics``: a period's receipts (a file, or the ledger's own) simulated
+    under the current program, then its figures per store, group, channel or month."""
+    from service.simulate_cli import _current_program, _from_ledger
+    from service.simulation.analytics import analytics
+    from service.simulation.engine import prepare, simulate
+
+    try:
+        program = _current_program(settings, args.current)
+        receipts = (
+            _from_ledger(settings, args.since, args.until)
+            if args.from_ledger
+            else read_receipts(args.receipts)
+        )
+        groups = None if args.groups is None else read_store_groups(args.groups.read_text())
+        prepared = prepare(receipts)
+        figures = analytics(
+            prepared, simulate(prepared, program), args.by, groups=groups,
+            churn_days=args.churn_days,
+        )  # fmt: skip
+    except (DomainError, OSError, ValueError) as exc:
+        print(f"loyalty analytics: {exc}", file=sys.stderr)
+        return 2
+    rows = [{"slice": name, **asdict(f)} for name, f in figures.items()]
+    columns = ["slice", *(list(asdict(next(iter(figures.values())))) if figures else [])]
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    print(table.getvalue(), end="")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "analytics.json").write_text(json.dumps({"by": args.by, "slices": rows}))
+        (args.out / "analytics.csv").write_text(table.getvalue())
+    return 0
+
+
+def read_store_groups(text: str) -> dict[str, str]:
+    """``store_id,group`` rows: each store's group (``--by group``)."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not {"store_id", "group"} <= set(reader.fieldnames or ()):
+        raise InvalidInput("the store groups file needs the columns store_id and group")
+    return {row["store_id"]: row["group"] for row in reader}

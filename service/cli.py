@@ -199,7 +199,15 @@ def _add_simulate_parser(commands: Any) -> None:
     command = commands.add_parser(
         "simulate", help="replay receipts under a draft program beside the current one"
     )
-    command.add_argument("--receipts", type=Path, required=True, help="CSV or parquet")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--receipts", type=Path, help="CSV or parquet")
+    source.add_argument(
+        "--from-ledger",
+        action="store_true",
+        help="the ledger's own committed receipts of --since..--until (LOYALTY_DATABASE_URL)",
+    )
+    command.add_argument("--since", help="with --from-ledger: the period's start (ISO)")
+    command.add_argument("--until", help="with --from-ledger: the period's end, excluded (ISO)")
     command.add_argument("--draft", type=Path, required=True, help="the draft program (JSON)")
     command.add_argument(
         "--current", help="the current program (JSON file, or 'demo'); default: the ledger's"
@@ -227,7 +235,8 @@ def _add_simulate_parser(commands: Any) -> None:
 
 
 def _add_analysis_parsers(commands: Any) -> None:
-    """``loyalty forecast`` and ``loyalty pilot`` (service/analysis_cli.py, loaded when run)."""
+    """``loyalty forecast``, ``pilot`` and ``analytics`` (service/analysis_cli.py, loaded
+    when run)."""
     forecast_cmd = commands.add_parser("forecast", help="uplift forecast of a threshold")
     forecast_cmd.add_argument("--groups", type=Path, required=True, help="customer groups (CSV)")
     forecast_cmd.add_argument(
@@ -263,6 +272,25 @@ def _add_analysis_parsers(commands: Any) -> None:
     pilot_cmd.add_argument("--control", required=True, help="store ids, comma-separated")
     pilot_cmd.add_argument("--starts", required=True, help="the pilot's first day (ISO date)")
     pilot_cmd.add_argument("--out", type=Path, help="folder for pilot.json and pilot.png")
+    analytics_cmd = commands.add_parser(
+        "analytics", help="a period's figures per store, group, channel or month"
+    )
+    source = analytics_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--receipts", type=Path, help="CSV or parquet")
+    source.add_argument(
+        "--from-ledger", action="store_true", help="the ledger's own receipts of the period"
+    )
+    analytics_cmd.add_argument("--since", help="with --from-ledger: the period's start (ISO)")
+    analytics_cmd.add_argument("--until", help="with --from-ledger: its end, excluded (ISO)")
+    analytics_cmd.add_argument(
+        "--current", help="the program (JSON file, or 'demo'); default: the ledger's"
+    )
+    analytics_cmd.add_argument(
+        "--by", choices=("store", "group", "channel", "month"), default="store"
+    )
+    analytics_cmd.add_argument("--groups", type=Path, help="store_id,group (CSV), for --by group")
+    analytics_cmd.add_argument("--churn-days", type=int, default=90, help="default 90")
+    analytics_cmd.add_argument("--out", type=Path, help="folder for analytics.json and .csv")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,9 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         from service import import_cli
 
         return import_cli.run(settings, args)
-    if args.command in ("forecast", "pilot"):
+    if args.command in ("forecast", "pilot", "analytics"):
         from service import analysis_cli  # here, not at the top: numpy, matplotlib
 
+        if args.command == "analytics":
+            return analysis_cli.run_analytics(settings, args)
         return (
             analysis_cli.run_forecast(args)
             if args.command == "forecast"

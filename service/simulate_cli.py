@@ -1,12 +1,14 @@
 """``loyalty simulate``: a period of receipts under a draft program and the current one,
 side by side (SPEC §10.1), from the command line under a progress bar.
 
-    loyalty simulate --receipts year.parquet --draft draft.json [--current current.json]
-        [--spending recorded|none|share] [--redeem-share 0.15] [--balances-as-of ISO]
-        [--breakage-percent N] [--out DIR]
+    loyalty simulate (--receipts year.parquet | --from-ledger --since ISO --until ISO)
+        --draft draft.json [--current current.json] [--spending recorded|none|share]
+        [--redeem-share 0.15] [--balances-as-of ISO] [--breakage-percent N] [--out DIR]
 
 The current program is ``--current`` (a program document, or ``demo``), else the one in
-force in the ledger (``LOYALTY_DATABASE_URL``). Nothing is written to the ledger. It
+force in the ledger (``LOYALTY_DATABASE_URL``). ``--from-ledger`` takes the ledger's own
+committed receipts of the period and their returns instead of a file
+(``service/storage/postgres/simulation_receipts.py``). Nothing is written to the ledger. It
 prints the main figures of both and their difference; ``--out`` also writes
 ``simulation.json``, ``simulation.csv`` and the charts (PNG) there.
 """
@@ -30,7 +32,7 @@ from service.rules.demo import demo_program
 from service.rules.document import parse_program
 from service.settings import Settings
 from service.simulation.engine import Assumptions, prepare
-from service.simulation.receipts import read_receipts
+from service.simulation.receipts import ReceiptSet, read_receipts
 from service.simulation.report import Comparison, compare
 
 SHOWN = (
@@ -45,6 +47,9 @@ SHOWN = (
     ("expected_breakage_points", "points"),
     ("receipts_touched", "receipts"),
     ("customers_touched", "cards"),
+    ("returns", "returns"),
+    ("points_taken_back", "points"),
+    ("points_given_back", "points"),
 )
 
 
@@ -58,7 +63,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             redeem_share=args.redeem_share,
             balances_as_of=_time(args.balances_as_of),
         )
-        receipts = read_receipts(args.receipts)
+        receipts = (
+            _from_ledger(settings, args.since, args.until)
+            if args.from_ledger
+            else read_receipts(args.receipts)
+        )
         prepared = prepare(receipts)
         with tqdm(
             total=2 * len(receipts), unit="receipt", desc="simulating", file=sys.stderr
@@ -138,6 +147,28 @@ async def _ledger_program(url: str) -> tuple[int, dict[str, Any]]:
     if current is None:
         raise InvalidInput("the ledger has no current program")
     return current[0], current[1]
+
+
+def _from_ledger(settings: Settings, since: str | None, until: str | None) -> ReceiptSet:
+    if since is None or until is None:
+        raise InvalidInput("--from-ledger needs --since and --until")
+    start, end = datetime.fromisoformat(since), datetime.fromisoformat(until)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("--since and --until need their UTC offset", code="naive_timestamp")
+    if settings.database_url is None:
+        raise InvalidInput("--from-ledger needs LOYALTY_DATABASE_URL")
+    return asyncio.run(_ledger_receipts(settings.database_url, start, end))
+
+
+async def _ledger_receipts(url: str, since: datetime, until: datetime) -> ReceiptSet:
+    from service.storage.postgres.pool import connect
+    from service.storage.postgres.simulation_receipts import ledger_receipts
+
+    conn = await connect(url)
+    try:
+        return await ledger_receipts(conn, since, until)
+    finally:
+        await conn.close()
 
 
 def _time(text: str | None) -> datetime | None:

@@ -1181,3 +1181,54 @@ class SimulationJobOut(BaseModel):
         },
         strict=False,
     )  # fmt: skip
+
+
+class UpliftGroupIn(BaseModel):
+    """Customers of one channel and kind at about one distance from a threshold."""
+
+    channel: Literal["offline", "online"]
+    kind: Literal["new", "loyal"]
+    customers: int = Field(ge=0, le=10**9)
+    average_receipt: int = Field(ge=1, le=10**12, description="kopecks")
+    threshold: int = Field(ge=1, le=10**12, description="kopecks")
+    purchases_per_month_milli: int = Field(ge=0, le=10**6, description="thousandths")
+
+    model_config = _examples(
+        {"channel": "online", "kind": "loyal", "customers": 1000, "average_receipt": 203000,
+         "threshold": 300000, "purchases_per_month_milli": 2000}
+    )  # fmt: skip
+
+
+class UpliftForecastIn(BaseModel):
+    """The uplift forecast of a threshold (SPEC §10.2): the groups and the assumptions
+    (each default as ``loyalty forecast``'s)."""
+
+    groups: list[UpliftGroupIn] = Field(min_length=1, max_length=1000)
+    addon_share_bp: int = Field(8_000, ge=0, le=10_000)
+    gift_share_bp: int = Field(500, ge=0, le=10_000)
+    gift_cost_cap: int | None = Field(None, ge=0, le=10**12)
+    discount_bp: int = Field(0, ge=0, le=10_000)
+    delivery_cost: int = Field(35_000, ge=0, le=10**12)
+    months: int = Field(12, ge=1, le=120)
+
+    model_config = _examples(
+        {"groups": [{"channel": "online", "kind": "loyal", "customers": 1000,
+                     "average_receipt": 203000, "threshold": 300000,
+                     "purchases_per_month_milli": 2000}]}
+    )  # fmt: skip
+
+
+class UpliftForecastOut(BaseModel):
+    """Every assumption with the value it took, each scenario's total uplift (kopecks,
+    in all and per channel) and a row per scenario, group and month."""
+
+    assumptions: dict[str, Any]
+    totals: dict[str, dict[str, int]]
+    rows: list[dict[str, Any]]
+
+    model_config = _examples(
+        {"assumptions": {"addon_share_bp": 8000, "delivery_cost": 35000, "months": 12},
+         "totals": {"moderate": {"total": 56400000, "online": 56400000}},
+         "rows": [{"scenario": "moderate", "month": 1, "channel": "online", "uplift": 4700000}]},
+        strict=False,
+    )  # fmt: skip

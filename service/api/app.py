@@ -19,6 +19,7 @@ from service.api.errors import install_error_handlers
 from service.api.metrics import Metrics
 from service.api.middleware import ObservabilityMiddleware
 from service.api.routers import (
+    admin_analysis,
     admin_cards,
     admin_customers,
     admin_keys,
@@ -211,6 +212,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_promos,
         admin_reports,
         admin_simulations,
+        admin_analysis,
         admin_webhooks,
         admin_keys,
         admin_wallets,

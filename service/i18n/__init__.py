@@ -62,6 +62,7 @@ ERRORS = {
     "insufficient_points": "The card no longer holds the points asked for.",
     "internal_error": "Internal error.",
     "invalid_input": "The request is not valid.",
+    "invalid_period": "The period's end must come after its start.",
     "invalid_redeem_points": "The points to spend are not valid.",
     "key_not_found": "No such API key.",
     "method_not_allowed": "Method not allowed.",

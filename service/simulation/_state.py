@@ -45,8 +45,17 @@ DAY_S = 86_400
 NEVER = np.iinfo(np.int64).max
 
 # state[c, column]
-S_LOT_HEAD, S_WINDOW_HEAD, S_WINDOW_SUM, S_PURCHASES, S_EARNED_DAY, S_EARNED_ON_DAY = range(6)
-STATE_COLUMNS = 6
+(
+    S_LOT_HEAD,
+    S_WINDOW_HEAD,
+    S_WINDOW_SUM,
+    S_PURCHASES,
+    S_EARNED_DAY,
+    S_EARNED_ON_DAY,
+    S_DEBT,  # points a return took back that the card had spent (negative_balance policy)
+    S_TIER,  # the tier the card holds (index; -1 below the lowest): the highest reached
+) = range(8)
+STATE_COLUMNS = 8
 # lots[l, column]
 LOT_LEFT, LOT_ACTIVATES, LOT_EXPIRES, LOT_EXPIRED, LOT_SPEND = range(5)
 LOT_COLUMNS = 5
@@ -61,7 +70,12 @@ RULE_COLUMNS = 3
     G_PENDING_S,
     G_VALIDITY_S,  # -1: points never expire
     G_WINDOW_S,  # -1: tier spend counts for good
-) = range(3)
+    # 1: no scheduled job runs between the sales (one balance time for all, a ledger sent
+    # the period late): a card keeps the tier it reached though a return lowers its spend
+    # (unless the program moves it down at the return); 0: the tier its spend reaches at
+    # each sale, as if the scheduled downgrade had run before it
+    G_KEEP_TIER,
+) = range(4)
 
 
 @jit
@@ -124,30 +138,44 @@ def _before(
         row = facts[b - start]
         spend = _window_spend(state, lots, next_of_card, occurred, c, b, now, settings[G_WINDOW_S])
         row[F_TIER] = _tier_reached(thresholds, spend)
+        if settings[G_KEEP_TIER] == 1:
+            row[F_TIER] = max(row[F_TIER], state[c, S_TIER])
         row[F_PURCHASE] = state[c, S_PURCHASES] + 1
-        row[F_ACTIVE_POINTS] = _active_points(state, lots, next_of_card, c, b, now)
+        # the balance: active points less the debt, never below zero (spendable_points)
+        active = _active_points(state, lots, next_of_card, c, b, now) - state[c, S_DEBT]
+        row[F_ACTIVE_POINTS] = max(active, 0)
         row[F_EARNED_TODAY] = (
             state[c, S_EARNED_ON_DAY] if state[c, S_EARNED_DAY] == now // DAY_S else 0
         )
 
 
 @jit
-def _spend_points(state, lots, next_of_card, c, b, now, points):
-    """Take ``points`` from the card's active lots, oldest first."""
+def _spend_points(state, lots, next_of_card, c, b, now, points, spent_ptr, spent):
+    """Take ``points`` from the card's active lots, oldest first; where receipt ``b`` has
+    room in ``spent`` (a sale a return reaches later), each lot and what it gave, in order
+    (``spent[spent_ptr[b]:spent_ptr[b + 1]]``, rows ``(lot, points)``, -1 after the last)."""
     lot = state[c, S_LOT_HEAD]
+    row = spent_ptr[b]
     while points > 0 and lot != b:
         left = lots[lot, LOT_LEFT]
         if left > 0 and lots[lot, LOT_ACTIVATES] <= now < lots[lot, LOT_EXPIRES]:
             taken = min(left, points)
             lots[lot, LOT_LEFT] = left - taken
             points -= taken
+            if row < spent_ptr[b + 1]:
+                spent[row, 0] = lot
+                spent[row, 1] = taken
+                row += 1
         lot = next_of_card[lot]
+    if row < spent_ptr[b + 1]:
+        spent[row, 0] = -1
 
 
 @jit
 def _after(
     start, end, card, occurred, clock, next_of_card, state, lots, thresholds, settings,
     line_ptr, lines, facts, written, has_budget, budget_used, per_receipt, per_rule,
+    spent_ptr, spent,
 ):  # fmt: skip
     """Write what receipts ``start:end`` did into the state and the outcome.
 
@@ -185,21 +213,27 @@ def _after(
         if c < 0:
             continue
         _settle_card(
-            state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend
-        )
+            state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend,
+            spent_ptr, spent,
+        )  # fmt: skip
         tier_before = facts[k, F_TIER]
         out[P_TIER_AFTER] = max(tier_before, _tier_reached(thresholds, state[c, S_WINDOW_SUM]))
+        state[c, S_TIER] = out[P_TIER_AFTER]
 
 
 @jit
 def _settle_card(
-    state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend
-):
-    """The card after sale ``b``: points spent, the new lot, tier spend, counters."""
+    state, lots, next_of_card, occurred, clock, settings, c, b, redeemed, earned, spend,
+    spent_ptr, spent,
+):  # fmt: skip
+    """The card after sale ``b``: points spent, the new lot (less the debt it repays, as
+    the ledger's commit does), tier spend, counters."""
     now = clock[b]
-    _spend_points(state, lots, next_of_card, c, b, now, redeemed)
+    _spend_points(state, lots, next_of_card, c, b, now, redeemed, spent_ptr, spent)
+    repay = min(state[c, S_DEBT], earned)
+    state[c, S_DEBT] -= repay
     lot = lots[b]
-    lot[LOT_LEFT] = earned
+    lot[LOT_LEFT] = earned - repay
     lot[LOT_ACTIVATES] = occurred[b] + settings[G_PENDING_S]
     validity = settings[G_VALIDITY_S]
     lot[LOT_EXPIRES] = NEVER

@@ -9,9 +9,13 @@ written back (``_state``), so that each sale sees its card as the ledger would h
 the tier its spend reached, the points already active (pending and expired points
 never count), the purchase number.
 
-What the ledger does and a simulation does not: welcome and referral points, refunds,
-promo codes (the file has none: rules that need one never apply), segments, birthdays
-and personal discounts (no customer data), use caps (a program with them is refused).
+Returns (``ReceiptSet.returns``) are applied as the ledger applies them, between the
+chunks, after the card's last receipt before each (``_returns``).
+
+What the ledger does and a simulation does not: welcome and referral points, campaign
+budgets given back by returns, promo codes (the file has none: rules that need one never
+apply), segments, birthdays and personal discounts (no customer data), use caps (a
+program with them is refused).
 Campaign budgets are counted between chunks: a chunk may overshoot a budget by what its
 own receipts use, where the ledger would refuse the sale that overshoots.
 """
@@ -58,8 +62,15 @@ from service.kernels._layout import (
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
 from service.rules.compiler import CompiledProgram
-from service.simulation import _state
-from service.simulation.receipts import CHANNELS, REDEEM_MAX, ReceiptSet, _lines_in_order
+from service.simulation import _returns, _state
+from service.simulation.receipts import (
+    CHANNELS,
+    NO_RETURNS,
+    REDEEM_MAX,
+    ReceiptSet,
+    Returns,
+    _lines_in_order,
+)
 from service.simulation.timezones import local_times
 
 IntArray = npt.NDArray[np.int64]
@@ -97,13 +108,21 @@ class Assumptions:
 class Run:
     """One program's simulation: a row per receipt (``_state.P_*``), per rule
     (``_state.R_*``, in ``rule_ids`` order), per lot (``_state.LOT_*``, lot ``l`` is
-    receipt ``l``'s), and the time the period ends (seconds)."""
+    receipt ``l``'s), and the time the period ends (seconds); ``per_return`` a row per
+    return (``_returns.RT_*``, in the order of ``Returns.refund``)."""
 
     program: CompiledProgram
     per_receipt: IntArray
     per_rule: IntArray
     lots: IntArray
     ends_at: int
+    per_return: IntArray = field(
+        default_factory=lambda: np.zeros((0, _returns.RETURN_COLUMNS), dtype=np.int64)
+    )
+    # the kernel's row per line (``_layout.O_*``), in ``Prepared.processing``'s line order
+    per_line: IntArray = field(
+        default_factory=lambda: np.zeros((0, OUTPUT_COLUMNS), dtype=np.int64)
+    )
     rule_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +145,7 @@ class Prepared:
     processing: ReceiptSet
     chunks: IntArray  # chunk k is processing[chunks[k]:chunks[k + 1]]
     next_of_card: IntArray  # the card's next receipt (-1: none), in processing order
+    returns: _returns.Plan  # where each return applies, in processing order
 
 
 def prepare(receipts: ReceiptSet) -> Prepared:
@@ -138,9 +158,10 @@ def prepare(receipts: ReceiptSet) -> Prepared:
             raise InvalidInput("a receipt amount is out of range", code="amount_out_of_range")
     order, chunks = processing_order(receipts.card)
     processing = reordered(receipts, order)
+    next_of_card = _next_of_card(processing.card)
     return Prepared(
-        receipts, local_date, minute, amounts, order, processing, chunks,
-        _next_of_card(processing.card),
+        receipts, local_date, minute, amounts, order, processing, chunks, next_of_card,
+        _returns.plan(processing, next_of_card),
     )  # fmt: skip
 
 
@@ -179,10 +200,21 @@ def reordered(receipts: ReceiptSet, order: IntArray) -> ReceiptSet:
     per_line = ("sku", "category", "brand", "quantity", "unit_price", "excluded")
     return replace(
         receipts,
+        returns=_returns_reordered(receipts.returns, order, lines),
         line_ptr=np.r_[0, np.cumsum(np.diff(receipts.line_ptr)[order])].astype(np.int64),
         **{name: getattr(receipts, name)[order] for name in per_receipt},
         **{name: getattr(receipts, name)[lines] for name in per_line},
     )
+
+
+def _returns_reordered(returns: Returns, order: IntArray, lines: IntArray) -> Returns:
+    """The returns' sales and lines where ``order`` (and its ``lines``) put them."""
+    if not len(returns):
+        return NO_RETURNS
+    place, line_place = np.empty_like(order), np.empty_like(lines)
+    place[order] = np.arange(len(order), dtype=np.int64)
+    line_place[lines] = np.arange(len(lines), dtype=np.int64)
+    return replace(returns, sale=place[returns.sale], line=line_place[returns.line])
 
 
 def _next_of_card(card: IntArray) -> IntArray:
@@ -216,13 +248,22 @@ def simulate(
     state = np.full((len(receipts.cards), _state.STATE_COLUMNS), 0, dtype=np.int64)
     state[:, _state.S_LOT_HEAD] = -1
     state[:, _state.S_EARNED_DAY] = -1
+    state[:, _state.S_TIER] = -1
     lots = np.zeros((len(receipts), _state.LOT_COLUMNS), dtype=np.int64)
     per_receipt = np.zeros((len(receipts), _state.RECEIPT_COLUMNS), dtype=np.int64)
     per_rule = np.zeros((program.rule_count, _state.RULE_COLUMNS), dtype=np.int64)
     loop = _Loop(prepared, program, lines, facts, clock, state, lots, per_receipt, per_rule)
+    loop.settings[_state.G_KEEP_TIER] = assumptions.balances_as_of is not None
+    applier = _returns.Applier(
+        prepared.returns, receipts, lines, loop.line_out, per_receipt, clock,
+        assumptions.balances_as_of is not None, program.settings.refund_spent_policy,
+        program.settings.point_value, program.tier_thresholds,
+        program.document.tiers.downgrade == "on_return",
+    )  # fmt: skip
     bounds = prepared.chunks.tolist()
     for start, end in itertools.pairwise(bounds):
         loop.chunk(start, end)
+        applier.through(end, state, lots, prepared.next_of_card, loop.spent)
         if progress is not None:
             progress(end)
     ends_at = int(receipts.occurred.max(initial=0))
@@ -230,7 +271,10 @@ def simulate(
         ends_at = max(ends_at, int(assumptions.balances_as_of.timestamp()))
     in_time_order = np.empty_like(per_receipt), np.empty_like(lots)
     in_time_order[0][prepared.order], in_time_order[1][prepared.order] = per_receipt, lots
-    return Run(program, in_time_order[0], per_rule, in_time_order[1], ends_at)
+    per_return = applier.per_return[np.argsort(prepared.returns.number, kind="stable")]
+    return Run(
+        program, in_time_order[0], per_rule, in_time_order[1], ends_at, per_return, loop.line_out
+    )
 
 
 def _line_array(receipts: ReceiptSet, amounts: IntArray, program: CompiledProgram) -> IntArray:
@@ -346,6 +390,10 @@ class _Loop:
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.applied_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.totals = np.empty((CHUNK, 4), dtype=np.int64)
+        # every line's outcome is kept: a return reverses its sale's lines
+        self.line_out = np.empty((receipts.line_count, OUTPUT_COLUMNS), dtype=np.int64)
+        self.spent_ptr = prepared.returns.spent_ptr
+        self.spent = np.full((int(self.spent_ptr[-1]), 2), -1, dtype=np.int64)
 
     def chunk(self, start: int, end: int) -> None:
         receipts, size = self.receipts, end - start
@@ -361,16 +409,17 @@ class _Loop:
             self.budget_index[:size], lines, line_ptr, facts, self.segments[:size],
             self.unlocked, self.unlocked_ptr[: size + 1],
         )  # fmt: skip
-        written = self._evaluate(given, size, last - first)
+        written = self._evaluate(given, size, self.line_out[first:last])
         _state._after(start, end, *common, self.state, self.lots, self.thresholds,
                       self.settings, line_ptr, lines, facts, written, self.has_budget,
-                      self.budget_used, self.per_receipt, self.per_rule)  # fmt: skip
+                      self.budget_used, self.per_receipt, self.per_rule, self.spent_ptr,
+                      self.spent)  # fmt: skip
 
     def _evaluate(
-        self, given: tuple[object, ...], size: int, line_count: int
+        self, given: tuple[object, ...], size: int, line_out: IntArray
     ) -> tuple[IntArray, ...]:
         """One batch kernel call over the chunk, its buffers grown until they fit."""
-        line_out = np.empty((line_count, OUTPUT_COLUMNS), dtype=np.int64)
+        line_count = line_out.shape[0]
         done = 0
         while True:
             written = (
@@ -392,7 +441,7 @@ def _grown(buffer: IntArray, extra_rows: int) -> IntArray:
 
 def _settings(program: CompiledProgram) -> IntArray:
     points, tiers = program.settings, program.document.tiers
-    values = np.empty(3, dtype=np.int64)
+    values = np.zeros(4, dtype=np.int64)
     values[_state.G_PENDING_S] = points.pending_days * _state.DAY_S
     values[_state.G_VALIDITY_S] = (
         -1 if points.validity_days is None else points.validity_days * _state.DAY_S

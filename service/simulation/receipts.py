@@ -21,6 +21,14 @@ The file is long, one row per line, a receipt's rows together:
 | ``quantity`` | decimal text, at most 3 places (``0.532``) |
 | ``unit_price`` | kopecks |
 | ``excluded`` | optional, ``1`` for a line the POS keeps out of loyalty |
+| ``returns`` | optional: on a return's rows, the ``receipt_id`` of the sale returned |
+| ``line`` | on a return's rows: the line returned, its place on that sale from 1 |
+
+A return (``POST /v1/refund`` of part of a sale) is one or more rows with ``returns``
+set: ``receipt_id`` names the return (its rows together, as a receipt's), ``timestamp``
+is when it happened, ``line`` and ``quantity`` what goes back; the other columns are
+not read. A sale's returns may not give back more of a line than it sold. Rows without
+``returns`` (or files without the column) are sales.
 """
 
 from __future__ import annotations
@@ -46,6 +54,26 @@ IntArray = npt.NDArray[np.int64]
 REDEEM_MAX = -1  # ``redeem`` of a receipt whose customer asked to pay all that is allowed
 CHANNELS = ("offline", "online")
 REQUIRED_COLUMNS = ("receipt_id", "timestamp", "store_id", "sku", "quantity", "unit_price")
+
+
+@dataclass(frozen=True, slots=True)
+class Returns:
+    """Partial returns of the set's sales, in time order (stable): a row per line
+    returned. ``sale`` is the receipt, ``line`` the line's index in the set's line
+    columns, ``quantity`` thousandths, ``at`` seconds since the epoch; ``refund`` numbers
+    the returns (the rows of one return share it)."""
+
+    sale: IntArray
+    line: IntArray
+    quantity: IntArray
+    at: IntArray
+    refund: IntArray
+
+    def __len__(self) -> int:
+        return int(self.sale.shape[0])
+
+
+NO_RETURNS = Returns(*(np.zeros(0, dtype=np.int64) for _ in range(5)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +104,7 @@ class ReceiptSet:
     categories: tuple[str, ...]
     brands: tuple[str, ...]
     payment_methods: tuple[str, ...]
+    returns: Returns = NO_RETURNS
 
     def __len__(self) -> int:
         return int(self.occurred.shape[0])
@@ -105,11 +134,15 @@ def receipt_set(
     channels: Sequence[str] | None = None,
     payment_methods: Sequence[str | None] | None = None,
     redeem: IntArray | None = None,
+    returns: Mapping[str, IntArray] | None = None,
 ) -> ReceiptSet:
     """A set from columns: a row per receipt (``occurred`` ... ``redeem``) and a row per
     line (``lines``: ``sku``, ``category``, ``brand`` as sequences of text or None,
     ``quantity`` thousandths, ``unit_price``, optional ``excluded``), ``receipt_of_line``
-    the receipt row of each line, ascending. Receipts are put in time order (stable)."""
+    the receipt row of each line, ascending. ``returns``: a row per line returned,
+    ``sale`` (the receipt row), ``line`` (its index on that receipt, from 0),
+    ``quantity`` (thousandths), ``at`` (seconds), optional ``refund`` (the rows of one
+    return share it; default: a return per row). Receipts are put in time order (stable)."""
     count = len(occurred)
     sizes = np.bincount(receipt_of_line, minlength=count)
     if np.any(np.diff(receipt_of_line) < 0):
@@ -124,6 +157,8 @@ def receipt_set(
     category, categories = factorize(np.asarray(lines["category"], dtype=object)[line_order])
     brand, brands = factorize(np.asarray(lines["brand"], dtype=object)[line_order])
     excluded = lines.get("excluded")
+    line_ptr = np.r_[0, np.cumsum(sizes[order])].astype(np.int64)
+    quantity = np.asarray(lines["quantity"], dtype=np.int64)[line_order]
     return ReceiptSet(
         occurred=np.asarray(occurred, dtype=np.int64)[order],
         store=store[order],
@@ -131,11 +166,11 @@ def receipt_set(
         channel=_channel_codes(channels, count)[order],
         payment=payment[order],
         redeem=(np.zeros(count, np.int64) if redeem is None else np.asarray(redeem))[order],
-        line_ptr=np.r_[0, np.cumsum(sizes[order])].astype(np.int64),
+        line_ptr=line_ptr,
         sku=sku,
         category=category,
         brand=brand,
-        quantity=np.asarray(lines["quantity"], dtype=np.int64)[line_order],
+        quantity=quantity,
         unit_price=np.asarray(lines["unit_price"], dtype=np.int64)[line_order],
         excluded=(
             np.zeros(len(line_order), np.int64)
@@ -148,7 +183,40 @@ def receipt_set(
         categories=categories,
         brands=brands,
         payment_methods=methods,
+        returns=_returns(returns, order, sizes, line_ptr, quantity),
     )
+
+
+def _returns(
+    columns: Mapping[str, IntArray] | None,
+    order: IntArray,
+    sizes: IntArray,
+    line_ptr: IntArray,
+    sold: IntArray,
+) -> Returns:
+    """The returns with their sales and lines in the set's order, checked, in time order."""
+    if columns is None or not len(columns["sale"]):
+        return NO_RETURNS
+    sale_row = np.asarray(columns["sale"], dtype=np.int64)
+    on_receipt = np.asarray(columns["line"], dtype=np.int64)
+    quantity = np.asarray(columns["quantity"], dtype=np.int64)
+    at = np.asarray(columns["at"], dtype=np.int64)
+    refund = np.asarray(columns.get("refund", np.arange(len(sale_row))), dtype=np.int64)
+    if sale_row.min() < 0 or sale_row.max() >= len(sizes):
+        raise InvalidInput("a return names a sale that is not in the receipts")
+    if on_receipt.min() < 0 or np.any(on_receipt >= sizes[sale_row]):
+        raise InvalidInput("a return names a line its sale does not have")
+    if quantity.min() <= 0:
+        raise InvalidInput("a returned quantity must be positive")
+    place = np.empty_like(order)
+    place[order] = np.arange(len(order), dtype=np.int64)
+    sale = place[sale_row]
+    line = line_ptr[sale] + on_receipt
+    returned = np.bincount(line, weights=quantity, minlength=len(sold))
+    if np.any(returned > sold):
+        raise InvalidInput("returns give back more of a line than its sale sold")
+    by_time = np.argsort(at, kind="stable")
+    return Returns(sale[by_time], line[by_time], quantity[by_time], at[by_time], refund[by_time])
 
 
 def _lines_in_order(sizes: IntArray, order: IntArray) -> IntArray:
@@ -222,7 +290,50 @@ def _parquet_columns(path: Path) -> dict[str, list[Any]]:
 
 
 def from_rows(columns: Mapping[str, Sequence[Any]]) -> ReceiptSet:
-    """A set from the file's columns (one entry per line row)."""
+    """A set from the file's columns (one entry per line row; a return's rows have
+    ``returns`` set)."""
+    marks = columns.get("returns")
+    if marks is not None and any(m not in (None, "") for m in marks):
+        is_return = [m not in (None, "") for m in marks]
+        sales = {k: [v for v, r in zip(vs, is_return, strict=True) if not r]
+                 for k, vs in columns.items()}  # fmt: skip
+        back = {k: [v for v, r in zip(vs, is_return, strict=True) if r]
+                for k, vs in columns.items()}  # fmt: skip
+        return _sales_from_rows(sales, _return_columns(sales["receipt_id"], back))
+    return _sales_from_rows(columns)
+
+
+def _return_columns(
+    sale_ids: Sequence[Any], rows: Mapping[str, Sequence[Any]]
+) -> dict[str, IntArray]:
+    """``receipt_set``'s returns from the file's return rows: the sale as its receipt row
+    (the index of its ``receipt_id`` among the sales', first seen first)."""
+    if "line" not in rows:
+        raise InvalidInput("the receipts file has returns but no line column")
+    _, names = factorize(sale_ids)
+    row_of = {name: i for i, name in enumerate(names)}
+    sale = []
+    for returned in rows["returns"]:
+        row = row_of.get(str(returned))
+        if row is None:
+            raise InvalidInput(f"a return names the sale {returned!r}, not in the file")
+        sale.append(row)
+    refund, _ = factorize(rows["receipt_id"])
+    try:
+        return {
+            "sale": np.array(sale, dtype=np.int64),
+            "line": np.array([int(line) - 1 for line in rows["line"]], dtype=np.int64),
+            "quantity": np.array([_quantity(q) for q in rows["quantity"]], dtype=np.int64),
+            "at": np.array([_epoch(t) for t in rows["timestamp"]], dtype=np.int64),
+            "refund": refund,
+        }
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"the receipts file's returns: {exc}") from None
+
+
+def _sales_from_rows(
+    columns: Mapping[str, Sequence[Any]], returns: Mapping[str, IntArray] | None = None
+) -> ReceiptSet:
     ids = columns["receipt_id"]
     receipt_of_line, _ = factorize(ids)
     heads = np.flatnonzero(np.r_[True, receipt_of_line[1:] != receipt_of_line[:-1]])
@@ -251,6 +362,7 @@ def from_rows(columns: Mapping[str, Sequence[Any]]) -> ReceiptSet:
             "unit_price": [int(p) for p in columns["unit_price"]],
             "excluded": [int(e or 0) for e in columns.get("excluded") or [0] * len(ids)],
         },
+        returns=returns,
     )
 
 
@@ -290,3 +402,68 @@ def _quantity(value: Any) -> int:
         return quantity_milli(Decimal(str(value)))
     except (ArithmeticError, ValueError):
         raise InvalidInput(f"quantity {value!r}: a decimal with at most 3 places") from None
+
+
+def from_ledger(
+    sales: Sequence[Mapping[str, Any]],
+    refunds: Sequence[Mapping[str, Any]],
+    stores: Mapping[str, StoreInfo],
+) -> ReceiptSet:
+    """The ledger's own committed receipts as a set (``loyalty simulate --from-ledger``).
+
+    ``sales``: the ``receipts`` rows (``store_id``, ``transaction_id``, ``occurred_at``,
+    ``card``: the card's number or None, ``points_redeemed``, ``lines``: the committed
+    lines); ``refunds``: the ``refunds`` rows of those sales (``store_id``,
+    ``transaction_id``, ``lines``: line id and quantity, ``placed_at``: when in the
+    period it applies), each a return.
+    What the ledger does not keep: the channel (every sale is taken as ``offline``), the
+    payment method (none) and what the customer asked to redeem (the points the sale
+    redeemed are asked for). Lines committed before issue 19 lack category, brand, unit
+    price and ``excluded``: rules that target categories or brands cannot match them, the
+    unit price is the line's amount over its quantity (rounded), none is excluded.
+    """
+    if not sales:
+        raise InvalidInput("the ledger holds no committed receipt in the period")
+    receipt_of_line: list[int] = []
+    line_columns: dict[str, list[Any]] = {
+        k: [] for k in ("sku", "category", "brand", "quantity", "unit_price", "excluded")
+    }
+    place: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+    for b, sale in enumerate(sales):
+        line_index: dict[str, int] = {}
+        for k, line in enumerate(sale["lines"]):
+            receipt_of_line.append(b)
+            line_index[str(line["line_id"])] = k
+            quantity = int(line["quantity"])
+            price = line.get("unit_price")
+            if price is None:
+                price = (int(line["amount"]) * 1000 + quantity // 2) // quantity
+            line_columns["sku"].append(str(line["sku"]))
+            line_columns["category"].append(line.get("category"))
+            line_columns["brand"].append(line.get("brand"))
+            line_columns["quantity"].append(quantity)
+            line_columns["unit_price"].append(int(price))
+            line_columns["excluded"].append(int(bool(line.get("excluded", False))))
+        place[(sale["store_id"], sale["transaction_id"])] = (b, line_index)
+    back: dict[str, list[int]] = {"sale": [], "line": [], "quantity": [], "at": [], "refund": []}
+    for number, refund in enumerate(refunds):
+        sale_place = place.get((refund["store_id"], refund["transaction_id"]))
+        if sale_place is None:
+            continue
+        b, line_index = sale_place
+        for line in refund["lines"]:
+            back["sale"].append(b)
+            back["line"].append(line_index[str(line["line_id"])])
+            back["quantity"].append(int(line["quantity"]))
+            back["at"].append(_epoch(refund["placed_at"]))
+            back["refund"].append(number)
+    return receipt_set(
+        receipt_of_line=np.array(receipt_of_line, dtype=np.int64),
+        occurred=np.array([_epoch(s["occurred_at"]) for s in sales], dtype=np.int64),
+        store_ids=[str(s["store_id"]) for s in sales],
+        stores=stores,
+        cards=[s["card"] for s in sales],
+        redeem=np.array([int(s["points_redeemed"]) for s in sales], dtype=np.int64),
+        lines=line_columns,
+        returns={k: np.array(v, dtype=np.int64) for k, v in back.items()},
+    )

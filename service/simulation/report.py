@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.rules.compiler import CompiledProgram
-from service.simulation import _state
+from service.simulation import _returns, _state
 from service.simulation.engine import Assumptions, Prepared, Progress, Run, simulate
 
 IntArray = npt.NDArray[np.int64]
@@ -70,6 +70,12 @@ class Summary:
     per_rule: list[RuleEffect]
     per_store: dict[str, Slice]
     per_month: dict[str, Slice]
+    # the period's returns (``ReceiptSet.returns``), as the ledger reverses them
+    returns: int = 0
+    returned_money: int = 0  # kopecks the customers had paid in money for what went back
+    points_taken_back: int = 0  # earned points reversed (from lots, or owed)
+    points_given_back: int = 0  # redeemed points given back to the cards
+    points_owed: int = 0  # of those taken back, the points the cards had already spent
 
 
 def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None) -> Summary:
@@ -115,7 +121,19 @@ def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None)
         ],
         per_store=_slices(rows, subtotals, receipts.store, [s.store_id for s in receipts.stores]),
         per_month=_slices(rows, subtotals, *_months(prepared.local_date)),
+        **_returned(run),
     )
+
+
+def _returned(run: Run) -> dict[str, int]:
+    back = run.per_return.sum(axis=0).tolist() if len(run.per_return) else [0] * 5
+    return {
+        "returns": len(run.per_return),
+        "returned_money": int(back[_returns.RT_MONEY]),
+        "points_taken_back": int(back[_returns.RT_POINTS_TAKEN]),
+        "points_given_back": int(back[_returns.RT_POINTS_BACK]),
+        "points_owed": int(back[_returns.RT_DEBT]),
+    }
 
 
 def _observed_breakage(earned: int, redeemed: int) -> int:

@@ -172,11 +172,16 @@ def _accrual_dates(
 
 
 def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    """Per-line results as committed, with what a refund needs: sku and quantity sold."""
+    """Per-line results as committed, with what a refund needs (sku and quantity sold) and
+    what a simulation of the ledger's own receipts needs (SPEC §10.1: category, brand,
+    unit price, excluded; receipts committed before issue 19 lack these four)."""
     return tuple(
-        {**shown, "sku": line.sku, "quantity": line.quantity}
+        {
+            **shown, "sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price,
+            "category": line.category, "brand": line.brand, "excluded": line.excluded,
+        }
         for line, shown in zip(receipt.lines, view["lines"], strict=True)
-    )
+    )  # fmt: skip
 
 
 def sale_entry(

@@ -5,14 +5,15 @@ ledger's database for any worker to show, charts drawn from the result."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, Protocol
 
-from service.domain.errors import Conflict, NotFound
+from service.domain.errors import Conflict, InvalidInput, NotFound
 from service.rules.compiler import compile_program
 from service.simulation import charts
 from service.simulation.engine import Assumptions, prepare
-from service.simulation.receipts import receipts_from_csv
+from service.simulation.receipts import ReceiptSet, receipts_from_csv
 from service.simulation.report import compare, comparison_from_json
 from service.usecases.admin_programs import ProgramStore, checked, version_row
 from service.usecases.ports import Programs
@@ -43,10 +44,54 @@ async def start(
 ) -> dict[str, Any]:
     """The job, at once: the file is read and checked here (a bad one is refused before
     any job exists), the simulation runs in a thread, its progress written as it goes."""
+    receipts = await asyncio.to_thread(receipts_from_csv, receipts_csv)
+    return await start_with(
+        jobs, store, programs, version, receipts, assumptions, breakage_rate_bp, author, spawn
+    )
+
+
+async def start_from_ledger(
+    jobs: SimulationJobs,
+    store: ProgramStore,
+    programs: Programs,
+    version: int,
+    read_period: Callable[[datetime, datetime], Awaitable[ReceiptSet]],
+    since: datetime,
+    until: datetime,
+    assumptions: Assumptions,
+    breakage_rate_bp: int | None,
+    author: str,
+    spawn: Callable[[Coroutine[Any, Any, None]], object],
+) -> dict[str, Any]:
+    """The job over the ledger's own committed receipts of ``[since, until)`` and their
+    returns (``read_period``: storage/postgres/simulation_receipts.py)."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidInput("since and until need their UTC offset", code="naive_timestamp")
+    if until <= since:
+        raise InvalidInput("until must come after since", code="invalid_period")
+    await version_row(store, version)  # an unknown version is refused before the reading
+    receipts = await read_period(since, until)
+    return await start_with(
+        jobs, store, programs, version, receipts, assumptions, breakage_rate_bp, author, spawn
+    )
+
+
+async def start_with(
+    jobs: SimulationJobs,
+    store: ProgramStore,
+    programs: Programs,
+    version: int,
+    receipts: ReceiptSet,
+    assumptions: Assumptions,
+    breakage_rate_bp: int | None,
+    author: str,
+    spawn: Callable[[Coroutine[Any, Any, None]], object],
+) -> dict[str, Any]:
+    """The job over ``receipts``, already read and checked."""
     draft_document = (await version_row(store, version))["document"]
     draft = await asyncio.to_thread(compile_program, checked(draft_document), version)
     current = programs.current
-    prepared = await asyncio.to_thread(lambda: prepare(receipts_from_csv(receipts_csv)))
+    prepared = await asyncio.to_thread(prepare, receipts)
     total = 2 * len(prepared.receipts)
     job_id = await jobs.create(version, current.version, author, total)
     loop = asyncio.get_running_loop()

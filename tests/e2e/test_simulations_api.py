@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from service.rules.demo import demo_program
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, POS
 from tests.unit.simulation.generated import generated
 from tests.unit.simulation.test_engine import START, write_csv
 
@@ -85,3 +86,59 @@ async def test_a_bad_file_is_refused_before_any_job(
         f"{ADMIN_API}/simulations/999999999/charts/liability", headers=ADMIN
     )
     assert no_chart.status_code == 404
+
+
+async def test_the_ledgers_own_receipts_of_a_period(client: httpx.AsyncClient) -> None:
+    """A sale committed through the POS API, then simulated from the ledger."""
+    version = await draft_version(client)
+    now = datetime.now(UTC)
+    number = "2000000000022"  # a demo card
+    sale = {
+        "store_id": "msk-001", "timestamp": (now - timedelta(minutes=5)).isoformat(),
+        "card": number, "transaction_id": f"SIM-LEDGER-{now.timestamp()}",
+        "lines": [{"line_id": "1", "sku": "TEE-1", "category": "tops", "quantity": "1",
+                   "unit_price": 149_900}],
+    }  # fmt: skip
+    committed = await client.post("/v1/commit", json=sale, headers=POS)
+    assert committed.status_code == 200, committed.text
+    period = {"since": (now - timedelta(minutes=10)).isoformat(), "until": now.isoformat()}
+    started = await client.post(
+        f"{ADMIN_API}/programs/{version}/simulate-ledger", params=period, headers=ADMIN
+    )
+    assert started.status_code == 202, started.text
+    job = started.json()
+    for _ in range(600):
+        state = (await client.get(f"{ADMIN_API}/simulations/{job['job_id']}", headers=ADMIN)).json()
+        if state["status"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert state["status"] == "done", state
+    assert state["result"]["current"]["receipts"] >= 1
+    backwards = {"since": period["until"], "until": period["since"]}
+    refused = await client.post(
+        f"{ADMIN_API}/programs/{version}/simulate-ledger", params=backwards, headers=ADMIN
+    )
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_period"
+    empty = {"since": "2001-01-01T00:00:00+00:00", "until": "2001-01-02T00:00:00+00:00"}
+    nothing = await client.post(
+        f"{ADMIN_API}/programs/{version}/simulate-ledger", params=empty, headers=ADMIN
+    )
+    assert nothing.status_code == 422
+
+
+async def test_the_uplift_forecast_of_the_worked_example(client: httpx.AsyncClient) -> None:
+    """SPEC §10.2: 970 - 150 - 350 = 470 roubles a converted receipt, online."""
+    body = {"groups": [{"channel": "online", "kind": "loyal", "customers": 1000,
+                        "average_receipt": 203_000, "threshold": 300_000,
+                        "purchases_per_month_milli": 2000}]}  # fmt: skip
+    answer = await client.post(f"{ADMIN_API}/analysis/uplift-forecast", json=body, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["totals"]["moderate"]["online"] == 12 * 100 * 47_000
+    assert result["assumptions"]["delivery_cost"] == 35_000
+    refused = await client.post(
+        f"{ADMIN_API}/analysis/uplift-forecast", json={"groups": []}, headers=ADMIN
+    )
+    assert refused.status_code == 422
+    pos = await client.post(f"{ADMIN_API}/analysis/uplift-forecast", json=body, headers=POS)
+    assert pos.status_code == 403

@@ -19,6 +19,8 @@ from service.api.routers.admin_common import ERRORS, PREFIX, VersionPath, author
 from service.domain.errors import invalid_field
 from service.simulation.charts import MEDIA_TYPES
 from service.simulation.engine import Assumptions
+from service.simulation.receipts import ReceiptSet
+from service.storage.postgres.simulation_receipts import ledger_receipts
 from service.usecases import simulations
 
 router = APIRouter(
@@ -65,6 +67,40 @@ async def simulate(
     job = await simulations.start(
         services.simulation_jobs, services.program_versions, services.programs, version, body,
         Assumptions(spending, redeem_share, balances_as_of),
+        None if breakage_percent is None else int(breakage_percent * 100), author(admin),
+        spawn=lambda run: services.tasks.append(asyncio.create_task(run)),
+    )  # fmt: skip
+    return OrjsonResponse(job, 202)
+
+
+@router.post(
+    "/programs/{version}/simulate-ledger",
+    response_model=SimulationStartedOut,
+    status_code=202,
+    summary="Replay the ledger's own committed receipts of a period (and their returns) under"
+    " this version beside the current program",
+)
+async def simulate_ledger(
+    version: VersionPath,
+    admin: TryPrograms,
+    services: ServicesDep,
+    since: Annotated[datetime, Query(description="the period's start (with its UTC offset)")],
+    until: Annotated[datetime, Query(description="the period's end, excluded")],
+    spending: Annotated[Literal["recorded", "none", "share"], Query()] = "recorded",
+    redeem_share: Annotated[float, Query(ge=0, le=1)] = 0.15,
+    balances_as_of: Annotated[datetime | None, Query()] = None,
+    breakage_percent: Annotated[Decimal | None, Query(ge=0, le=100, decimal_places=2)] = None,
+) -> OrjsonResponse:
+    if balances_as_of is not None and balances_as_of.tzinfo is None:
+        raise invalid_field("balances_as_of", "a time with its UTC offset")
+
+    async def read_period(start: datetime, end: datetime) -> ReceiptSet:
+        async with services.pool.acquire() as conn:
+            return await ledger_receipts(conn, start, end)
+
+    job = await simulations.start_from_ledger(
+        services.simulation_jobs, services.program_versions, services.programs, version,
+        read_period, since, until, Assumptions(spending, redeem_share, balances_as_of),
         None if breakage_percent is None else int(breakage_percent * 100), author(admin),
         spawn=lambda run: services.tasks.append(asyncio.create_task(run)),
     )  # fmt: skip

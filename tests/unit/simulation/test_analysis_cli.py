@@ -51,3 +51,27 @@ def test_pilot_from_a_receipts_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     report = json.loads((tmp_path / "out" / "pilot.json").read_text())
     assert report["average_receipt"]["low_bp"] > 0
     assert (tmp_path / "out" / "pilot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_analytics_per_store_from_a_receipts_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.simulation.generated import generated
+    from tests.unit.simulation.test_engine import START as PERIOD
+    from tests.unit.simulation.test_engine import write_csv
+
+    path = tmp_path / "receipts.csv"
+    write_csv(generated(200, seed=31, start=PERIOD), path)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("store_id,group\nmsk-001,moscow\nweb,moscow\n")
+    code = cli.main([
+        "analytics", "--receipts", str(path), "--current", "demo", "--by", "group",
+        "--groups", str(groups), "--out", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("slice,receipts,")
+    result = json.loads((tmp_path / "out" / "analytics.json").read_text())
+    assert {row["slice"] for row in result["slices"]} == {"moscow", "other"}
+    assert sum(row["receipts"] for row in result["slices"]) == 200
+    assert (tmp_path / "out" / "analytics.csv").read_text() == shown

@@ -52,3 +52,15 @@ def test_a_refused_input_is_said_and_exits_2(
     ])  # fmt: skip
     assert code == 2
     assert "loyalty simulate:" in capsys.readouterr().err
+
+
+def test_from_the_ledger_needs_the_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "draft.json").write_text(json.dumps(demo_program()))
+    code = cli.main([
+        "simulate", "--from-ledger", "--since", "2025-03-01T00:00:00+00:00",
+        "--draft", str(tmp_path / "draft.json"), "--current", "demo",
+    ])  # fmt: skip
+    assert code == 2
+    assert "--from-ledger needs --since and --until" in capsys.readouterr().err
