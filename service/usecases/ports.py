@@ -396,10 +396,8 @@ class Wallets(Protocol):
         now: datetime,
     ) -> tuple[dict[str, object], bool]: ...
 
-    async def issue(
-        self, wallets: list[NewWallet], author: str, now: datetime
-    ) -> list[dict[str, object]]:
-        """Issue the wallets, all of them or none (a number taken: 409)."""
+    async def issue(self, new: NewWallet, author: str, now: datetime) -> dict[str, object]:
+        """Issue one wallet (a number taken: 409)."""
         ...
 
     async def issue_batch(

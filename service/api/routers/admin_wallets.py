@@ -41,7 +41,7 @@ async def issue(body: WalletIssueIn, admin: ManageCards, services: ServicesDep) 
     new = NewWallet(
         body.kind, body.number, body.nominal, body.card, body.validity_days, body.expires_at
     )
-    [issued] = await services.wallets.issue([new], author(admin), datetime.now(UTC))
+    issued = await services.wallets.issue(new, author(admin), datetime.now(UTC))
     return OrjsonResponse(issued, 201)
 
 

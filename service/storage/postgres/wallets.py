@@ -251,50 +251,41 @@ class PostgresWallets:
             await _entry(conn, number, "top_up", amount, now, store_id, transaction_id)
             return _view(await _locked(conn, number), now), False
 
-    async def issue(
-        self, wallets: list[NewWallet], author: str, now: datetime
-    ) -> list[dict[str, Any]]:
+    async def issue(self, new: NewWallet, author: str, now: datetime) -> dict[str, Any]:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
-            views = []
-            for new in wallets:
-                card_id = None
-                if new.card is not None:
-                    card_id = await conn.fetchval(
-                        "SELECT card_id FROM cards WHERE number = $1", new.card
-                    )
-                    if card_id is None:
-                        raise NotFound("no such loyalty card", code="card_not_found")
-                number = new.number
-                if number is None:
-                    number = wallet_number(await conn.fetchval("SELECT nextval('wallet_serial')"))
-                alive = new.kind == "ewallet"
-                try:
-                    async with conn.transaction():
-                        row = await conn.fetchrow(
-                            "INSERT INTO wallets (number, kind, status, nominal, card_id, batch,"
-                            " validity_days, expires_at, activated_at, created_at)"
-                            " VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                            " coalesce($8::timestamptz,"
-                            "          $10::timestamptz + make_interval(days => $11::int)),"
-                            " $9, $10)"
-                            f" RETURNING {_VIEW_COLUMNS}",
-                            number, new.kind, "active" if alive else "issued", new.nominal,
-                            card_id, new.batch, new.validity_days, new.expires_at,
-                            now if alive else None, now,
-                            new.validity_days if alive else None,
-                        )  # fmt: skip
-                except asyncpg.UniqueViolationError:
-                    raise Conflict(
-                        f"a wallet numbered {number} exists",
-                        code="wallet_exists",
-                        extra={"fields": [{"field": "number", "message": "already issued"}]},
-                    ) from None
-                views.append(_view(row, now))
-            target = views[0]["number"] if len(views) == 1 else f"batch:{wallets[0].batch}"
-            await audit.record(
-                conn, author, "wallet.issue", f"wallet:{target}", {"count": len(views)}
-            )
-        return views
+            card_id = None
+            if new.card is not None:
+                card_id = await conn.fetchval(
+                    "SELECT card_id FROM cards WHERE number = $1", new.card
+                )
+                if card_id is None:
+                    raise NotFound("no such loyalty card", code="card_not_found")
+            number = new.number
+            if number is None:
+                number = wallet_number(await conn.fetchval("SELECT nextval('wallet_serial')"))
+            alive = new.kind == "ewallet"
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(
+                        "INSERT INTO wallets (number, kind, status, nominal, card_id, batch,"
+                        " validity_days, expires_at, activated_at, created_at)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                        " coalesce($8::timestamptz,"
+                        "          $10::timestamptz + make_interval(days => $11::int)),"
+                        " $9, $10)"
+                        f" RETURNING {_VIEW_COLUMNS}",
+                        number, new.kind, "active" if alive else "issued", new.nominal,
+                        card_id, new.batch, new.validity_days, new.expires_at,
+                        now if alive else None, now, new.validity_days if alive else None,
+                    )  # fmt: skip
+            except asyncpg.UniqueViolationError:
+                raise Conflict(
+                    f"a wallet numbered {number} exists",
+                    code="wallet_exists",
+                    extra={"fields": [{"field": "number", "message": "already issued"}]},
+                ) from None
+            await audit.record(conn, author, "wallet.issue", f"wallet:{number}")
+        return _view(row, now)
 
     async def issue_batch(
         self, template: NewWallet, count: int, author: str, now: datetime
