@@ -37,6 +37,7 @@ from service.api.routers import (
     wallets,
 )
 from service.api.state import Services
+from service.console import install_console
 from service.domain.access import KeyRing
 from service.settings import Settings
 from service.storage.card_states import CachedCardStates
@@ -219,5 +220,6 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(admin.router)
     install_offline_docs(app)  # after the routes a sale is matched against
+    install_console(app)  # /console: the pages for the people who run the program
     app.add_middleware(ObservabilityMiddleware, metrics_holder=app, access_log=settings.access_log)
     return app
