@@ -1,0 +1,293 @@
+"""The marketing console (/console, SPEC §11) through HTTP, without a browser: sign-in
+and its cookie, pages per role, the rule form with the API's error at the field, a dry
+run, publish and rollback seen by /v1/calculate, a simulation and its chart, a card
+found by phone, a report as CSV, both languages; no page names another host."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service import background
+from service.console.web import KEY_COOKIE, LANGUAGE_COOKIE, POLICY
+from service.domain.access import Role
+from service.storage.postgres.keys import create_key
+from service.storage.postgres.pool import connect
+from tests.clock import FRIDAY_NOON_AT
+from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY
+from tests.e2e.admin_helpers import card_number, new_customer
+from tests.e2e.test_pos_api import receipt
+
+PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports",
+         "/console/keys")  # fmt: skip
+_ANY_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+async def keys(app: FastAPI, demo_database: str) -> AsyncIterator[dict[Role, str]]:
+    conn = await connect(demo_database)
+    try:
+        made = {
+            role: await create_key(conn, name=f"console {role}", role=role)
+            for role in (Role.MARKETING, Role.ANALYST)
+        }
+    finally:
+        await conn.close()
+    await background.refresh_keys(app.state.services)
+    yield {Role.ADMIN: ADMIN_KEY, Role.POS: POS_KEY, **made}
+
+
+def browser(app: FastAPI, key: str | None = None, language: str = "en") -> httpx.AsyncClient:
+    """A client as a browser: its own cookies (signed in with ``key``), no redirects."""
+    cookies = {LANGUAGE_COOKIE: language, **({KEY_COOKIE: key} if key else {})}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://loyalty.test", cookies=cookies
+    )
+
+
+class _Fields(HTMLParser):
+    """The page's references (src, href, action) and its field errors by field name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.errors: dict[str, str] = {}
+        self._fields: list[str] = []
+        self._in_error = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.urls += [v for k, v in attrs if k in ("src", "href", "action") and v]
+        if "data-field" in found:
+            self._fields.append(found["data-field"] or "")
+        self._in_error = tag == "em" and "field-error" in (found.get("class") or "")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_error and self._fields:
+            self.errors[self._fields[-1]] = data.strip()
+            self._in_error = False
+
+
+def parsed(html: str) -> _Fields:
+    parser = _Fields()
+    parser.feed(html)
+    return parser
+
+
+async def test_the_console_is_not_in_the_api_document(app: FastAPI) -> None:
+    assert not [path for path in app.openapi()["paths"] if path.startswith("/console")]
+
+
+async def test_sign_in_keeps_the_key_in_an_httponly_cookie(
+    app: FastAPI, keys: dict[Role, str]
+) -> None:
+    async with browser(app) as anonymous:
+        assert (await anonymous.get("/console/programs")).headers["location"] == "/console/login"
+        page = await anonymous.get("/console/login")
+        assert page.status_code == 200 and page.headers["content-security-policy"] == POLICY
+        wrong = await anonymous.post("/console/login", data={"key": "lk_nonsense"})
+        assert wrong.status_code == 401 and "The key is not accepted." in wrong.text
+        till = await anonymous.post("/console/login", data={"key": POS_KEY})
+        assert till.status_code == 403  # a POS key is for the till, not the console
+        signed = await anonymous.post("/console/login", data={"key": keys[Role.MARKETING]})
+        assert signed.status_code == 303 and signed.headers["location"] == "/console"
+        cookie = signed.headers["set-cookie"]
+        assert f"{KEY_COOKIE}=" in cookie and "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie and "Path=/console" in cookie
+        assert (await anonymous.get("/console/programs")).status_code == 200
+        out = await anonymous.post("/console/logout")
+        assert out.headers["location"] == "/console/login"
+        assert (await anonymous.get("/console/programs")).status_code == 303
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+async def test_every_page_renders_with_only_the_services_own_files(
+    app: FastAPI, language: str
+) -> None:
+    async with browser(app, ADMIN_KEY, language) as admin:
+        current = await _current(admin)
+        pages = (*PAGES, f"/console/programs/{current}", f"/console/programs/{current}/dry-run",
+                 f"/console/programs/{current}/simulate", "/console/reports?report=promotions",
+                 f"/console/programs/diff?a={current}&b={current}")  # fmt: skip
+        for path in pages:
+            page = await admin.get(path)
+            assert page.status_code == 200, (path, page.text[:500])
+            assert page.headers["content-security-policy"] == POLICY
+            assert _ANY_URL.findall(page.text) == [], f"{path} names another host"
+            for url in parsed(page.text).urls:
+                assert url.startswith(("/console", "?")), (path, url)
+                if url.startswith("/console/static/"):
+                    assert (await admin.get(url)).status_code == 200, url
+        programs = (await admin.get("/console/programs")).text
+        assert ("Программы" if language == "ru" else "Programs") in programs
+        assert f'lang="{language}"' in programs
+
+
+async def _current(client: httpx.AsyncClient) -> int:
+    versions = (await client.get("/v1/admin/programs", headers=ADMIN)).json()["versions"]
+    return int(next(v["version"] for v in versions if v["current"]))
+
+
+def _rule_form(**changes: str) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "original_id": "", "id": "console-socks", "name": "Console: socks -30%",
+        "priority": "90", "stacking": "additive", "active": "on", "effect.type": "percent",
+        "effect.percent": "30", "target.categories": "console-socks",
+    }  # fmt: skip
+    return {**form, **changes}
+
+
+async def test_a_rule_made_with_the_form_dry_run_published_and_rolled_back(
+    app: FastAPI, client: httpx.AsyncClient, keys: dict[Role, str]
+) -> None:
+    previous = await _current(client)
+    socks = receipt(lines=[{"line_id": "1", "sku": "SOCK-1", "category": "console-socks",
+                            "quantity": "2", "unit_price": 50_000}])  # fmt: skip
+    del socks["card"]  # no card: no tier discount beside the rule
+    async with browser(app, keys[Role.MARKETING], "ru") as marketing:
+        created = await marketing.post("/console/programs", data={"template": ""})
+        assert created.status_code == 303, created.text
+        draft = int(re.findall(r"/programs/(\d+)", created.headers["location"])[0])
+
+        bad = await marketing.post(f"/console/programs/{draft}/rules",
+                                   data=_rule_form(**{"effect.percent": "тридцать"}))  # fmt: skip
+        assert bad.status_code == 422
+        assert parsed(bad.text).errors["effect.percent"] == "a percentage must be a decimal number"
+        assert 'value="тридцать"' in bad.text  # what was typed stays to be corrected
+
+        saved = await marketing.post(f"/console/programs/{draft}/rules", data=_rule_form())
+        assert saved.status_code == 303 and "rule=console-socks" in saved.headers["location"]
+        editor = await marketing.get(saved.headers["location"])
+        assert '"console-socks"' in editor.text  # the JSON beside the form has it
+
+        basket = {"store_id": "msk-001",
+                  "timestamp": FRIDAY_NOON_AT.strftime("%Y-%m-%dT%H:%M"), "card": "2000000000022",
+                  "lines[0].sku": "SOCK-1", "lines[0].category": "console-socks",
+                  "lines[0].quantity": "2", "lines[0].unit_price": "500"}  # fmt: skip
+        dry = await marketing.post(f"/console/programs/{draft}/dry-run", data=basket)
+        assert dry.status_code == 200, dry.text
+        assert 'data-rule="console-socks"' in dry.text and "300,00" in dry.text  # 30% of 1,000
+        # Each rule that did not apply says why, in Russian.
+        assert re.search(r'class="not-applied"[^\n]*<td>[А-ЯЁ][^<]+</td></tr>', dry.text)
+        wrong = await marketing.post(f"/console/programs/{draft}/dry-run",
+                                     data={**basket, "lines[0].quantity": "-1"})  # fmt: skip
+        assert wrong.status_code == 422 and "lines[0].quantity" in parsed(wrong.text).errors
+
+        await _until_discount(client, socks, 0)
+        published = await marketing.post(f"/console/programs/{draft}/publish")
+        assert published.status_code == 303, published.text
+        try:
+            await _until_discount(client, socks, 30_000)
+        finally:
+            back = await marketing.post(f"/console/programs/{previous}/rollback")
+            assert back.status_code == 303, back.text
+        await _until_discount(client, socks, 0)
+        listing = await marketing.get("/console/programs?done=rollback")
+        assert "Откат выполнен." in listing.text
+
+
+async def _until_discount(client: httpx.AsyncClient, sale: dict[str, Any], wanted: int) -> None:
+    for _ in range(60):
+        # A receipt is calculated under the version in force at its time (SPEC §3.3): now.
+        sale["timestamp"] = datetime.now(UTC).isoformat()
+        answer = await client.post("/v1/calculate", json=sale, headers=POS)
+        if answer.json()["totals"]["discount"] == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(answer.json()["totals"])
+
+
+async def test_an_analyst_reads_and_never_edits(app: FastAPI, keys: dict[Role, str]) -> None:
+    async with browser(app, keys[Role.ANALYST]) as analyst:
+        current = await _current_of(analyst)
+        editor = await analyst.get(f"/console/programs/{current}")
+        assert editor.status_code == 200 and 'id="read-only"' in editor.text
+        assert 'id="save-rule"' not in editor.text and 'id="publish"' not in editor.text
+        menu = (await analyst.get("/console/programs")).text
+        assert "/console/reports" in menu and "/console/cards" not in menu
+        assert "/console/keys" not in menu
+        refused = await analyst.post(f"/console/programs/{current}/rules", data=_rule_form())
+        assert refused.status_code == 403 and "forbidden" in refused.text
+        assert (await analyst.post(f"/console/programs/{current}/publish")).status_code == 403
+        assert (await analyst.post("/console/programs", data={})).status_code == 403
+        assert (await analyst.get("/console/cards")).status_code == 403
+        assert (await analyst.get("/console/keys")).status_code == 403
+        assert (await analyst.get("/console/reports")).status_code == 200
+
+
+async def _current_of(client: httpx.AsyncClient) -> int:
+    listing = (await client.get("/console/programs")).text
+    return int(re.findall(r'data-version="(\d+)" class="current"', listing)[0])
+
+
+async def test_a_card_found_by_phone_with_its_balance_and_history(
+    app: FastAPI, client: httpx.AsyncClient, keys: dict[Role, str]
+) -> None:
+    customer = await new_customer(client)
+    number = card_number()
+    issued = await client.post("/v1/admin/cards", headers=ADMIN,
+                               json={"number": number, "customer_id": customer["customer_id"]})
+    assert issued.status_code == 201, issued.text
+    local = "8 " + customer["phone"][2:5] + " " + customer["phone"][5:8] + "-" + customer["phone"][8:]
+    async with browser(app, keys[Role.MARKETING]) as marketing:
+        found = await marketing.get("/console/cards", params={"q": local})
+        assert found.headers["location"] == f"/console/cards/{number}"
+        adjusted = await marketing.post(f"/console/cards/{number}/adjust",
+                                        data={"points": "250", "reason": "console test"})
+        assert adjusted.status_code == 303, adjusted.text
+        refused = await marketing.post(f"/console/cards/{number}/adjust",
+                                       data={"points": "0", "reason": "nothing"})
+        assert refused.status_code == 422 and parsed(refused.text).errors.get("points")
+        card = await marketing.get(f"/console/cards/{number}")
+        balance = (await client.get(f"/v1/admin/cards/{number}", headers=ADMIN)).json()["balance"]
+        assert f'<span id="balance">{balance}</span>' in card.text and "console test" in card.text
+        by_mail = await marketing.get("/console/cards", params={"q": "nobody@example.com"})
+        assert "Nothing found." in by_mail.text
+
+
+@pytest.mark.parametrize(("language", "header"), [("en", "Month"), ("ru", "Месяц")])
+async def test_a_report_with_its_chart_and_csv(
+    app: FastAPI, keys: dict[Role, str], language: str, header: str
+) -> None:
+    async with browser(app, keys[Role.ANALYST], language) as analyst:
+        page = await analyst.get("/console/reports", params={"report": "liability"})
+        assert page.status_code == 200 and 'href="/console/reports/liability.csv"' in page.text
+        csv = await analyst.get("/console/reports/liability.csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        assert "attachment" in csv.headers["content-disposition"]
+        assert csv.text.lstrip("\ufeff").startswith(header)
+
+
+async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str]) -> None:
+    sold = FRIDAY_NOON_AT.isoformat()
+    rows = "\n".join(
+        f"r{i},{sold},msk-001,2000000000022,offline,0,TEE-{i},tops,,1,{100_000 + i}"
+        for i in range(5)
+    )
+    header = "receipt_id,timestamp,store_id,card,channel,redeem_points,sku,category,brand," \
+        "quantity,unit_price\n"  # fmt: skip
+    async with browser(app, keys[Role.MARKETING]) as marketing:
+        current = await _current_of(marketing)
+        started = await marketing.post(f"/console/programs/{current}/simulate",
+                                       data={"receipts": header + rows})  # fmt: skip
+        assert started.status_code == 303, started.text
+        job = started.headers["location"]
+        for _ in range(200):
+            page = await marketing.get(job)
+            if 'data-status="running"' not in page.text:
+                break
+            assert page.headers["refresh"] == "1"
+            await asyncio.sleep(0.05)
+        assert 'data-status="done"' in page.text, page.text
+        charts = re.findall(r'src="(/console/simulations/\d+/charts/[a-z-]+\.svg)"', page.text)
+        assert len(charts) == 4
+        chart = await marketing.get(charts[0])
+        assert chart.headers["content-type"].startswith("image/svg+xml") and b"<svg" in chart.content
