@@ -164,8 +164,14 @@ async def adjust(request: Request, s: SessionDep, number: str) -> Response:
 def _chart(rows: list[dict[str, Any]], value: str, label: str) -> list[dict[str, Any]]:
     """Bars for an SVG chart the template draws: label, value, and height in 0..100."""
     top = max((abs(int(r.get(value) or 0)) for r in rows), default=0) or 1
-    return [{"label": str(r.get(label)), "value": int(r.get(value) or 0),
-             "height": round(100 * abs(int(r.get(value) or 0)) / top)} for r in rows[:24]]
+    return [
+        {
+            "label": str(r.get(label)),
+            "value": int(r.get(value) or 0),
+            "height": round(100 * abs(int(r.get(value) or 0)) / top),
+        }
+        for r in rows[:24]
+    ]
 
 
 @router.get("/reports")

@@ -223,9 +223,7 @@ async def save_document(request: Request, s: SessionDep, version: int) -> Respon
         return redirect(f"/programs/{saved.body['version']}?saved=1")
     if saved.error != "program_invalid":
         return failed_page(request, s, saved)
-    return _editor(
-        request, s, row, other_errors=saved.fields, document_text=text, status=422
-    )
+    return _editor(request, s, row, other_errors=saved.fields, document_text=text, status=422)
 
 
 def _basket(form: Form) -> dict[str, Any]:
@@ -235,15 +233,21 @@ def _basket(form: Form) -> dict[str, Any]:
         sku = form.get(f"lines[{i}].sku").strip()
         if not sku:
             continue
-        line: dict[str, Any] = {"line_id": str(i + 1), "sku": sku,
-                                "quantity": form.get(f"lines[{i}].quantity").strip() or "1",
-                                "unit_price": forms.kopecks(form.get(f"lines[{i}].unit_price"))}
+        line: dict[str, Any] = {
+            "line_id": str(i + 1),
+            "sku": sku,
+            "quantity": form.get(f"lines[{i}].quantity").strip() or "1",
+            "unit_price": forms.kopecks(form.get(f"lines[{i}].unit_price")),
+        }
         for name in ("category", "brand"):
             if value := form.get(f"lines[{i}].{name}").strip():
                 line[name] = value
         lines.append(line)
-    receipt: dict[str, Any] = {"store_id": form.get("store_id").strip(),
-                               "timestamp": _moment(form.get("timestamp")), "lines": lines}
+    receipt: dict[str, Any] = {
+        "store_id": form.get("store_id").strip(),
+        "timestamp": _moment(form.get("timestamp")),
+        "lines": lines,
+    }
     for name in ("card", "payment_method", "channel"):
         if value := form.get(name).strip():
             receipt[name] = value
@@ -345,8 +349,15 @@ async def calendar(request: Request, s: SessionDep) -> Response:
         for rule in document.get("rules", []):
             dates = (rule.get("conditions") or {}).get("dates")
             if dates:
-                campaigns.append({"version": summary["version"], "current": summary["current"],
-                                  "rule": rule, "from": dates.get("from"), "to": dates.get("to")})
+                campaigns.append(
+                    {
+                        "version": summary["version"],
+                        "current": summary["current"],
+                        "rule": rule,
+                        "from": dates.get("from"),
+                        "to": dates.get("to"),
+                    }
+                )
     campaigns.sort(key=lambda c: (c["from"] or "", c["version"]))
     scheduled = [v for v in versions if v["status"] == "draft" and v["publish_at"]]
     return render(request, s, "calendar.html", campaigns=campaigns, scheduled=scheduled)

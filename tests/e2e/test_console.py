@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -233,18 +233,24 @@ async def test_a_card_found_by_phone_with_its_balance_and_history(
 ) -> None:
     customer = await new_customer(client)
     number = card_number()
-    issued = await client.post("/v1/admin/cards", headers=ADMIN,
-                               json={"number": number, "customer_id": customer["customer_id"]})
+    issued = await client.post(
+        "/v1/admin/cards",
+        headers=ADMIN,
+        json={"number": number, "customer_id": customer["customer_id"]},
+    )
     assert issued.status_code == 201, issued.text
-    local = "8 " + customer["phone"][2:5] + " " + customer["phone"][5:8] + "-" + customer["phone"][8:]
+    phone = customer["phone"]  # +7955..., typed as people do: 8 955 123-45-67
+    local = f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
     async with browser(app, keys[Role.MARKETING]) as marketing:
         found = await marketing.get("/console/cards", params={"q": local})
         assert found.headers["location"] == f"/console/cards/{number}"
-        adjusted = await marketing.post(f"/console/cards/{number}/adjust",
-                                        data={"points": "250", "reason": "console test"})
+        adjusted = await marketing.post(
+            f"/console/cards/{number}/adjust", data={"points": "250", "reason": "console test"}
+        )
         assert adjusted.status_code == 303, adjusted.text
-        refused = await marketing.post(f"/console/cards/{number}/adjust",
-                                       data={"points": "0", "reason": "nothing"})
+        refused = await marketing.post(
+            f"/console/cards/{number}/adjust", data={"points": "0", "reason": "nothing"}
+        )
         assert refused.status_code == 422 and parsed(refused.text).errors.get("points")
         card = await marketing.get(f"/console/cards/{number}")
         balance = (await client.get(f"/v1/admin/cards/{number}", headers=ADMIN)).json()["balance"]
@@ -290,4 +296,5 @@ async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str])
         charts = re.findall(r'src="(/console/simulations/\d+/charts/[a-z-]+\.svg)"', page.text)
         assert len(charts) == 4
         chart = await marketing.get(charts[0])
-        assert chart.headers["content-type"].startswith("image/svg+xml") and b"<svg" in chart.content
+        assert chart.headers["content-type"].startswith("image/svg+xml")
+        assert b"<svg" in chart.content

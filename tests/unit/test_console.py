@@ -1,0 +1,92 @@
+"""The console's pure parts: every rule of the demo program and of the templates goes
+through the rule form and back unchanged (as the program document reads it), the
+templates make valid programs, errors land at the form's fields, and the console's
+Russian catalogue holds every text its pages show and no other."""
+
+from __future__ import annotations
+
+import copy
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+
+from service.console import forms, presets, web
+from service.rules.demo import demo_program
+from service.rules.document import parse_program
+from service.usecases.admin_programs import validation_report
+
+CONSOLE = Path(web.__file__).parent
+_MARKED = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\)""")
+
+
+def _submitted(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The form's values as a browser submits them: checked boxes "on", groups as lists."""
+    single = {k: "on" if v is True else v for k, v in values.items()
+              if v is not False and not isinstance(v, list)}  # fmt: skip
+    lists = {k: v for k, v in values.items() if isinstance(v, list)}
+    return single, lists
+
+
+def _as_read(rule: dict[str, Any]) -> Any:
+    document = copy.deepcopy(demo_program())
+    document["rules"] = [rule]
+    document["promo_codes"] = []
+    return parse_program(document).rules[0]
+
+
+RULES = [*demo_program()["rules"], *presets.RULES.values()]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r["id"] for r in RULES])
+def test_a_rule_goes_through_the_form_and_back(rule: dict[str, Any]) -> None:
+    single, lists = _submitted(forms.form_from_rule(rule))
+    again = forms.rule_from_form(single, lists, rule)
+    assert _as_read(again) == _as_read(rule)
+
+
+@pytest.mark.parametrize("template", list(presets.PROGRAMS))
+def test_each_template_makes_a_valid_program(template: str) -> None:
+    assert validation_report(presets.applied(template, demo_program()))["valid"]
+    assert validation_report(presets.applied(template, None))["valid"]
+
+
+def test_money_is_typed_in_roubles_and_sent_in_kopecks() -> None:
+    assert forms.kopecks("1500") == 150_000 and forms.kopecks("1 500,50") == 150_050
+    assert forms.kopecks("a lot") == "a lot"  # sent as typed: the API refuses it at the field
+    assert forms.roubles(150_000) == "1500" and forms.roubles(150_050) == "1500.50"
+
+
+def test_the_apis_errors_land_at_the_forms_fields() -> None:
+    errors = [
+        {"field": "document.rules[2].effect.percent", "message": "bad percent"},
+        {"field": "document.rules[0].name", "message": "another rule's"},
+        {"field": "document.points.max_share_percent", "message": "too much"},
+        {"field": "document.groups[0].id", "message": "elsewhere"},
+    ]
+    at_fields, others = forms.field_errors(errors, rule_at=2)
+    assert at_fields == {"effect.percent": "bad percent", "points.max_share_percent": "too much"}
+    assert [e["field"] for e in others] == ["document.rules[0].name", "document.groups[0].id"]
+
+
+def _shown_texts() -> set[str]:
+    texts = set()
+    for source in [*CONSOLE.glob("templates/*.html"), *CONSOLE.glob("*.py")]:
+        texts |= {a or b for a, b in _MARKED.findall(source.read_text(encoding="utf-8"))}
+    return texts | set(web.WORDS) | set(presets.TITLES.values()) | {t for _, t, _ in web.MENU}
+
+
+def test_the_russian_catalogue_holds_every_text_and_no_other() -> None:
+    assert set(web.catalogue("ru")) == _shown_texts()
+    po_file = web._CATALOGUES / "ru" / "LC_MESSAGES" / "console.po"
+    with po_file.open("rb") as po:
+        for message in read_po(po):
+            if message.id:
+                assert _fields(str(message.id)) == _fields(str(message.string)), message.id
+
+
+def _fields(template: str) -> list[str]:
+    return sorted(name for _, name, _, _ in string.Formatter().parse(template) if name)
