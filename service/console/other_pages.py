@@ -4,6 +4,7 @@ balance, lots, tier progress, history, adjustments), reports with charts and CSV
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,7 +26,7 @@ from service.console.web import (
 )
 from service.domain.access import Permission
 from service.domain.errors import Unauthenticated
-from service.i18n import LANGUAGES
+from service.i18n import LANGUAGES, column_header
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SessionDep = Annotated[Session, Depends(session)]
@@ -190,7 +191,8 @@ async def reports(
     rows = answer.body["rows"]
     bars = _chart(rows, value, label) if value and label else []
     return render(request, s, "reports.html", report=report, reports=list(REPORTS),
-                  columns=columns, rows=rows, bars=bars, money=MONEY, value=value)  # fmt: skip
+                  columns=columns, rows=rows, bars=bars, money=MONEY, value=value,
+                  header=partial(column_header, s.language))  # fmt: skip
 
 
 @router.get("/reports/{report}.csv")

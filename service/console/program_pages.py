@@ -29,6 +29,8 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SessionDep = Annotated[Session, Depends(session)]
 PROGRAMS = "/v1/admin/programs"
 CHARTS = ("liability", "cost-per-rule", "tier-mix-current", "tier-mix-draft")
+# The simulation's totals that are kopecks: shown as roubles.
+SIMULATION_MONEY = frozenset({"sales", "discount", "returned_money", "point_value"})
 MAX_LINES = 8  # lines of the dry run's basket form
 
 
@@ -322,7 +324,9 @@ async def simulation(request: Request, s: SessionDep, job_id: int) -> Response:
     if not answer.ok:
         return failed_page(request, s, answer)
     job = answer.body
-    page = render(request, s, "simulation.html", job=job, charts=CHARTS)
+    difference = (job.get("result") or {}).get("difference", {})
+    money = {k for k in difference if k in SIMULATION_MONEY or k.endswith("_value")}
+    page = render(request, s, "simulation.html", job=job, charts=CHARTS, money=money)
     if job["status"] == "running":
         page.headers["Refresh"] = "1"  # the page follows the job with no script
     return page

@@ -175,6 +175,7 @@ async def test_the_main_flows_in_chromium_with_no_network(
         await page.locator("#save-rule").click()
         error = page.locator("[data-field='effect.percent'] .field-error")
         await expect(error).to_contain_text("2 decimal places")
+        await page.locator("[data-field='effect.percent']").scroll_into_view_if_needed()
         await shot(page, f"editor-error-{language}")
         await form.locator("input[name='effect.percent']").fill("25")
         await page.locator("#save-rule").click()
