@@ -25,6 +25,7 @@ from service.api.routers import (
     admin_keys,
     admin_programs,
     admin_promos,
+    admin_receipts,
     admin_reports,
     admin_simulations,
     admin_stores,
@@ -207,6 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(wallets.router)
     for admin in (
         admin_programs,
+        admin_receipts,
         admin_stores,
         admin_cards,
         admin_customers,

@@ -270,22 +270,45 @@ def _moment(text: str) -> str:
     return moment.isoformat()
 
 
+def _picked(receipt: dict[str, Any]) -> Form:
+    """The basket form filled from a real receipt (money as roubles, time in Moscow)."""
+    moment = datetime.fromisoformat(receipt["occurred_at"]).astimezone(UTC) + timedelta(hours=3)
+    values = {"store_id": receipt["store_id"], "card": receipt["card"] or "",
+              "timestamp": moment.strftime("%Y-%m-%dT%H:%M")}  # fmt: skip
+    for i, line in enumerate(receipt["lines"][:MAX_LINES]):
+        for name in ("sku", "category", "brand", "quantity"):
+            values[f"lines[{i}].{name}"] = line.get(name) or ""
+        values[f"lines[{i}].unit_price"] = forms.roubles(line["unit_price"])
+    return Form(values, {})
+
+
 @router.api_route("/programs/{version}/dry-run", methods=["GET", "POST"])
-async def dry_run(request: Request, s: SessionDep, version: int) -> Response:
+async def dry_run(
+    request: Request,
+    s: SessionDep,
+    version: int,
+    receipt: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """A dry run of a typed basket, or of one of the latest real receipts."""
     s.require(Permission.TRY_PROGRAMS)
     row = await _version(s, version)
     stores = (await s.api.get("/v1/admin/stores")).body
+    recent = (await s.api.get("/v1/admin/receipts/recent", limit=20)).body["receipts"]
+    page = {"row": row, "stores": stores, "lines": MAX_LINES, "recent": recent,
+            "picked": receipt}  # fmt: skip
     if request.method == "GET":
-        return render(request, s, "dry_run.html", row=row, form=Form({}, {}), result=None,
-                      errors={}, stores=stores, lines=MAX_LINES)  # fmt: skip
+        chosen = next((r for r in recent if f"{r['store_id']}|{r['transaction_id']}" == receipt),
+                      None)  # fmt: skip
+        form = _picked(chosen) if chosen else Form({}, {})
+        return render(request, s, "dry_run.html", form=form, result=None, errors={}, **page)
     form = await form_of(request)
     answer = await s.api.post(f"{PROGRAMS}/{version}/dry-run", {"receipt": _basket(form)})
     errors = {f["field"].removeprefix("receipt."): f["message"] for f in answer.fields}
     if not answer.ok and not errors:
         errors = {"": answer.detail}
     return render(
-        request, s, "dry_run.html", 200 if answer.ok else 422, row=row, form=form,
-        result=answer.body if answer.ok else None, errors=errors, stores=stores, lines=MAX_LINES,
+        request, s, "dry_run.html", 200 if answer.ok else 422, form=form,
+        result=answer.body if answer.ok else None, errors=errors, **page,
     )  # fmt: skip
 
 

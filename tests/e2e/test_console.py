@@ -298,3 +298,27 @@ async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str])
         chart = await marketing.get(charts[0])
         assert chart.headers["content-type"].startswith("image/svg+xml")
         assert b"<svg" in chart.content
+
+
+async def test_a_dry_run_of_a_recent_real_receipt(
+    app: FastAPI, client: httpx.AsyncClient, keys: dict[Role, str]
+) -> None:
+    sale = receipt(transaction_id=f"CONSOLE-{datetime.now(UTC).timestamp()}",
+                   timestamp=datetime.now(UTC).isoformat(),
+                   lines=[{"line_id": "1", "sku": "JEANS-9", "category": "jeans",
+                           "quantity": "2.5", "unit_price": 199_950}])  # fmt: skip
+    committed = await client.post("/v1/commit", json=sale, headers=POS)
+    assert committed.status_code == 200, committed.text
+    recent = await client.get("/v1/admin/receipts/recent", params={"limit": 5}, headers=ADMIN)
+    mine = next(
+        r for r in recent.json()["receipts"] if r["transaction_id"] == sale["transaction_id"]
+    )
+    assert mine["lines"][0] | {"quantity": "2.5", "unit_price": 199_950} == mine["lines"][0]
+    async with browser(app, keys[Role.ANALYST]) as analyst:
+        version = await _current_of(analyst)
+        key = f"msk-001|{sale['transaction_id']}"
+        listing = await analyst.get(f"/console/programs/{version}/dry-run")
+        assert f'value="{key}"' in listing.text
+        picked = await analyst.get(f"/console/programs/{version}/dry-run", params={"receipt": key})
+        assert 'name="lines[0].sku" value="JEANS-9"' in picked.text
+        assert 'name="lines[0].unit_price" value="1999.50"' in picked.text

@@ -113,8 +113,7 @@ class Offline:
 
 
 async def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+    if SHOTS:  # Playwright makes the folder
         await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
 
 
@@ -185,7 +184,8 @@ async def test_the_main_flows_in_chromium_with_no_network(
 
         # A dry run of a typed basket: the rule applied, the others say why not.
         await page.locator("#to-dry-run").click()
-        await page.locator("input[name='timestamp']").fill(FRIDAY_NOON_AT.strftime("%Y-%m-%dT%H:%M"))
+        friday_noon = FRIDAY_NOON_AT.strftime("%Y-%m-%dT%H:%M")
+        await page.locator("input[name='timestamp']").fill(friday_noon)
         await page.locator("input[name='card']").fill("2000000000022")
         for name, value in (("sku", "B-1"), ("category", rule_id), ("quantity", "2"),
                             ("unit_price", "1000")):  # fmt: skip
@@ -241,7 +241,8 @@ async def test_the_main_flows_in_chromium_with_no_network(
         async with page.expect_download() as download_info:
             await page.locator("#download-csv").click()
         download = await download_info.value
-        csv = Path(await download.path()).read_text(encoding="utf-8-sig")
+        saved = Path(await download.path())
+        csv = await asyncio.to_thread(saved.read_text, encoding="utf-8-sig")
         assert csv.startswith(texts["month"]), csv[:200]
     await offline.close()
 
