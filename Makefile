@@ -66,6 +66,13 @@ FUZZ_EXAMPLES ?= 100
 fuzz: $(VENV)/.dev-installed
 	LOYALTY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -m slow tests/e2e/test_openapi_fuzz.py
 
+.PHONY: console-screenshots
+## The console's main screens (docs/console.md) saved by its browser test in docs/console/.
+console-screenshots: $(VENV)/.dev-installed
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	LOYALTY_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q -m browser \
+		tests/e2e/test_console_browser.py $(PYTEST_ARGS)
+
 .PHONY: import-test
 ## 100,000 customers from a 1C-style CSV (Windows-1251, ";", 05.05.1985) within a minute.
 import-test: $(VENV)/.dev-installed
