@@ -260,14 +260,18 @@ def _basket(form: Form) -> dict[str, Any]:
     return receipt  # fmt: skip
 
 
-def _moment(text: str) -> str:
-    """A ``datetime-local`` value, taken in UTC+3 (Moscow) unless it names its offset."""
+def _moment(text: str, days_later: int = 0) -> str:
+    """A ``datetime-local`` or date value, taken in UTC+3 (Moscow) unless it names its
+    offset (empty: now); what is not a time is sent as typed, for the API to refuse."""
     if not text:
         return datetime.now(UTC).isoformat()
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC) - timedelta(hours=3)
-    return moment.isoformat()
+    return (moment + timedelta(days=days_later)).isoformat()
 
 
 def _picked(receipt: dict[str, Any]) -> Form:
@@ -329,11 +333,10 @@ async def simulate(request: Request, s: SessionDep, version: int) -> Response:
             content_type="text/csv",
         )  # fmt: skip
     else:
-        period = {
-            name: datetime.fromisoformat(form.get(name) or defaults[name])
-            .replace(tzinfo=UTC).isoformat() for name in ("since", "until")
-        }  # fmt: skip
-        period["until"] = (datetime.fromisoformat(period["until"]) + timedelta(days=1)).isoformat()
+        period = {  # whole days, the last one included
+            "since": _moment(form.get("since") or defaults["since"]),
+            "until": _moment(form.get("until") or defaults["until"], days_later=1),
+        }
         started = await s.api.post(f"{PROGRAMS}/{version}/simulate-ledger", **period)
     if not started.ok:
         return render(request, s, "simulate.html", 422, row=row, form=form, error=started)
@@ -397,7 +400,7 @@ async def launch(request: Request, s: SessionDep, version: int, action: str) -> 
     form = await form_of(request)
     if action == "schedule":
         at = form.get("publish_at")
-        when = datetime.fromisoformat(at).astimezone(UTC).isoformat() if at else None
+        when = _moment(at) if at else None
         answer = await s.api.post(f"{PROGRAMS}/{version}/schedule", {"publish_at": when})
     elif action == "delete":
         answer = await s.api.call("DELETE", f"{PROGRAMS}/{version}")

@@ -322,3 +322,29 @@ async def test_a_dry_run_of_a_recent_real_receipt(
         picked = await analyst.get(f"/console/programs/{version}/dry-run", params={"receipt": key})
         assert 'name="lines[0].sku" value="JEANS-9"' in picked.text
         assert 'name="lines[0].unit_price" value="1999.50"' in picked.text
+
+
+async def test_times_that_are_not_times_are_refused_at_their_field(
+    app: FastAPI, keys: dict[Role, str]
+) -> None:
+    async with browser(app, keys[Role.MARKETING]) as marketing:
+        version = await _current_of(marketing)
+        dry = await marketing.post(
+            f"/console/programs/{version}/dry-run",
+            data={
+                "store_id": "msk-001",
+                "timestamp": "tomorrow",
+                "lines[0].sku": "X",
+                "lines[0].unit_price": "1",
+            },
+        )
+        assert dry.status_code == 422 and "timestamp" in parsed(dry.text).errors
+        simulated = await marketing.post(
+            f"/console/programs/{version}/simulate",
+            data={"since": "someday", "until": "2026-01-01"},
+        )
+        assert simulated.status_code == 422
+        scheduled = await marketing.post(
+            f"/console/programs/{version}/schedule", data={"publish_at": "soon"}
+        )
+        assert scheduled.status_code == 422  # the API's refusal, on the error page
