@@ -1,5 +1,5 @@
 """The console's other pages: sign-in and language, cards and customers (lookup,
-balance, lots, tier progress, history, adjustments), reports with charts and CSV, keys."""
+balance, lots, tier progress, history, adjustments), reports with charts and CSV."""
 
 from __future__ import annotations
 
@@ -208,12 +208,3 @@ async def report_csv(request: Request, s: SessionDep, report: str) -> Response:
     page = Response(answer.content, media_type=answer.media_type or "text/csv")
     page.headers["Content-Disposition"] = disposition
     return secure_page(page)
-
-
-@router.get("/keys")
-async def keys(request: Request, s: SessionDep) -> Response:
-    s.require(Permission.KEYS)
-    answer = await s.api.get("/v1/admin/keys")
-    if not answer.ok:
-        return failed_page(request, s, answer)
-    return render(request, s, "keys.html", keys=answer.body["keys"])

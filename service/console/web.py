@@ -46,6 +46,7 @@ MENU = (
     ("/programs", "Programs", Permission.READ_PROGRAMS),
     ("/calendar", "Calendar", Permission.READ_PROGRAMS),
     ("/cards", "Cards and customers", Permission.READ_CARDS),
+    ("/promo-codes", "Promo codes", Permission.PROMO_CODES),
     ("/reports", "Reports", Permission.REPORTS),
     ("/keys", "Keys", Permission.KEYS),
 )

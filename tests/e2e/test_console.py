@@ -26,7 +26,7 @@ from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY
 from tests.e2e.admin_helpers import card_number, new_customer
 from tests.e2e.test_pos_api import receipt
 
-PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports",
+PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports", "/console/promo-codes",
          "/console/keys")  # fmt: skip
 _ANY_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
@@ -348,3 +348,48 @@ async def test_times_that_are_not_times_are_refused_at_their_field(
             f"/console/programs/{version}/schedule", data={"publish_at": "soon"}
         )
         assert scheduled.status_code == 422  # the API's refusal, on the error page
+
+
+async def test_a_promo_code_batch_made_downloaded_and_revoked(
+    app: FastAPI, keys: dict[Role, str]
+) -> None:
+    async with browser(app, keys[Role.MARKETING], "ru") as marketing:
+        page = await marketing.get("/console/promo-codes")
+        assert page.status_code == 200 and 'value="autumn10"' in page.text
+        refused = await marketing.post(
+            "/console/promo-codes", data={"count": "0", "rule_ids": "autumn10"}
+        )
+        assert refused.status_code == 422 and parsed(refused.text).errors.get("count")
+        made = await marketing.post(
+            "/console/promo-codes",
+            data={"count": "3", "prefix": "CON-", "rule_ids": "autumn10", "single_use": "on"},
+        )
+        assert made.status_code == 303, made.text
+        batch = await marketing.get(made.headers["location"])
+        batch_id = re.findall(r'data-batch="(b_[0-9a-f]+)"', batch.text)[0]
+        csv = await marketing.get(f"/console/promo-codes/batches/{batch_id}.csv")
+        assert csv.status_code == 200 and csv.text.count("\nCON-") == 3
+        revoked = await marketing.post(f"/console/promo-codes/batches/{batch_id}/revoke")
+        assert revoked.status_code == 303
+        again = await marketing.get(revoked.headers["location"])
+        assert "отозвана" in again.text
+    async with browser(app, keys[Role.ANALYST]) as analyst:
+        assert (await analyst.get("/console/promo-codes")).status_code == 403
+
+
+async def test_an_admin_makes_a_key_shown_once_and_revokes_it(app: FastAPI) -> None:
+    async with browser(app, ADMIN_KEY) as admin:
+        made = await admin.post("/console/keys", data={"name": "console made", "role": "analyst"})
+        assert made.status_code == 201
+        key = re.findall(r'<code id="new-key">([^<]+)</code>', made.text)[0]
+        assert key not in (await admin.get("/console/keys")).text  # never shown again
+        await background.refresh_keys(app.state.services)
+        async with browser(app) as newcomer:
+            signed = await newcomer.post("/console/login", data={"key": key})
+            assert signed.status_code == 303
+            key_id = re.findall(r'data-key="([0-9a-f]+)"><td>console made<', made.text)[0]
+            assert (await admin.post(f"/console/keys/{key_id}/revoke")).status_code == 303
+            await background.refresh_keys(app.state.services)
+            assert (await newcomer.get("/console/programs")).status_code == 303  # to sign-in
+        refused = await admin.post("/console/keys", data={"name": "", "role": "analyst"})
+        assert refused.status_code == 422 and parsed(refused.text).errors.get("name")
