@@ -26,8 +26,8 @@ from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY
 from tests.e2e.admin_helpers import card_number, new_customer
 from tests.e2e.test_pos_api import receipt
 
-PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports", "/console/promo-codes",
-         "/console/keys")  # fmt: skip
+PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports",
+         "/console/promo-codes", "/console/keys")  # fmt: skip
 _ANY_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
