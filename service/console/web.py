@@ -4,11 +4,10 @@ permissions, the form parser, and the rendering of a template with all of them."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from babel.messages.pofile import read_po
 from fastapi import Request
@@ -48,6 +47,7 @@ MENU = (
     ("/cards", "Cards and customers", Permission.READ_CARDS),
     ("/promo-codes", "Promo codes", Permission.PROMO_CODES),
     ("/reports", "Reports", Permission.REPORTS),
+    ("/import", "Import", Permission.IMPORT),
     ("/keys", "Keys", Permission.KEYS),
 )
 
@@ -131,25 +131,30 @@ async def session(request: Request) -> Session:
 
 @dataclass(frozen=True, slots=True)
 class Form:
-    """A submitted form (``application/x-www-form-urlencoded``): the first value of each
-    field, and every value of the repeated ones (checkbox groups)."""
+    """A submitted form: the first value of each field, every value of the repeated ones
+    (checkbox groups), and the files' bytes."""
 
     values: dict[str, str]
     lists: dict[str, list[str]]
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def get(self, name: str, default: str = "") -> str:
         return self.values.get(name, default)
 
 
 async def form_of(request: Request) -> Form:
-    """The standard library parses the urlencoded body; the console sends no files."""
-    pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    """Starlette reads the form (python-multipart): urlencoded, or multipart with files."""
+    submitted = await request.form()
     values: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
-    for name, value in pairs:
-        values.setdefault(name, value)
-        lists.setdefault(name, []).append(value)
-    return Form(values, lists)
+    files: dict[str, bytes] = {}
+    for name, value in submitted.multi_items():
+        if isinstance(value, str):
+            values.setdefault(name, value)
+            lists.setdefault(name, []).append(value)
+        else:
+            files[name] = await value.read()
+    return Form(values, lists, files)
 
 
 def render(

@@ -1,9 +1,11 @@
 """The console's everyday work beside the cards: promo-code batches (made for the promo
-rules of the current program, their codes as CSV, revoked), a code's status, and the
-API keys (admin: made, shown once, revoked)."""
+rules of the current program, their codes as CSV, revoked), a code's status, imports
+with the preview of the rows refused, and the API keys (admin: made, shown once,
+revoked)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -147,3 +149,32 @@ async def revoke_key(request: Request, s: SessionDep, key_id: str) -> Response:
     if not answer.ok:
         return failed_page(request, s, answer)
     return redirect("/keys")
+
+
+@router.get("/import")
+async def import_page(request: Request, s: SessionDep) -> Response:
+    s.require(Permission.IMPORT)
+    return render(request, s, "import.html", form=Form({}, {}), report=None, content="",
+                  error=None)  # fmt: skip
+
+
+@router.post("/import")
+async def import_file(request: Request, s: SessionDep) -> Response:
+    """A file checked first (nothing written: the rows the ledger would refuse, by line
+    and reason), then, from the preview, imported: the file rides along the preview page."""
+    form = await form_of(request)
+    kind = "cards" if form.get("kind") == "cards" else "customers"
+    content = form.files.get("file") or base64.b64decode(form.get("content") or b"")
+    dry_run = form.get("action") != "import"
+    answer = await s.api.call(
+        "POST", f"/v1/admin/import/{kind}", content=content, content_type="text/csv",
+        params={"dry_run": str(dry_run).lower(), **({"columns": form.get("columns")}
+                                                   if form.get("columns").strip() else {})},
+    )  # fmt: skip
+    if answer.status == 403:
+        return failed_page(request, s, answer)
+    return render(
+        request, s, "import.html", 200 if answer.ok else 422, form=form,
+        report=answer.body if answer.ok else None, error=None if answer.ok else answer,
+        content=base64.b64encode(content).decode() if dry_run else "", kind=kind,
+    )  # fmt: skip

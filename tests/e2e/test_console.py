@@ -23,7 +23,7 @@ from service.storage.postgres.keys import create_key
 from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON_AT
 from tests.conftest import ADMIN, ADMIN_KEY, POS, POS_KEY
-from tests.e2e.admin_helpers import card_number, new_customer
+from tests.e2e.admin_helpers import card_number, new_customer, phone
 from tests.e2e.test_pos_api import receipt
 
 PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports",
@@ -393,3 +393,30 @@ async def test_an_admin_makes_a_key_shown_once_and_revokes_it(app: FastAPI) -> N
             assert (await newcomer.get("/console/programs")).status_code == 303  # to sign-in
         refused = await admin.post("/console/keys", data={"name": "", "role": "analyst"})
         assert refused.status_code == 422 and parsed(refused.text).errors.get("name")
+
+
+async def test_an_import_checked_then_done_with_the_refused_rows_by_line(
+    app: FastAPI, keys: dict[Role, str]
+) -> None:
+    good = phone()
+    rows = f"Телефон;ФИО\n{good};Анна Импорт\nне телефон;Борис\n".encode("cp1251")
+    async with browser(app, ADMIN_KEY, "ru") as admin:
+        files = {"file": ("clients.csv", rows, "text/csv")}
+        form = {"kind": "customers", "columns": "Телефон=phone;ФИО=name", "action": "check"}
+        checked = await admin.post("/console/import", data=form, files=files)
+        assert checked.status_code == 200, checked.text
+        assert 'data-dry-run="true"' in checked.text
+        assert re.search(r"<tr><td>3</td><td>[^<]*phone", checked.text)  # line 3 refused
+        assert '<b id="imported">1</b>' in checked.text
+        content = re.findall(r'name="content" value="([^"]+)"', checked.text)[0]
+        done = await admin.post(
+            "/console/import", data={**form, "action": "import", "content": content}
+        )
+        assert done.status_code == 200 and 'data-dry-run="false"' in done.text
+        found = (await admin.get("/v1/admin/customers", params={"phone": good},
+                                 headers=ADMIN)).json()  # fmt: skip
+        assert found["customers"][0]["name"] == "Анна Импорт"
+    # Marketing may not import (SPEC §3.1): the menu leaves it out, the page refuses.
+    async with browser(app, keys[Role.MARKETING]) as marketing:
+        assert "/console/import" not in (await marketing.get("/console/programs")).text
+        assert (await marketing.get("/console/import")).status_code == 403
