@@ -264,7 +264,7 @@ def field_errors(
     errors: list[dict[str, str]], rule_at: int | None
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The API's errors split into those at the form's fields (the rule at ``rule_at``'s,
-    and ``points.*``), by field name, and the others."""
+    ``points.*`` and ``tiers.*``), by field name, and the others."""
     at_fields: dict[str, str] = {}
     others: list[dict[str, str]] = []
     for error in errors:
@@ -272,7 +272,7 @@ def field_errors(
         match = _RULE_PATH.match(field)
         if match and rule_at is not None and int(match.group(1)) == rule_at and match.group(2):
             at_fields.setdefault(match.group(2), error["message"])
-        elif field.startswith("document.points."):
+        elif field.startswith(("document.points.", "document.tiers.")):
             at_fields.setdefault(field.removeprefix("document."), error["message"])
         else:
             others.append(error)
@@ -304,3 +304,51 @@ def points_form(document: Mapping[str, Any]) -> dict[str, str]:
         values[f"points.{name}"] = roubles(value) if kind == "money" else (
             "" if value is None else str(value))  # fmt: skip
     return values
+
+
+TIER_FIELDS = ("code", "name", "threshold", "accrual_percent", "discount_percent")
+
+
+def tiers_form(document: Mapping[str, Any]) -> dict[str, str]:
+    """The tiers as form values: ``levels[i].threshold`` in roubles, one empty row more."""
+    tiers = document.get("tiers") or {}
+    values = {"tiers.window_days": "" if tiers.get("window_days") is None
+              else str(tiers["window_days"])}  # fmt: skip
+    for i, level in enumerate(tiers.get("levels", [])):
+        for name in TIER_FIELDS:
+            value = level.get(name)
+            shown = roubles(value) if name == "threshold" else ("" if value is None else str(value))
+            values[f"tiers.levels[{i}].{name}"] = shown
+    return values
+
+
+def tiers_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+    """The document with the form's tiers: a row with no code is left out; none at all
+    removes the tiers."""
+    edited = copy.deepcopy(dict(document))
+    old = {lvl.get("code"): lvl for lvl in (edited.get("tiers") or {}).get("levels", [])}
+    levels = []
+    for i in range(MAX_TIERS):
+        code = form.get(f"tiers.levels[{i}].code", "").strip()
+        if not code:
+            continue
+        level: dict[str, Any] = {k: v for k, v in old.get(code, {}).items()
+                                 if k not in TIER_FIELDS}  # fmt: skip
+        level["code"] = code
+        level["name"] = form.get(f"tiers.levels[{i}].name", "").strip()
+        level["threshold"] = kopecks(form.get(f"tiers.levels[{i}].threshold", "").strip() or "0")
+        for name in ("accrual_percent", "discount_percent"):
+            if text := form.get(f"tiers.levels[{i}].{name}", "").strip():
+                level[name] = text
+        levels.append(level)
+    if not levels:
+        edited.pop("tiers", None)
+        return edited
+    tiers = {k: v for k, v in (edited.get("tiers") or {}).items() if k != "levels"}
+    window = form.get("tiers.window_days", "").strip()
+    tiers["window_days"] = _number(window) if window else None
+    edited["tiers"] = {**tiers, "levels": levels}
+    return edited
+
+
+MAX_TIERS = 10

@@ -103,15 +103,19 @@ def _editor(
     other_errors: list[dict[str, str]] | None = None,
     document_text: str | None = None,
     points: dict[str, str] | None = None,
+    tiers: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     document = row["document"] if document is None else document
+    tiers = tiers if tiers is not None else forms.tiers_form(document)
+    filled = sum(1 for k, v in tiers.items() if k.endswith("].code") and v)
     return render(
         request, s, "editor.html", status,
         row=row, document=document, document_text=document_text or _pretty(document),
         rule=rule if rule is not None else forms.form_from_rule({"active": True}),
         original_id=original_id, errors=errors or {}, other_errors=other_errors or [],
         points=points if points is not None else forms.points_form(document),
+        tiers=tiers, tier_rows=min(filled + 1, forms.MAX_TIERS), tier_fields=forms.TIER_FIELDS,
         effects=forms.EFFECTS, effect_fields=forms.EFFECT_FIELDS, stacking=forms.STACKING,
         weekdays=forms.WEEKDAYS, channels=forms.CHANNELS, rule_templates=presets.RULES,
         templates=presets.TITLES, saved=request.query_params.get("saved"),
@@ -207,6 +211,23 @@ async def save_points(request: Request, s: SessionDep, version: int) -> Response
     at_fields, others = forms.field_errors(saved.fields, None)
     return _editor(
         request, s, row, document=document, points=dict(form.values), errors=at_fields,
+        other_errors=others, status=422,
+    )  # fmt: skip
+
+
+@router.post("/programs/{version}/tiers")
+async def save_tiers(request: Request, s: SessionDep, version: int) -> Response:
+    row = await _version(s, version)
+    form = await form_of(request)
+    document = forms.tiers_from_form(row["document"], form.values)
+    saved = await _save(s, row, document)
+    if saved.ok:
+        return redirect(f"/programs/{saved.body['version']}?saved=1")
+    if saved.error != "program_invalid":
+        return failed_page(request, s, saved)
+    at_fields, others = forms.field_errors(saved.fields, None)
+    return _editor(
+        request, s, row, document=document, tiers=dict(form.values), errors=at_fields,
         other_errors=others, status=422,
     )  # fmt: skip
 

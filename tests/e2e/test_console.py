@@ -420,3 +420,31 @@ async def test_an_import_checked_then_done_with_the_refused_rows_by_line(
     async with browser(app, keys[Role.MARKETING]) as marketing:
         assert "/console/import" not in (await marketing.get("/console/programs")).text
         assert (await marketing.get("/console/import")).status_code == 403
+
+
+async def test_the_tiers_form_with_its_field_error(app: FastAPI, keys: dict[Role, str]) -> None:
+    async with browser(app, keys[Role.MARKETING]) as marketing:
+        created = await marketing.post("/console/programs", data={"template": "tiers"})
+        version = int(re.findall(r"/programs/(\d+)", created.headers["location"])[0])
+        editor = await marketing.get(f"/console/programs/{version}")
+        assert 'name="tiers.levels[2].code" value="gold"' in editor.text
+        form = {
+            "tiers.window_days": "365",
+            "tiers.levels[0].code": "base",
+            "tiers.levels[0].name": "Base",
+            "tiers.levels[0].threshold": "0",
+            "tiers.levels[1].code": "vip",
+            "tiers.levels[1].name": "VIP",
+            "tiers.levels[1].threshold": "20000",
+            "tiers.levels[1].accrual_percent": "x",
+        }
+        bad = await marketing.post(f"/console/programs/{version}/tiers", data=form)
+        assert bad.status_code == 422
+        assert parsed(bad.text).errors["tiers.levels[1].accrual_percent"]
+        form["tiers.levels[1].accrual_percent"] = "7"
+        saved = await marketing.post(f"/console/programs/{version}/tiers", data=form)
+        assert saved.status_code == 303, saved.text
+        tiers = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
+        assert [t["code"] for t in tiers["document"]["tiers"]["levels"]] == ["base", "vip"]
+        assert tiers["document"]["tiers"]["levels"][1]["threshold"] == 2_000_000
+        assert (await marketing.post(f"/console/programs/{version}/delete")).status_code == 303

@@ -90,3 +90,12 @@ def test_the_russian_catalogue_holds_every_text_and_no_other() -> None:
 
 def _fields(template: str) -> list[str]:
     return sorted(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+def test_the_tiers_go_through_the_form_and_back() -> None:
+    document = demo_program()
+    values = forms.tiers_form(document)
+    assert values["tiers.levels[1].threshold"] == "10000"  # roubles on the form
+    assert forms.tiers_from_form(document, values)["tiers"] == document["tiers"]
+    emptied = {k: "" for k in values}
+    assert "tiers" not in forms.tiers_from_form(document, emptied)
