@@ -264,7 +264,7 @@ def field_errors(
     errors: list[dict[str, str]], rule_at: int | None
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The API's errors split into those at the form's fields (the rule at ``rule_at``'s,
-    ``points.*`` and ``tiers.*``), by field name, and the others."""
+    ``points.*``, ``tiers.*`` and ``groups[i].*``), by field name, and the others."""
     at_fields: dict[str, str] = {}
     others: list[dict[str, str]] = []
     for error in errors:
@@ -272,7 +272,7 @@ def field_errors(
         match = _RULE_PATH.match(field)
         if match and rule_at is not None and int(match.group(1)) == rule_at and match.group(2):
             at_fields.setdefault(match.group(2), error["message"])
-        elif field.startswith(("document.points.", "document.tiers.")):
+        elif field.startswith(("document.points.", "document.tiers.", "document.groups[")):
             at_fields.setdefault(field.removeprefix("document."), error["message"])
         else:
             others.append(error)
@@ -352,3 +352,26 @@ def tiers_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> dic
 
 
 MAX_TIERS = 10
+
+
+def groups_form(document: Mapping[str, Any]) -> dict[str, str]:
+    """The ``best_of`` groups as form values (``groups[i].id``, ``groups[i].name``)."""
+    values = {}
+    for i, group in enumerate(document.get("groups", [])):
+        values[f"groups[{i}].id"] = group.get("id", "")
+        values[f"groups[{i}].name"] = group.get("name", "")
+    return values
+
+
+def groups_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+    """The document with the form's groups (a row with no id is left out)."""
+    edited = copy.deepcopy(dict(document))
+    groups = []
+    for i in range(MAX_GROUPS):
+        if group_id := form.get(f"groups[{i}].id", "").strip():
+            groups.append({"id": group_id, "name": form.get(f"groups[{i}].name", "").strip()})
+    edited["groups"] = groups
+    return edited
+
+
+MAX_GROUPS = 20

@@ -104,11 +104,14 @@ def _editor(
     document_text: str | None = None,
     points: dict[str, str] | None = None,
     tiers: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     document = row["document"] if document is None else document
     tiers = tiers if tiers is not None else forms.tiers_form(document)
     filled = sum(1 for k, v in tiers.items() if k.endswith("].code") and v)
+    groups = groups if groups is not None else forms.groups_form(document)
+    named = sum(1 for k, v in groups.items() if k.endswith("].id") and v)
     return render(
         request, s, "editor.html", status,
         row=row, document=document, document_text=document_text or _pretty(document),
@@ -116,6 +119,7 @@ def _editor(
         original_id=original_id, errors=errors or {}, other_errors=other_errors or [],
         points=points if points is not None else forms.points_form(document),
         tiers=tiers, tier_rows=min(filled + 1, forms.MAX_TIERS), tier_fields=forms.TIER_FIELDS,
+        groups=groups, group_rows=min(named + 1, forms.MAX_GROUPS),
         effects=forms.EFFECTS, effect_fields=forms.EFFECT_FIELDS, stacking=forms.STACKING,
         weekdays=forms.WEEKDAYS, channels=forms.CHANNELS, rule_templates=presets.RULES,
         templates=presets.TITLES, saved=request.query_params.get("saved"),
@@ -198,37 +202,45 @@ async def save_rule(request: Request, s: SessionDep, version: int) -> Response:
     )  # fmt: skip
 
 
+# The editor's forms beside the rules: each changes its part of the document.
+_SECTIONS = {
+    "points": forms.points_from_form,
+    "tiers": forms.tiers_from_form,
+    "groups": forms.groups_from_form,
+}
+
+
 @router.post("/programs/{version}/points")
 async def save_points(request: Request, s: SessionDep, version: int) -> Response:
-    row = await _version(s, version)
-    form = await form_of(request)
-    document = forms.points_from_form(row["document"], form.values)
-    saved = await _save(s, row, document)
-    if saved.ok:
-        return redirect(f"/programs/{saved.body['version']}?saved=1")
-    if saved.error != "program_invalid":
-        return failed_page(request, s, saved)
-    at_fields, others = forms.field_errors(saved.fields, None)
-    return _editor(
-        request, s, row, document=document, points=dict(form.values), errors=at_fields,
-        other_errors=others, status=422,
-    )  # fmt: skip
+    return await _save_section(request, s, version, "points")
 
 
 @router.post("/programs/{version}/tiers")
 async def save_tiers(request: Request, s: SessionDep, version: int) -> Response:
+    return await _save_section(request, s, version, "tiers")
+
+
+@router.post("/programs/{version}/groups")
+async def save_groups(request: Request, s: SessionDep, version: int) -> Response:
+    return await _save_section(request, s, version, "groups")
+
+
+async def _save_section(request: Request, s: Session, version: int, section: str) -> Response:
     row = await _version(s, version)
     form = await form_of(request)
-    document = forms.tiers_from_form(row["document"], form.values)
+    document = _SECTIONS[section](row["document"], form.values)
     saved = await _save(s, row, document)
     if saved.ok:
         return redirect(f"/programs/{saved.body['version']}?saved=1")
     if saved.error != "program_invalid":
         return failed_page(request, s, saved)
     at_fields, others = forms.field_errors(saved.fields, None)
+    typed = dict(form.values)  # shown again as typed, in its own form
     return _editor(
-        request, s, row, document=document, tiers=dict(form.values), errors=at_fields,
-        other_errors=others, status=422,
+        request, s, row, document=document, errors=at_fields, other_errors=others, status=422,
+        points=typed if section == "points" else None,
+        tiers=typed if section == "tiers" else None,
+        groups=typed if section == "groups" else None,
     )  # fmt: skip
 
 

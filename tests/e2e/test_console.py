@@ -447,4 +447,10 @@ async def test_the_tiers_form_with_its_field_error(app: FastAPI, keys: dict[Role
         tiers = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
         assert [t["code"] for t in tiers["document"]["tiers"]["levels"]] == ["base", "vip"]
         assert tiers["document"]["tiers"]["levels"][1]["threshold"] == 2_000_000
+        # A group that a best_of rule names cannot go: the API says so beside the form.
+        editor = await marketing.get(f"/console/programs/{version}")
+        assert 'name="groups[0].id" value="personal"' in editor.text
+        kept = await marketing.post(f"/console/programs/{version}/groups",
+                                    data={"groups[0].id": "other"})  # fmt: skip
+        assert kept.status_code == 422 and 'id="errors"' in kept.text
         assert (await marketing.post(f"/console/programs/{version}/delete")).status_code == 303

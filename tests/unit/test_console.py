@@ -65,11 +65,16 @@ def test_the_apis_errors_land_at_the_forms_fields() -> None:
         {"field": "document.rules[2].effect.percent", "message": "bad percent"},
         {"field": "document.rules[0].name", "message": "another rule's"},
         {"field": "document.points.max_share_percent", "message": "too much"},
-        {"field": "document.groups[0].id", "message": "elsewhere"},
+        {"field": "document.groups[0].id", "message": "a group's"},
+        {"field": "document.promo_codes[0].code", "message": "elsewhere"},
     ]
     at_fields, others = forms.field_errors(errors, rule_at=2)
-    assert at_fields == {"effect.percent": "bad percent", "points.max_share_percent": "too much"}
-    assert [e["field"] for e in others] == ["document.rules[0].name", "document.groups[0].id"]
+    assert at_fields == {"effect.percent": "bad percent", "points.max_share_percent": "too much",
+                         "groups[0].id": "a group's"}  # fmt: skip
+    assert [e["field"] for e in others] == [
+        "document.rules[0].name",
+        "document.promo_codes[0].code",
+    ]
 
 
 def _shown_texts() -> set[str]:
@@ -99,3 +104,9 @@ def test_the_tiers_go_through_the_form_and_back() -> None:
     assert forms.tiers_from_form(document, values)["tiers"] == document["tiers"]
     emptied = {k: "" for k in values}
     assert "tiers" not in forms.tiers_from_form(document, emptied)
+
+
+def test_the_groups_go_through_the_form_and_back() -> None:
+    document = demo_program()
+    values = forms.groups_form(document)
+    assert forms.groups_from_form(document, values)["groups"] == document["groups"]
