@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -423,7 +423,30 @@ async def calendar(request: Request, s: SessionDep) -> Response:
                 )
     campaigns.sort(key=lambda c: (c["from"] or "", c["version"]))
     scheduled = [v for v in versions if v["status"] == "draft" and v["publish_at"]]
-    return render(request, s, "calendar.html", campaigns=campaigns, scheduled=scheduled)
+    weeks = _weeks(campaigns)
+    for campaign in campaigns:
+        start, end = campaign["from"] or "0000", campaign["to"] or "9999"
+        campaign["weeks"] = [start <= (w + timedelta(days=6)).isoformat() and w.isoformat() <= end
+                             for w in weeks]  # fmt: skip
+    return render(request, s, "calendar.html", campaigns=campaigns, scheduled=scheduled,
+                  weeks=weeks, this_week=_monday(datetime.now(UTC).date()))  # fmt: skip
+
+
+MAX_WEEKS = 26
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _weeks(campaigns: list[dict[str, Any]]) -> list[date]:
+    """The Mondays of the weeks the campaigns cover (at most ``MAX_WEEKS``)."""
+    days = [date.fromisoformat(c[k]) for c in campaigns for k in ("from", "to") if c[k]]
+    if not days:
+        return []
+    first = _monday(min(days))
+    count = min((max(days) - first).days // 7 + 1, MAX_WEEKS)
+    return [first + timedelta(weeks=i) for i in range(count)]
 
 
 # Last: its path would take the pages' own above.

@@ -126,6 +126,8 @@ async def test_every_page_renders_with_only_the_services_own_files(
                 assert url.startswith(("/console", "?")), (path, url)
                 if url.startswith("/console/static/"):
                     assert (await admin.get(url)).status_code == 200, url
+        calendar = (await admin.get("/console/calendar")).text
+        assert 'id="timeline"' in calendar and "autumn10" in calendar  # a dated campaign
         programs = (await admin.get("/console/programs")).text
         assert ("Программы" if language == "ru" else "Programs") in programs
         assert f'lang="{language}"' in programs

@@ -34,7 +34,7 @@ HEADERS = ("receipt_id,timestamp,store_id,card,channel,redeem_points,sku,categor
            "quantity,unit_price")  # fmt: skip
 # The screens docs/console.md shows (most in English, two in Russian).
 SHOWN = frozenset({"programs-en", "editor-error-en", "editor-ru", "dry-run-en", "simulation-en",
-                   "card-ru", "report-en"})  # fmt: skip
+                   "card-ru", "report-en", "calendar-en"})  # fmt: skip
 TEXTS = {  # what each language shows, where the test looks for it
     "en": {"programs": "Programs", "saved": "Saved.", "month": "Month"},
     "ru": {"programs": "Программы", "saved": "Сохранено.", "month": "Месяц"},
@@ -85,9 +85,10 @@ class Offline:
         self.errors: list[str] = []  # script errors, refusals by the page's policy
 
     @classmethod
-    async def open(cls, browser: Any) -> Offline:
-        offline = cls(await browser.new_context(viewport={"width": 1280, "height": 800},
-                                                accept_downloads=True))  # fmt: skip
+    async def open(cls, browser: Any, language: str = "en") -> Offline:
+        offline = cls(await browser.new_context(
+            viewport={"width": 1280, "height": 800}, accept_downloads=True,
+            locale="ru-RU" if language == "ru" else "en-GB"))  # fmt: skip
         await offline.context.route("**/*", offline._local_only)
         return offline
 
@@ -155,7 +156,7 @@ async def test_the_main_flows_in_chromium_with_no_network(
 
     expect.set_options(timeout=20_000)
     texts, rule_id = TEXTS[language], f"browser-{language}"
-    offline = await Offline.open(browser)
+    offline = await Offline.open(browser, language)
     page = await offline.page()
     async with httpx.AsyncClient(base_url=served.url) as api:
         previous = await current_version(api)
@@ -207,6 +208,9 @@ async def test_the_main_flows_in_chromium_with_no_network(
         await page.locator(f"tr[data-version='{previous}'] button[name=rollback]").click()
         await expect(page.locator("#done")).to_be_visible()
         await discount_becomes(api, rule_id, 0)
+        await page.goto(f"{served.url}/console/calendar")
+        await expect(page.locator("#timeline")).to_be_visible()
+        await shot(page, f"calendar-{language}")
 
         # A what-if simulation of the draft and its charts.
         await page.goto(f"{served.url}/console/programs/{draft}/simulate")
