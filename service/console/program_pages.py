@@ -32,6 +32,8 @@ CHARTS = ("liability", "cost-per-rule", "tier-mix-current", "tier-mix-draft")
 # The simulation's totals that are kopecks: shown as roubles.
 SIMULATION_MONEY = frozenset({"sales", "discount", "returned_money", "point_value"})
 MAX_LINES = 8  # lines of the dry run's basket form
+# The simulation's assumptions the form passes on as the API takes them (docs/simulation.md).
+ASSUMPTIONS = ("spending", "redeem_share", "breakage_percent")
 
 
 def _pretty(document: Any) -> str:
@@ -360,17 +362,18 @@ async def simulate(request: Request, s: SessionDep, version: int) -> Response:
     if request.method == "GET":
         return render(request, s, "simulate.html", row=row, form=Form(defaults, {}), error=None)
     form = await form_of(request)
+    assumptions = {name: form.get(name).strip() for name in ASSUMPTIONS if form.get(name).strip()}
     if csv_text := form.get("receipts").strip():
         started = await s.api.call(
             "POST", f"{PROGRAMS}/{version}/simulate", content=csv_text.encode(),
-            content_type="text/csv",
+            content_type="text/csv", params=assumptions,
         )  # fmt: skip
     else:
         period = {  # whole days, the last one included
             "since": _moment(form.get("since") or defaults["since"]),
             "until": _moment(form.get("until") or defaults["until"], days_later=1),
         }
-        started = await s.api.post(f"{PROGRAMS}/{version}/simulate-ledger", **period)
+        started = await s.api.post(f"{PROGRAMS}/{version}/simulate-ledger", **period, **assumptions)
     if not started.ok:
         return render(request, s, "simulate.html", 422, row=row, form=form, error=started)
     return redirect(f"/simulations/{started.body['job_id']}")

@@ -169,6 +169,8 @@ async def test_a_rule_made_with_the_form_dry_run_published_and_rolled_back(
         assert saved.status_code == 303 and "rule=console-socks" in saved.headers["location"]
         editor = await marketing.get(saved.headers["location"])
         assert '"console-socks"' in editor.text  # the JSON beside the form has it
+        diff = await marketing.get("/console/programs/diff", params={"a": previous, "b": draft})
+        assert '<code class="added">console-socks</code>' in diff.text
 
         basket = {"store_id": "msk-001",
                   "timestamp": FRIDAY_NOON_AT.strftime("%Y-%m-%dT%H:%M"), "card": "2000000000022",
@@ -284,8 +286,9 @@ async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str])
         "quantity,unit_price\n"  # fmt: skip
     async with browser(app, keys[Role.MARKETING]) as marketing:
         current = await _current_of(marketing)
+        assumptions = {"spending": "none", "breakage_percent": "25"}
         started = await marketing.post(f"/console/programs/{current}/simulate",
-                                       data={"receipts": header + rows})  # fmt: skip
+                                       data={"receipts": header + rows, **assumptions})  # fmt: skip
         assert started.status_code == 303, started.text
         job = started.headers["location"]
         for _ in range(200):
@@ -295,6 +298,12 @@ async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str])
             assert page.headers["refresh"] == "1"
             await asyncio.sleep(0.05)
         assert 'data-status="done"' in page.text, page.text
+        assert re.search(r"<td>breakage_rate_bp</td><td>2500</td>", page.text)  # as assumed
+        bad = await marketing.post(
+            f"/console/programs/{current}/simulate",
+            data={"receipts": header + rows, "redeem_share": "2"},
+        )
+        assert bad.status_code == 422 and "redeem_share" in bad.text
         charts = re.findall(r'src="(/console/simulations/\d+/charts/[a-z-]+\.svg)"', page.text)
         assert len(charts) == 4
         chart = await marketing.get(charts[0])
