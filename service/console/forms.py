@@ -49,6 +49,9 @@ POINT_SETTINGS = (
     ("min_line_amount", "money"), ("welcome_points", "int"),
     ("max_points_per_receipt", "int"),
 )  # fmt: skip
+_SECTION_PATHS = ("document.points.", "document.tiers.", "document.groups[",
+                  "document.promo_codes[")  # fmt: skip
+_LAST_INDEX = re.compile(r"(?<=[a-z_])\[\d+\]$")  # rules[0] of a list typed in one field
 _RULE_PATH = re.compile(r"^document\.rules\[(\d+)\]\.?(.*)$")
 
 
@@ -264,16 +267,18 @@ def field_errors(
     errors: list[dict[str, str]], rule_at: int | None
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The API's errors split into those at the form's fields (the rule at ``rule_at``'s,
-    ``points.*``, ``tiers.*`` and ``groups[i].*``), by field name, and the others."""
+    ``points.*``, ``tiers.*``, ``groups[i].*``, ``promo_codes[i].*``), by field name, and
+    the others."""
     at_fields: dict[str, str] = {}
     others: list[dict[str, str]] = []
     for error in errors:
         field = error.get("field", "")
         match = _RULE_PATH.match(field)
         if match and rule_at is not None and int(match.group(1)) == rule_at and match.group(2):
-            at_fields.setdefault(match.group(2), error["message"])
-        elif field.startswith(("document.points.", "document.tiers.", "document.groups[")):
-            at_fields.setdefault(field.removeprefix("document."), error["message"])
+            at_fields.setdefault(_LAST_INDEX.sub("", match.group(2)), error["message"])
+        elif field.startswith(_SECTION_PATHS):
+            name = _LAST_INDEX.sub("", field.removeprefix("document."))
+            at_fields.setdefault(name, error["message"])
         else:
             others.append(error)
     return at_fields, others
@@ -375,3 +380,52 @@ def groups_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> di
 
 
 MAX_GROUPS = 20
+
+
+CODE_FIELDS = ("code", "rules", "max_uses", "per_card_limit", "valid_from", "valid_to")
+MAX_CODES = 30
+
+
+def codes_form(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The promo codes the document declares as form values (``promo_codes[i].rules``
+    comma-separated; ``single_use`` a checkbox)."""
+    values: dict[str, Any] = {}
+    for i, promo in enumerate(document.get("promo_codes", [])):
+        for name in CODE_FIELDS:
+            value = promo.get(name)
+            shown = ", ".join(value) if name == "rules" else "" if value is None else str(value)
+            values[f"promo_codes[{i}].{name}"] = shown
+        values[f"promo_codes[{i}].single_use"] = bool(promo.get("single_use"))
+    return values
+
+
+def codes_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+    """The document with the form's declared codes (a row with no code is left out)."""
+    edited = copy.deepcopy(dict(document))
+    codes = []
+    for i in range(MAX_CODES):
+        code = form.get(f"promo_codes[{i}].code", "").strip()
+        if not code:
+            continue
+        promo: dict[str, Any] = {
+            "code": code,
+            "rules": _words(form.get(f"promo_codes[{i}].rules", "")),
+        }
+        if form.get(f"promo_codes[{i}].single_use") == "on":
+            promo["single_use"] = True
+        for name in ("max_uses", "per_card_limit"):
+            if text := form.get(f"promo_codes[{i}].{name}", "").strip():
+                promo[name] = _number(text)
+        for name in ("valid_from", "valid_to"):
+            if text := form.get(f"promo_codes[{i}].{name}", "").strip():
+                promo[name] = text
+        codes.append(promo)
+    edited["promo_codes"] = codes
+    return edited
+
+
+def rule_field_names() -> frozenset[str]:
+    """Every field of the rule form (an error named otherwise is shown above the forms)."""
+    names = set(form_from_rule({"effect": {"type": "percent"}}))
+    names |= {f"effect.{name}" for fields in EFFECT_FIELDS.values() for name in fields}
+    return frozenset(names)

@@ -93,6 +93,11 @@ def _rule_values(form: Form) -> dict[str, Any]:
     return values
 
 
+def _rows(values: dict[str, Any], key: str, most: int) -> int:
+    """The rows a table form shows: those filled in, and one empty to add."""
+    return min(sum(1 for k, v in values.items() if k.endswith(f"].{key}") and v) + 1, most)
+
+
 def _editor(
     request: Request,
     s: Session,
@@ -107,21 +112,30 @@ def _editor(
     points: dict[str, str] | None = None,
     tiers: dict[str, str] | None = None,
     groups: dict[str, str] | None = None,
+    codes: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
     document = row["document"] if document is None else document
+    points_shown = points if points is not None else forms.points_form(document)
     tiers = tiers if tiers is not None else forms.tiers_form(document)
-    filled = sum(1 for k, v in tiers.items() if k.endswith("].code") and v)
     groups = groups if groups is not None else forms.groups_form(document)
-    named = sum(1 for k, v in groups.items() if k.endswith("].id") and v)
+    codes = codes if codes is not None else forms.codes_form(document)
+    errors = dict(errors or {})
+    known = forms.rule_field_names() | {*points_shown, *tiers, *groups, *codes}
+    other_errors = [
+        *(other_errors or []),
+        *({"field": k, "message": errors.pop(k)} for k in list(errors) if k not in known),
+    ]
     return render(
         request, s, "editor.html", status,
         row=row, document=document, document_text=document_text or _pretty(document),
         rule=rule if rule is not None else forms.form_from_rule({"active": True}),
-        original_id=original_id, errors=errors or {}, other_errors=other_errors or [],
-        points=points if points is not None else forms.points_form(document),
-        tiers=tiers, tier_rows=min(filled + 1, forms.MAX_TIERS), tier_fields=forms.TIER_FIELDS,
-        groups=groups, group_rows=min(named + 1, forms.MAX_GROUPS),
+        original_id=original_id, errors=errors, other_errors=other_errors,
+        points=points_shown,
+        tiers=tiers, tier_rows=_rows(tiers, "code", forms.MAX_TIERS),
+        groups=groups, group_rows=_rows(groups, "id", forms.MAX_GROUPS),
+        codes=codes, code_rows=_rows(codes, "code", forms.MAX_CODES),
+        tier_fields=forms.TIER_FIELDS, code_fields=forms.CODE_FIELDS,
         effects=forms.EFFECTS, effect_fields=forms.EFFECT_FIELDS, stacking=forms.STACKING,
         weekdays=forms.WEEKDAYS, channels=forms.CHANNELS, rule_templates=presets.RULES,
         templates=presets.TITLES, saved=request.query_params.get("saved"),
@@ -209,6 +223,7 @@ _SECTIONS = {
     "points": forms.points_from_form,
     "tiers": forms.tiers_from_form,
     "groups": forms.groups_from_form,
+    "codes": forms.codes_from_form,
 }
 
 
@@ -227,6 +242,11 @@ async def save_groups(request: Request, s: SessionDep, version: int) -> Response
     return await _save_section(request, s, version, "groups")
 
 
+@router.post("/programs/{version}/codes")
+async def save_codes(request: Request, s: SessionDep, version: int) -> Response:
+    return await _save_section(request, s, version, "codes")
+
+
 async def _save_section(request: Request, s: Session, version: int, section: str) -> Response:
     row = await _version(s, version)
     form = await form_of(request)
@@ -243,6 +263,8 @@ async def _save_section(request: Request, s: Session, version: int, section: str
         points=typed if section == "points" else None,
         tiers=typed if section == "tiers" else None,
         groups=typed if section == "groups" else None,
+        codes={**typed, **{k: True for k, v in typed.items() if v == "on"}}
+        if section == "codes" else None,
     )  # fmt: skip
 
 

@@ -465,4 +465,17 @@ async def test_the_tiers_form_with_its_field_error(app: FastAPI, keys: dict[Role
         kept = await marketing.post(f"/console/programs/{version}/groups",
                                     data={"groups[0].id": "other"})  # fmt: skip
         assert kept.status_code == 422 and 'id="errors"' in kept.text
+        # Declared promo codes: an unknown rule is refused at the code's field.
+        codes = await marketing.post(f"/console/programs/{version}/codes", data={
+            "promo_codes[0].code": "CONSOLE5", "promo_codes[0].rules": "nowhere"})  # fmt: skip
+        assert codes.status_code == 422
+        assert "nowhere" in parsed(codes.text).errors["promo_codes[0].rules"]
+        codes = await marketing.post(f"/console/programs/{version}/codes", data={
+            "promo_codes[0].code": "CONSOLE5", "promo_codes[0].rules": "autumn10",
+            "promo_codes[0].single_use": "on"})  # fmt: skip
+        assert codes.status_code == 303, codes.text
+        document = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
+        assert document["document"]["promo_codes"] == [
+            {"code": "CONSOLE5", "rules": ["autumn10"], "single_use": True}
+        ]
         assert (await marketing.post(f"/console/programs/{version}/delete")).status_code == 303

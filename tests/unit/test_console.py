@@ -66,14 +66,14 @@ def test_the_apis_errors_land_at_the_forms_fields() -> None:
         {"field": "document.rules[0].name", "message": "another rule's"},
         {"field": "document.points.max_share_percent", "message": "too much"},
         {"field": "document.groups[0].id", "message": "a group's"},
-        {"field": "document.promo_codes[0].code", "message": "elsewhere"},
+        {"field": "document.wallets.max_balance", "message": "elsewhere"},
     ]
     at_fields, others = forms.field_errors(errors, rule_at=2)
     assert at_fields == {"effect.percent": "bad percent", "points.max_share_percent": "too much",
                          "groups[0].id": "a group's"}  # fmt: skip
     assert [e["field"] for e in others] == [
         "document.rules[0].name",
-        "document.promo_codes[0].code",
+        "document.wallets.max_balance",
     ]
 
 
@@ -110,3 +110,19 @@ def test_the_groups_go_through_the_form_and_back() -> None:
     document = demo_program()
     values = forms.groups_form(document)
     assert forms.groups_from_form(document, values)["groups"] == document["groups"]
+
+
+def test_the_declared_promo_codes_go_through_the_form_and_back() -> None:
+    document = demo_program()
+    single, _ = _submitted(forms.codes_form(document))
+    assert forms.codes_from_form(document, single)["promo_codes"] == document["promo_codes"]
+
+
+def test_an_error_in_a_list_typed_in_one_field_lands_at_that_field() -> None:
+    errors = [
+        {"field": "document.promo_codes[0].rules[0]", "message": "unknown rule"},
+        {"field": "document.rules[1].target.categories[2]", "message": "too long"},
+    ]
+    at_fields, _ = forms.field_errors(errors, rule_at=1)
+    assert at_fields == {"promo_codes[0].rules": "unknown rule", "target.categories": "too long"}
+    assert "target.categories" in forms.rule_field_names()
