@@ -29,7 +29,21 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SessionDep = Annotated[Session, Depends(session)]
 PROGRAMS = "/v1/admin/programs"
 CHARTS = ("liability", "cost-per-rule", "tier-mix-current", "tier-mix-draft")
-# The simulation's totals that are kopecks: shown as roubles.
+# The simulation's totals (service/simulation/report.py, Summary) for people; the
+# figures that are kopecks are shown as roubles. A figure not named here shows its key.
+FIGURES = {
+    "receipts": "Receipts", "receipts_with_card": "Receipts with a card",
+    "sales": "Sales, roubles", "discount": "Discount, roubles",
+    "points_earned": "Points earned", "points_earned_value": "Points earned, roubles",
+    "points_redeemed": "Points spent", "points_redeemed_value": "Points spent, roubles",
+    "points_expired": "Points expired", "liability_points": "Liability, points",
+    "liability_value": "Liability, roubles", "breakage_rate_bp": "Breakage, basis points",
+    "expected_breakage_points": "Expected breakage, points",
+    "receipts_touched": "Receipts a rule applied to", "customers_touched": "Cards touched",
+    "returns": "Returns", "returned_money": "Money returned, roubles",
+    "points_taken_back": "Points taken back", "points_given_back": "Points given back",
+    "points_owed": "Points owed", "point_value": "A point is worth, roubles",
+}  # fmt: skip
 SIMULATION_MONEY = frozenset({"sales", "discount", "returned_money", "point_value"})
 MAX_LINES = 8  # lines of the dry run's basket form
 # The simulation's assumptions the form passes on as the API takes them (docs/simulation.md).
@@ -410,7 +424,8 @@ async def simulation(request: Request, s: SessionDep, job_id: int) -> Response:
     job = answer.body
     difference = (job.get("result") or {}).get("difference", {})
     money = {k for k in difference if k in SIMULATION_MONEY or k.endswith("_value")}
-    page = render(request, s, "simulation.html", job=job, charts=CHARTS, money=money)
+    page = render(request, s, "simulation.html", job=job, charts=CHARTS, money=money,
+                  figures=FIGURES)  # fmt: skip
     if job["status"] == "running":
         page.headers["Refresh"] = "1"  # the page follows the job with no script
     return page

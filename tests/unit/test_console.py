@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from babel.messages.pofile import read_po
 
-from service.console import forms, presets, web
+from service.console import forms, presets, program_pages, web
 from service.rules.demo import demo_program
 from service.rules.document import parse_program
 from service.usecases.admin_programs import validation_report
@@ -81,7 +81,13 @@ def _shown_texts() -> set[str]:
     texts = set()
     for source in [*CONSOLE.glob("templates/*.html"), *CONSOLE.glob("*.py")]:
         texts |= {a or b for a, b in _MARKED.findall(source.read_text(encoding="utf-8"))}
-    return texts | set(web.WORDS) | set(presets.TITLES.values()) | {t for _, t, _ in web.MENU}
+    return (
+        texts
+        | set(web.WORDS)
+        | set(presets.TITLES.values())
+        | {t for _, t, _ in web.MENU}
+        | set(program_pages.FIGURES.values())
+    )
 
 
 def test_the_russian_catalogue_holds_every_text_and_no_other() -> None:
