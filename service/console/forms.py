@@ -42,13 +42,35 @@ _INT_EFFECT_FIELDS = frozenset({"n", "units", "every", "points"})
 _BOOL_EFFECT_FIELDS = frozenset({"dearest", "discounted_only"})
 _LISTS = ("skus", "categories", "brands")
 _CONDITION_LISTS = ("tiers", "segments", "payment_methods")
-# Settings of ``points`` the form shows: (name, kind); money in roubles.
+# Every setting of ``points`` (service/rules/README.md, "points"): (name, kind, label);
+# money is typed in roubles, a choice from ``POINT_CHOICES``.
 POINT_SETTINGS = (
-    ("point_value", "money"), ("accrual_percent", "text"), ("max_share_percent", "text"),
-    ("rounding", "text"), ("pending_days", "int"), ("validity_days", "int"),
-    ("min_line_amount", "money"), ("welcome_points", "int"),
-    ("max_points_per_receipt", "int"),
-)  # fmt: skip
+    ("point_value", "money", "A point is worth, roubles"),
+    ("accrual_percent", "text", "Points earned, % of the money paid"),
+    ("rounding", "choice", "Rounding"),
+    ("max_share_percent", "text", "Payable with points, % of the receipt"),
+    ("pending_days", "int", "Pending, days"),
+    ("validity_days", "int", "Valid for, days"),
+    ("min_line_amount", "money", "A line keeps at least, roubles"),
+    ("max_points_per_receipt", "int", "Most points per receipt"),
+    ("max_points_per_card_day", "int", "Most points per card a day"),
+    ("min_balance_to_spend", "int", "Spending from a balance of, points"),
+    ("min_receipt_to_spend", "money", "Spending on receipts from, roubles"),
+    ("max_redeem_per_receipt", "int", "Most points spent per receipt"),
+    ("welcome_points", "int", "Welcome points"),
+    ("referral_points", "int", "Referral points"),
+    ("refund_spent_policy", "choice", "A return of points already spent"),
+    ("offer_card_threshold", "money", "Offer a card from, roubles"),
+    ("fiscal_mode", "choice", "Points on the fiscal receipt"),
+    ("hold_seconds", "int", "Points held for, seconds"),
+    ("offline_allowance_points", "int", "Offline allowance, points"),
+    ("offline_allowance_hours", "int", "Offline allowance, hours"),
+)
+POINT_CHOICES = {
+    "rounding": ("down", "half_up", "up"),
+    "refund_spent_policy": ("negative_balance", "withhold"),
+    "fiscal_mode": ("discount", "tender"),
+}
 _SECTION_PATHS = ("document.points.", "document.tiers.", "document.groups[",
                   "document.promo_codes[")  # fmt: skip
 _LAST_INDEX = re.compile(r"(?<=[a-z_])\[\d+\]$")  # rules[0] of a list typed in one field
@@ -288,7 +310,7 @@ def points_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> di
     """The document with the points settings of the form (empty: the setting removed)."""
     edited = copy.deepcopy(dict(document))
     points = edited.setdefault("points", {})
-    for name, kind in POINT_SETTINGS:
+    for name, kind, _ in POINT_SETTINGS:
         text = form.get(f"points.{name}", "").strip()
         if not text:
             points.pop(name, None)
@@ -304,7 +326,7 @@ def points_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> di
 def points_form(document: Mapping[str, Any]) -> dict[str, str]:
     points = document.get("points", {})
     values = {}
-    for name, kind in POINT_SETTINGS:
+    for name, kind, _ in POINT_SETTINGS:
         value = points.get(name)
         values[f"points.{name}"] = roubles(value) if kind == "money" else (
             "" if value is None else str(value))  # fmt: skip

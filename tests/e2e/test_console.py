@@ -467,6 +467,17 @@ async def test_the_tiers_form_with_its_field_error(app: FastAPI, keys: dict[Role
         kept = await marketing.post(f"/console/programs/{version}/groups",
                                     data={"groups[0].id": "other"})  # fmt: skip
         assert kept.status_code == 422 and 'id="errors"' in kept.text
+        # The points settings: the API's refusal at the field, roubles kept in kopecks.
+        points = {"points.point_value": "1", "points.max_share_percent": "150",
+                  "points.fiscal_mode": "tender"}  # fmt: skip
+        bad = await marketing.post(f"/console/programs/{version}/points", data=points)
+        assert bad.status_code == 422 and parsed(bad.text).errors["points.max_share_percent"]
+        points["points.max_share_percent"] = "30"
+        saved = await marketing.post(f"/console/programs/{version}/points", data=points)
+        assert saved.status_code == 303, saved.text
+        kept = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
+        assert kept["document"]["points"] == {"point_value": 100, "max_share_percent": "30",
+                                              "fiscal_mode": "tender"}  # fmt: skip
         # Declared promo codes: an unknown rule is refused at the code's field.
         codes = await marketing.post(f"/console/programs/{version}/codes", data={
             "promo_codes[0].code": "CONSOLE5", "promo_codes[0].rules": "nowhere"})  # fmt: skip

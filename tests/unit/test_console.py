@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 
 from service.console import forms, presets, program_pages, web
 from service.rules.demo import demo_program
-from service.rules.document import parse_program
+from service.rules.document import PointSettings, parse_program
 from service.usecases.admin_programs import validation_report
 
 CONSOLE = Path(web.__file__).parent
@@ -87,6 +87,7 @@ def _shown_texts() -> set[str]:
         | set(presets.TITLES.values())
         | {t for _, t, _ in web.MENU}
         | set(program_pages.FIGURES.values())
+        | {label for _, _, label in forms.POINT_SETTINGS}
     )
 
 
@@ -132,3 +133,14 @@ def test_an_error_in_a_list_typed_in_one_field_lands_at_that_field() -> None:
     at_fields, _ = forms.field_errors(errors, rule_at=1)
     assert at_fields == {"promo_codes[0].rules": "unknown rule", "target.categories": "too long"}
     assert "target.categories" in forms.rule_field_names()
+
+
+def test_every_points_setting_goes_through_the_form_and_back() -> None:
+    document = demo_program()
+    document["points"] |= {"fiscal_mode": "tender", "max_redeem_per_receipt": 900,
+                           "min_receipt_to_spend": 50_050}  # fmt: skip
+    values = forms.points_form(document)
+    assert values["points.min_receipt_to_spend"] == "500.50"  # roubles on the form
+    assert forms.points_from_form(document, values)["points"] == document["points"]
+    names = {name for name, _, _ in forms.POINT_SETTINGS}
+    assert names == set(PointSettings.model_fields)  # every one is there
