@@ -186,8 +186,8 @@ def _conditions(form: Mapping[str, str], lists: Mapping[str, list[str]]) -> dict
 def rule_from_form(
     form: Mapping[str, str], lists: Mapping[str, list[str]], original: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The rule a submitted form describes; what the form does not show (``requires``)
-    is kept from the rule it edits."""
+    """The rule a submitted form describes; ``original`` is the rule it edits (None: a
+    new one), whose settings no form shows are kept."""
     checked = {name for name, value in form.items() if value == "on"}
     rule: dict[str, Any] = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip()}
     if text := form.get("priority", "").strip():
@@ -199,8 +199,8 @@ def rule_from_form(
         rule["active"] = False
     rule["target"] = _target(form)
     rule["conditions"] = _conditions(form, lists)
-    if original and original.get("conditions", {}).get("requires"):
-        rule["conditions"]["requires"] = original["conditions"]["requires"]
+    if requires := _requires(form):
+        rule["conditions"]["requires"] = requires
     rule["effect"] = effect = _effect(form, checked)
     points = effect["type"] in POINT_EFFECTS
     for cap in ("max_per_receipt", "budget"):
@@ -248,6 +248,24 @@ def form_from_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+MAX_REQUIRES = 3  # groups of required goods the form shows (the API takes up to 10)
+
+
+def _requires(form: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The groups of goods the receipt must hold besides the rule's target."""
+    groups = []
+    for i in range(MAX_REQUIRES):
+        at = f"conditions.requires[{i}]"
+        group: dict[str, Any] = {n: w for n in _LISTS if (w := _words(form.get(f"{at}.{n}", "")))}
+        if text := form.get(f"{at}.min_quantity", "").strip():
+            group["min_quantity"] = text
+        if text := form.get(f"{at}.min_amount", "").strip():
+            group["min_amount"] = kopecks(text)
+        if group:
+            groups.append(group)
+    return groups
+
+
 def _conditions_to_form(c: Mapping[str, Any], values: dict[str, Any]) -> None:
     values["conditions.weekdays"] = list(c.get("weekdays", []))
     values["conditions.channels"] = list(c.get("channels", []))
@@ -267,7 +285,12 @@ def _conditions_to_form(c: Mapping[str, Any], values: dict[str, Any]) -> None:
         number = (c.get("purchase_number") or {}).get(kind)
         values[f"conditions.purchase_number.{kind}"] = "" if number is None else str(number)
     values["conditions.promo_code"] = bool(c.get("promo_code"))
-    values["requires"] = c.get("requires", [])
+    for i, group in enumerate(c.get("requires", [])):
+        at = f"conditions.requires[{i}]"
+        for name in _LISTS:
+            values[f"{at}.{name}"] = ", ".join(group.get(name, []))
+        values[f"{at}.min_quantity"] = group.get("min_quantity") or ""
+        values[f"{at}.min_amount"] = roubles(group.get("min_amount"))
 
 
 def with_rule(
@@ -450,4 +473,6 @@ def rule_field_names() -> frozenset[str]:
     """Every field of the rule form (an error named otherwise is shown above the forms)."""
     names = set(form_from_rule({"effect": {"type": "percent"}}))
     names |= {f"effect.{name}" for fields in EFFECT_FIELDS.values() for name in fields}
+    names |= {f"conditions.requires[{i}].{name}" for i in range(MAX_REQUIRES)
+              for name in (*_LISTS, "min_quantity", "min_amount")}  # fmt: skip
     return frozenset(names)

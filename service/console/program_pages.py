@@ -146,7 +146,7 @@ def _editor(
         rule=rule if rule is not None else forms.form_from_rule({"active": True}),
         original_id=original_id, errors=errors, other_errors=other_errors,
         points=points_shown, point_settings=forms.POINT_SETTINGS,
-        point_choices=forms.POINT_CHOICES,
+        point_choices=forms.POINT_CHOICES, max_requires=forms.MAX_REQUIRES,
         tiers=tiers, tier_rows=_rows(tiers, "code", forms.MAX_TIERS),
         groups=groups, group_rows=_rows(groups, "id", forms.MAX_GROUPS),
         codes=codes, code_rows=_rows(codes, "code", forms.MAX_CODES),

@@ -165,6 +165,11 @@ async def test_a_rule_made_with_the_form_dry_run_published_and_rolled_back(
         assert parsed(bad.text).errors["effect.percent"] == "a percentage must be a decimal number"
         assert 'value="тридцать"' in bad.text  # what was typed stays to be corrected
 
+        needs = await marketing.post(f"/console/programs/{draft}/rules", data=_rule_form(
+            **{"conditions.requires[0].categories": "suits",
+               "conditions.requires[0].min_amount": "-5"}))  # fmt: skip
+        assert needs.status_code == 422
+        assert parsed(needs.text).errors["conditions.requires[0].min_amount"]
         saved = await marketing.post(f"/console/programs/{draft}/rules", data=_rule_form())
         assert saved.status_code == 303 and "rule=console-socks" in saved.headers["location"]
         editor = await marketing.get(saved.headers["location"])
