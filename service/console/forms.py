@@ -199,7 +199,8 @@ def rule_from_form(
         rule["active"] = False
     rule["target"] = _target(form)
     rule["conditions"] = _conditions(form, lists)
-    if requires := _requires(form):
+    beyond = ((original or {}).get("conditions") or {}).get("requires", [])[MAX_REQUIRES:]
+    if requires := [*_requires(form), *beyond]:  # groups the form has no row for are kept
         rule["conditions"]["requires"] = requires
     rule["effect"] = effect = _effect(form, checked)
     points = effect["type"] in POINT_EFFECTS
@@ -217,7 +218,7 @@ def rule_from_form(
 
 def form_from_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     """The form's values for ``rule``: text by field name, lists for the checkboxes."""
-    effect = rule.get("effect", {})
+    effect = rule.get("effect") or {}
     kind = effect.get("type", "percent")
     values: dict[str, Any] = {
         "id": rule.get("id", ""), "name": rule.get("name", ""),
@@ -233,12 +234,12 @@ def form_from_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
             values[f"effect.{name}"] = roubles(value)
         elif name != "type":
             values[f"effect.{name}"] = value if isinstance(value, bool) else str(value)
-    target = rule.get("target", {})
+    target = rule.get("target") or {}
     for name in (*_LISTS, "stores", "regions"):
         values[f"target.{name}"] = ", ".join(target.get(name, []))
     for name in _LISTS:
-        values[f"target.exclude.{name}"] = ", ".join(target.get("exclude", {}).get(name, []))
-    _conditions_to_form(rule.get("conditions", {}), values)
+        values[f"target.exclude.{name}"] = ", ".join((target.get("exclude") or {}).get(name, []))
+    _conditions_to_form(rule.get("conditions") or {}, values)
     points = kind in POINT_EFFECTS
     for cap in ("max_per_receipt", "budget"):
         value = rule.get(cap)

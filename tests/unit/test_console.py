@@ -153,3 +153,9 @@ def test_every_points_setting_goes_through_the_form_and_back() -> None:
     assert forms.points_from_form(document, values)["points"] == document["points"]
     names = {name for name, _, _ in forms.POINT_SETTINGS}
     assert names == set(PointSettings.model_fields)  # every one is there
+
+
+def test_required_goods_beyond_the_forms_rows_are_kept() -> None:
+    rule = {**SUIT_TIE, "conditions": {"requires": [{"skus": [f"S{i}"]} for i in range(5)]}}
+    single, lists = _submitted(forms.form_from_rule(rule))
+    assert forms.rule_from_form(single, lists, rule)["conditions"] == rule["conditions"]
