@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from service import background
+from service.console import forms
 from service.console.web import KEY_COOKIE, LANGUAGE_COOKIE, POLICY
 from service.domain.access import Role
 from service.storage.postgres.keys import create_key
@@ -212,6 +213,16 @@ async def _until_discount(client: httpx.AsyncClient, sale: dict[str, Any], wante
             return
         await asyncio.sleep(0.05)
     raise AssertionError(answer.json()["totals"])
+
+
+async def test_every_field_the_rule_form_reads_is_on_the_page(app: FastAPI) -> None:
+    """A field the mapping reads but the page lacks would drop that setting on a save."""
+    async with browser(app, ADMIN_KEY) as admin:
+        editor = await admin.get(f"/console/programs/{await _current(admin)}")
+    rendered = set(re.findall(r'name="([^"]+)"', editor.text))
+    assert forms.rule_field_names() <= rendered, forms.rule_field_names() - rendered
+    points = {f"points.{name}" for name, _, _ in forms.POINT_SETTINGS}
+    assert points <= rendered, points - rendered
 
 
 async def test_an_analyst_reads_and_never_edits(app: FastAPI, keys: dict[Role, str]) -> None:

@@ -159,3 +159,13 @@ def test_required_goods_beyond_the_forms_rows_are_kept() -> None:
     rule = {**SUIT_TIE, "conditions": {"requires": [{"skus": [f"S{i}"]} for i in range(5)]}}
     single, lists = _submitted(forms.form_from_rule(rule))
     assert forms.rule_from_form(single, lists, rule)["conditions"] == rule["conditions"]
+
+
+def test_the_script_shows_the_effect_fields_the_form_reads() -> None:
+    """The script disables the effect fields it hides (they are not sent): its table is
+    ``forms.EFFECT_FIELDS``, or a setting would be dropped on a save."""
+    script = (CONSOLE / "static" / "console.js").read_text(encoding="utf-8")
+    table = script[script.index("const FIELDS = {") : script.index("};")]
+    shown = {kind: tuple(re.findall(r'"(\w+)"', fields))
+             for kind, fields in re.findall(r"(\w+): \[([^\]]*)\]", table)}  # fmt: skip
+    assert shown == forms.EFFECT_FIELDS
