@@ -166,9 +166,9 @@ def _conditions(form: Mapping[str, str], lists: Mapping[str, list[str]]) -> dict
     for name in ("hours", "dates"):
         if (span := _range(form, f"conditions.{name}")) is not None:
             c[name] = span
-    holidays = form.get("conditions.on_holidays", "")
-    if holidays in ("true", "false"):
-        c["on_holidays"] = holidays == "true"
+    for name in ("on_holidays", "pickup"):  # any (empty), only (true), never (false)
+        if (chosen := form.get(f"conditions.{name}", "")) in ("true", "false"):
+            c[name] = chosen == "true"
     if text := form.get("conditions.birthday_window_days", "").strip():
         c["birthday_window_days"] = _number(text)
     if text := form.get("conditions.min_subtotal", "").strip():
@@ -276,8 +276,9 @@ def _conditions_to_form(c: Mapping[str, Any], values: dict[str, Any]) -> None:
         span = c.get(name) or {}
         values[f"conditions.{name}.from"] = span.get("from", "")
         values[f"conditions.{name}.to"] = span.get("to", "")
-    holidays = c.get("on_holidays")
-    values["conditions.on_holidays"] = "" if holidays is None else str(holidays).lower()
+    for name in ("on_holidays", "pickup"):
+        chosen = c.get(name)
+        values[f"conditions.{name}"] = "" if chosen is None else str(chosen).lower()
     window = c.get("birthday_window_days")
     values["conditions.birthday_window_days"] = "" if window is None else str(window)
     values["conditions.min_subtotal"] = roubles(c.get("min_subtotal"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import re
 import string
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from babel.messages.pofile import read_po
 
 from service.console import forms, presets, program_pages, web
 from service.rules.demo import demo_program
-from service.rules.document import PointSettings, parse_program
+from service.rules.document import (
+    Conditions,
+    Effect,
+    Exclusion,
+    PointSettings,
+    Rule,
+    Target,
+    parse_program,
+)
 from service.usecases.admin_programs import validation_report
 
 CONSOLE = Path(web.__file__).parent
@@ -169,3 +178,20 @@ def test_the_script_shows_the_effect_fields_the_form_reads() -> None:
     shown = {kind: tuple(re.findall(r'"(\w+)"', fields))
              for kind, fields in re.findall(r"(\w+): \[([^\]]*)\]", table)}  # fmt: skip
     assert shown == forms.EFFECT_FIELDS
+
+
+def test_the_rule_form_has_every_setting_of_the_program_document() -> None:
+    """A setting of a rule the form lacked would be dropped when the form saves it."""
+    names = forms.rule_field_names()
+    tops = {name.split(".")[0] for name in names}
+    assert set(Rule.model_fields) <= tops | {"target", "conditions", "effect"}
+    conditions = {name.split(".")[1].partition("[")[0] for name in names
+                  if name.startswith("conditions.")}  # fmt: skip
+    assert set(Conditions.model_fields) <= conditions, set(Conditions.model_fields) - conditions
+    targets = {name.removeprefix("target.") for name in names if name.startswith("target.")}
+    assert {*Target.model_fields} - {"exclude"} <= targets
+    assert {f"exclude.{n}" for n in Exclusion.model_fields} <= targets
+    for model in typing.get_args(typing.get_args(Effect)[0]):
+        kind = model.model_fields["type"].annotation.__args__[0]
+        wanted = tuple(f for f in model.model_fields if f != "type")
+        assert set(forms.EFFECT_FIELDS.get(kind, ())) == set(wanted), kind
