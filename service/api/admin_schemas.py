@@ -206,8 +206,14 @@ class DryRunOut(CalculationOut):
 class ActiveProgramOut(BaseModel):
     version: int | None = Field(description="the version this worker calculates with")
     worker: int = Field(description="the answering worker's process id")
+    taken_up_at: datetime | None = Field(
+        description="when this worker swapped to that version (None: no program yet)"
+    )
 
-    model_config = _examples({"version": 7, "worker": 4121}, strict=False)
+    model_config = _examples(
+        {"version": 7, "worker": 4121, "taken_up_at": "2026-11-22T18:05:00.125000Z"},
+        strict=False,
+    )
 
 
 # ---------------------------------------------------------------- audit
