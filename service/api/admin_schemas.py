@@ -1238,3 +1238,84 @@ class UpliftForecastOut(BaseModel):
          "rows": [{"scenario": "moderate", "month": 1, "channel": "online", "uplift": 4700000}]},
         strict=False,
     )  # fmt: skip
+
+
+class FiguresOut(BaseModel):
+    """One slice's figures (SPEC §10.3): money in kopecks, frequency in thousandths of a
+    receipt per active member, the redeemed/earned ratio in basis points."""
+
+    slice: str
+    receipts: int
+    receipts_with_card: int
+    average_receipt_with_card: int
+    average_receipt_without_card: int
+    active_members: int
+    new_members: int
+    churned_members: int
+    purchase_frequency_milli: int
+    ltv: int
+    points_earned: int
+    points_redeemed: int
+    redeemed_per_earned_bp: int
+    paid_with_points: int
+
+
+class AnalyticsOut(BaseModel):
+    """A period of the ledger in slices (``by``): a member is a card; active: it bought
+    in the slice; new: its first sale of the period is there; churned: its last sale of
+    the period is there and lies over ``churn_days`` before the period's last sale. Points
+    as each sale recorded them; returns are not netted out."""
+
+    by: Literal["store", "group", "channel", "month"]
+    since: datetime
+    until: datetime
+    churn_days: int
+    slices: list[FiguresOut]
+
+    model_config = _examples(
+        {"by": "store", "since": AT, "until": AT, "churn_days": 90,
+         "slices": [{"slice": "msk-001", "receipts": 1200, "receipts_with_card": 900,
+                     "average_receipt_with_card": 320000, "average_receipt_without_card": 250000,
+                     "active_members": 300, "new_members": 40, "churned_members": 12,
+                     "purchase_frequency_milli": 3000, "ltv": 960000, "points_earned": 86000,
+                     "points_redeemed": 21000, "redeemed_per_earned_bp": 2441,
+                     "paid_with_points": 2100000}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class PilotGroupOut(BaseModel):
+    receipts: int
+    sales: int = Field(description="kopecks")
+    store_days: int
+
+
+class PilotEstimateOut(BaseModel):
+    uplift_bp: int
+    low_bp: int = Field(description="the 99% interval's low end (bootstrap over days)")
+    high_bp: int
+    found: bool = Field(description="the interval leaves out zero")
+
+
+class PilotOut(BaseModel):
+    """The pilot stores against the control stores, before and after the start: each
+    group's totals and the difference-in-differences uplift of the average receipt and of
+    sales per store and day, with its 99% interval."""
+
+    pilot_before: PilotGroupOut
+    pilot_after: PilotGroupOut
+    control_before: PilotGroupOut
+    control_after: PilotGroupOut
+    average_receipt: PilotEstimateOut
+    sales_per_store_day: PilotEstimateOut
+
+    model_config = _examples(
+        {"pilot_before": {"receipts": 900, "sales": 270000000, "store_days": 60},
+         "pilot_after": {"receipts": 950, "sales": 300000000, "store_days": 60},
+         "control_before": {"receipts": 880, "sales": 264000000, "store_days": 60},
+         "control_after": {"receipts": 890, "sales": 267000000, "store_days": 60},
+         "average_receipt": {"uplift_bp": 480, "low_bp": 210, "high_bp": 760, "found": True},
+         "sales_per_store_day": {"uplift_bp": 1000, "low_bp": 400, "high_bp": 1600,
+                                 "found": True}},
+        strict=False,
+    )  # fmt: skip

@@ -42,7 +42,7 @@ def period():  # type: ignore[no-untyped-def]
 
 def test_by_store_as_counted_by_hand() -> None:
     prepared, run = period()
-    figures = analytics(prepared, run, "store", churn_days=90)
+    figures = analytics(prepared, run.per_receipt, "store", churn_days=90)
     shop, web = figures["msk-001"], figures["web"]
     assert (shop.receipts, shop.receipts_with_card) == (3, 2)
     assert (shop.average_receipt_with_card, shop.average_receipt_without_card) == (200_000, 50_000)
@@ -53,7 +53,7 @@ def test_by_store_as_counted_by_hand() -> None:
     )  # fmt: skip
     # the second card last bought 110 days before the period's end: churned at 90 days
     assert (web.active_members, web.new_members, web.churned_members) == (2, 2, 1)
-    assert analytics(prepared, run, "store", churn_days=120)["web"].churned_members == 0
+    assert analytics(prepared, run.per_receipt, "store", churn_days=120)["web"].churned_members == 0
 
 
 def test_groups_channels_and_months_add_up_to_the_run() -> None:
@@ -62,14 +62,16 @@ def test_groups_channels_and_months_add_up_to_the_run() -> None:
     )
     total_earned = int(run.per_receipt[:, 1].sum())
     for by in ("store", "channel", "month"):
-        figures = analytics(prepared, run, by)  # type: ignore[arg-type]
+        figures = analytics(prepared, run.per_receipt, by)  # type: ignore[arg-type]
         assert sum(f.receipts for f in figures.values()) == 300
         assert sum(f.points_earned for f in figures.values()) == total_earned
         assert sum(f.new_members for f in figures.values()) == len(prepared.receipts.cards)
-    grouped = analytics(prepared, run, "group", groups={"msk-001": "moscow", "web": "moscow"})
+    grouped = analytics(
+        prepared, run.per_receipt, "group", groups={"msk-001": "moscow", "web": "moscow"}
+    )
     assert set(grouped) == {"moscow", "other"}
-    figures = analytics(prepared, run, "month")
+    figures = analytics(prepared, run.per_receipt, "month")
     ratio = [f.redeemed_per_earned_bp for f in figures.values() if f.points_earned]
     assert ratio and all(r >= 0 for r in ratio)
     with pytest.raises(InvalidInput):
-        analytics(prepared, run, "region")  # type: ignore[arg-type]
+        analytics(prepared, run.per_receipt, "region")  # type: ignore[arg-type]
