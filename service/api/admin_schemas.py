@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from service.api.schemas import (
@@ -1205,11 +1206,30 @@ class UpliftGroupIn(BaseModel):
     )  # fmt: skip
 
 
-class UpliftForecastIn(BaseModel):
-    """The uplift forecast of a threshold (SPEC §10.2): the groups and the assumptions
-    (each default as ``loyalty forecast``'s)."""
+class UpliftLedgerIn(BaseModel):
+    """The customer groups built from a period of the ledger
+    (``service/simulation/uplift_groups.py``): each card that bought in it by channel,
+    kind (new: its first sale of the period in the last ``new_days``) and distance from
+    the threshold in bands of 10% of its average receipt."""
 
-    groups: list[UpliftGroupIn] = Field(min_length=1, max_length=1000)
+    since: Timestamp
+    until: Timestamp
+    threshold: int = Field(ge=1, le=10**12, description="kopecks")
+    new_days: int = Field(90, ge=0, le=3650)
+
+    model_config = _examples(
+        {"since": "2026-01-01T00:00:00+03:00", "until": "2026-07-01T00:00:00+03:00",
+         "threshold": 300000, "new_days": 90}
+    )  # fmt: skip
+
+
+class UpliftForecastIn(BaseModel):
+    """The uplift forecast of a threshold (SPEC §10.2): the groups, given or built from a
+    period of the ledger (one of the two), and the assumptions (each default as
+    ``loyalty forecast``'s)."""
+
+    groups: list[UpliftGroupIn] | None = Field(None, min_length=1, max_length=1000)
+    ledger: UpliftLedgerIn | None = None
     addon_share_bp: int = Field(8_000, ge=0, le=10_000)
     gift_share_bp: int = Field(500, ge=0, le=10_000)
     gift_cost_cap: int | None = Field(None, ge=0, le=10**12)
@@ -1223,14 +1243,22 @@ class UpliftForecastIn(BaseModel):
                      "purchases_per_month_milli": 2000}]}
     )  # fmt: skip
 
+    @model_validator(mode="after")
+    def _one_source(self) -> UpliftForecastIn:
+        if (self.groups is None) == (self.ledger is None):
+            raise ValueError("give either groups or ledger")
+        return self
+
 
 class UpliftForecastOut(BaseModel):
     """Every assumption with the value it took, each scenario's total uplift (kopecks,
-    in all and per channel) and a row per scenario, group and month."""
+    in all and per channel) and a row per scenario, group and month; the groups it was
+    computed on (built from the ledger, or as given)."""
 
     assumptions: dict[str, Any]
     totals: dict[str, dict[str, int]]
     rows: list[dict[str, Any]]
+    groups: list[UpliftGroupIn]
 
     model_config = _examples(
         {"assumptions": {"addon_share_bp": 8000, "delivery_cost": 35000, "months": 12},

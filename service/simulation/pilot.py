@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from service.domain.errors import InvalidInput
 from service.domain.receipt import StoreInfo
+from service.simulation import receipts as receipt_sets
 from service.simulation.receipts import ReceiptSet
 from service.simulation.timezones import local_times
 
@@ -127,10 +128,8 @@ def pilot_of_receipts(
     receipts: ReceiptSet, *, pilot: Collection[str], control: Collection[str], starts: date
 ) -> PilotReport:
     """The report over a receipts set: each receipt's sales are its lines' amounts."""
-    amounts = (receipts.quantity * receipts.unit_price + 500) // 1000
-    sales = np.add.reduceat(amounts, receipts.line_ptr[:-1]) if len(receipts) else amounts[:0]
     return pilot_report(
-        receipts.occurred, receipts.store, sales,
+        receipts.occurred, receipts.store, receipt_sets.receipt_sales(receipts),
         [s.store_id for s in receipts.stores], [s.timezone for s in receipts.stores],
         pilot=pilot, control=control, starts=starts,
     )  # fmt: skip

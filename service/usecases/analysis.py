@@ -16,7 +16,9 @@ from service.domain.errors import InvalidInput
 from service.simulation.analytics import Dimension, Figures, analytics
 from service.simulation.engine import prepare
 from service.simulation.pilot import PilotReport, pilot_of_receipts
-from service.simulation.receipts import ReceiptSet
+from service.simulation.receipts import ReceiptSet, receipt_sales
+from service.simulation.uplift import CustomerGroup
+from service.simulation.uplift_groups import customer_groups
 
 ReadPeriod = Callable[[datetime, datetime], Awaitable[tuple[ReceiptSet, npt.NDArray[np.int64]]]]
 MAX_PERIOD_DAYS = 731  # two years: a year against the one before it
@@ -65,6 +67,18 @@ async def pilot(
     return await asyncio.to_thread(
         pilot_of_receipts, receipts, pilot=pilot_stores, control=control_stores, starts=starts
     )
+
+
+async def uplift_groups(
+    read_period: ReadPeriod, since: datetime, until: datetime, threshold: int, new_days: int
+) -> list[CustomerGroup]:
+    """The uplift forecast's customer groups from the period's sales (SPEC §10.2)."""
+    _checked(since, until)
+    receipts, _ = await read_period(since, until)
+    return await asyncio.to_thread(
+        customer_groups, receipts, receipt_sales(receipts), threshold,
+        since=int(since.timestamp()), until=int(until.timestamp()), new_days=new_days,
+    )  # fmt: skip
 
 
 def pilot_json(report: PilotReport) -> dict[str, Any]:

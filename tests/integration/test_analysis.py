@@ -136,3 +136,27 @@ async def test_a_period_must_be_a_period(client: httpx.AsyncClient) -> None:
     years = {"since": (now - timedelta(days=800)).isoformat(), "until": now.isoformat()}
     refused = await client.get(FIGURES, params=years, headers=ADMIN)
     assert (refused.status_code, refused.json()["error"]) == (422, "period_too_long")
+
+
+async def test_uplift_forecast_on_groups_built_from_the_ledger(
+    client: httpx.AsyncClient, new_card: NewCard
+) -> None:
+    since, until = _days()
+    card = await new_card()
+    noon = since + timedelta(hours=12)
+    await _sell(client, card, "msk-001", noon, f"UP-1-{card}", 200_000)
+    await _sell(client, card, "msk-001", noon + timedelta(days=1), f"UP-2-{card}", 240_000)
+    body = {"ledger": {"since": since.isoformat(), "until": until.isoformat(),
+                       "threshold": 300_000, "new_days": 0}}  # fmt: skip
+    answer = await client.post("/v1/admin/analysis/uplift-forecast", json=body, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    ours = [g for g in result["groups"] if g["average_receipt"] == 220_000]
+    assert ours and all(g["threshold"] == 300_000 for g in result["groups"])
+    assert ours[0]["kind"] == "loyal" and ours[0]["channel"] == "offline"
+    assert result["totals"]["moderate"]["total"] > 0
+    both = {**body, "groups": [{"channel": "online", "kind": "loyal", "customers": 1,
+                                "average_receipt": 1, "threshold": 2,
+                                "purchases_per_month_milli": 1}]}  # fmt: skip
+    refused = await client.post("/v1/admin/analysis/uplift-forecast", json=both, headers=ADMIN)
+    assert refused.status_code == 422

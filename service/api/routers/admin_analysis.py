@@ -5,6 +5,7 @@ request."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -53,15 +54,23 @@ IMAGE_CONTENT: dict[int | str, dict[str, Any]] = {
     response_model=UpliftForecastOut,
     summary="The uplift forecast of a threshold: three scenarios over the months, per channel",
 )
-async def uplift_forecast(body: UpliftForecastIn, admin: Reports) -> OrjsonResponse:
+async def uplift_forecast(
+    body: UpliftForecastIn, admin: Reports, services: ServicesDep
+) -> OrjsonResponse:
     assumptions = UpliftAssumptions(
         addon_share_bp=body.addon_share_bp, gift_share_bp=body.gift_share_bp,
         gift_cost_cap=body.gift_cost_cap, discount_bp=body.discount_bp,
         delivery_cost=body.delivery_cost, months=body.months,
     )  # fmt: skip
-    groups = [CustomerGroup(**group.model_dump()) for group in body.groups]
+    if body.ledger is not None:
+        asked = body.ledger
+        groups = await analysis.uplift_groups(
+            _reader(services), asked.since, asked.until, asked.threshold, asked.new_days
+        )
+    else:
+        groups = [CustomerGroup(**group.model_dump()) for group in body.groups or ()]
     result = await asyncio.to_thread(forecast, groups, assumptions)
-    return OrjsonResponse(result.as_json())
+    return OrjsonResponse({**result.as_json(), "groups": [asdict(g) for g in groups]})
 
 
 def _reader(services: Any) -> analysis.ReadPeriod:
