@@ -19,7 +19,7 @@ from service.api.csv_export import csv_content, csv_response, people_language
 from service.api.deps import Reports, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
-from service.api.routers.admin_common import ERRORS, PREFIX
+from service.api.routers.admin_common import ERRORS, IMAGE_CONTENT, PREFIX
 from service.api.schemas import Timestamp
 from service.simulation import charts
 from service.simulation.analytics import Figures, as_rows
@@ -37,16 +37,6 @@ StoreIds = Annotated[
     Query(min_length=1, max_length=500, description="store ids (the parameter repeated)"),
 ]
 FIGURE_COLUMNS = ("slice", *Figures.__dataclass_fields__)
-IMAGE_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "image/png": {"schema": {"type": "string", "format": "binary"},
-                          "example": "(the PNG image's bytes)"},
-            "image/svg+xml": {"schema": {"type": "string"},
-                              "example": '<svg xmlns="http://www.w3.org/2000/svg">...</svg>'},
-        }
-    }
-}  # fmt: skip
 
 
 @router.post(

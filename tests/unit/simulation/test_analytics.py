@@ -11,7 +11,7 @@ from service.domain.errors import InvalidInput
 from service.rules.demo import DEMO_STORES
 from service.simulation.analytics import analytics
 from service.simulation.engine import prepare, simulate
-from service.simulation.receipts import receipt_set
+from service.simulation.receipts import ReceiptSet, receipt_set
 from tests.unit.simulation.generated import generated
 from tests.unit.simulation.test_engine import START, demo
 
@@ -25,18 +25,23 @@ SALES = [
 ]
 
 
-def period():  # type: ignore[no-untyped-def]
-    receipts = receipt_set(
-        receipt_of_line=np.arange(len(SALES)),
-        occurred=np.array([int((START + timedelta(days=d)).timestamp()) for d, *_ in SALES]),
-        store_ids=[s for _, s, _, _ in SALES],
+def one_line_receipts(sales: list[tuple[int, str, str | None, int]]) -> ReceiptSet:
+    """(day from START, store, card, amount): a receipt of one line each ("web": online)."""
+    return receipt_set(
+        receipt_of_line=np.arange(len(sales)),
+        occurred=np.array([int((START + timedelta(days=d)).timestamp()) for d, *_ in sales]),
+        store_ids=[s for _, s, _, _ in sales],
         stores={s.store_id: s for s in DEMO_STORES},
-        cards=[c for _, _, c, _ in SALES],
-        channels=["online" if s == "web" else "offline" for _, s, _, _ in SALES],
-        lines={"sku": ["TEE-1"] * 5, "category": ["tops"] * 5, "brand": [None] * 5,
-               "quantity": [1000] * 5, "unit_price": [a for *_, a in SALES]},
+        cards=[c for _, _, c, _ in sales],
+        channels=["online" if s == "web" else "offline" for _, s, _, _ in sales],
+        lines={"sku": ["TEE-1"] * len(sales), "category": ["tops"] * len(sales),
+               "brand": [None] * len(sales), "quantity": [1000] * len(sales),
+               "unit_price": [a for *_, a in sales]},
     )  # fmt: skip
-    prepared = prepare(receipts)
+
+
+def period():  # type: ignore[no-untyped-def]
+    prepared = prepare(one_line_receipts(SALES))
     return prepared, simulate(prepared, demo())
 
 

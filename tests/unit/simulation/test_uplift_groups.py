@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import numpy as np
 import pytest
 
 from service.domain.errors import InvalidInput
-from service.rules.demo import DEMO_STORES
-from service.simulation.receipts import receipt_sales, receipt_set
+from service.simulation.receipts import ReceiptSet, receipt_sales
 from service.simulation.uplift import CustomerGroup
 from service.simulation.uplift_groups import customer_groups
+from tests.unit.simulation.test_analytics import one_line_receipts
 from tests.unit.simulation.test_engine import START
 
 DAY = 86_400
@@ -27,18 +24,8 @@ SALES = [
 ]  # fmt: skip
 
 
-def _receipts():  # type: ignore[no-untyped-def]
-    return receipt_set(
-        receipt_of_line=np.arange(len(SALES)),
-        occurred=np.array([int((START + timedelta(days=d)).timestamp()) for d, *_ in SALES]),
-        store_ids=[s for _, s, _, _ in SALES],
-        stores={s.store_id: s for s in DEMO_STORES},
-        cards=[c for _, _, c, _ in SALES],
-        channels=["online" if s == "web" else "offline" for _, s, _, _ in SALES],
-        lines={"sku": ["TEE"] * len(SALES), "category": ["tops"] * len(SALES),
-               "brand": [None] * len(SALES), "quantity": [1000] * len(SALES),
-               "unit_price": [a for *_, a in SALES]},
-    )  # fmt: skip
+def _receipts() -> ReceiptSet:
+    return one_line_receipts(SALES)
 
 
 def test_cards_grouped_by_channel_kind_and_distance() -> None:
