@@ -45,10 +45,16 @@ def check_coupon_rule(document: ProgramDocument, rule_id: str | None) -> None:
         raise invalid_field("rule_id", f"rule {rule_id!r} lacks conditions.promo_code")
 
 
+def _percent_text(bp: int) -> str:
+    """Basis points as the percent they are: 1000 as "10", 750 as "7.5"."""
+    text = format(Decimal(bp) / 100, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def entry_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An entry as the back office sees it: its percent as text, its state now."""
     bp = row.pop("percent_bp")
-    row["percent"] = None if bp is None else format(Decimal(bp) / 100, "f").rstrip("0").rstrip(".")
+    row["percent"] = None if bp is None else _percent_text(bp)
     state = Reward(
         row["code"], row["name"], row["kind"], row["price"], valid_from=row["valid_from"],
         valid_to=row["valid_to"], archived=row["archived_at"] is not None,

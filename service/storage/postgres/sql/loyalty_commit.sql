@@ -214,11 +214,13 @@ BEGIN
                     (v_item ->> 'discount')::bigint,
                     ARRAY(SELECT jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]'))),
                     v_now);
-            -- A coupon: a single-use promo code bound to the card, for the reward's rule.
+            -- A coupon: a single-use promo code bound to the card, for the reward's rule,
+            -- valid from the sale (a later receipt, even one a till sends late).
             INSERT INTO promo_codes (code, rule_ids, program_version, max_uses, per_card_limit,
                                      valid_from, valid_to, card_id, created_at)
-            SELECT c, ARRAY[v_item ->> 'rule_id'], (p ->> 'program_version')::int, 1, 1, v_now,
-                   (v_item ->> 'valid_to')::timestamptz, v_card.card_id, v_now
+            SELECT c, ARRAY[v_item ->> 'rule_id'], (p ->> 'program_version')::int, 1, 1,
+                   (p ->> 'occurred_at')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
+                   v_card.card_id, v_now
             FROM jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]')) AS c;
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'reward_issued',
                 jsonb_build_object('card', v_card.number, 'store_id', v_store,
