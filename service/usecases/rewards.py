@@ -196,7 +196,9 @@ def refuse_unredeemed(view: dict[str, Any]) -> None:
                 f"the card does not hold the points reward {code!r} costs",
                 extra={"balance": shown.get("balance", 0), "reward": code},
             )
-        if reason in ("archived", "not_yet_valid", "expired", "card_not_active"):
+        if reason == "card_not_active":
+            raise Conflict("the card is not active: it spends no points", code=reason, extra=extra)
+        if reason in ("archived", "not_yet_valid", "expired"):
             raise Conflict(f"reward {code!r} cannot be redeemed: {reason}",
                            code="reward_not_active", extra=extra)  # fmt: skip
         raise InvalidInput(f"reward {code!r} does not apply to this receipt: {reason}",
