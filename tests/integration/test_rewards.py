@@ -12,6 +12,7 @@ base accrual, so that every number here is the rewards'.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,8 @@ from tests.clock import FRIDAY_NOON, demo_program_now
 from tests.conftest import ADMIN, POS
 from tests.integration.conftest import OwnProgram, own_program
 
-_numbers = itertools.count(1)
+# Numbers of their own: the card cache in Redis outlives each test's database.
+_numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
 
 
 def _document() -> dict[str, Any]:
@@ -45,14 +47,14 @@ async def served(server_url: str, redis_url: str) -> AsyncIterator[OwnProgram]:
         yield own
 
 
-async def _card(url: str, points: int) -> str:
+async def _card(url: str, points: int, status: str = "active") -> str:
     """A new card holding ``points`` active points (one lot, a year to live)."""
     number = f"78{next(_numbers):011d}"
     now = datetime.now(UTC)
     conn = await connect(url)
     try:
         card_id = await conn.fetchval(
-            "INSERT INTO cards (number) VALUES ($1) RETURNING card_id", number
+            "INSERT INTO cards (number, status) VALUES ($1, $2) RETURNING card_id", number, status
         )
         lot = await conn.fetchval(
             "INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,"
@@ -283,6 +285,13 @@ async def test_refused_rewards_are_explained_and_refuse_the_commit(served: OwnPr
         )
         assert (refused.status_code, refused.json()["error"]) == (status, error), refused.text
     assert await _balance(client, card) == 25
+
+    blocked = await _card(url, 100, status="blocked")
+    sale = {**body, "card": blocked, "rewards": [{"code": "PCT5"}]}
+    view = (await client.post("/v1/calculate", json=sale, headers=POS)).json()
+    assert view["rewards"][0]["reason"] == "card_not_active"
+    refused = await client.post("/v1/commit", json={**sale, "transaction_id": "RW-B"}, headers=POS)
+    assert (refused.status_code, refused.json()["error"]) == (409, "card_not_active")
     await _balanced(url)
 
 
