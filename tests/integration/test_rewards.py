@@ -11,6 +11,7 @@ base accrual, so that every number here is the rewards'.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -381,5 +382,25 @@ async def test_a_held_calculation_holds_the_rewards_points(served: OwnProgram) -
         **body, "transaction_id": "RW-H", "calculation_id": held["calculation_id"]},
         headers=POS)  # fmt: skip
     assert committed.status_code == 200, committed.text
+    assert await _balance(client, card) == 40
+    await _balanced(url)
+
+
+async def test_concurrent_redemptions_never_overdraw_the_card(served: OwnProgram) -> None:
+    client, url, _ = served
+    await _reward(client, code="PCT10", name="10% off", kind="percent_off", price=60,
+                  percent="10")  # fmt: skip
+    card = await _card(url, 100)
+    sales = [
+        {**_sale(card, [("S-1", 10_000, "1")], rewards=[{"code": "PCT10"}]),
+         "transaction_id": f"RW-P{i}"}
+        for i in range(4)
+    ]  # fmt: skip
+    answers = await asyncio.gather(
+        *(client.post("/v1/commit", json=sale, headers=POS) for sale in sales)
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200, 409, 409, 409], [answer.text for answer in answers]
+    assert {a.json()["error"] for a in answers if a.status_code == 409} == {"insufficient_points"}
     assert await _balance(client, card) == 40
     await _balanced(url)
