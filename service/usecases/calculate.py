@@ -143,8 +143,8 @@ def receipt_json(receipt: Receipt) -> bytes:
     request hashes digest. Written through dicts of the same keys in the same order:
     orjson reads a slots dataclass field by field through Python, 12 µs for a 10-line
     receipt against 6 µs this way (2-core dev box). The tests hold the two equal. A
-    receipt that pays from no wallet leaves the key out, and one that asks for no reward
-    the rewards: its digest is the one it had before wallets and rewards, so that a sale
+    receipt that pays from no wallet leaves ``wallet`` out, and one that asks for no
+    reward ``rewards``: its digest is the one it had before them, so that a sale
     committed then and sent again is still a replay."""
     body: dict[str, Any] = {
         "store_id": receipt.store_id,
