@@ -404,3 +404,28 @@ async def test_concurrent_redemptions_never_overdraw_the_card(served: OwnProgram
     assert {a.json()["error"] for a in answers if a.status_code == 409} == {"insufficient_points"}
     assert await _balance(client, card) == 40
     await _balanced(url)
+
+
+async def test_an_offline_till_redeems_rewards_within_its_allowance(served: OwnProgram) -> None:
+    client, url, _ = served
+    await _reward(client, code="PCT10", name="10% off", kind="percent_off", price=60,
+                  percent="10")  # fmt: skip
+    card = await _card(url, 200)
+    granted = await client.post(
+        "/v1/allowances", json={"store_id": "msk-001", "card": card, "points": 100}, headers=POS
+    )
+    assert granted.status_code == 200, granted.text
+    token = granted.json()["allowance"]
+    sale = _sale(card, [("S-1", 10_000, "1")], rewards=[{"code": "PCT10"}])
+    first = await client.post(
+        "/v1/commit", json={**sale, "transaction_id": "RW-A1", "allowance": token}, headers=POS
+    )
+    assert first.status_code == 200, first.text
+    # 40 points left of the allowance: a second reward of 60 is more than it covers.
+    second = await client.post(
+        "/v1/commit", json={**sale, "transaction_id": "RW-A2", "allowance": token}, headers=POS
+    )
+    assert second.status_code == 409, second.text
+    assert (second.json()["error"], second.json()["points_left"]) == ("allowance_refused", 40)
+    assert await _balance(client, card) == 140
+    await _balanced(url)
