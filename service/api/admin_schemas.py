@@ -953,7 +953,7 @@ class BreakageOut(BaseModel):
 
 WebhookEvent = Literal[
     "accrual", "redemption", "tier_change", "expiring", "expiration", "refund", "cancel",
-    "card_issued", "customer_registered", "birthday",
+    "card_issued", "customer_registered", "birthday", "reward_issued",
 ]  # fmt: skip
 
 

@@ -105,6 +105,7 @@ class PromoCodeState:
     """A promo code held in the database (batch generated), as of processing time.
 
     ``uses_left`` None means unlimited; ``per_card_limit`` None means no per-card limit.
+    A coupon bought with points (SPEC §4 item 31) is bound to its ``card``.
     """
 
     code: str
@@ -114,6 +115,7 @@ class PromoCodeState:
     valid_to: datetime | None = None
     uses_left: int | None = None
     per_card_limit: int | None = None
+    card: str | None = None  # a reward's coupon: the one card that may use it
 
 
 def day_start(now: datetime) -> datetime:

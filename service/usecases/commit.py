@@ -52,6 +52,7 @@ from service.usecases.ports import (
     Replayed,
     SaleEntry,
 )
+from service.usecases.rewards import ledger_rewards, refuse_unredeemed
 
 _log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ async def _shown(
         record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             _refuse_short_redemption(sale.receipt, record["view"], None)
+            refuse_unredeemed(record["view"])
             uses = tuple(RuleUse(*use) for use in record.get("rule_uses", ()))  # type: ignore[arg-type]
             held = bool(record.get("held", False))
             return Shown(
@@ -113,6 +115,7 @@ async def _shown(
     view = {"calculation_id": sale.calculation_id, **calc.view(language)}
     balance = None if card is None else card.spendable_points(now, own_hold)
     _refuse_short_redemption(receipt, view, balance, allowance=sale.allowance is not None)
+    refuse_unredeemed(view)
     result = calc.result
     # Without its record, whether the calculation held points is not known here: the
     # ledger takes its hold if it has one (a hold spent but left open would keep its
@@ -204,6 +207,9 @@ def sale_entry(
     wallet = view.get("wallet")
     if wallet is not None:
         response["wallet"] = wallet
+    rewards: list[dict[str, Any]] = []
+    if "rewards" in view:
+        rewards, response["rewards"] = ledger_rewards(view, now)
     return SaleEntry(
         now=now,
         store_id=receipt.store_id,
@@ -236,6 +242,7 @@ def sale_entry(
         allowance=None if allowance is None else allowance.allowance_id,
         referral_points=program.settings.referral_points,
         wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
+        rewards=tuple(rewards),
     )
 
 

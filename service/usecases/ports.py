@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,7 @@ from service.domain.card import CardState, PromoCodeState
 from service.domain.limits import RuleUse
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal, SoldLine
+from service.domain.reward import Reward
 from service.domain.wallet import WalletState
 from service.rules.compiler import CompiledProgram
 
@@ -121,6 +122,8 @@ class SaleEntry:
     allowance: str | None  # an offline till's allowance (its hold) the sale spends from
     referral_points: int
     wallet: tuple[str, int] | None = None  # a wallet's number and the kopecks it pays
+    # The rewards it redeems, as loyalty_commit reads them (usecases.rewards.ledger_rewards)
+    rewards: tuple[Answer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,15 @@ class ReturnSession(Protocol):
         """Give spent points back to the lots they came from, with their expiry."""
         ...
 
+    async def give_back_rewards(self, points: int) -> None:
+        """Give points spent on rewards back to the lots they came from, with their expiry."""
+        ...
+
+    async def void_coupons(self) -> tuple[list[str], int]:
+        """Revoke the coupons the sale issued that no sale has used; the codes and the
+        points they cost (a used coupon's points stay spent)."""
+        ...
+
     async def owe(self, points: int) -> None: ...
 
     async def give_back_to_wallet(self, amount: int) -> tuple[str, str] | None:
@@ -347,6 +359,14 @@ class NewWallet:
     validity_days: int | None = None
     expires_at: datetime | None = None
     batch: str | None = None
+
+
+class Rewards(Protocol):
+    """The rewards catalogue (SPEC §4 item 31) as a sale reads it."""
+
+    async def catalogue(self, codes: Sequence[str]) -> dict[str, Reward]:
+        """The rewards among ``codes`` (unknown ones left out), archived ones included."""
+        ...
 
 
 class Wallets(Protocol):

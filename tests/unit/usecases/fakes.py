@@ -176,6 +176,12 @@ class FakeReturnSession:
     async def give_back_spent(self, points: int) -> None:
         self._returns.points += points
 
+    async def give_back_rewards(self, points: int) -> None:
+        self._returns.points += points
+
+    async def void_coupons(self) -> tuple[list[str], int]:
+        return [], 0
+
     async def owe(self, points: int) -> None:
         self._returns.debt += points
 

@@ -9,7 +9,7 @@
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
 -- active, points no longer there, a wallet's money no longer there, a promo code
--- revoked or used up, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
+-- revoked, used up or bound to another card, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
 -- needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
@@ -17,7 +17,7 @@
 --
 -- Kept for the sales that loyalty_commit_many does not write set-based (anonymous sales,
 -- promo codes, a referral's first purchase, a card's several sales in one batch, an
--- unknown card, a payment from a wallet): loyalty_commit_many calls it for each of
+-- unknown card, a payment from a wallet, rewards redeemed): loyalty_commit_many calls it for each of
 -- them, in batch order; and
 -- tests/integration/test_commit_set_based.py holds the two paths equal.
 CREATE OR REPLACE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -50,6 +50,12 @@ DECLARE
     v_version  bigint;
     v_wallet   wallets%ROWTYPE;
     v_pay      bigint := coalesce((p #>> '{wallet,amount}')::bigint, 0);
+    -- Rewards from the catalogue (SPEC §4 item 31): their points leave the card as spent
+    -- points do, checked with them against the balance.
+    v_rewards  jsonb := coalesce(p -> 'rewards', '[]');
+    v_reward   bigint := (SELECT coalesce(sum((r ->> 'points')::bigint), 0)
+                          FROM jsonb_array_elements(coalesce(p -> 'rewards', '[]')) AS r);
+    v_item     jsonb;
 BEGIN
     -- Checks first: nothing below this block refuses, so a refused sale writes nothing.
     IF p ->> 'card' IS NOT NULL THEN
@@ -68,8 +74,8 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'conflict');
     END IF;
 
-    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active' AND (v_redeem > 0 OR v_earned > 0)
-    THEN
+    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active'
+       AND (v_redeem > 0 OR v_earned > 0 OR v_reward > 0) THEN
         RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
     END IF;
 
@@ -80,16 +86,16 @@ BEGIN
         WHERE calculation_id = p ->> 'allowance' AND card_id = v_card.card_id
           AND taken_at IS NULL AND released_at IS NULL AND expires_at > v_now
         FOR UPDATE;
-        IF NOT FOUND OR v_count < v_redeem THEN
+        IF NOT FOUND OR v_count < v_redeem + v_reward THEN
             RETURN jsonb_build_object('outcome', 'allowance_refused',
                                       'balance', coalesce(v_count, 0));
         END IF;
-    ELSIF v_redeem > 0 THEN
+    ELSIF v_redeem + v_reward > 0 THEN
         -- What the card may spend: its balance less what other calculations hold.
         SELECT b.balance - h.held INTO v_balance
         FROM loyalty_balance(v_card.card_id, v_now) b,
              loyalty_held(v_card.card_id, v_now, p ->> 'calculation_id') h;
-        IF v_balance < v_redeem THEN
+        IF v_balance < v_redeem + v_reward THEN
             RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
         END IF;
     END IF;
@@ -121,7 +127,8 @@ BEGIN
         FOR v_code IN SELECT jsonb_array_elements_text(v_codes)
         LOOP
             SELECT * INTO v_promo FROM promo_codes WHERE code = v_code;
-            IF NOT FOUND OR v_promo.revoked_at IS NOT NULL THEN
+            IF NOT FOUND OR v_promo.revoked_at IS NOT NULL OR (v_promo.card_id IS NOT NULL
+               AND v_promo.card_id IS DISTINCT FROM v_card.card_id) THEN  -- a coupon's card
                 RETURN jsonb_build_object('outcome', 'promo_rejected', 'code', v_code);
             END IF;
             IF v_card.card_id IS NOT NULL AND v_promo.per_card_limit IS NOT NULL AND (
@@ -190,10 +197,45 @@ BEGIN
             VALUES (v_card.card_id, 'redemption', -v_count, v_store, v_tx);
         END IF;
     END IF;
+    IF v_reward > 0 THEN
+        v_count := v_reward - loyalty_take_points(v_card.card_id, v_reward, v_now,
+                                                  'reward', v_store, v_tx, NULL);
+        IF v_count > 0 AND p ->> 'allowance' IS NOT NULL THEN  -- as for redemption above
+            UPDATE cards SET debt = debt + v_count WHERE card_id = v_card.card_id;
+            INSERT INTO ledger_entries (card_id, kind, points, store_id, transaction_id)
+            VALUES (v_card.card_id, 'reward', -v_count, v_store, v_tx);
+        END IF;
+        FOR v_item IN SELECT * FROM jsonb_array_elements(v_rewards)
+        LOOP
+            INSERT INTO reward_redemptions (store_id, transaction_id, reward_code, card_id, kind,
+                                            count, points, discount, coupons, redeemed_at)
+            VALUES (v_store, v_tx, v_item ->> 'code', v_card.card_id, v_item ->> 'kind',
+                    (v_item ->> 'count')::int, (v_item ->> 'points')::bigint,
+                    (v_item ->> 'discount')::bigint,
+                    ARRAY(SELECT jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]'))),
+                    v_now);
+            -- A coupon: a single-use promo code bound to the card, for the reward's rule,
+            -- valid from the sale (a later receipt, even one a till sends late).
+            INSERT INTO promo_codes (code, rule_ids, program_version, max_uses, per_card_limit,
+                                     valid_from, valid_to, card_id, created_at)
+            SELECT c, ARRAY[v_item ->> 'rule_id'], (p ->> 'program_version')::int, 1, 1,
+                   (p ->> 'occurred_at')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
+                   v_card.card_id, v_now
+            FROM jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]')) AS c;
+            INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'reward_issued',
+                jsonb_build_object('card', v_card.number, 'store_id', v_store,
+                                   'transaction_id', v_tx, 'reward', v_item ->> 'code',
+                                   'kind', v_item ->> 'kind', 'count', (v_item ->> 'count')::int,
+                                   'points', (v_item ->> 'points')::bigint,
+                                   'discount', (v_item ->> 'discount')::bigint,
+                                   'coupons', coalesce(v_item -> 'coupons', '[]'),
+                                   'valid_to', v_item -> 'valid_to'));
+        END LOOP;
+    END IF;
     IF p ->> 'allowance' IS NOT NULL THEN  -- spent from the allowance's hold
         UPDATE point_holds
-        SET points = points - v_redeem,
-            taken_at = CASE WHEN points = v_redeem THEN v_now END
+        SET points = points - (v_redeem + v_reward),
+            taken_at = CASE WHEN points = v_redeem + v_reward THEN v_now END
         WHERE calculation_id = p ->> 'allowance';
     END IF;
     IF (p ->> 'held')::boolean THEN  -- the calculation's hold, taken by its commit
