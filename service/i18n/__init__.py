@@ -204,6 +204,7 @@ REASONS = {
     "points_cap": "The cap on points is reached.",
     "uses_exhausted": "The rule's use cap is reached.",
     "requires_not_met": "The receipt lacks the goods the rule requires.",
+    "not_enough_stamps": "The card has not collected the stamps for a free item yet.",
 }
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")

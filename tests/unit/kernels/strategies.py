@@ -61,6 +61,10 @@ def effects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
             {"units": st.integers(1, 3), "percent": percents, "dearest": st.booleans()},
             optional={"every": st.integers(1, 4)},
         ),
+        "stamps": st.fixed_dictionaries(
+            {"every": st.integers(2, 4)},
+            optional={"count": st.sampled_from(["units", "receipts"]), "percent": percents},
+        ),
         "bundle": st.fixed_dictionaries(
             {"quantity": st.integers(2, 3), "price": st.integers(0, 30_000)}
         ),
@@ -289,6 +293,16 @@ def cards(draw: st.DrawFn, now: datetime) -> CardState | None:
         points_earned_today=draw(st.integers(0, 300)),
         promo_uses={"CODE0": 1} if draw(st.booleans()) else {},
         rule_uses=draw(_rule_uses(now)),
+        stamps=draw(_stamps()),
+    )
+
+
+def _stamps() -> st.SearchStrategy[dict[str, int]]:
+    """Stamps collected towards rules r0-r5 (some of them stamp rules), below ``every``,
+    at or past it (a free item that could not be given), or below zero (a cancel took
+    back stamps the card had used)."""
+    return st.dictionaries(
+        st.sampled_from([f"r{k}" for k in range(6)]), st.integers(-2, 9), max_size=3
     )
 
 
