@@ -339,6 +339,23 @@ class NextTierOut(BaseModel):
     spend_needed: int
 
 
+class StampCardOut(BaseModel):
+    rule_id: str
+    name: str
+    have: int = Field(
+        description="stamps collected towards the next free item (below zero: a cancel took"
+        " back stamps a free item had used)"
+    )
+    of: int = Field(description="the stamps that make a free item (the rule's every)")
+
+
+class StampsOut(StampCardOut):
+    """A stamp card after the sale (SPEC §4 item 36)."""
+
+    added: int = Field(description="stamps this receipt adds")
+    free: int = Field(description="units this receipt gives free, each using ``of`` stamps")
+
+
 class CardOut(BaseModel):
     number: str
     status: str
@@ -347,6 +364,9 @@ class CardOut(BaseModel):
     pending: int
     expiring: list[ExpiringOut]
     next_tier: NextTierOut | None
+    stamps: list[StampCardOut] | None = Field(
+        default=None, description="the program's stamp cards and the card's progress on each"
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [_CARD_EXAMPLE]})
 
@@ -401,6 +421,10 @@ class CalculationOut(BaseModel):
     rules: list[RuleOut]
     messages: list[MessageOut]
     wallet: WalletPaidOut | None = None
+    stamps: list[StampsOut] | None = Field(
+        default=None,
+        description="the card's stamp cards that the receipt's goods touch, after the sale",
+    )
 
 
 class CalculateResponse(CalculationOut):
@@ -521,6 +545,7 @@ class CommitResponse(BaseModel):
     messages: list[MessageOut]
     card: CardAfterOut | None
     wallet: WalletPaidOut | None = None
+    stamps: list[StampsOut] | None = None
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -204,6 +204,9 @@ def sale_entry(
     wallet = view.get("wallet")
     if wallet is not None:
         response["wallet"] = wallet
+    stamps = view.get("stamps")
+    if stamps is not None:
+        response["stamps"] = stamps
     return SaleEntry(
         now=now,
         store_id=receipt.store_id,
@@ -236,6 +239,11 @@ def sale_entry(
         allowance=None if allowance is None else allowance.allowance_id,
         referral_points=program.settings.referral_points,
         wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
+        stamps=tuple(
+            (s["rule_id"], s["added"], s["free"], s["of"])
+            for s in stamps or ()
+            if s["added"] or s["free"]
+        ),
     )
 
 

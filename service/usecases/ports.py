@@ -121,6 +121,8 @@ class SaleEntry:
     allowance: str | None  # an offline till's allowance (its hold) the sale spends from
     referral_points: int
     wallet: tuple[str, int] | None = None  # a wallet's number and the kopecks it pays
+    # Stamp cards the sale moves: rule, stamps added, free units given, stamps per free unit.
+    stamps: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,11 @@ class ReturnSession(Protocol):
 
     async def uncount_purchase(self) -> None:
         """The sale no longer counts among the card's purchases."""
+        ...
+
+    async def take_back_stamps(self) -> None:
+        """The stamps the sale moved on the card's stamp cards, moved back: those it added
+        taken away, those its free units used given back."""
         ...
 
     async def move_tier_down(

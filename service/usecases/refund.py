@@ -104,13 +104,15 @@ async def _reverse_on_card(
     """Earned points back from the card, spent ones back to it, the shortfall settled by
     the program's policy, the tier spend taken back (and the tier with it, where the
     program moves tiers down at a return). A sale reversed whole no longer counts as a
-    purchase, and a referee's first purchase takes both referral bonuses back with it."""
+    purchase, its stamps move back, and a referee's first purchase takes both referral
+    bonuses back with it."""
     missing = await session.take_back_earned(reversal.points_earned_back)
     referral = 0
     if reversal.complete:
         referral, referral_missing = await session.take_back_referral()
         missing += referral_missing
         await session.uncount_purchase()
+        await session.take_back_stamps()
     await session.give_back_spent(reversal.points_paid_back)
     cash = reversal.money - reversal.wallet_back  # a wallet's money goes back to it, whole
     shortfall = settle_shortfall(request.policy, missing, cash, request.point_value)

@@ -71,6 +71,8 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
     }  # fmt: skip
     if entry.wallet is not None:  # absent otherwise: loyalty_commit_many's plain sales
         sale["wallet"] = {"number": entry.wallet[0], "amount": entry.wallet[1]}
+    if entry.stamps:  # the same
+        sale["stamps"] = [list(move) for move in entry.stamps]
     return sale
 
 

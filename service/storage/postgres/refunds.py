@@ -162,6 +162,25 @@ class PostgresReturnSession:
             self._card_id,
         )
 
+    async def take_back_stamps(self) -> None:
+        await self._lock_card()
+        await self._conn.execute(
+            """
+            WITH released AS (
+                UPDATE stamp_moves SET released_at = $4
+                WHERE store_id = $1 AND transaction_id = $2 AND card_id = $3
+                  AND released_at IS NULL
+                RETURNING rule_id, added - used AS moved
+            )
+            UPDATE card_stamps s SET have = s.have - r.moved
+            FROM released r WHERE s.card_id = $3 AND s.rule_id = r.rule_id
+            """,
+            self._req.store_id,
+            self._req.transaction_id,
+            self._card_id,
+            self._req.now,
+        )
+
     async def move_tier_down(
         self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
     ) -> None:

@@ -159,8 +159,11 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
-    kind = draw(st.sampled_from(DISCOUNTS + DISCOUNTS + OTHERS))
+def rules(
+    draw: st.DrawFn, index: int, tier_codes: list[str], stamps: int = 1
+) -> dict[str, Any]:
+    """``stamps``: how many more times than other discounts a stamp card is drawn."""
+    kind = draw(st.sampled_from(DISCOUNTS + DISCOUNTS + OTHERS + ["stamps"] * 2 * (stamps - 1)))
     if kind == "tier_discount" and not tier_codes:
         kind = "percent"
     rule: dict[str, Any] = {
@@ -193,7 +196,7 @@ def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
 
 
 @st.composite
-def programs(draw: st.DrawFn, most_rules: int = 8) -> dict[str, Any]:
+def programs(draw: st.DrawFn, most_rules: int = 8, stamps: int = 1) -> dict[str, Any]:
     tier_count = draw(st.sampled_from([0, 1, 2, 3, 3]))
     tier_codes = TIER_CODES[:tier_count]
     thresholds = sorted(
@@ -211,7 +214,9 @@ def programs(draw: st.DrawFn, most_rules: int = 8) -> dict[str, Any]:
         }
         for code, threshold in zip(tier_codes, thresholds, strict=True)
     ]
-    rule_list = [draw(rules(i, tier_codes)) for i in range(draw(st.integers(0, most_rules)))]
+    rule_list = [
+        draw(rules(i, tier_codes, stamps)) for i in range(draw(st.integers(0, most_rules)))
+    ]
     promo_rules = [r["id"] for r in rule_list if r["conditions"].get("promo_code")]
     promo_codes = [
         {

@@ -68,7 +68,8 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'conflict');
     END IF;
 
-    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active' AND (v_redeem > 0 OR v_earned > 0)
+    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active'
+       AND (v_redeem > 0 OR v_earned > 0 OR p ? 'stamps')
     THEN
         RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
     END IF;
@@ -260,6 +261,20 @@ BEGIN
         FROM loyalty_balance(v_card.card_id, v_now) b
         WHERE c.card_id = v_card.card_id
         RETURNING c.ledger_version INTO v_version;
+        IF p ? 'stamps' THEN
+            -- Stamp cards ([rule, added, free units, every]): the card's count moves by
+            -- what the sale added less what its free units used, under the card's lock;
+            -- the move is kept for a cancel or a full return to undo (migration 0019).
+            INSERT INTO stamp_moves (store_id, transaction_id, card_id, rule_id, added, used,
+                                     moved_at)
+            SELECT v_store, v_tx, v_card.card_id, s ->> 0, (s ->> 1)::int,
+                   (s ->> 2)::int * (s ->> 3)::int, v_now
+            FROM jsonb_array_elements(p -> 'stamps') AS s;
+            INSERT INTO card_stamps AS c (card_id, rule_id, have)
+            SELECT v_card.card_id, s ->> 0, (s ->> 1)::int - (s ->> 2)::int * (s ->> 3)::int
+            FROM jsonb_array_elements(p -> 'stamps') AS s
+            ON CONFLICT (card_id, rule_id) DO UPDATE SET have = c.have + excluded.have;
+        END IF;
         IF v_new_tier IS NOT NULL THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
