@@ -39,7 +39,7 @@ CREATE TABLE stamp_moves (
     used           integer NOT NULL CHECK (used >= 0),
     moved_at       timestamptz NOT NULL,
     released_at    timestamptz,
-    PRIMARY KEY (store_id, transaction_id, rule_id)
+    PRIMARY KEY (card_id, store_id, transaction_id, rule_id)
 );
 """
 
