@@ -59,6 +59,7 @@ from service.kernels._layout import (
     L_SKU,
     LINE_COLUMNS,
     OUTPUT_COLUMNS,
+    VERDICT_COLUMNS,
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
 from service.rules.compiler import CompiledProgram
@@ -385,7 +386,17 @@ class _Loop:
         self.unlocked = np.zeros(0, dtype=np.int64)
         self.unlocked_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.budget_index = np.zeros(CHUNK, dtype=np.int64)
-        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, 4), dtype=np.int64)
+        # Stamp cards: each card's progress on each stamp rule (_state's docstring).
+        self.stamp_rules = np.array(program.stamp_rules, dtype=np.int64)
+        self.stamp_slot = np.full(program.rule_count, -1, dtype=np.int64)
+        self.stamp_slot[self.stamp_rules] = np.arange(len(self.stamp_rules))
+        self.stamp_every = np.array(program.stamp_every, dtype=np.int64)
+        self.card_stamps = np.zeros((len(receipts.cards), len(self.stamp_rules)), np.int64)
+        self.stamp_rows = np.zeros((1, program.rule_count), dtype=np.int64)
+        self.stamp_index = np.zeros(CHUNK, dtype=np.int64)
+        self.verdicts = np.empty(
+            (CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64
+        )
         self.applied = np.empty((CHUNK * 64 + 8, 3), dtype=np.int64)
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.applied_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
@@ -404,16 +415,31 @@ class _Loop:
         common = (receipts.card, receipts.occurred, self.clock, self.next_of_card)
         _state._before(start, end, *common, self.state, self.lots, self.thresholds,
                        self.settings, facts)  # fmt: skip
+        if self.stamp_rules.shape[0]:
+            self._stamps_before(start, end)
         given = (
             self.store_rows, receipts.store[start:end], self.budget_used[None, :],
             self.budget_index[:size], lines, line_ptr, facts, self.segments[:size],
-            self.unlocked, self.unlocked_ptr[: size + 1],
+            self.unlocked, self.unlocked_ptr[: size + 1], self.stamp_rows,
+            self.stamp_index[:size],
         )  # fmt: skip
         written = self._evaluate(given, size, self.line_out[first:last])
+        if self.stamp_rules.shape[0]:
+            _state._stamps_after(start, end, receipts.card, written, self.stamp_slot,
+                                 self.stamp_every, self.card_stamps)  # fmt: skip
         _state._after(start, end, *common, self.state, self.lots, self.thresholds,
                       self.settings, line_ptr, lines, facts, written, self.has_budget,
                       self.budget_used, self.per_receipt, self.per_rule, self.spent_ptr,
                       self.spent)  # fmt: skip
+
+    def _stamps_before(self, start: int, end: int) -> None:
+        """Each receipt's card's stamps by rule, for the kernel."""
+        card = self.receipts.card
+        needed = _state._stamped_receipts(start, end, card, self.card_stamps) + 1
+        if self.stamp_rows.shape[0] < needed:
+            self.stamp_rows = np.zeros((needed, self.program.rule_count), dtype=np.int64)
+        _state._stamps_before(start, end, card, self.card_stamps, self.stamp_rules,
+                              self.stamp_rows, self.stamp_index)  # fmt: skip
 
     def _evaluate(
         self, given: tuple[object, ...], size: int, line_out: IntArray
