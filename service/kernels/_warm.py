@@ -42,9 +42,7 @@ def warm_receipts() -> tuple[CompiledProgram, list[Receipt], list[CalculationCon
     program = compile_program(parse_program(document), version=0)
     when = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
     lot = PointLot(1, 1_000, when - timedelta(days=30), when + timedelta(days=30))
-    card = CardState(
-        "2000000000015", tier_spend=1_500_000, lots=(lot,), stamps={"warm-stamps": 2}
-    )
+    card = CardState("2000000000015", tier_spend=1_500_000, lots=(lot,), stamps={"warm-stamps": 2})
     lines = (
         ReceiptLine("1", "460001", 1_000, 349_900, "dresses", "Style"),
         ReceiptLine("2", "MOJITO", 2_000, 45_000, "drinks"),

