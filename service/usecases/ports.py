@@ -205,6 +205,7 @@ class ReturnSession(Protocol):
 
     sale: SoldSale
     referrer: str | None  # another card the return changed: the referrer's
+    stamps_card: str | None  # another card the return changed: the one that replaced it
 
     async def recorded(self) -> RecordedReturn | None: ...
 
@@ -232,7 +233,8 @@ class ReturnSession(Protocol):
 
     async def take_back_stamps(self) -> None:
         """The stamps the sale moved on the card's stamp cards, moved back: those it added
-        taken away, those its free units used given back."""
+        taken away, those its free units used given back; from the card that replaced
+        the sale's, if it was replaced (sets ``stamps_card`` to it)."""
         ...
 
     async def move_tier_down(

@@ -69,7 +69,7 @@ async def refund(
                 raise IdempotencyConflict("this refund_id was already used for another return")
             return recorded.response
         response = await _return(session, request)
-    for number in (session.sale.card, session.referrer):
+    for number in (session.sale.card, session.referrer, session.stamps_card):
         if number is not None:
             await cards.refresh(number, now, program)
     return response

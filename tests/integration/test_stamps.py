@@ -18,7 +18,7 @@ import pytest
 
 from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON, demo_program_now
-from tests.conftest import POS
+from tests.conftest import ADMIN, POS
 from tests.integration.conftest import OwnProgram, own_program
 
 COFFEE = {
@@ -153,3 +153,21 @@ async def test_the_sixth_coffee_is_free_and_a_cancel_takes_its_stamps_back(
         ("S-3", 1, 6, True),
         ("S-4", 3, 6, False),
     ]
+
+
+async def test_a_replaced_card_keeps_its_stamps(stamped: OwnProgram) -> None:
+    """A lost card's stamps move to the card that replaces it, and a cancel of a sale
+    made on the old card takes its stamps back from the new one."""
+    client, url, _ = stamped
+    lost = await _card(url)
+    await _post(client, "/v1/commit", _sale(lost, "L-1", 3))
+    await _post(client, "/v1/commit", _sale(lost, "L-2", 1))
+    new = f"79{next(_numbers):011d}"
+    replaced = await client.post(
+        f"/v1/admin/cards/{lost}/replace", json={"new_number": new}, headers=ADMIN
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert await _progress(client, new) == _card_of(4)
+    await _post(client, "/v1/cancel", {"store_id": "msk-001", "transaction_id": "L-1"})
+    assert await _progress(client, new) == _card_of(1)
+    assert await _progress(client, lost) == _card_of(0)

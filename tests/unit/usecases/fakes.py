@@ -143,6 +143,7 @@ class FakeReturnSession:
         self._returns, self._request = returns, request
         self.sale = returns.sale
         self.referrer: str | None = None
+        self.stamps_card: str | None = None
 
     async def take_back_referral(self) -> tuple[int, int]:
         return 0, 0
