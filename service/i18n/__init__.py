@@ -90,6 +90,7 @@ ERRORS = {
     "sale_not_found": "No such sale.",
     "simulation_job_not_found": "No such simulation.",
     "simulation_not_done": "The simulation has not finished.",
+    "stamps_changed": "The card's stamps changed since the calculation; calculate again.",
     "store_not_found": "No such store.",
     "timestamp_in_future": "The receipt's time is in the future; check the till's clock.",
     "too_many_lines": "The receipt has too many lines.",

@@ -281,6 +281,13 @@ def _refusal(refused: Refused) -> DomainError:
         )
     if reason is RefusalReason.WALLET_INSUFFICIENT:
         return wallet_insufficient(refused.balance or 0)
+    if reason is RefusalReason.STAMPS_CHANGED:
+        return Conflict(
+            f"the card no longer holds the stamps of rule {refused.code}'s free unit (another"
+            " sale of the card used them); calculate the receipt again",
+            code="stamps_changed",
+            extra={"rule_id": refused.code},
+        )
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"
@@ -350,6 +357,8 @@ async def commit(
     if isinstance(outcome, Refused):
         if outcome.reason is RefusalReason.LIMIT_REACHED:
             await _seen_limit(sale, shown.program, now=now, ports=ports)
+        if outcome.reason is RefusalReason.STAMPS_CHANGED and sale.receipt.card is not None:
+            await ports.cards.refresh(sale.receipt.card, now, shown.program)
         raise _refusal(outcome)
     await ports.promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.

@@ -148,6 +148,7 @@ class RefusalReason(StrEnum):
     WALLET_NOT_FOUND = "wallet_not_found"
     WALLET_NOT_ACTIVE = "wallet_not_active"  # blocked, replaced, expired or not sold yet
     WALLET_INSUFFICIENT = "wallet_insufficient"  # spent or held elsewhere meanwhile
+    STAMPS_CHANGED = "stamps_changed"  # a free unit's stamps no longer on the card
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ class Refused:
     reason: RefusalReason
     balance: int | None = None  # INSUFFICIENT: what the card holds; WALLET_*: the wallet
     status: str | None = None  # CARD_NOT_ACTIVE: the card's status
-    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED: the rule
+    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED, STAMPS_CHANGED: the rule
 
 
 SaleOutcome = Committed | Replayed | Refused

@@ -171,3 +171,29 @@ async def test_a_replaced_card_keeps_its_stamps(stamped: OwnProgram) -> None:
     await _post(client, "/v1/cancel", {"store_id": "msk-001", "transaction_id": "L-1"})
     assert await _progress(client, new) == _card_of(1)
     assert await _progress(client, lost) == _card_of(0)
+
+
+async def test_a_free_unit_whose_stamps_another_sale_used_is_refused(
+    stamped: OwnProgram,
+) -> None:
+    """Two tills, one card with 5 stamps: both are shown the free sixth coffee; the first
+    commit takes it, the second is refused 409 ``stamps_changed`` and writes nothing, and
+    calculated again it pays for its coffee."""
+    client, url, _ = stamped
+    card = await _card(url)
+    await _post(client, "/v1/commit", _sale(card, "C-1", 5))
+    stale = await _post(client, "/v1/calculate", _sale(card, "C-2", 1))
+    assert stale["stamps"] == _stamps(have=0, added=1, free=1)
+    await _post(client, "/v1/commit", _sale(card, "C-3", 1))  # the other till
+    refused = await client.post(
+        "/v1/commit",
+        json={**_sale(card, "C-2", 1), "calculation_id": stale["calculation_id"]},
+        headers=POS,
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "stamps_changed"
+    assert refused.json()["rule_id"] == "coffee-6"
+    assert await _progress(client, card) == _card_of(0)
+    again = await _post(client, "/v1/commit", _sale(card, "C-2", 1))
+    assert again["stamps"] == _stamps(have=1, added=1, free=0)
+    assert again["totals"]["discount"] == 0

@@ -9,7 +9,8 @@
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
 -- active, points no longer there, a wallet's money no longer there, a promo code
--- revoked or used up, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
+-- revoked or used up, a budget or a cap reached, a stamp card's free unit no longer
+-- covered) is decided before the first write, so a refused sale writes nothing and
 -- needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
@@ -139,6 +140,21 @@ BEGIN
                 v_limited := v_limited || v_code;
             END IF;
         END LOOP;
+    END IF;
+
+    -- Stamp cards ([rule, added, free units, every]): a free unit is given only while the
+    -- card still holds its stamps (another sale of the card may have used them since
+    -- the calculation).
+    IF p ? 'stamps' THEN
+        SELECT s ->> 0 INTO v_code
+        FROM jsonb_array_elements(p -> 'stamps') AS s
+        LEFT JOIN card_stamps c ON c.card_id = v_card.card_id AND c.rule_id = s ->> 0
+        WHERE (s ->> 2)::int > 0
+          AND coalesce(c.have, 0) + (s ->> 1)::int < (s ->> 2)::int * (s ->> 3)::int
+        LIMIT 1;
+        IF FOUND THEN
+            RETURN jsonb_build_object('outcome', 'stamps_changed', 'code', v_code);
+        END IF;
     END IF;
 
     -- Budgets ([rule, amount, budget]) and use caps ([rule, period, max_uses,
