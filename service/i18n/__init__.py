@@ -63,6 +63,7 @@ ERRORS = {
     "internal_error": "Internal error.",
     "invalid_input": "The request is not valid.",
     "invalid_period": "The period's end must come after its start.",
+    "period_too_long": "The period is too long.",
     "invalid_redeem_points": "The points to spend are not valid.",
     "key_not_found": "No such API key.",
     "method_not_allowed": "Method not allowed.",

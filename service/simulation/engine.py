@@ -12,12 +12,14 @@ never count), the purchase number.
 Returns (``ReceiptSet.returns``) are applied as the ledger applies them, between the
 chunks, after the card's last receipt before each (``_returns``).
 
-What the ledger does and a simulation does not: welcome and referral points, campaign
-budgets given back by returns, promo codes (the file has none: rules that need one never
-apply), segments, birthdays and personal discounts (no customer data), use caps (a
-program with them is refused).
+What the ledger does and a simulation does not: welcome and referral points, promo codes
+(the file has none: rules that need one never apply), segments, birthdays and personal
+discounts (no customer data), use caps (a program with them is refused).
 Campaign budgets are counted between chunks: a chunk may overshoot a budget by what its
-own receipts use, where the ledger would refuse the sale that overshoots.
+own receipts use, where the ledger would refuse the sale that overshoots. A return gives
+back the part of the budgets its sale used that the ledger gives back
+(``domain.reversal.budget_back``: in proportion to the goods returned, all on a whole
+return), from the next chunk on.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ from service.kernels._layout import (
     L_SKU,
     LINE_COLUMNS,
     OUTPUT_COLUMNS,
+    V_AMOUNT,
+    V_POINTS,
+    V_REASON,
+    V_RULE,
     VERDICT_COLUMNS,
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
@@ -124,6 +130,9 @@ class Run:
     per_line: IntArray = field(
         default_factory=lambda: np.zeros((0, OUTPUT_COLUMNS), dtype=np.int64)
     )
+    # per card (``ReceiptSet.cards``): points it owes at the period's end (returns of
+    # points it had spent, not yet repaid from later accruals)
+    debt: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rule_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -264,7 +273,7 @@ def simulate(
     bounds = prepared.chunks.tolist()
     for start, end in itertools.pairwise(bounds):
         loop.chunk(start, end)
-        applier.through(end, state, lots, prepared.next_of_card, loop.spent)
+        applier.through(end, state, lots, prepared.next_of_card, loop.spent, loop.budgets)
         if progress is not None:
             progress(end)
     ends_at = int(receipts.occurred.max(initial=0))
@@ -274,8 +283,9 @@ def simulate(
     in_time_order[0][prepared.order], in_time_order[1][prepared.order] = per_receipt, lots
     per_return = applier.per_return[np.argsort(prepared.returns.number, kind="stable")]
     return Run(
-        program, in_time_order[0], per_rule, in_time_order[1], ends_at, per_return, loop.line_out
-    )
+        program, in_time_order[0], per_rule, in_time_order[1], ends_at, per_return,
+        loop.line_out, state[:, _state.S_DEBT].copy(),
+    )  # fmt: skip
 
 
 def _line_array(receipts: ReceiptSet, amounts: IntArray, program: CompiledProgram) -> IntArray:
@@ -403,6 +413,11 @@ class _Loop:
         self.line_out = np.empty((receipts.line_count, OUTPUT_COLUMNS), dtype=np.int64)
         self.spent_ptr = prepared.returns.spent_ptr
         self.spent = np.full((int(self.spent_ptr[-1]), 2), -1, dtype=np.int64)
+        # the budgets each sale that a return reaches used: (rule, kopecks or points)
+        self.budgets = _returns.BudgetUses(self.budget_used)
+        self.returned_sale = np.zeros(len(receipts), dtype=bool)
+        if self.has_budget.any():
+            self.returned_sale[prepared.returns.sale] = True
 
     def chunk(self, start: int, end: int) -> None:
         receipts, size = self.receipts, end - start
@@ -429,6 +444,19 @@ class _Loop:
                       self.settings, line_ptr, lines, facts, written, self.has_budget,
                       self.budget_used, self.per_receipt, self.per_rule, self.spent_ptr,
                       self.spent)  # fmt: skip
+        for b in np.flatnonzero(self.returned_sale[start:end]).tolist():
+            self._note_budgets(start + b, b, written)
+
+    def _note_budgets(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
+        """What sale ``sale`` (the chunk's ``k``-th) used of each budget, for its returns."""
+        verdicts, verdict_ptr = written[1], written[2]
+        rows = verdicts[int(verdict_ptr[k]) : int(verdict_ptr[k + 1])]
+        rows = rows[(rows[:, V_REASON] == 0) & (self.has_budget[rows[:, V_RULE]] == 1)]
+        for rule, used in zip(
+            rows[:, V_RULE].tolist(), (rows[:, V_AMOUNT] + rows[:, V_POINTS]).tolist(), strict=True
+        ):
+            if used:
+                self.budgets.used.setdefault(sale, []).append((rule, used))  # fmt: skip
 
     def _stamps_before(self, start: int, end: int) -> None:
         """Each receipt's card's stamps by rule, for the kernel."""

@@ -467,3 +467,12 @@ def from_ledger(
         lines=line_columns,
         returns={k: np.array(v, dtype=np.int64) for k, v in back.items()},
     )
+
+
+def receipt_sales(receipts: ReceiptSet) -> IntArray:
+    """Each receipt's sales: its lines' amounts (kopecks, each line rounded as the engine
+    rounds it)."""
+    amounts = (receipts.quantity * receipts.unit_price + 500) // 1000
+    if not len(receipts):
+        return amounts[:0]
+    return np.add.reduceat(amounts, receipts.line_ptr[:-1]).astype(np.int64)
