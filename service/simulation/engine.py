@@ -19,7 +19,8 @@ Campaign budgets are counted between chunks: a chunk may overshoot a budget by w
 own receipts use, where the ledger would refuse the sale that overshoots. A return gives
 back the part of the budgets its sale used that the ledger gives back
 (``domain.reversal.budget_back``: in proportion to the goods returned, all on a whole
-return), from the next chunk on.
+return), from the next chunk on. Stamp cards: each card's progress goes from sale to
+sale (``_state``), starting empty; a sale returned whole takes its stamps back.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ from service.kernels._layout import (
     LINE_COLUMNS,
     OUTPUT_COLUMNS,
     V_AMOUNT,
+    V_FREE,
     V_POINTS,
     V_REASON,
     V_RULE,
+    V_STAMPS,
     VERDICT_COLUMNS,
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
@@ -273,7 +276,9 @@ def simulate(
     bounds = prepared.chunks.tolist()
     for start, end in itertools.pairwise(bounds):
         loop.chunk(start, end)
-        applier.through(end, state, lots, prepared.next_of_card, loop.spent, loop.budgets)
+        applier.through(
+            end, state, lots, prepared.next_of_card, loop.spent, loop.budgets, loop.stamp_moves
+        )
         if progress is not None:
             progress(end)
     ends_at = int(receipts.occurred.max(initial=0))
@@ -404,6 +409,7 @@ class _Loop:
         self.card_stamps = np.zeros((len(receipts.cards), len(self.stamp_rules)), np.int64)
         self.stamp_rows = np.zeros((1, program.rule_count), dtype=np.int64)
         self.stamp_index = np.zeros(CHUNK, dtype=np.int64)
+        self.stamp_moves = _returns.StampMoves(self.card_stamps)  # of sales a return reaches
         self.verdicts = np.empty((CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64)
         self.applied = np.empty((CHUNK * 64 + 8, 3), dtype=np.int64)
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
@@ -413,10 +419,11 @@ class _Loop:
         self.line_out = np.empty((receipts.line_count, OUTPUT_COLUMNS), dtype=np.int64)
         self.spent_ptr = prepared.returns.spent_ptr
         self.spent = np.full((int(self.spent_ptr[-1]), 2), -1, dtype=np.int64)
-        # the budgets each sale that a return reaches used: (rule, kopecks or points)
+        # the budgets each sale that a return reaches used: (rule, kopecks or points), and
+        # what it moved on its card's stamp cards
         self.budgets = _returns.BudgetUses(self.budget_used)
         self.returned_sale = np.zeros(len(receipts), dtype=bool)
-        if self.has_budget.any():
+        if self.has_budget.any() or self.stamp_rules.shape[0]:
             self.returned_sale[prepared.returns.sale] = True
 
     def chunk(self, start: int, end: int) -> None:
@@ -446,6 +453,8 @@ class _Loop:
                       self.spent)  # fmt: skip
         for b in np.flatnonzero(self.returned_sale[start:end]).tolist():
             self._note_budgets(start + b, b, written)
+            if self.stamp_rules.shape[0]:
+                self._note_stamps(start + b, b, written)
 
     def _note_budgets(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
         """What sale ``sale`` (the chunk's ``k``-th) used of each budget, for its returns."""
@@ -457,6 +466,16 @@ class _Loop:
         ):
             if used:
                 self.budgets.used.setdefault(sale, []).append((rule, used))  # fmt: skip
+
+    def _note_stamps(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
+        """What sale ``sale`` (the chunk's ``k``-th) moved on its card's stamp cards."""
+        verdicts, verdict_ptr = written[1], written[2]
+        rows = verdicts[int(verdict_ptr[k]) : int(verdict_ptr[k + 1])]
+        for rule, added, free in rows[:, [V_RULE, V_STAMPS, V_FREE]].tolist():
+            slot = int(self.stamp_slot[rule])
+            change = added - free * int(self.stamp_every[rule])
+            if slot >= 0 and change:
+                self.stamp_moves.moved.setdefault(sale, []).append((slot, change))
 
     def _stamps_before(self, start: int, end: int) -> None:
         """Each receipt's card's stamps by rule, for the kernel."""
