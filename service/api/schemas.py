@@ -388,6 +388,23 @@ class NextTierOut(BaseModel):
     spend_needed: int
 
 
+class StampCardOut(BaseModel):
+    rule_id: str
+    name: str
+    have: int = Field(
+        description="stamps collected towards the next free item (below zero: a cancel took"
+        " back stamps a free item had used)"
+    )
+    of: int = Field(description="the stamps that make a free item (the rule's every)")
+
+
+class StampsOut(StampCardOut):
+    """A stamp card after the sale (SPEC §4 item 36)."""
+
+    added: int = Field(description="stamps this receipt adds")
+    free: int = Field(description="units this receipt gives free, each using ``of`` stamps")
+
+
 class CardOut(BaseModel):
     number: str
     status: str
@@ -396,6 +413,9 @@ class CardOut(BaseModel):
     pending: int
     expiring: list[ExpiringOut]
     next_tier: NextTierOut | None
+    stamps: list[StampCardOut] | None = Field(
+        default=None, description="the program's stamp cards and the card's progress on each"
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [_CARD_EXAMPLE]})
 
@@ -451,6 +471,10 @@ class CalculationOut(BaseModel):
     messages: list[MessageOut]
     wallet: WalletPaidOut | None = None
     rewards: list[RewardRedeemedOut] | None = None
+    stamps: list[StampsOut] | None = Field(
+        default=None,
+        description="the card's stamp cards that the receipt's goods touch, after the sale",
+    )
 
 
 class CalculateResponse(CalculationOut):
@@ -580,6 +604,7 @@ class CommitResponse(BaseModel):
     card: CardAfterOut | None
     wallet: WalletPaidOut | None = None
     rewards: list[RewardRedeemedOut] | None = None
+    stamps: list[StampsOut] | None = None
 
     model_config = ConfigDict(
         json_schema_extra={

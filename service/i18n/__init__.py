@@ -99,6 +99,7 @@ ERRORS = {
     "sale_not_found": "No such sale.",
     "simulation_job_not_found": "No such simulation.",
     "simulation_not_done": "The simulation has not finished.",
+    "stamps_changed": "The card's stamps changed since the calculation; calculate again.",
     "store_not_found": "No such store.",
     "timestamp_in_future": "The receipt's time is in the future; check the till's clock.",
     "too_many_lines": "The receipt has too many lines.",
@@ -213,6 +214,7 @@ REASONS = {
     "points_cap": "The cap on points is reached.",
     "uses_exhausted": "The rule's use cap is reached.",
     "requires_not_met": "The receipt lacks the goods the rule requires.",
+    "not_enough_stamps": "The card has not collected the stamps for a free item yet.",
 }
 # Words a message names: card statuses.
 WORDS = ("active", "blocked", "inactive")

@@ -26,7 +26,9 @@ A return applies after the card's last receipt at or before its time (``anchors`
 before the card's next one; with one balance time for all (``balances_as_of``) it reads
 the lots at that time, as the ledger that is sent the period late does.
 - the campaign budgets the sale used give back what ``budget_back`` says (in proportion
-  to the goods returned, all of it once everything is), as the ledger's refund does.
+  to the goods returned, all of it once everything is), as the ledger's refund does;
+- a sale returned whole takes back what it moved on the card's stamp cards (the stamps
+  it added go, those its free units used come back), as the ledger's cancel does.
 
 Not reversed: welcome and referral points (not simulated).
 """
@@ -73,6 +75,21 @@ class BudgetUses:
             before = self.given.get((sale, rule), 0)
             self.budget_used[rule] -= total - before
             self.given[(sale, rule)] = total
+
+
+@dataclass
+class StampMoves:
+    """Each card's stamp cards (``card_stamps``, shared with the loop: ``_state``'s
+    docstring) and what each sale that a return reaches moved on them (sale -> [(stamp
+    slot, change)])."""
+
+    card_stamps: IntArray
+    moved: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def take_back(self, sale: int, card: int) -> None:
+        """The sale, returned whole, no longer moves its card's stamps."""
+        for slot, change in self.moved.pop(sale, ()):
+            self.card_stamps[card, slot] -= change
 
 
 @dataclass(frozen=True)
@@ -173,11 +190,12 @@ class Applier:
         next_of_card: IntArray,
         spent: IntArray,
         budgets: BudgetUses | None = None,
+        stamps: StampMoves | None = None,
     ) -> None:
         """Apply the returns anchored before processing index ``end``."""
         anchors = self.plan.anchor
         while self.next < len(anchors) and anchors[self.next] < end:
-            self._apply(self.next, state, lots, next_of_card, spent, budgets)
+            self._apply(self.next, state, lots, next_of_card, spent, budgets, stamps)
             self.next += 1
 
     def _sold(self, sale: int) -> tuple[SoldLine, ...]:
@@ -200,6 +218,7 @@ class Applier:
         next_of_card: IntArray,
         spent: IntArray,
         budgets: BudgetUses | None,
+        stamps: StampMoves | None = None,
     ) -> None:
         p = self.plan
         sale, anchor = int(p.sale[k]), int(p.anchor[k])
@@ -228,6 +247,8 @@ class Applier:
                              reversal.points_earned_back)  # fmt: skip
         if reversal.complete:
             state[c, _state.S_PURCHASES] = max(state[c, _state.S_PURCHASES] - 1, 0)
+            if stamps is not None:
+                stamps.take_back(sale, c)
         _give_back(state, lots, c, sale, self.plan.spent_ptr, spent, reversal.points_paid_back)
         shortfall = settle_shortfall(self.policy, missing, reversal.money, self.point_value)
         state[c, _state.S_DEBT] += shortfall.debt

@@ -19,7 +19,8 @@ Campaign budgets are counted between chunks: a chunk may overshoot a budget by w
 own receipts use, where the ledger would refuse the sale that overshoots. A return gives
 back the part of the budgets its sale used that the ledger gives back
 (``domain.reversal.budget_back``: in proportion to the goods returned, all on a whole
-return), from the next chunk on.
+return), from the next chunk on. Stamp cards: each card's progress goes from sale to
+sale (``_state``), starting empty; a sale returned whole takes its stamps back.
 """
 
 from __future__ import annotations
@@ -62,9 +63,12 @@ from service.kernels._layout import (
     LINE_COLUMNS,
     OUTPUT_COLUMNS,
     V_AMOUNT,
+    V_FREE,
     V_POINTS,
     V_REASON,
     V_RULE,
+    V_STAMPS,
+    VERDICT_COLUMNS,
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
 from service.rules.compiler import CompiledProgram
@@ -272,7 +276,9 @@ def simulate(
     bounds = prepared.chunks.tolist()
     for start, end in itertools.pairwise(bounds):
         loop.chunk(start, end)
-        applier.through(end, state, lots, prepared.next_of_card, loop.spent, loop.budgets)
+        applier.through(
+            end, state, lots, prepared.next_of_card, loop.spent, loop.budgets, loop.stamp_moves
+        )
         if progress is not None:
             progress(end)
     ends_at = int(receipts.occurred.max(initial=0))
@@ -395,7 +401,16 @@ class _Loop:
         self.unlocked = np.zeros(0, dtype=np.int64)
         self.unlocked_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.budget_index = np.zeros(CHUNK, dtype=np.int64)
-        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, 4), dtype=np.int64)
+        # Stamp cards: each card's progress on each stamp rule (_state's docstring).
+        self.stamp_rules = np.array(program.stamp_rules, dtype=np.int64)
+        self.stamp_slot = np.full(program.rule_count, -1, dtype=np.int64)
+        self.stamp_slot[self.stamp_rules] = np.arange(len(self.stamp_rules))
+        self.stamp_every = np.array(program.stamp_every, dtype=np.int64)
+        self.card_stamps = np.zeros((len(receipts.cards), len(self.stamp_rules)), np.int64)
+        self.stamp_rows = np.zeros((1, program.rule_count), dtype=np.int64)
+        self.stamp_index = np.zeros(CHUNK, dtype=np.int64)
+        self.stamp_moves = _returns.StampMoves(self.card_stamps)  # of sales a return reaches
+        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64)
         self.applied = np.empty((CHUNK * 64 + 8, 3), dtype=np.int64)
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.applied_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
@@ -404,10 +419,11 @@ class _Loop:
         self.line_out = np.empty((receipts.line_count, OUTPUT_COLUMNS), dtype=np.int64)
         self.spent_ptr = prepared.returns.spent_ptr
         self.spent = np.full((int(self.spent_ptr[-1]), 2), -1, dtype=np.int64)
-        # the budgets each sale that a return reaches used: (rule, kopecks or points)
+        # the budgets each sale that a return reaches used: (rule, kopecks or points), and
+        # what it moved on its card's stamp cards
         self.budgets = _returns.BudgetUses(self.budget_used)
         self.returned_sale = np.zeros(len(receipts), dtype=bool)
-        if self.has_budget.any():
+        if self.has_budget.any() or self.stamp_rules.shape[0]:
             self.returned_sale[prepared.returns.sale] = True
 
     def chunk(self, start: int, end: int) -> None:
@@ -419,18 +435,26 @@ class _Loop:
         common = (receipts.card, receipts.occurred, self.clock, self.next_of_card)
         _state._before(start, end, *common, self.state, self.lots, self.thresholds,
                        self.settings, facts)  # fmt: skip
+        if self.stamp_rules.shape[0]:
+            self._stamps_before(start, end)
         given = (
             self.store_rows, receipts.store[start:end], self.budget_used[None, :],
             self.budget_index[:size], lines, line_ptr, facts, self.segments[:size],
-            self.unlocked, self.unlocked_ptr[: size + 1],
+            self.unlocked, self.unlocked_ptr[: size + 1], self.stamp_rows,
+            self.stamp_index[:size],
         )  # fmt: skip
         written = self._evaluate(given, size, self.line_out[first:last])
+        if self.stamp_rules.shape[0]:
+            _state._stamps_after(start, end, receipts.card, written, self.stamp_slot,
+                                 self.stamp_every, self.card_stamps)  # fmt: skip
         _state._after(start, end, *common, self.state, self.lots, self.thresholds,
                       self.settings, line_ptr, lines, facts, written, self.has_budget,
                       self.budget_used, self.per_receipt, self.per_rule, self.spent_ptr,
                       self.spent)  # fmt: skip
         for b in np.flatnonzero(self.returned_sale[start:end]).tolist():
             self._note_budgets(start + b, b, written)
+            if self.stamp_rules.shape[0]:
+                self._note_stamps(start + b, b, written)
 
     def _note_budgets(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
         """What sale ``sale`` (the chunk's ``k``-th) used of each budget, for its returns."""
@@ -442,6 +466,25 @@ class _Loop:
         ):
             if used:
                 self.budgets.used.setdefault(sale, []).append((rule, used))  # fmt: skip
+
+    def _note_stamps(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
+        """What sale ``sale`` (the chunk's ``k``-th) moved on its card's stamp cards."""
+        verdicts, verdict_ptr = written[1], written[2]
+        rows = verdicts[int(verdict_ptr[k]) : int(verdict_ptr[k + 1])]
+        for rule, added, free in rows[:, [V_RULE, V_STAMPS, V_FREE]].tolist():
+            slot = int(self.stamp_slot[rule])
+            change = added - free * int(self.stamp_every[rule])
+            if slot >= 0 and change:
+                self.stamp_moves.moved.setdefault(sale, []).append((slot, change))
+
+    def _stamps_before(self, start: int, end: int) -> None:
+        """Each receipt's card's stamps by rule, for the kernel."""
+        card = self.receipts.card
+        needed = _state._stamped_receipts(start, end, card, self.card_stamps) + 1
+        if self.stamp_rows.shape[0] < needed:
+            self.stamp_rows = np.zeros((needed, self.program.rule_count), dtype=np.int64)
+        _state._stamps_before(start, end, card, self.card_stamps, self.stamp_rules,
+                              self.stamp_rows, self.stamp_index)  # fmt: skip
 
     def _evaluate(
         self, given: tuple[object, ...], size: int, line_out: IntArray

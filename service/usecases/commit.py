@@ -210,6 +210,9 @@ def sale_entry(
     rewards: list[dict[str, Any]] = []
     if "rewards" in view:
         rewards, response["rewards"] = ledger_rewards(view, now)
+    stamps = view.get("stamps")
+    if stamps is not None:
+        response["stamps"] = stamps
     return SaleEntry(
         now=now,
         store_id=receipt.store_id,
@@ -243,6 +246,11 @@ def sale_entry(
         referral_points=program.settings.referral_points,
         wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
         rewards=tuple(rewards),
+        stamps=tuple(
+            (s["rule_id"], s["added"], s["free"], s["of"])
+            for s in stamps or ()
+            if s["added"] or s["free"]
+        ),
     )
 
 
@@ -280,6 +288,13 @@ def _refusal(refused: Refused) -> DomainError:
         )
     if reason is RefusalReason.WALLET_INSUFFICIENT:
         return wallet_insufficient(refused.balance or 0)
+    if reason is RefusalReason.STAMPS_CHANGED:
+        return Conflict(
+            f"the card no longer holds the stamps of rule {refused.code}'s free unit (another"
+            " sale of the card used them); calculate the receipt again",
+            code="stamps_changed",
+            extra={"rule_id": refused.code},
+        )
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"
@@ -349,6 +364,8 @@ async def commit(
     if isinstance(outcome, Refused):
         if outcome.reason is RefusalReason.LIMIT_REACHED:
             await _seen_limit(sale, shown.program, now=now, ports=ports)
+        if outcome.reason is RefusalReason.STAMPS_CHANGED and sale.receipt.card is not None:
+            await ports.cards.refresh(sale.receipt.card, now, shown.program)
         raise _refusal(outcome)
     await ports.promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.

@@ -124,6 +124,8 @@ class SaleEntry:
     wallet: tuple[str, int] | None = None  # a wallet's number and the kopecks it pays
     # The rewards it redeems, as loyalty_commit reads them (usecases.rewards.ledger_rewards)
     rewards: tuple[Answer, ...] = ()
+    # Stamp cards the sale moves: rule, stamps added, free units given, stamps per free unit.
+    stamps: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,7 @@ class RefusalReason(StrEnum):
     WALLET_NOT_FOUND = "wallet_not_found"
     WALLET_NOT_ACTIVE = "wallet_not_active"  # blocked, replaced, expired or not sold yet
     WALLET_INSUFFICIENT = "wallet_insufficient"  # spent or held elsewhere meanwhile
+    STAMPS_CHANGED = "stamps_changed"  # a free unit's stamps no longer on the card
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ class Refused:
     reason: RefusalReason
     balance: int | None = None  # INSUFFICIENT: what the card holds; WALLET_*: the wallet
     status: str | None = None  # CARD_NOT_ACTIVE: the card's status
-    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED: the rule
+    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED, STAMPS_CHANGED: the rule
 
 
 SaleOutcome = Committed | Replayed | Refused
@@ -206,6 +209,7 @@ class ReturnSession(Protocol):
 
     sale: SoldSale
     referrer: str | None  # another card the return changed: the referrer's
+    stamps_card: str | None  # another card the return changed: the one that replaced it
 
     async def recorded(self) -> RecordedReturn | None: ...
 
@@ -229,6 +233,12 @@ class ReturnSession(Protocol):
 
     async def uncount_purchase(self) -> None:
         """The sale no longer counts among the card's purchases."""
+        ...
+
+    async def take_back_stamps(self) -> None:
+        """The stamps the sale moved on the card's stamp cards, moved back: those it added
+        taken away, those its free units used given back; from the card that replaced
+        the sale's, if it was replaced (sets ``stamps_card`` to it)."""
         ...
 
     async def move_tier_down(

@@ -69,7 +69,7 @@ async def refund(
                 raise IdempotencyConflict("this refund_id was already used for another return")
             return recorded.response
         response = await _return(session, request)
-    for number in (session.sale.card, session.referrer):
+    for number in (session.sale.card, session.referrer, session.stamps_card):
         if number is not None:
             await cards.refresh(number, now, program)
     return response
@@ -110,14 +110,15 @@ async def _reverse_on_card(
     returned lines' share, and ``coupon_points`` of the coupons voided), the shortfall
     settled by the program's policy, the tier spend taken back (and the tier with it,
     where the program moves tiers down at a return). A sale reversed whole no longer
-    counts as a purchase, and a referee's first purchase takes both referral bonuses back
-    with it."""
+    counts as a purchase, its stamps move back, and a referee's first purchase takes both
+    referral bonuses back with it."""
     missing = await session.take_back_earned(reversal.points_earned_back)
     referral = 0
     if reversal.complete:
         referral, referral_missing = await session.take_back_referral()
         missing += referral_missing
         await session.uncount_purchase()
+        await session.take_back_stamps()
     await session.give_back_spent(reversal.points_paid_back)
     await session.give_back_rewards(reversal.reward_points_back + coupon_points)
     cash = reversal.money - reversal.wallet_back  # a wallet's money goes back to it, whole

@@ -93,8 +93,9 @@ COMMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "unknown store, card, wallet or reward"},
     409: {
         "model": ErrorOut,
-        "description": "same id, other receipt; or points no longer there;"
-        " a reward asked for that cannot be redeemed now",
+        "description": "same id, other receipt; or points, a wallet's money, a rule's"
+        " budget or use cap, a stamp card's stamps no longer there; a reward asked for"
+        " that cannot be redeemed now",
     },
     503: {"model": ErrorOut, "description": "the ledger is unavailable; retry (Retry-After)"},
 }

@@ -100,6 +100,13 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
         GROUP BY b.rule_id, b.used
         HAVING b.used <> sum(u.budget_used - u.budget_returned)
     """),
+    ("every card's stamps on a stamp card = what its sales moved and kept", """
+        SELECT s.card_id, s.rule_id, s.have, coalesce(sum(m.added - m.used), 0) AS moved
+        FROM card_stamps s LEFT JOIN stamp_moves m ON m.card_id = s.card_id
+            AND m.rule_id = s.rule_id AND m.released_at IS NULL
+        GROUP BY s.card_id, s.rule_id, s.have
+        HAVING s.have <> coalesce(sum(m.added - m.used), 0)
+    """),
     ("every wallet's balance = the sum of its entries", """
         SELECT w.number, w.balance, coalesce(sum(e.amount), 0) AS entries
         FROM wallets w LEFT JOIN wallet_entries e USING (number)

@@ -73,6 +73,8 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         sale["wallet"] = {"number": entry.wallet[0], "amount": entry.wallet[1]}
     if entry.rewards:  # the same: a sale that redeems rewards goes through loyalty_commit
         sale["rewards"] = list(entry.rewards)
+    if entry.stamps:  # the same
+        sale["stamps"] = [list(move) for move in entry.stamps]
     return sale
 
 

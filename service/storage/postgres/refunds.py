@@ -49,6 +49,7 @@ class PostgresReturnSession:
         self._card_locked = False
         self.recorded_response: dict[str, Any] | None = None  # what ``record`` stored
         self.referrer: str | None = None
+        self.stamps_card: str | None = None
         self.sale = SoldSale(
             number, row["status"] == "cancelled", _sold_lines(row["lines"]), row["points_redeemed"]
         )
@@ -162,6 +163,39 @@ class PostgresReturnSession:
             " WHERE card_id = $1 AND purchase_count > 0",
             self._card_id,
         )
+
+    async def take_back_stamps(self) -> None:
+        """The sale's moves of stamp cards, released and taken back from the card that
+        holds them now (the sale's, or the one that replaced it)."""
+        await self._lock_card()
+        req = self._req
+        # A card that replaced the sale's holds its stamps now: locked after the sale's
+        # card (as a referrer's), before its counts change.
+        others = await self._conn.fetch(
+            "SELECT card_id, number FROM cards WHERE card_id <> $3 AND card_id IN ("
+            " SELECT card_id FROM stamp_moves WHERE store_id = $1 AND transaction_id = $2"
+            " AND released_at IS NULL) ORDER BY card_id FOR UPDATE",
+            req.store_id,
+            req.transaction_id,
+            self._card_id,
+        )
+        await self._conn.execute(
+            """
+            WITH released AS (
+                UPDATE stamp_moves SET released_at = $3
+                WHERE store_id = $1 AND transaction_id = $2 AND released_at IS NULL
+                RETURNING card_id, rule_id, added - used AS moved
+            )
+            UPDATE card_stamps s SET have = s.have - r.moved
+            FROM released r WHERE s.card_id = r.card_id AND s.rule_id = r.rule_id
+            """,
+            req.store_id,
+            req.transaction_id,
+            req.now,
+        )
+        for other in others:
+            await self._bump(other["card_id"])
+            self.stamps_card = other["number"]
 
     async def move_tier_down(
         self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None

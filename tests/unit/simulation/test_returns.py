@@ -213,6 +213,28 @@ def test_a_return_gives_its_sale_s_campaign_budget_back() -> None:
     assert half == [15_000]  # half of it given back: the second sale gets that much
 
 
+def test_a_sale_returned_whole_takes_its_stamps_back() -> None:
+    """Every 3rd unit free: 2 units, then 1 more is the free third; the first sale returned
+    whole before the second takes its 2 stamps back (as the ledger's cancel does), and
+    the third unit is paid for. Returned by half, the stamps stay."""
+    document = copy.deepcopy(demo_program())
+    document["rules"].append(
+        {"id": "third-free", "name": "Every 3rd plain free", "priority": 1,
+         "target": {"categories": ["plain"]}, "effect": {"type": "stamps", "every": 3}}
+    )  # fmt: skip
+    stamped = compile_program(parse_program(document), 1)
+    baskets = [(timedelta(0), [(2000, 50_000)], 0), (2 * DAY, [(1000, 100_000)], 0)]
+    rule = stamped.rule_ids.index("third-free")
+
+    def given(returns: list[tuple[int, int, int, timedelta]]) -> int:
+        run = simulate(prepare(sales(baskets, returns)), stamped)
+        return int(run.per_rule[rule, _state.R_DISCOUNT])
+
+    assert given([]) == 99_900  # the third unit free, but for the rouble a line keeps
+    assert given([(0, 0, 2000, DAY)]) == 0
+    assert given([(0, 0, 1000, DAY)]) == 99_900
+
+
 def test_returns_from_the_receipts_file(tmp_path: Path) -> None:
     path = tmp_path / "period.csv"
     path.write_text(

@@ -9,8 +9,9 @@
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
 -- active, points no longer there, a wallet's money no longer there, a promo code
--- revoked, used up or bound to another card, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
--- needs no rollback. It answers with an
+-- revoked, used up or bound to another card, a budget or a cap reached, a stamp card's
+-- free unit no longer covered) is decided before the first write, so a refused sale
+-- writes nothing and needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
 -- marks the cached state stale.
@@ -75,7 +76,8 @@ BEGIN
     END IF;
 
     IF v_card.card_id IS NOT NULL AND v_card.status <> 'active'
-       AND (v_redeem > 0 OR v_earned > 0 OR v_reward > 0) THEN
+       AND (v_redeem > 0 OR v_earned > 0 OR v_reward > 0 OR p ? 'stamps')
+    THEN
         RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
     END IF;
 
@@ -145,6 +147,21 @@ BEGIN
                 v_limited := v_limited || v_code;
             END IF;
         END LOOP;
+    END IF;
+
+    -- Stamp cards ([rule, added, free units, every]): a free unit is given only while the
+    -- card still holds its stamps (another sale of the card may have used them since
+    -- the calculation).
+    IF p ? 'stamps' THEN
+        SELECT s ->> 0 INTO v_code
+        FROM jsonb_array_elements(p -> 'stamps') AS s
+        LEFT JOIN card_stamps c ON c.card_id = v_card.card_id AND c.rule_id = s ->> 0
+        WHERE (s ->> 2)::int > 0
+          AND coalesce(c.have, 0) + (s ->> 1)::int < (s ->> 2)::int * (s ->> 3)::int
+        LIMIT 1;
+        IF FOUND THEN
+            RETURN jsonb_build_object('outcome', 'stamps_changed', 'code', v_code);
+        END IF;
     END IF;
 
     -- Budgets ([rule, amount, budget]) and use caps ([rule, period, max_uses,
@@ -302,6 +319,20 @@ BEGIN
         FROM loyalty_balance(v_card.card_id, v_now) b
         WHERE c.card_id = v_card.card_id
         RETURNING c.ledger_version INTO v_version;
+        IF p ? 'stamps' THEN
+            -- Stamp cards ([rule, added, free units, every]): the card's count moves by
+            -- what the sale added less what its free units used, under the card's lock;
+            -- the move is kept for a cancel or a full return to undo (migration 0019).
+            INSERT INTO stamp_moves (store_id, transaction_id, card_id, rule_id, added, used,
+                                     moved_at)
+            SELECT v_store, v_tx, v_card.card_id, s ->> 0, (s ->> 1)::int,
+                   (s ->> 2)::int * (s ->> 3)::int, v_now
+            FROM jsonb_array_elements(p -> 'stamps') AS s;
+            INSERT INTO card_stamps AS c (card_id, rule_id, have)
+            SELECT v_card.card_id, s ->> 0, (s ->> 1)::int - (s ->> 2)::int * (s ->> 3)::int
+            FROM jsonb_array_elements(p -> 'stamps') AS s
+            ON CONFLICT (card_id, rule_id) DO UPDATE SET have = c.have + excluded.have;
+        END IF;
         IF v_new_tier IS NOT NULL THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));

@@ -8,7 +8,7 @@
 -- budgets and rule use counts its sales take, in key order. The batch's plain card
 -- sales (a card that exists and appears once in the batch, no promo code, no referral to
 -- grant, no budget or use cap to reserve, no hold or allowance to take, no wallet to
--- pay from, no reward to redeem) are then decided and written together, set-based: one INSERT or UPDATE per
+-- pay from, no reward to redeem, no stamp card to move) are then decided and written together, set-based: one INSERT or UPDATE per
 -- table for all of them (a statement per sale and table, as loyalty_commit runs them,
 -- pays Postgres's per-statement costs each time: executor start-up, CHECK expressions,
 -- foreign-key trigger queues; over a third of Postgres's samples under the commit
@@ -74,7 +74,7 @@ BEGIN
       AND jsonb_array_length(coalesce(e.s -> 'budgets', '[]')) = 0
       AND jsonb_array_length(coalesce(e.s -> 'rule_uses', '[]')) = 0
       AND NOT coalesce((e.s ->> 'held')::boolean, false) AND e.s ->> 'allowance' IS NULL
-      AND NOT e.s ? 'wallet' AND NOT e.s ? 'rewards'
+      AND NOT e.s ? 'wallet' AND NOT e.s ? 'rewards' AND NOT e.s ? 'stamps'
       AND NOT (c.referred_by IS NOT NULL AND c.purchase_count = 0 AND c.status = 'active'
                AND coalesce((e.s ->> 'referral_points')::bigint, 0) > 0);
 
