@@ -246,6 +246,8 @@ def sale_entry(
         referral_points=program.settings.referral_points,
         wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
         rewards=tuple(rewards),
+        channel=receipt.channel,
+        payment_method=receipt.payment_method,
         stamps=tuple(
             (s["rule_id"], s["added"], s["free"], s["of"])
             for s in stamps or ()

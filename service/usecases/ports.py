@@ -126,6 +126,8 @@ class SaleEntry:
     rewards: tuple[Answer, ...] = ()
     # Stamp cards the sale moves: rule, stamps added, free units given, stamps per free unit.
     stamps: tuple[tuple[str, int, int, int], ...] = ()
+    channel: str = "offline"  # as the till sent them, for the analytics (SPEC §10.3)
+    payment_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,16 +31,17 @@ def _days() -> tuple[datetime, datetime]:
 
 
 async def _sell(client: httpx.AsyncClient, card: str | None, store: str, at: datetime,
-                tx: str, price: int) -> None:  # fmt: skip
+                tx: str, price: int, **extra: Any) -> None:  # fmt: skip
     body = {**shirts(card, price=price), "store_id": store, "timestamp": at.isoformat(),
-            "transaction_id": tx}  # fmt: skip
+            "transaction_id": tx, **extra}  # fmt: skip
     answer = await post(client, "/v1/commit", body)
     assert answer.status_code == 200, answer.text
 
 
 async def _ledger(db: asyncpg.Connection, since: datetime, until: datetime) -> list[Any]:
     return await db.fetch(
-        "SELECT store_id, card_id, points_earned, points_redeemed, subtotal FROM receipts"
+        "SELECT store_id, card_id, points_earned, points_redeemed, subtotal, channel,"
+        " payment_method FROM receipts"
         " WHERE occurred_at >= $1 AND occurred_at < $2",
         since, until,
     )  # fmt: skip
@@ -56,7 +57,11 @@ async def test_figures_per_store_region_and_month_add_up_to_the_ledger(
     await _sell(client, one, "msk-001", noon + timedelta(days=1), f"AN-2-{one}", 300_000)
     await _sell(client, two, "ekb-001", noon + timedelta(days=2), f"AN-3-{two}", 200_000)
     await _sell(client, None, "msk-001", noon + timedelta(days=2), f"AN-4-{two}", 50_000)
+    await _sell(client, two, "web", noon + timedelta(days=2), f"AN-5-{two}", 70_000,
+                channel="online", payment_method="sbp")  # fmt: skip
     ledger = await _ledger(ledger_db, since, until)
+    online = [r for r in ledger if r["channel"] == "online"]
+    assert ("web", "sbp") in {(r["store_id"], r["payment_method"]) for r in online}
     period = {"since": since.isoformat(), "until": until.isoformat()}
 
     by_store = await client.get(FIGURES, params={**period, "by": "store"}, headers=ADMIN)
@@ -75,6 +80,10 @@ async def test_figures_per_store_region_and_month_add_up_to_the_ledger(
         rows = answer.json()["slices"]
         assert sum(s["receipts"] for s in rows) == len(ledger), by
         assert sum(s["points_earned"] for s in rows) == sum(r["points_earned"] for r in ledger)
+    channels = await client.get(FIGURES, params={**period, "by": "channel"}, headers=ADMIN)
+    by_channel = {s["slice"]: s["receipts"] for s in channels.json()["slices"]}
+    assert by_channel["online"] == len(online)
+    assert by_channel["offline"] == len(ledger) - len(online)
     groups = await client.get(FIGURES, params={**period, "by": "group"}, headers=ADMIN)
     assert {"moscow", "urals"} <= {s["slice"] for s in groups.json()["slices"]}
 

@@ -67,7 +67,8 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         "budgets": [list(b) for b in entry.budgets],
         "rule_uses": [list(u) for u in entry.rule_uses], "held": entry.held,
         "allowance": entry.allowance,
-        "referral_points": entry.referral_points,
+        "referral_points": entry.referral_points, "channel": entry.channel,
+        "payment_method": entry.payment_method,
     }  # fmt: skip
     if entry.wallet is not None:  # absent otherwise: loyalty_commit_many's plain sales
         sale["wallet"] = {"number": entry.wallet[0], "amount": entry.wallet[1]}

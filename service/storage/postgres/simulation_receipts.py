@@ -17,7 +17,7 @@ from service.simulation.receipts import ReceiptSet, from_ledger
 
 _SALES = """
 SELECT r.store_id, r.transaction_id, r.occurred_at, c.number AS card, r.points_redeemed,
-       r.lines, r.discount, r.points_earned, r.points_paid
+       r.lines, r.discount, r.points_earned, r.points_paid, r.channel, r.payment_method
 FROM receipts r LEFT JOIN cards c ON c.card_id = r.card_id
 WHERE r.occurred_at >= $1 AND r.occurred_at < $2
 ORDER BY r.occurred_at, r.store_id, r.transaction_id

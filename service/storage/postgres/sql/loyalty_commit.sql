@@ -375,12 +375,13 @@ BEGIN
     INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id, program_version,
                           occurred_at, committed_at, request_hash, subtotal, discount,
                           points_redeemed, points_paid, amount_due, points_earned, lines,
-                          response)
+                          response, channel, payment_method)
     VALUES (v_store, v_tx, v_card.card_id, p ->> 'calculation_id',
             (p ->> 'program_version')::int, (p ->> 'occurred_at')::timestamptz, v_now, v_hash,
             (p ->> 'subtotal')::bigint, (p ->> 'discount')::bigint, v_redeem,
             (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
-            p -> 'lines', v_response);
+            p -> 'lines', v_response, coalesce(p ->> 'channel', 'offline'),
+            p ->> 'payment_method');
     RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
                               'referrer', v_referrer, 'ledger_version', v_version);
 END $$;

@@ -225,14 +225,15 @@ BEGIN
             INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id,
                                   program_version, occurred_at, committed_at, request_hash,
                                   subtotal, discount, points_redeemed, points_paid, amount_due,
-                                  points_earned, lines, response)
+                                  points_earned, lines, response, channel, payment_method)
             SELECT a.s ->> 'store_id', a.s ->> 'transaction_id', a.card_id,
                    a.s ->> 'calculation_id', (a.s ->> 'program_version')::int,
                    (a.s ->> 'occurred_at')::timestamptz, (a.s ->> 'now')::timestamptz,
                    decode(a.s ->> 'request_hash', 'hex'), (a.s ->> 'subtotal')::bigint,
                    (a.s ->> 'discount')::bigint, (a.s ->> 'points_redeemed')::bigint,
                    (a.s ->> 'points_paid')::bigint, (a.s ->> 'amount_due')::bigint,
-                   (a.s ->> 'points_earned')::bigint, a.s -> 'lines', a.response
+                   (a.s ->> 'points_earned')::bigint, a.s -> 'lines', a.response,
+                   coalesce(a.s ->> 'channel', 'offline'), a.s ->> 'payment_method'
             FROM answered a ORDER BY a.ord
         )
         SELECT v_done || jsonb_object_agg(ord::text, jsonb_build_object(
