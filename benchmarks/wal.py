@@ -45,7 +45,8 @@ async def wal_per_sale(dsn: str, before: dict[str, Any]) -> dict[str, Any]:
     finally:
         await conn.close()
     sales = after["sales"] - before["sales"]
-    return {"bytes": wal, "sales": sales, "per_sale": wal / max(sales, 1), **parts}
+    return {"bytes": wal, "sales": sales, "per_sale": wal / max(sales, 1),
+            "start": before["lsn"], "end": after["lsn"], **parts}  # fmt: skip
 
 
 _BY_KIND = """
