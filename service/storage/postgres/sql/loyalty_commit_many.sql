@@ -192,7 +192,7 @@ BEGIN
                        jsonb_build_object('card', o.number, 'store_id', o.store,
                                           'transaction_id', o.tx, 'points_earned', o.earned,
                                           'points_redeemed', o.redeem)
-                FROM ok o WHERE o.earned > 0 OR o.redeem > 0
+                FROM ok o WHERE loyalty_sale_event_wanted(o.earned, o.redeem)
             ) x ORDER BY ord, k
         )
         SELECT coalesce(array_agg(ord) FILTER (WHERE outcome = 'committed'), '{}'),
