@@ -4,7 +4,10 @@
   970 B of WAL per sale, written, fanned out to no one and marked published;
 - ``loyalty_lots_to_take`` tells the planner it returns a couple of rows (``ROWS 2``), so
   that the set-based commit updates the lots it takes by their key, not by a hash join
-  over a scan of every lot in the ledger.
+  over a scan of every lot in the ledger;
+- ``loyalty_commit_many`` looks once whether any sale of the batch takes a campaign
+  budget or a rule use cap, and runs the four statements that make and lock them only
+  then (most batches take none).
 The functions are loaded again from their sources.
 
 Revision ID: 0020
