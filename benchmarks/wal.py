@@ -87,15 +87,24 @@ GROUP BY 1 ORDER BY 2 DESC
 """
 
 
-async def _parts(conn: asyncpg.Connection, start: str, end: str) -> dict[str, Any]:
-    await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+async def _parts(conn: asyncpg.Connection, start: int, end: int) -> dict[str, Any]:
+    """The split, or none where pg_walinspect cannot be had or read (a server without
+    the contrib modules, a role that may not create it or read the WAL)."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        return await _split(conn, start, end)
+    except (asyncpg.PostgresError, OSError) as error:
+        return {"kinds": [], "tables": [], "unsplit": f"{type(error).__name__}: {error}"}
+
+
+async def _split(conn: asyncpg.Connection, start: int, end: int) -> dict[str, Any]:
     kinds = [dict(r) for r in await conn.fetch(_BY_KIND, start, end)]
     version = int(await conn.fetchval("SHOW server_version_num"))
     tables = [dict(r) for r in await conn.fetch(_BY_TABLE, start, end)] if version >= 160000 else []
     return {"kinds": kinds, "tables": tables}
 
 
-def wal_line(wal: dict[str, Any], sales_of: int | None = None) -> str:
+def wal_line(wal: dict[str, Any]) -> str:
     """One paragraph: per sale, in all and by table (their indexes' share), and the
     full-page images."""
     n = max(wal["sales"], 1)
@@ -117,6 +126,11 @@ def wal_line(wal: dict[str, Any], sales_of: int | None = None) -> str:
         if wal["tables"]
         else ""
     )
+    if "unsplit" in wal:
+        return (
+            f"{wal['per_sale']:.0f} B of WAL per sale ({wal['bytes'] / 1e6:.1f} MB over"
+            f" {wal['sales']} sales); not split by pg_walinspect ({wal['unsplit']})."
+        )
     return (
         f"{wal['per_sale']:.0f} B of WAL per sale ({wal['bytes'] / 1e6:.1f} MB over "
         f"{wal['sales']} sales), of which full-page images {fpi / n:.0f} B; {by_table}"
