@@ -122,7 +122,7 @@ def wal_line(wal: dict[str, Any]) -> str:
     other = wal["bytes"] - listed
     by_table = (
         f"by table (records by their first block; indexes and toast under their table): "
-        f"{tables}; records without a block, page headers and padding {other / n:.0f} B. "
+        f"{tables}; records without a block, page headers and padding {other / n:.0f} B; "
         if wal["tables"]
         else ""
     )
@@ -134,5 +134,5 @@ def wal_line(wal: dict[str, Any]) -> str:
     return (
         f"{wal['per_sale']:.0f} B of WAL per sale ({wal['bytes'] / 1e6:.1f} MB over "
         f"{wal['sales']} sales), of which full-page images {fpi / n:.0f} B; {by_table}"
-        f"By kind of record: {kinds}."
+        f"by kind of record: {kinds}."
     )
