@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -172,6 +173,7 @@ def run(server: str, redis_url: str, seconds: int, rounds: int) -> dict[str, Any
                 cpu[cards].append(out["cpu_us"])
         forgotten = asyncio.run(_forget_all(redis_url))
         cold = measure(CARDS)
+    shutil.rmtree(work, ignore_errors=True)
     median = {n: statistics.median(figures) for n, figures in runs.items()}
     cpu_median = {n: statistics.median(figures) for n, figures in cpu.items()}
     return {"runs": runs, "median": median, "cold": cold["rps"], "forgotten": forgotten,
