@@ -337,7 +337,7 @@ BEGIN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
         END IF;
-        IF v_earned > 0 OR v_redeem > 0 THEN
+        IF loyalty_sale_event_wanted(v_earned, v_redeem) THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'sale',
                 jsonb_build_object('card', v_card.number, 'store_id', v_store,
                                    'transaction_id', v_tx, 'points_earned', v_earned,

@@ -36,6 +36,7 @@ DECLARE
     v_committed int[];
     v_done      jsonb;
     v_sale      record;
+    v_caps      boolean;
 BEGIN
     -- The cards of the whole batch, locked in card-number order (as the caller sorts
     -- the sales): batches lock cards in the same order, whichever path a sale takes.
@@ -45,25 +46,32 @@ BEGIN
 
     -- Then the budgets and the use counts any sale of the batch takes, made if new and
     -- locked in key order, so that batches wait for each other here in one order too
-    -- (loyalty_commit checks and moves them under these locks).
-    INSERT INTO campaign_budgets (rule_id, used)
-    SELECT DISTINCT b ->> 0, 0::bigint
-    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b
-    ORDER BY 1 ON CONFLICT (rule_id) DO NOTHING;
-    PERFORM 1 FROM campaign_budgets
-    WHERE rule_id IN (SELECT b ->> 0 FROM jsonb_array_elements(p) AS s,
-                      jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b)
-    ORDER BY rule_id FOR UPDATE;
-    INSERT INTO rule_use_counts (rule_id, period)
-    SELECT DISTINCT u ->> 0, u ->> 1
-    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
-    WHERE u ->> 2 IS NOT NULL
-    ORDER BY 1, 2 ON CONFLICT (rule_id, period) DO NOTHING;
-    PERFORM 1 FROM rule_use_counts
-    WHERE (rule_id, period) IN (SELECT u ->> 0, u ->> 1 FROM jsonb_array_elements(p) AS s,
-                                jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
-                                WHERE u ->> 2 IS NOT NULL)
-    ORDER BY rule_id, period FOR UPDATE;
+    -- (loyalty_commit checks and moves them under these locks). Most batches take none:
+    -- one look at the batch keeps the four statements out of them (each statement of a
+    -- function costs its executor start-up, whether or not it finds a row).
+    SELECT coalesce(bool_or(jsonb_array_length(coalesce(s -> 'budgets', '[]')) > 0
+                            OR jsonb_array_length(coalesce(s -> 'rule_uses', '[]')) > 0), false)
+    INTO v_caps FROM jsonb_array_elements(p) AS s;
+    IF v_caps THEN
+        INSERT INTO campaign_budgets (rule_id, used)
+        SELECT DISTINCT b ->> 0, 0::bigint
+        FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b
+        ORDER BY 1 ON CONFLICT (rule_id) DO NOTHING;
+        PERFORM 1 FROM campaign_budgets
+        WHERE rule_id IN (SELECT b ->> 0 FROM jsonb_array_elements(p) AS s,
+                          jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b)
+        ORDER BY rule_id FOR UPDATE;
+        INSERT INTO rule_use_counts (rule_id, period)
+        SELECT DISTINCT u ->> 0, u ->> 1
+        FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+        WHERE u ->> 2 IS NOT NULL
+        ORDER BY 1, 2 ON CONFLICT (rule_id, period) DO NOTHING;
+        PERFORM 1 FROM rule_use_counts
+        WHERE (rule_id, period) IN (SELECT u ->> 0, u ->> 1 FROM jsonb_array_elements(p) AS s,
+                                    jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+                                    WHERE u ->> 2 IS NOT NULL)
+        ORDER BY rule_id, period FOR UPDATE;
+    END IF;
 
     SELECT coalesce(array_agg(e.ord), '{}') INTO v_plain
     FROM (SELECT s, ord, count(*) OVER (PARTITION BY s ->> 'card') AS sales
@@ -192,7 +200,7 @@ BEGIN
                        jsonb_build_object('card', o.number, 'store_id', o.store,
                                           'transaction_id', o.tx, 'points_earned', o.earned,
                                           'points_redeemed', o.redeem)
-                FROM ok o WHERE o.earned > 0 OR o.redeem > 0
+                FROM ok o WHERE loyalty_sale_event_wanted(o.earned, o.redeem)
             ) x ORDER BY ord, k
         )
         SELECT coalesce(array_agg(ord) FILTER (WHERE outcome = 'committed'), '{}'),
