@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks.docs import replace_section
-from benchmarks.fixtures import prepare_database
+from benchmarks.fixtures import bench_urls, prepare_database
 from benchmarks.ledger import _LOT_CARDS_SQL, LOT_CARDS, _lot_card, _lot_template, _rate
 from service.storage.postgres.pool import connect
 
@@ -192,10 +191,7 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=2_000_000)
     parser.add_argument("--no-write", action="store_true", help="print, write no file")
     args = parser.parse_args()
-    server = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
-    redis_url = os.environ.get("LOYALTY_BENCH_REDIS_URL")
-    if not server or not redis_url:
-        raise SystemExit("LOYALTY_BENCH_DATABASE_URL and LOYALTY_BENCH_REDIS_URL are required")
+    server, redis_url = bench_urls()
     result = asyncio.run(measure(server, redis_url, args.sales))
     text = section(result)
     print(text)

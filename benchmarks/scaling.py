@@ -43,6 +43,8 @@ import orjson
 from benchmarks.docs import replace_section
 from benchmarks.fixtures import (
     _idle_rule,
+    add_cards,
+    bench_urls,
     calculate_body,
     in_force_before_the_receipts,
     prepare_database,
@@ -79,24 +81,7 @@ async def _more_cards(url: str, count: int) -> None:
     """``count`` cards 77000000000000.. beside the benchmark's, a lot of points each."""
     conn = await connect(url)
     try:
-        await conn.execute(
-            """
-            WITH new_cards AS (
-                INSERT INTO cards (number, ledger_version)
-                SELECT '77' || lpad(g::text, 11, '0'), 1 FROM generate_series(0, $1 - 1) g
-                RETURNING card_id
-            ), lots AS (
-                INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,
-                                        source)
-                SELECT card_id, 100000, 100000, now() - interval '1 day',
-                       now() + interval '1 year', 'adjustment' FROM new_cards
-                RETURNING card_id, lot_id
-            )
-            INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)
-            SELECT card_id, 'adjustment', 100000, lot_id, 'benchmark', 'bench' FROM lots
-            """,
-            count,
-        )
+        await add_cards(conn, "77", count, 100_000)
         await conn.execute("ANALYZE cards; ANALYZE point_lots; ANALYZE ledger_entries")
     finally:
         await conn.close()
@@ -335,10 +320,7 @@ def main() -> None:
     parser.add_argument("--cards", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--no-write", action="store_true", help="print, write no file")
     args = parser.parse_args()
-    server = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
-    redis_url = os.environ.get("LOYALTY_BENCH_REDIS_URL")
-    if not server or not redis_url:
-        raise SystemExit("LOYALTY_BENCH_DATABASE_URL and LOYALTY_BENCH_REDIS_URL are required")
+    server, redis_url = bench_urls()
     sizes = sorted(int(s) for s in args.cards.split(","))
     result = asyncio.run(measure(server, redis_url, sizes))
     lots_db = asyncio.run(prepare_database(server, redis_url, "loyalty_bench_lots"))
