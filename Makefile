@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: run test lint format bench bench-kernels loadtest replay simulate-year clean fault-test failover-test scale-test
+.PHONY: run test lint format bench bench-scaling bench-history bench-kernels loadtest replay simulate-year clean fault-test failover-test scale-test
 
 # The locked install. uv, at the lock's version, installs the lock's wheels: 4.5 s into a
 # fresh venv where pip took 21.7 s (2026-12-07, this 2-core box, `time` of each).
@@ -110,6 +110,18 @@ format: $(VENV)/.dev-installed
 ## 5,000 rules), written to docs/performance.md. Needs wrk (apt-get install wrk).
 bench: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.service
+
+## Flat as the work grows: calculate at 10 to 100,000 cards in the cache and cold, under
+## 5,000 rules and 2,000 stores, commit at 1 to 200 open lots; SVG charts in docs/charts/
+## and its section of docs/performance.md (~5 min; LOYALTY_BENCH_*_URL as for bench).
+bench-scaling: $(VENV)/.dev-installed
+	$(PY) -m benchmarks.scaling
+
+## The ledger alone on an empty ledger and beside a year of history (HISTORY_SALES sales,
+## default 2,000,000), in docs/performance.md (~10 min).
+HISTORY_SALES ?= 2000000
+bench-history: $(VENV)/.dev-installed
+	$(PY) -m benchmarks.history --sales $(HISTORY_SALES)
 
 ## The kernel table alone: numba kernel vs the pure-Python reference, 10 to 5,000 rules.
 bench-kernels: $(VENV)/.dev-installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,30 +105,44 @@ async def prepare_database(server_url: str, redis_url: str, name: str = BENCH_DA
         await load_demo(conn)
         await in_force_before_the_receipts(conn)
         await ensure_demo_keys(conn, admin_key=ADMIN_KEY, pos_key=POS_KEY)
-        await conn.execute(
-            """
-            WITH new_cards AS (
-                INSERT INTO cards (number, ledger_version)
-                SELECT '88' || lpad(g::text, 11, '0'), 1 FROM generate_series(0, $1 - 1) g
-                RETURNING card_id
-            ), lots AS (
-                INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at,
-                                        source)
-                SELECT card_id, 1000000, 1000000, now() - interval '1 day',
-                       now() + interval '1 year', 'adjustment' FROM new_cards
-                RETURNING card_id, lot_id
-            )
-            INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)
-            SELECT card_id, 'adjustment', 1000000, lot_id, 'benchmark', 'bench' FROM lots
-            """,
-            BENCH_CARDS,
-        )
+        await add_cards(conn, "88", BENCH_CARDS, 1_000_000)
     finally:
         await conn.close()
     client = create_client(redis_url, 5.0, cluster=await is_cluster(redis_url, 5.0))
     await client.flushdb()  # cached states of an earlier run must not outrank this one
     await client.aclose()
     return url
+
+
+_CARDS = """
+WITH new_cards AS (
+    INSERT INTO cards (number, ledger_version)
+    SELECT $1 || lpad(g::text, 11, '0'), 1 FROM generate_series(0, $2 - 1) g
+    RETURNING card_id
+), lots AS (
+    INSERT INTO point_lots (card_id, points, remaining, activates_at, expires_at, source)
+    SELECT card_id, $3, $3, now() - interval '1 day', now() + interval '1 year', 'adjustment'
+    FROM new_cards
+    RETURNING card_id, lot_id
+)
+INSERT INTO ledger_entries (card_id, kind, points, lot_id, reason, author)
+SELECT card_id, 'adjustment', $3, lot_id, 'benchmark', 'bench' FROM lots
+"""
+
+
+async def add_cards(conn: asyncpg.Connection, prefix: str, count: int, points: int) -> None:
+    """``count`` cards numbered ``prefix`` and 11 digits from 0, each holding ``points``
+    active points (one lot, a year to live, its adjustment entry)."""
+    await conn.execute(_CARDS, prefix, count, points)
+
+
+def bench_urls() -> tuple[str, str]:
+    """The Postgres server and the Redis database a benchmark may use (the environment)."""
+    server = os.environ.get("LOYALTY_BENCH_DATABASE_URL")
+    redis_url = os.environ.get("LOYALTY_BENCH_REDIS_URL")
+    if not server or not redis_url:
+        raise SystemExit("LOYALTY_BENCH_DATABASE_URL and LOYALTY_BENCH_REDIS_URL are required")
+    return server, redis_url
 
 
 def _idle_rule(i: int) -> dict[str, Any]:

@@ -142,13 +142,13 @@ def kernel_call(
     Reaches into the package's private helpers on purpose: a benchmark, not an API.
     """
     from service.kernels import _evaluate_one, _inputs
-    from service.kernels._layout import OUTPUT_COLUMNS
+    from service.kernels._layout import OUTPUT_COLUMNS, VERDICT_COLUMNS
 
     _, arrays = _inputs(receipt, ctx, compiled)
     count = len(receipt.lines)
     outputs = (
         np.empty((count, OUTPUT_COLUMNS), dtype=np.int64),
-        np.empty((compiled.rule_count, 4), dtype=np.int64),
+        np.empty((compiled.rule_count, VERDICT_COLUMNS), dtype=np.int64),
         np.empty((count * compiled.rule_count + 8, 3), dtype=np.int64),
         np.empty(4, dtype=np.int64),
     )

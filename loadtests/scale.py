@@ -353,17 +353,20 @@ async def issue_contested(url: str, admin_key: str) -> list[str]:
 @dataclass
 class Switch:
     """When one worker took up the published version, in seconds from the publish's
-    answer: after ``old_s`` (a request it answered on the old version was sent then) and
-    by ``new_s`` (its first answer on the new one came back then)."""
+    answer: ``taken_s`` by the worker's own clock (its ``taken_up_at``; the machine's one
+    clock serves every process), and as a probe saw it: after ``old_s`` (a request it
+    answered on the old version was sent then) and by ``new_s`` (its first answer on the
+    new one came back then; under load that adds the probe's own wait in the queue)."""
 
     old_s: float | None = None
     new_s: float | None = None
+    taken_s: float | None = None
 
     def window(self) -> str:
-        if self.new_s is None:
+        if self.new_s is None or self.taken_s is None:
             return "never"
         after = "" if self.old_s is None else f"{self.old_s * 1000:.0f}-"
-        return f"{after}{self.new_s * 1000:.0f} ms"
+        return f"{self.taken_s * 1000:.0f} ms (seen {after}{self.new_s * 1000:.0f} ms)"
 
 
 @dataclass
@@ -375,12 +378,13 @@ class Publish:
     workers: dict[int, dict[int, Switch]] = field(default_factory=dict)  # node -> pid ->
 
     def node_s(self, number: int) -> float | None:
-        """Seconds from the publish's answer until every worker of the node had answered
-        on the new version (None: one was not seen on it within PUBLISH_WATCH_S)."""
-        seen = [switch.new_s for switch in self.workers.get(number, {}).values()]
-        if not seen or None in seen:
+        """Seconds from the publish's answer until every worker of the node had taken up
+        the new version, by the workers' own clock (None: one was not seen on it within
+        PUBLISH_WATCH_S); 0 when they all had before the answer came back."""
+        taken = [switch.taken_s for switch in self.workers.get(number, {}).values()]
+        if not taken or None in taken:
             return None
-        return max(s for s in seen if s is not None)
+        return max(0.0, *(s for s in taken if s is not None))
 
     def slow(self) -> list[str]:
         late = []
@@ -391,9 +395,12 @@ class Publish:
         return late
 
 
-async def watch_node(node: Node, admin_key: str, version: int, since: float) -> dict[int, Switch]:
+async def watch_node(
+    node: Node, admin_key: str, version: int, since: float, answered: datetime
+) -> dict[int, Switch]:
     """Each worker of the node asked, over fresh connections (either worker may answer),
-    until every one has answered with ``version``."""
+    until every one has answered with ``version`` (and said when it took it up: compared
+    with ``answered``, the wall-clock time of the publish's answer)."""
     workers = {pid: Switch() for pid in node.service.workers()}
     headers = {"Authorization": f"Bearer {admin_key}"}
     while time.monotonic() - since < PUBLISH_WATCH_S and any(
@@ -408,6 +415,8 @@ async def watch_node(node: Node, admin_key: str, version: int, since: float) -> 
             if switch is not None and switch.new_s is None:
                 if active["version"] == version:
                     switch.new_s = time.monotonic() - since
+                    taken = datetime.fromisoformat(active["taken_up_at"])
+                    switch.taken_s = (taken - answered).total_seconds()
                 else:
                     switch.old_s = sent
         await asyncio.sleep(0.02)
@@ -431,14 +440,14 @@ async def publish(nodes: list[Node], admin_key: str, load: Load, at_s: float) ->
         done.version = int(draft.json()["version"])
         sent = time.monotonic()
         published = await admin.post(f"{PROGRAMS}/{done.version}/publish")
-    since = time.monotonic()
+    since, answered = time.monotonic(), datetime.now(UTC)
     done.took_s, done.at = since - sent, load.clock()
     if published.status_code != 200:
         done.detail = f"publish refused: {published.status_code} {published.text[:200]}"
         return done
     print(f"scale-test: t={done.at:5.1f} s  program version {done.version} published", flush=True)
     seen = await asyncio.gather(
-        *(watch_node(node, admin_key, done.version, since) for node in nodes)
+        *(watch_node(node, admin_key, done.version, since, answered) for node in nodes)
     )
     done.workers = {node.number: workers for node, workers in zip(nodes, seen, strict=True)}
     return done
@@ -719,8 +728,9 @@ def report(outcome: Outcome) -> str:
         lines.append(
             f"  version {published.version} published through node 1 at t={published.at:.1f} s "
             f"(the request took {published.took_s * 1000:.0f} ms); from its answer to every "
-            "worker on it (each worker: switched after the send of its last answer on the old "
-            "version, by its first answer on the new one):"
+            "worker on it (each worker: when it took the version up by its own clock; seen: "
+            "after the send of its last answer on the old version, by its first answer on the "
+            "new one):"
         )
         for number, workers in sorted(published.workers.items()):
             each = ", ".join(f"{pid}: {switch.window()}" for pid, switch in sorted(workers.items()))

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from service.domain.errors import DomainError, InvalidInput
 from service.settings import Settings
 from service.simulation import charts
-from service.simulation.pilot import pilot_report
+from service.simulation.pilot import pilot_of_receipts
 from service.simulation.receipts import read_receipts
 from service.simulation.uplift import CustomerGroup, UpliftAssumptions, forecast
 
@@ -90,14 +90,9 @@ def read_groups(text: str) -> list[CustomerGroup]:
 
 def run_pilot(args: argparse.Namespace) -> int:
     try:
-        receipts = read_receipts(args.receipts)
-        amounts = (receipts.quantity * receipts.unit_price + 500) // 1000
-        sales = _per_receipt(amounts, receipts.line_ptr)
-        report = pilot_report(
-            receipts.occurred, receipts.store, sales,
-            [s.store_id for s in receipts.stores], [s.timezone for s in receipts.stores],
-            pilot=args.pilot.split(","), control=args.control.split(","),
-            starts=date.fromisoformat(args.starts),
+        report = pilot_of_receipts(
+            read_receipts(args.receipts), pilot=args.pilot.split(","),
+            control=args.control.split(","), starts=date.fromisoformat(args.starts),
         )  # fmt: skip
     except (DomainError, OSError, ValueError) as exc:
         print(f"loyalty pilot: {exc}", file=sys.stderr)
@@ -116,12 +111,6 @@ def run_pilot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _per_receipt(amounts: IntArray, line_ptr: IntArray) -> IntArray:
-    if len(line_ptr) < 2:
-        return amounts[:0]
-    return np.add.reduceat(amounts, line_ptr[:-1])
-
-
 def _bp(percent: Decimal) -> int:
     return int(percent * 100)
 
@@ -130,7 +119,7 @@ def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
     """``loyalty analytics``: a period's receipts (a file, or the ledger's own) simulated
     under the current program, then its figures per store, group, channel or month."""
     from service.simulate_cli import _current_program, _from_ledger
-    from service.simulation.analytics import analytics
+    from service.simulation.analytics import analytics, as_csv, as_rows
     from service.simulation.engine import prepare, simulate
 
     try:
@@ -143,23 +132,19 @@ def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
         groups = None if args.groups is None else read_store_groups(args.groups.read_text())
         prepared = prepare(receipts)
         figures = analytics(
-            prepared, simulate(prepared, program), args.by, groups=groups,
+            prepared, simulate(prepared, program).per_receipt, args.by, groups=groups,
             churn_days=args.churn_days,
         )  # fmt: skip
     except (DomainError, OSError, ValueError) as exc:
         print(f"loyalty analytics: {exc}", file=sys.stderr)
         return 2
-    rows = [{"slice": name, **asdict(f)} for name, f in figures.items()]
-    columns = ["slice", *(list(asdict(next(iter(figures.values())))) if figures else [])]
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    print(table.getvalue(), end="")
+    table = as_csv(figures)
+    print(table, end="")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
+        rows = as_rows(figures)
         (args.out / "analytics.json").write_text(json.dumps({"by": args.by, "slices": rows}))
-        (args.out / "analytics.csv").write_text(table.getvalue())
+        (args.out / "analytics.csv").write_text(table)
     return 0
 
 

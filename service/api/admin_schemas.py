@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from service.api.schemas import (
@@ -206,8 +207,14 @@ class DryRunOut(CalculationOut):
 class ActiveProgramOut(BaseModel):
     version: int | None = Field(description="the version this worker calculates with")
     worker: int = Field(description="the answering worker's process id")
+    taken_up_at: datetime | None = Field(
+        description="when this worker swapped to that version (None: no program yet)"
+    )
 
-    model_config = _examples({"version": 7, "worker": 4121}, strict=False)
+    model_config = _examples(
+        {"version": 7, "worker": 4121, "taken_up_at": "2026-11-22T18:05:00.125000Z"},
+        strict=False,
+    )
 
 
 # ---------------------------------------------------------------- audit
@@ -946,7 +953,7 @@ class BreakageOut(BaseModel):
 
 WebhookEvent = Literal[
     "accrual", "redemption", "tier_change", "expiring", "expiration", "refund", "cancel",
-    "card_issued", "customer_registered", "birthday",
+    "card_issued", "customer_registered", "birthday", "reward_issued",
 ]  # fmt: skip
 
 
@@ -1199,11 +1206,30 @@ class UpliftGroupIn(BaseModel):
     )  # fmt: skip
 
 
-class UpliftForecastIn(BaseModel):
-    """The uplift forecast of a threshold (SPEC §10.2): the groups and the assumptions
-    (each default as ``loyalty forecast``'s)."""
+class UpliftLedgerIn(BaseModel):
+    """The customer groups built from a period of the ledger
+    (``service/simulation/uplift_groups.py``): each card that bought in it by channel,
+    kind (new: its first sale of the period in the last ``new_days``) and distance from
+    the threshold in bands of 10% of its average receipt."""
 
-    groups: list[UpliftGroupIn] = Field(min_length=1, max_length=1000)
+    since: Timestamp
+    until: Timestamp
+    threshold: int = Field(ge=1, le=10**12, description="kopecks")
+    new_days: int = Field(90, ge=0, le=3650)
+
+    model_config = _examples(
+        {"since": "2026-01-01T00:00:00+03:00", "until": "2026-07-01T00:00:00+03:00",
+         "threshold": 300000, "new_days": 90}
+    )  # fmt: skip
+
+
+class UpliftForecastIn(BaseModel):
+    """The uplift forecast of a threshold (SPEC §10.2): the groups, given or built from a
+    period of the ledger (one of the two), and the assumptions (each default as
+    ``loyalty forecast``'s)."""
+
+    groups: list[UpliftGroupIn] | None = Field(None, min_length=1, max_length=1000)
+    ledger: UpliftLedgerIn | None = None
     addon_share_bp: int = Field(8_000, ge=0, le=10_000)
     gift_share_bp: int = Field(500, ge=0, le=10_000)
     gift_cost_cap: int | None = Field(None, ge=0, le=10**12)
@@ -1217,18 +1243,107 @@ class UpliftForecastIn(BaseModel):
                      "purchases_per_month_milli": 2000}]}
     )  # fmt: skip
 
+    @model_validator(mode="after")
+    def _one_source(self) -> UpliftForecastIn:
+        if (self.groups is None) == (self.ledger is None):
+            raise ValueError("give either groups or ledger")
+        return self
+
 
 class UpliftForecastOut(BaseModel):
     """Every assumption with the value it took, each scenario's total uplift (kopecks,
-    in all and per channel) and a row per scenario, group and month."""
+    in all and per channel) and a row per scenario, group and month; the groups it was
+    computed on (built from the ledger, or as given)."""
 
     assumptions: dict[str, Any]
     totals: dict[str, dict[str, int]]
     rows: list[dict[str, Any]]
+    groups: list[UpliftGroupIn]
 
     model_config = _examples(
         {"assumptions": {"addon_share_bp": 8000, "delivery_cost": 35000, "months": 12},
          "totals": {"moderate": {"total": 56400000, "online": 56400000}},
          "rows": [{"scenario": "moderate", "month": 1, "channel": "online", "uplift": 4700000}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class FiguresOut(BaseModel):
+    """One slice's figures (SPEC §10.3): money in kopecks, frequency in thousandths of a
+    receipt per active member, the redeemed/earned ratio in basis points."""
+
+    slice: str
+    receipts: int
+    receipts_with_card: int
+    average_receipt_with_card: int
+    average_receipt_without_card: int
+    active_members: int
+    new_members: int
+    churned_members: int
+    purchase_frequency_milli: int
+    ltv: int
+    points_earned: int
+    points_redeemed: int
+    redeemed_per_earned_bp: int
+    paid_with_points: int
+
+
+class AnalyticsOut(BaseModel):
+    """A period of the ledger in slices (``by``): a member is a card; active: it bought
+    in the slice; new: its first sale of the period is there; churned: its last sale of
+    the period is there and lies over ``churn_days`` before the period's last sale. Points
+    as each sale recorded them; returns are not netted out."""
+
+    by: Literal["store", "group", "channel", "month"]
+    since: datetime
+    until: datetime
+    churn_days: int
+    slices: list[FiguresOut]
+
+    model_config = _examples(
+        {"by": "store", "since": AT, "until": AT, "churn_days": 90,
+         "slices": [{"slice": "msk-001", "receipts": 1200, "receipts_with_card": 900,
+                     "average_receipt_with_card": 320000, "average_receipt_without_card": 250000,
+                     "active_members": 300, "new_members": 40, "churned_members": 12,
+                     "purchase_frequency_milli": 3000, "ltv": 960000, "points_earned": 86000,
+                     "points_redeemed": 21000, "redeemed_per_earned_bp": 2441,
+                     "paid_with_points": 2100000}]},
+        strict=False,
+    )  # fmt: skip
+
+
+class PilotGroupOut(BaseModel):
+    receipts: int
+    sales: int = Field(description="kopecks")
+    store_days: int
+
+
+class PilotEstimateOut(BaseModel):
+    uplift_bp: int
+    low_bp: int = Field(description="the 99% interval's low end (bootstrap over days)")
+    high_bp: int
+    found: bool = Field(description="the interval leaves out zero")
+
+
+class PilotOut(BaseModel):
+    """The pilot stores against the control stores, before and after the start: each
+    group's totals and the difference-in-differences uplift of the average receipt and of
+    sales per store and day, with its 99% interval."""
+
+    pilot_before: PilotGroupOut
+    pilot_after: PilotGroupOut
+    control_before: PilotGroupOut
+    control_after: PilotGroupOut
+    average_receipt: PilotEstimateOut
+    sales_per_store_day: PilotEstimateOut
+
+    model_config = _examples(
+        {"pilot_before": {"receipts": 900, "sales": 270000000, "store_days": 60},
+         "pilot_after": {"receipts": 950, "sales": 300000000, "store_days": 60},
+         "control_before": {"receipts": 880, "sales": 264000000, "store_days": 60},
+         "control_after": {"receipts": 890, "sales": 267000000, "store_days": 60},
+         "average_receipt": {"uplift_bp": 480, "low_bp": 210, "high_bp": 760, "found": True},
+         "sales_per_store_day": {"uplift_bp": 1000, "low_bp": 400, "high_bp": 1600,
+                                 "found": True}},
         strict=False,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from service.api.routers import (
     admin_promos,
     admin_receipts,
     admin_reports,
+    admin_rewards,
     admin_simulations,
     admin_stores,
     admin_wallets,
@@ -57,6 +58,7 @@ from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
+from service.storage.postgres.rewards import PostgresRewards
 from service.storage.postgres.signing import SigningKeys
 from service.storage.postgres.simulation_jobs import SimulationJobs
 from service.storage.postgres.wallets import PostgresWallets
@@ -153,6 +155,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         secrets=SigningKeys(pool),
         import_jobs=ImportJobs(pool),
         simulation_jobs=SimulationJobs(pool),
+        rewards=PostgresRewards(pool),
         webhook_sender=HttpxSender(
             settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
         ),
@@ -219,6 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_webhooks,
         admin_keys,
         admin_wallets,
+        admin_rewards,
     ):
         app.include_router(admin.router)
     install_offline_docs(app)  # after the routes a sale is matched against

@@ -32,6 +32,7 @@ from service.domain.receipt import (
     Receipt,
     ReceiptLine,
 )
+from service.domain.reward import RewardAsk
 from service.domain.units import quantity_milli
 from service.domain.wallet import WalletAsk
 
@@ -145,6 +146,42 @@ class WalletIn(_Strict):
     )
 
 
+RewardCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+RewardKind = Literal["percent_off", "amount_off", "free_product", "coupon"]
+
+
+class RewardAskIn(_Strict):
+    code: RewardCode
+    count: StrictInt = Field(default=1, ge=1, le=1000, description="multiples of its price")
+
+
+class CouponOut(BaseModel):
+    rule_id: str = Field(description="the promo rule the coupon unlocks on a later receipt")
+    valid_days: int
+    codes: list[str] | None = Field(
+        default=None, description="the codes issued, one per multiple (in a commit's answer)"
+    )
+    valid_to: str | None = None
+
+
+class RewardRedeemedOut(BaseModel):
+    code: str
+    count: int
+    status: Literal["redeemed", "rejected"]
+    reason: str | None = Field(
+        description="why it was refused: unknown, archived, not_yet_valid, expired,"
+        " over_limit, card_not_active, insufficient_points, not_applicable"
+    )
+    name: str | None
+    kind: RewardKind | None
+    points: int = Field(description="points it charges (0 when refused)")
+    discount: int = Field(description="kopecks it takes off this receipt, over the lines")
+    balance: int | None = Field(
+        default=None, description="insufficient_points: the points left for it"
+    )
+    coupon: CouponOut | None = None
+
+
 class ReceiptIn(_Strict):
     store_id: Identifier
     terminal_id: Identifier | None = None
@@ -162,6 +199,12 @@ class ReceiptIn(_Strict):
         default=None,
         description="pay part of the receipt from a gift certificate or e-wallet, after the"
         " discounts and the points (SPEC §4 item 34)",
+    )
+    rewards: list[RewardAskIn] = Field(
+        default_factory=list,
+        max_length=10,
+        description="rewards from the catalogue bought with the card's points, each in whole"
+        " multiples of its price (SPEC §4 item 31); a reward named twice is refused",
     )
 
     model_config = ConfigDict(
@@ -302,6 +345,9 @@ class LineOut(BaseModel):
     wallet_paid: int | None = Field(
         default=None, description="kopecks of final_amount paid from the wallet (with one)"
     )
+    reward_points: int | None = Field(
+        default=None, description="the rewards' points spent on this line's discount"
+    )
     fiscal_positions: list[FiscalPositionOut] = Field(
         description="what the customer pays for the line, as fiscal register positions: the"
         " final amount, or the amount after discounts where the program reports points as a"
@@ -319,6 +365,9 @@ class TotalsOut(BaseModel):
     wallet_paid: int | None = Field(default=None, description="kopecks paid from the wallet")
     left_to_pay: int | None = Field(
         default=None, description="amount_due less wallet_paid: what other tenders pay"
+    )
+    reward_points: int | None = Field(
+        default=None, description="points the rewards redeemed charge (with rewards asked)"
     )
 
 
@@ -339,6 +388,23 @@ class NextTierOut(BaseModel):
     spend_needed: int
 
 
+class StampCardOut(BaseModel):
+    rule_id: str
+    name: str
+    have: int = Field(
+        description="stamps collected towards the next free item (below zero: a cancel took"
+        " back stamps a free item had used)"
+    )
+    of: int = Field(description="the stamps that make a free item (the rule's every)")
+
+
+class StampsOut(StampCardOut):
+    """A stamp card after the sale (SPEC §4 item 36)."""
+
+    added: int = Field(description="stamps this receipt adds")
+    free: int = Field(description="units this receipt gives free, each using ``of`` stamps")
+
+
 class CardOut(BaseModel):
     number: str
     status: str
@@ -347,6 +413,9 @@ class CardOut(BaseModel):
     pending: int
     expiring: list[ExpiringOut]
     next_tier: NextTierOut | None
+    stamps: list[StampCardOut] | None = Field(
+        default=None, description="the program's stamp cards and the card's progress on each"
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [_CARD_EXAMPLE]})
 
@@ -401,6 +470,11 @@ class CalculationOut(BaseModel):
     rules: list[RuleOut]
     messages: list[MessageOut]
     wallet: WalletPaidOut | None = None
+    rewards: list[RewardRedeemedOut] | None = None
+    stamps: list[StampsOut] | None = Field(
+        default=None,
+        description="the card's stamp cards that the receipt's goods touch, after the sale",
+    )
 
 
 class CalculateResponse(CalculationOut):
@@ -476,6 +550,9 @@ class ReturnLineOut(BaseModel):
     wallet_returned: int | None = Field(
         default=None, description="kopecks of amount given back to the wallet that paid them"
     )
+    reward_points_returned: int | None = Field(
+        default=None, description="points the sale's rewards took for this line, given back"
+    )
 
 
 class ReturnTotalsOut(BaseModel):
@@ -492,6 +569,11 @@ class ReturnTotalsOut(BaseModel):
         " when a referee's first purchase is reversed whole (a cancel or a full return)"
     )
     wallet_returned: int | None = None
+    reward_points_returned: int | None = Field(
+        default=None,
+        description="points spent on the sale's rewards given back: the returned lines' share"
+        " of the discounts', and the price of each coupon voided (a return of the whole sale)",
+    )
 
 
 class WalletBackOut(BaseModel):
@@ -521,6 +603,8 @@ class CommitResponse(BaseModel):
     messages: list[MessageOut]
     card: CardAfterOut | None
     wallet: WalletPaidOut | None = None
+    rewards: list[RewardRedeemedOut] | None = None
+    stamps: list[StampsOut] | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -558,6 +642,9 @@ class RefundResponse(BaseModel):
     policy: Literal["negative_balance", "withhold"]
     card: CardAfterOut | None
     wallet: WalletBackOut | None = None
+    coupons_voided: list[str] | None = Field(
+        default=None, description="coupons the sale issued that no sale used: voided"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -723,6 +810,7 @@ def receipt_from(body: ReceiptIn) -> Receipt:
         0 if redeem_max else int(body.redeem_points),
         redeem_max,
         None if body.wallet is None else _wallet_ask(body.wallet),
+        tuple(RewardAsk(ask.code, ask.count) for ask in body.rewards),
     )
 
 

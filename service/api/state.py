@@ -25,6 +25,7 @@ from service.storage.postgres.promo_batches import PromoBatches
 from service.storage.postgres.refunds import ReturnsLedger
 from service.storage.postgres.registrations import Registrations
 from service.storage.postgres.reports import Reports
+from service.storage.postgres.rewards import PostgresRewards
 from service.storage.postgres.signing import SigningKeys
 from service.storage.postgres.simulation_jobs import SimulationJobs
 from service.storage.postgres.wallets import PostgresWallets
@@ -70,6 +71,7 @@ class Services:
     import_jobs: ImportJobs
     wallets: PostgresWallets
     simulation_jobs: SimulationJobs
+    rewards: PostgresRewards
     kernels_warm: bool = False
     keys_version: tuple[object, ...] = ()  # background.refresh_keys's last seen
     sale_ports: SalePorts = field(init=False)
@@ -86,4 +88,5 @@ class Services:
             self.holds,
             self.secrets,
             self.wallets,
+            self.rewards,
         )

@@ -49,6 +49,7 @@ class Permission(StrEnum):
     TRY_PROGRAMS = "validate and dry-run programs"
     CHANGE_PROGRAMS = "change, publish and roll back programs"
     PROMO_CODES = "manage promo codes"
+    REWARDS = "manage the rewards catalogue"
     REPORTS = "read reports"
     READ_STORES = "read stores and regions"
     CHANGE_STORES = "change stores and regions"
@@ -62,7 +63,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETING: frozenset({
         P.LOOK_UP_CARDS, P.READ_CARDS, P.ADJUST_POINTS, P.READ_PROGRAMS, P.TRY_PROGRAMS,
-        P.CHANGE_PROGRAMS, P.PROMO_CODES, P.REPORTS, P.READ_STORES,
+        P.CHANGE_PROGRAMS, P.PROMO_CODES, P.REWARDS, P.REPORTS, P.READ_STORES,
     }),
     Role.ANALYST: frozenset({P.READ_PROGRAMS, P.TRY_PROGRAMS, P.REPORTS, P.READ_STORES}),
     Role.POS: frozenset({P.SELL, P.REGISTER, P.LOOK_UP_CARDS}),

@@ -66,6 +66,25 @@ class Gift:
 
 
 @dataclass(frozen=True, slots=True)
+class StampProgress:
+    """A stamp card after the sale (SPEC §4 item 36): the card ``have`` stamps of the
+    ``every`` that make a free item; the sale ``added`` stamps and gave ``free`` units,
+    which used ``free * every`` of them."""
+
+    rule_id: str
+    name: str
+    have: int
+    every: int
+    added: int
+    free: int
+
+    @property
+    def change(self) -> int:
+        """What the sale changes the card's count by: the ledger records it."""
+        return self.added - self.free * self.every
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A message for the cashier, e.g. "offer_card", "birthday", "tier_upgrade": its code
     and the values its text names; the text, in the request's language, is

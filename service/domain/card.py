@@ -36,7 +36,8 @@ class CardState:
     window). Blocked and inactive cards neither earn nor spend. ``promo_uses`` maps a
     promo code to the times this card used it; ``rule_uses`` a capped rule's period
     (``limits.use_key``) to the sales of this card it applied to; ``holds`` the points
-    held for calculations (SPEC §3.5), which other tills may not spend.
+    held for calculations (SPEC §3.5), which other tills may not spend; ``stamps`` a
+    stamp rule's id to the stamps the card has collected towards its next free item.
     """
 
     number: str
@@ -51,6 +52,7 @@ class CardState:
     points_earned_today: int = 0
     promo_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
     rule_uses: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
+    stamps: Mapping[str, int] = field(default_factory=lambda: _NO_USES)
     holds: tuple[tuple[str, int, datetime], ...] = ()  # calculation, points, until
     customer_id: int | None = None
     ledger_version: int = 0
@@ -105,6 +107,7 @@ class PromoCodeState:
     """A promo code held in the database (batch generated), as of processing time.
 
     ``uses_left`` None means unlimited; ``per_card_limit`` None means no per-card limit.
+    A coupon bought with points (SPEC §4 item 31) is bound to its ``card``.
     """
 
     code: str
@@ -114,6 +117,7 @@ class PromoCodeState:
     valid_to: datetime | None = None
     uses_left: int | None = None
     per_card_limit: int | None = None
+    card: str | None = None  # a reward's coupon: the one card that may use it
 
 
 def day_start(now: datetime) -> datetime:

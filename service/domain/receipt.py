@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from service.domain.reward import RewardAsk
 from service.domain.wallet import WalletAsk
 
 # What a receipt may hold: the one definition the API's schemas, the settings and the
@@ -51,6 +52,7 @@ class Receipt:
     redeem_points: int = 0
     redeem_max: bool = False
     wallet: WalletAsk | None = None  # money from a gift certificate or e-wallet
+    rewards: tuple[RewardAsk, ...] = ()  # rewards from the catalogue, bought with points
 
 
 @dataclass(frozen=True, slots=True)

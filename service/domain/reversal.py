@@ -48,6 +48,7 @@ class SoldLine:
     final_amount: int
     points_earned: int
     wallet_paid: int = 0  # kopecks of final_amount paid from a wallet
+    reward_points: int = 0  # points the sale's rewards charged for the line's discount
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class LineReversal:
     points_earned_back: int  # points to take back from the card
     tier_spend: int  # kopecks of tier spend to take back
     wallet_back: int = 0  # kopecks of ``money`` that go back to the wallet that paid them
+    reward_points_back: int = 0  # rewards' points to give back to the card
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,10 @@ class Reversal:
     @property
     def wallet_back(self) -> int:
         return sum(line.wallet_back for line in self.lines)
+
+    @property
+    def reward_points_back(self) -> int:
+        return sum(line.reward_points_back for line in self.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,7 @@ def reverse(
                 points_earned_back=share(line.points_earned, r, q, line.quantity),
                 tier_spend=share(line.amount - line.discount, r, q, line.quantity),
                 wallet_back=share(line.wallet_paid, r, q, line.quantity),
+                reward_points_back=share(line.reward_points, r, q, line.quantity),
             )
         )
     complete = all(

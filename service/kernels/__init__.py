@@ -37,6 +37,7 @@ from service.kernels._layout import (
     T_APPLIED,
     T_VERDICTS,
     USES_EXHAUSTED,
+    VERDICT_COLUMNS,
     ReceiptArrays,
 )
 from service.kernels._warm import KernelMismatch, check_against_reference, warm_receipts
@@ -69,6 +70,7 @@ def _inputs(
         facts=_fact_vector(receipt, facts, program),
         segments=_card_segments(facts, program),
         unlocked=_unlocked(facts, program),
+        stamps=_card_stamps(facts, program),
     )
     return facts, arrays
 
@@ -157,6 +159,19 @@ def _card_segments(facts: ReceiptFacts, program: CompiledProgram) -> npt.NDArray
     return flags
 
 
+def _card_stamps(facts: ReceiptFacts, program: CompiledProgram) -> IntArray:
+    """The stamps the card has collected, by rule (kernels only read it)."""
+    card = facts.card
+    if card is None or not card.stamps or not program.stamp_rules:
+        return program.no_stamps
+    stamps = np.zeros(program.rule_count, dtype=np.int64)
+    for rule_id, have in card.stamps.items():
+        position = program.rule_index.get(rule_id)
+        if position is not None:
+            stamps[position] = have
+    return stamps
+
+
 def _unlocked(facts: ReceiptFacts, program: CompiledProgram) -> IntArray:
     """Indexes of the rules an accepted promo code unlocks (kernels only read it)."""
     if not facts.unlocked_rules:
@@ -194,7 +209,8 @@ def _run_one(program: CompiledProgram, arrays: ReceiptArrays) -> RawOutcome:
     """One kernel call, its applied-rules buffer grown until it fits."""
     count = arrays.lines.shape[0]
     line_out = np.empty((count, OUTPUT_COLUMNS), dtype=np.int64)
-    verdicts = np.empty((program.rule_count, 4), dtype=np.int64)  # one per candidate rule
+    # one per candidate rule
+    verdicts = np.empty((program.rule_count, VERDICT_COLUMNS), dtype=np.int64)
     totals = np.empty(4, dtype=np.int64)
     capacity = 8 * count + 8
     while True:
@@ -235,6 +251,7 @@ class _Batch:
         line_ptr = _offsets([i.lines.shape[0] for i in inputs])
         store_rows, store_index = _distinct_rows([i.store_mask for i in inputs], np.uint8)
         budget_rows, budget_index = _distinct_rows([i.budget_used for i in inputs], np.int64)
+        stamp_rows, stamp_index = _distinct_rows([i.stamps for i in inputs], np.int64)
         self.given = BatchArrays(
             store_rows=store_rows,
             store_index=store_index,
@@ -248,10 +265,12 @@ class _Batch:
             ),
             unlocked=np.concatenate([i.unlocked for i in inputs] + [np.zeros(0, np.int64)]),
             unlocked_ptr=_offsets([i.unlocked.shape[0] for i in inputs]),
+            stamp_rows=stamp_rows,
+            stamp_index=stamp_index,
         )
         self.written = BatchOutputs(
             line_out=np.empty((int(line_ptr[-1]), OUTPUT_COLUMNS), dtype=np.int64),
-            verdicts=np.empty((size * 16 + program.rule_count, 4), dtype=np.int64),
+            verdicts=np.empty((size * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64),
             verdict_ptr=np.zeros(size + 1, dtype=np.int64),
             applied=np.empty((int(line_ptr[-1]) * 8 + 8, 3), dtype=np.int64),
             applied_ptr=np.zeros(size + 1, dtype=np.int64),

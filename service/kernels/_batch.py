@@ -23,7 +23,8 @@ from service.rules.compiler import ProgramArrays
 class BatchArrays(NamedTuple):
     """Each receipt's ``ReceiptArrays``, concatenated: receipt ``b``'s lines are
     ``lines[line_ptr[b]:line_ptr[b + 1]]``; rows that many receipts share (a store's
-    mask, no budget use) are passed once and chosen by ``store_index`` and ``budget_index``."""
+    mask, no budget use, no stamps) are passed once and chosen by ``store_index``,
+    ``budget_index`` and ``stamp_index``."""
 
     store_rows: FlagArray
     store_index: IntArray
@@ -35,6 +36,8 @@ class BatchArrays(NamedTuple):
     segments: FlagArray  # a row per receipt
     unlocked: IntArray
     unlocked_ptr: IntArray
+    stamp_rows: IntArray  # the cards' stamps by rule, one row per distinct row
+    stamp_index: IntArray
 
 
 class BatchOutputs(NamedTuple):
@@ -77,6 +80,7 @@ def _receipt(given, b):
         given.facts[b],
         given.segments[b],
         given.unlocked[given.unlocked_ptr[b] : given.unlocked_ptr[b + 1]],
+        given.stamp_rows[given.stamp_index[b]],
     )
 
 

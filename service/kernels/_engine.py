@@ -58,9 +58,11 @@ from service.kernels._layout import (
     T_REDEEMED,
     T_VERDICTS,
     V_AMOUNT,
+    V_FREE,
     V_POINTS,
     V_REASON,
     V_RULE,
+    V_STAMPS,
     FlagArray,
     IntArray,
     Outputs,
@@ -129,7 +131,8 @@ _QUANTITY_STEPS = EFFECT_CODES["quantity_steps"]
 _TIER_DISCOUNT = EFFECT_CODES["tier_discount"]
 _PERSONAL_DISCOUNT = EFFECT_CODES["personal_discount"]
 _CHEAPEST = EFFECT_CODES["cheapest"]
-_LAST_DISCOUNT = EFFECT_CODES["cheapest"]
+_STAMPS = EFFECT_CODES["stamps"]
+_LAST_DISCOUNT = EFFECT_CODES["stamps"]
 _ACCRUAL_RATE = EFFECT_CODES["accrual_rate"]
 _POINTS_MULTIPLIER = EFFECT_CODES["points_multiplier"]
 _POINTS_PER_UNIT = EFFECT_CODES["points_per_unit"]
@@ -166,6 +169,7 @@ _ZERO_AMOUNT = REASON_CODES["zero_amount"]
 _BEATEN_IN_GROUP = REASON_CODES["beaten_in_group"]
 _NO_PERSONAL_DISCOUNT = REASON_CODES["no_personal_discount"]
 _POINTS_CAP = REASON_CODES["points_cap"]
+_NOT_ENOUGH_STAMPS = REASON_CODES["not_enough_stamps"]
 
 _BP = 10_000
 _MILLI = 1_000
@@ -198,6 +202,7 @@ class _Conditions(NamedTuple):
     requirements: IntArray
     requirement_keys: IntArray
     discounts: IntArray  # given so far (``threshold_basis: after_discounts`` reads them)
+    stamps: IntArray  # by rule: the card's stamps (stamp rules read them)
 
 
 class _Rates(NamedTuple):
@@ -445,13 +450,13 @@ def _percent(r, table, rates, facts, lines, matched, count, discounts):
 
 
 @jit
-def _unit_plan(r, table, lines, plan):
-    """n-th item (cheapest units first), bundles (dearest units first), and the cheapest
-    (or dearest) units."""
+def _unit_plan(r, table, lines, plan, owed):
+    """n-th item (cheapest units first), bundles (dearest units first), the cheapest
+    (or dearest) units, and the ``owed`` free units of a stamp card (cheapest first)."""
     count = plan.available.shape[0]
     kind = table[r, R_KIND]
     bundle = kind == _BUNDLE
-    cheapest_first = kind == _NTH_ITEM or (kind == _CHEAPEST and not table[r, R_FLAG])
+    cheapest_first = kind != _BUNDLE and not (kind == _CHEAPEST and table[r, R_FLAG])
     size = table[r, R_N]
     units = 0
     keys = np.empty(count, dtype=np.int64)
@@ -462,6 +467,8 @@ def _unit_plan(r, table, lines, plan):
     if kind == _CHEAPEST:
         times = 1 if table[r, R_EVERY] == 0 else units // table[r, R_EVERY]
         groups = min(size * times, units)
+    elif kind == _STAMPS:
+        groups = min(owed, units)
     else:
         groups = units // size
     if groups == 0:
@@ -482,8 +489,9 @@ def _unit_plan(r, table, lines, plan):
 
 
 @jit
-def _effect_plan(r, table, rates, facts, lines, matched, m, plan, discounts):
-    """Fill the plan's weights and caps; return the total or a negated reason."""
+def _effect_plan(r, table, rates, facts, lines, matched, m, plan, discounts, owed):
+    """Fill the plan's weights and caps; return the total or a negated reason. ``owed``:
+    a stamp rule's free units (``_stamps_owed``)."""
     kind = table[r, R_KIND]
     if kind == _FIXED_PRICE:
         total = 0
@@ -495,8 +503,8 @@ def _effect_plan(r, table, rates, facts, lines, matched, m, plan, discounts):
             plan.caps[j] = min(weight, plan.room[j])
             total += plan.caps[j]
         return total
-    if kind == _NTH_ITEM or kind == _BUNDLE or kind == _CHEAPEST:  # noqa: SIM109 (plain compares compile simplest)
-        return _unit_plan(r, table, lines, plan)
+    if kind == _NTH_ITEM or kind == _BUNDLE or kind == _CHEAPEST or kind == _STAMPS:  # noqa: SIM109 (plain compares compile simplest)
+        return _unit_plan(r, table, lines, plan, owed)
     plan.weights[:] = plan.base
     plan.caps[:] = plan.room
     if kind == _AMOUNT:
@@ -517,11 +525,28 @@ def _rule_limit(r, table, budget_used, total):
     return total
 
 
+@jit_inline
+def _stamps_owed(r, table, stamps, lines, matched, m):
+    """A stamp rule's stamps this sale adds (its lines' whole units, or 1 for a receipt
+    holding one) and the free units the card is owed with them."""
+    units = 0
+    for j in range(m):
+        units += lines[matched[j], L_QUANTITY] // _MILLI
+    added = units if table[r, R_N] == 0 else min(units, 1)
+    reached = stamps[r] + added
+    owed = reached // table[r, R_EVERY] if reached > 0 else 0
+    return added, owed
+
+
 @jit
-def _discount_shares(r, k, cond, rates, lines, state, shares):
-    """Rule ``r``'s discount per line into ``shares``; returns 0 or why it gives none."""
+def _discount_shares(r, k, cond, rates, lines, state, shares, moves):
+    """Rule ``r``'s discount per line into ``shares``; returns 0 or why it gives none.
+    A stamp rule's stamps added go to ``moves[0]`` once its conditions hold, the free
+    units it gives, if it applies, to ``moves[1]``."""
     n = lines.shape[0]
     shares[:] = 0
+    moves[0] = 0
+    moves[1] = 0
     matched = np.empty(n, dtype=np.int64)
     m = _matched(k, state.incl, lines, state.no_skip, matched)
     reason = _condition_failure(r, cond)
@@ -529,10 +554,17 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
         reason = _quantity_failure(r, cond.table, lines, matched, m)
     if reason != 0:
         return reason
+    owed = 0
+    if cond.table[r, R_KIND] == _STAMPS:
+        added, owed = _stamps_owed(r, cond.table, cond.stamps, lines, matched, m)
+        moves[0] = added
+        if owed == 0:
+            return _NOT_ENOUGH_STAMPS
     mode = cond.table[r, R_MODE]
     available = np.empty(m, dtype=np.int64)
     count = np.int64(0)
     blocked = False
+    open_units = 0
     for j in range(m):
         i = matched[j]
         if state.locked[i]:
@@ -540,6 +572,7 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
         elif not (mode == _EXCLUSIVE and state.discounts[i] > 0):
             available[count] = i
             count += 1
+            open_units += lines[i, L_QUANTITY] // _MILLI
     if count == 0:
         return _BLOCKED_BY_EXCLUSIVE if blocked else _ALREADY_DISCOUNTED
     base = np.empty(count, dtype=np.int64)
@@ -554,7 +587,9 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
     weights = np.empty(count, dtype=np.int64)
     caps = np.empty(count, dtype=np.int64)
     plan = _Plan(available[:count], base, room, weights, caps)
-    total = _effect_plan(r, cond.table, rates, cond.facts, lines, matched, m, plan, state.discounts)
+    total = _effect_plan(
+        r, cond.table, rates, cond.facts, lines, matched, m, plan, state.discounts, owed
+    )
     if total < 0:
         return -total
     total = _rule_limit(r, cond.table, cond.budget_used, min(total, caps.sum()))
@@ -564,6 +599,7 @@ def _discount_shares(r, k, cond, rates, lines, state, shares):
     _allocate(total, weights, caps, count, alloc)
     for j in range(count):
         shares[available[j]] = alloc[j]
+    moves[1] = min(owed, open_units)
     return 0
 
 
@@ -603,10 +639,13 @@ def _best_of(k, candidates, cond, rates, lines, state, done, verdicts, applied, 
             count += 1
     offers = np.zeros((count, n), dtype=np.int64)
     reasons = np.empty(count, dtype=np.int64)
+    moves = np.zeros((count, 2), dtype=np.int64)
     for m in range(count):
         j = members[m]
         done[j] = True
-        reasons[m] = _discount_shares(candidates[j], j, cond, rates, lines, state, offers[m])
+        reasons[m] = _discount_shares(
+            candidates[j], j, cond, rates, lines, state, offers[m], moves[m]
+        )
     won = np.zeros(count, dtype=np.int64)
     winner = np.full(n, -1, dtype=np.int64)
     for i in range(n):
@@ -632,6 +671,8 @@ def _best_of(k, candidates, cond, rates, lines, state, done, verdicts, applied, 
             reason = _BEATEN_IN_GROUP
         verdicts[members[m], V_REASON] = reason
         verdicts[members[m], V_AMOUNT] = won[m]
+        verdicts[members[m], V_STAMPS] = moves[m, 0]
+        verdicts[members[m], V_FREE] = moves[m, 1] if reason == 0 else 0
     return cursor
 
 
@@ -642,6 +683,7 @@ def _discounts(candidates, cond, rates, lines, state, verdicts, applied):
     ncand = candidates.shape[0]
     done = np.zeros(ncand, dtype=np.bool_)
     shares = np.empty(lines.shape[0], dtype=np.int64)
+    moves = np.zeros(2, dtype=np.int64)
     cursor = np.int64(0)
     for k in range(ncand):
         r = candidates[k]
@@ -654,8 +696,10 @@ def _discounts(candidates, cond, rates, lines, state, verdicts, applied):
             if cursor == OVERFLOW:
                 return OVERFLOW
             continue
-        reason = _discount_shares(r, k, cond, rates, lines, state, shares)
+        reason = _discount_shares(r, k, cond, rates, lines, state, shares, moves)
         verdicts[k, V_REASON] = reason
+        verdicts[k, V_STAMPS] = moves[0]
+        verdicts[k, V_FREE] = moves[1] if reason == 0 else 0
         if reason == 0:
             cursor, total = _give(
                 r, shares, discounts, locked, table[r, R_MODE] == _EXCLUSIVE, applied, cursor
@@ -921,6 +965,8 @@ def _evaluate(program, receipt, out):
         verdicts[k, V_REASON] = 0
         verdicts[k, V_AMOUNT] = 0
         verdicts[k, V_POINTS] = 0
+        verdicts[k, V_STAMPS] = 0
+        verdicts[k, V_FREE] = 0
     state = _discounting(lines, settings, incl)
     cond = _Conditions(
         program.table,
@@ -933,6 +979,7 @@ def _evaluate(program, receipt, out):
         program.requirements,
         program.requirement_keys,
         state.discounts,
+        receipt.stamps,
     )
     rates = _Rates(program.step_from, program.step_bp, program.tier_discount_bp)
     applied_count = _discounts(candidates, cond, rates, lines, state, verdicts, out.applied)

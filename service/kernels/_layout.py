@@ -26,6 +26,7 @@ class ReceiptArrays(NamedTuple):
     facts: IntArray  # FACT_COUNT
     segments: FlagArray  # 1 for each segment of the program's vocabulary the card is in
     unlocked: IntArray  # rules an accepted promo code unlocks
+    stamps: IntArray  # by rule: the stamps the card has collected (stamp rules)
 
 
 class Outputs(NamedTuple):
@@ -69,8 +70,9 @@ FACT_COUNT = 18
 # line_out[i, column]; O_FINAL = amount - discount - points paid
 O_DISCOUNT, O_PAID, O_EARNED, O_FINAL = range(4)
 OUTPUT_COLUMNS = 4
-# verdicts[k, column]
-V_RULE, V_REASON, V_AMOUNT, V_POINTS = range(4)
+# verdicts[k, column]; a stamp rule's stamps added by the sale and its free units given
+V_RULE, V_REASON, V_AMOUNT, V_POINTS, V_STAMPS, V_FREE = range(6)
+VERDICT_COLUMNS = 6
 # applied[k, column]
 A_LINE, A_RULE, A_AMOUNT = range(3)
 # totals[position]

@@ -27,17 +27,22 @@ class KernelMismatch(RuntimeError):
 
 
 def warm_receipts() -> tuple[CompiledProgram, list[Receipt], list[CalculationContext]]:
-    """The demo program, a card's sale (tier discount, steps, a promo code, points paid
-    and earned), the same sale once the promo code's rule has no use left (its cap
-    reached), and an anonymous one, on a fixed date."""
+    """The demo program with a stamp card on jeans added, a card's sale (tier discount,
+    steps, a promo code, points paid and earned, a free pair of jeans for its stamps),
+    the same sale once the promo code's rule has no use left (its cap reached), and an
+    anonymous one, on a fixed date."""
     document = demo_program()
     for rule in document["rules"]:
         if rule["id"] == "autumn10":
             rule["max_uses"] = 1_000
+    document["rules"].append(
+        {"id": "warm-stamps", "name": "Every 4th pair of jeans free", "priority": 1,
+         "target": {"categories": ["jeans"]}, "effect": {"type": "stamps", "every": 4}}
+    )  # fmt: skip
     program = compile_program(parse_program(document), version=0)
     when = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
     lot = PointLot(1, 1_000, when - timedelta(days=30), when + timedelta(days=30))
-    card = CardState("2000000000015", tier_spend=1_500_000, lots=(lot,))
+    card = CardState("2000000000015", tier_spend=1_500_000, lots=(lot,), stamps={"warm-stamps": 2})
     lines = (
         ReceiptLine("1", "460001", 1_000, 349_900, "dresses", "Style"),
         ReceiptLine("2", "MOJITO", 2_000, 45_000, "drinks"),

@@ -44,6 +44,7 @@ from service.rules.document import (
     QuantityStepsEffect,
     Requirement,
     Rule,
+    StampsEffect,
     SubtotalStepsEffect,
 )
 
@@ -108,6 +109,10 @@ class _Evaluation:
         self.no_pay = [False] * count
         self.applied: list[tuple[int, int, int]] = []  # (line, rule, amount), as given
         self.verdicts: dict[int, tuple[str | None, int, int]] = {}
+        # Stamp rules: (stamps added, free units given), and the free units each would
+        # give if it applies.
+        self.stamp_moves: dict[int, tuple[int, int]] = {}
+        self.stamps_owed: dict[int, int] = {}
 
     def run(self) -> RawOutcome:
         candidates = self._candidates()
@@ -124,6 +129,8 @@ class _Evaluation:
             verdicts=[(r, *self.verdicts[r]) for r in candidates],
             redeemable_max=redeemable,
             redeemed=redeemed,
+            stamps_added=[self.stamp_moves.get(r, (0, 0))[0] for r in candidates],
+            stamps_free=[self.stamp_moves.get(r, (0, 0))[1] for r in candidates],
         )
 
     # -- candidates and conditions -------------------------------------------------
@@ -273,6 +280,12 @@ class _Evaluation:
                 self._give(r, i, amount)
                 self.locked[i] = self.locked[i] or rule.stacking == "exclusive"
             self.verdicts[r] = (None, sum(outcome.values()), 0)
+            self._stamps_used(r)
+
+    def _stamps_used(self, r: int) -> None:
+        """A stamp rule that applied gave the free units its stamps were owed."""
+        if r in self.stamp_moves:
+            self.stamp_moves[r] = (self.stamp_moves[r][0], self.stamps_owed[r])
 
     def _give(self, r: int, line: int, amount: int) -> None:
         self.discounts[line] += amount
@@ -298,6 +311,8 @@ class _Evaluation:
                 won[best] += best_amount
         for r, total in won.items():
             self.verdicts[r] = (None, total, 0) if total else ("beaten_in_group", 0, 0)
+            if total:
+                self._stamps_used(r)
 
     def _discount_shares(self, r: int) -> dict[int, int] | str:
         """The rule's discount per available line (positive amounts only), or why none."""
@@ -306,6 +321,12 @@ class _Evaluation:
         reason = self._receipt_checks(rule, matched)
         if reason is not None:
             return reason
+        owed = 0
+        if isinstance(rule.effect, StampsEffect):
+            added, owed = self._stamps_owed(r, rule.effect, matched)
+            self.stamp_moves[r] = (added, 0)
+            if owed == 0:
+                return "not_enough_stamps"
         exclusive = rule.stacking == "exclusive"
         available = [
             i for i in matched if not self.locked[i] and not (exclusive and self.discounts[i] > 0)
@@ -313,10 +334,11 @@ class _Evaluation:
         if not available:
             blocked = any(self.locked[i] for i in matched)
             return "blocked_by_exclusive" if blocked else "already_discounted"
+        self.stamps_owed[r] = min(owed, sum(self.lines[i].quantity // MILLI for i in available))
         compounding = rule.stacking == "compounding"
         base = [self.amounts[i] - (self.discounts[i] if compounding else 0) for i in available]
         room = [self.amounts[i] - self.floors[i] - self.discounts[i] for i in available]
-        plan = self._effect_plan(rule, matched, available, base, room)
+        plan = self._effect_plan(rule, matched, available, base, room, owed)
         if isinstance(plan, str):
             return plan
         total, weights, caps = plan
@@ -331,8 +353,24 @@ class _Evaluation:
         budget_left = self._budget_left(rule)
         return limits if budget_left is None else [*limits, budget_left]
 
+    def _stamps_owed(self, r: int, effect: StampsEffect, matched: list[int]) -> tuple[int, int]:
+        """The stamps this sale adds (the rule's whole units, or 1 for a receipt holding
+        one) and the free units the card is owed with them: one per ``every`` stamps."""
+        units = sum(self.lines[i].quantity // MILLI for i in matched)
+        added = units if effect.count == "units" else min(units, 1)
+        card = self.facts.card
+        assert card is not None  # a stamp rule needs a card
+        reached = card.stamps.get(self.program.rules[r].id, 0) + added
+        return added, reached // effect.every if reached > 0 else 0
+
     def _effect_plan(
-        self, rule: Rule, matched: list[int], available: list[int], base: list[int], room: list[int]
+        self,
+        rule: Rule,
+        matched: list[int],
+        available: list[int],
+        base: list[int],
+        room: list[int],
+        owed: int = 0,
     ) -> Plan | str:
         effect = rule.effect
         if isinstance(effect, AmountEffect):
@@ -344,8 +382,8 @@ class _Evaluation:
             ]
             caps = [min(w, c) for w, c in zip(wants, room, strict=True)]
             return sum(caps), wants, caps
-        if isinstance(effect, NthItemEffect | BundleEffect | CheapestEffect):
-            return self._unit_plan(effect, available, base, room)
+        if isinstance(effect, NthItemEffect | BundleEffect | CheapestEffect | StampsEffect):
+            return self._unit_plan(effect, available, base, room, owed)
         bp = self._percent(rule, matched)
         if isinstance(bp, str):
             return bp
@@ -377,15 +415,20 @@ class _Evaluation:
 
     def _unit_plan(
         self,
-        effect: NthItemEffect | BundleEffect | CheapestEffect,
+        effect: NthItemEffect | BundleEffect | CheapestEffect | StampsEffect,
         available: list[int],
         base: list[int],
         room: list[int],
+        owed: int,
     ) -> Plan | str:
-        """n-th item, bundles and the cheapest units: whole units, cheapest first for the
-        n-th item, dearest for bundles, either for ``cheapest``."""
+        """n-th item, bundles, the cheapest units and a stamp card's ``owed`` free units:
+        whole units, cheapest first for the n-th item and stamps, dearest for bundles,
+        either for ``cheapest``."""
         units = [self.lines[i].quantity // MILLI for i in available]
-        if isinstance(effect, CheapestEffect):
+        if isinstance(effect, StampsEffect):
+            groups = min(owed, sum(units))
+            sign = 1
+        elif isinstance(effect, CheapestEffect):
             times = 1 if effect.every is None else sum(units) // effect.every
             groups = min(effect.units * times, sum(units))
             sign = -1 if effect.dearest else 1
@@ -404,7 +447,7 @@ class _Evaluation:
             taken = min(units[k], to_take)
             to_take -= taken
             values[k] = base[k] * taken * MILLI // self.lines[available[k]].quantity
-        if isinstance(effect, NthItemEffect | CheapestEffect):
+        if isinstance(effect, NthItemEffect | CheapestEffect | StampsEffect):
             total = percent_of(sum(values), effect.percent)
         else:
             total = max(0, sum(values) - groups * effect.price)

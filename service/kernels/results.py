@@ -19,7 +19,14 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.calculation import CalculationContext, Gift, Message, PromoVerdict, Totals
+from service.domain.calculation import (
+    CalculationContext,
+    Gift,
+    Message,
+    PromoVerdict,
+    StampProgress,
+    Totals,
+)
 from service.domain.fiscal import Position, fiscal_positions
 from service.domain.limits import RuleUse
 from service.domain.receipt import Receipt
@@ -40,7 +47,8 @@ class RawOutcome(NamedTuple):
     """One evaluation's numbers. Per line: ``discounts``, ``points_paid``, ``points_earned``
     and ``finals`` (amount - discount - points paid). ``applied`` holds (line, rule index,
     amount) in the order the discounts were given; ``verdicts`` (rule index, reason or
-    None, amount, points) per candidate rule, in evaluation order."""
+    None, amount, points) per candidate rule, in evaluation order, and beside them each
+    one's ``stamps_added`` and ``stamps_free`` (0 but for stamp rules)."""
 
     discounts: list[int]
     points_paid: list[int]
@@ -50,6 +58,8 @@ class RawOutcome(NamedTuple):
     verdicts: list[tuple[int, str | None, int, int]]
     redeemable_max: int
     redeemed: int
+    stamps_added: list[int]
+    stamps_free: list[int]
 
 
 class Answer(NamedTuple):
@@ -86,6 +96,8 @@ class Answer(NamedTuple):
     # number, the kopecks it pays and what it held before; None: no wallet was asked.
     wallet_paid: list[int] | None = None
     wallet: tuple[str, int, int] | None = None
+    # The card's stamp cards that the receipt's goods touch, after the sale.
+    stamps: tuple[StampProgress, ...] = ()
 
 
 def raw_outcome(
@@ -95,7 +107,7 @@ def raw_outcome(
     ``RawOutcome``: columns through ``tolist``, so every number is a Python int."""
     redeemable_max, redeemed = totals[T_REDEEMABLE : T_REDEEMED + 1].tolist()
     discounts, points_paid, points_earned, finals = line_out.T.tolist()  # O_* order
-    rules, reasons, amounts, points = verdicts.T.tolist()  # V_* order
+    rules, reasons, amounts, points, added, free = verdicts.T.tolist()  # V_* order
     reason_texts = [_REASON_TEXT[reason] for reason in reasons]
     return RawOutcome(
         discounts,
@@ -106,6 +118,8 @@ def raw_outcome(
         list(zip(rules, reason_texts, amounts, points, strict=True)),
         redeemable_max,
         redeemed,
+        added,
+        free,
     )
 
 
@@ -141,7 +155,25 @@ def build_answer(
         spend,
         _fiscal(receipt, program, raw),
         tuple(summary.rule_uses),
+        stamps=_stamps(program, facts, raw) if program.stamp_rules else (),
     )
+
+
+def _stamps(
+    program: CompiledProgram, facts: ReceiptFacts, raw: RawOutcome
+) -> tuple[StampProgress, ...]:
+    """Each candidate stamp rule's progress on an active card, after the sale."""
+    card = facts.card
+    if card is None:
+        return ()
+    progress = []
+    for (r, *_), added, free in zip(raw.verdicts, raw.stamps_added, raw.stamps_free, strict=True):
+        every = program.stamp_every[r]
+        if every:
+            rule_id = program.rule_ids[r]
+            have = card.stamps.get(rule_id, 0) + added - free * every
+            progress.append(StampProgress(rule_id, program.rule_names[r], have, every, added, free))
+    return tuple(progress)
 
 
 def _fiscal(

@@ -16,16 +16,18 @@ EFFECT_CODES = {
     "subtotal_steps": 6,
     "tier_discount": 7,
     "personal_discount": 8,
-    "cheapest": 9,  # the last discount: the kernels take codes up to it as discounts
-    "accrual_rate": 10,
-    "points_multiplier": 11,
-    "points_per_unit": 12,
-    "bonus_points": 13,
-    "no_earn": 14,
-    "no_pay_with_points": 15,
-    "gift": 16,
-    "free_delivery": 17,
+    "cheapest": 9,
+    "stamps": 10,  # the last discount: the kernels take codes up to it as discounts
+    "accrual_rate": 11,
+    "points_multiplier": 12,
+    "points_per_unit": 13,
+    "bonus_points": 14,
+    "no_earn": 15,
+    "no_pay_with_points": 16,
+    "gift": 17,
+    "free_delivery": 18,
 }
+STAMP_COUNTS = {"units": 0, "receipts": 1}
 STACKING_CODES = {"exclusive": 0, "best_of": 1, "additive": 2, "compounding": 3}
 CHANNEL_BITS = {"offline": 1, "online": 2}
 WEEKDAY_BITS = {
@@ -63,5 +65,6 @@ REASONS = (
     "points_cap",
     "uses_exhausted",
     "requires_not_met",
+    "not_enough_stamps",
 )
 REASON_CODES = {reason: code for code, reason in enumerate(REASONS)}

@@ -23,7 +23,13 @@ import numpy.typing as npt
 from service.domain.calculation import Gift
 from service.domain.calendars import public_holidays
 from service.domain.limits import RuleCap
-from service.rules.codes import CHANNEL_BITS, EFFECT_CODES, STACKING_CODES, WEEKDAY_BITS
+from service.rules.codes import (
+    CHANNEL_BITS,
+    EFFECT_CODES,
+    STACKING_CODES,
+    STAMP_COUNTS,
+    WEEKDAY_BITS,
+)
 from service.rules.document import (
     CheapestEffect,
     Exclusion,
@@ -33,6 +39,7 @@ from service.rules.document import (
     PromoCode,
     Requirement,
     Rule,
+    StampsEffect,
     Target,
 )
 
@@ -166,6 +173,10 @@ class CompiledProgram:
     no_segments: npt.NDArray[np.uint8] = field(init=False)  # a card in no known segment
     no_unlocked: IntArray = field(init=False)  # no rule unlocked by a promo code
     caps: tuple[RuleCap, ...] = field(init=False)  # the rules with use caps
+    # Stamp cards: each rule's ``every`` (0: not a stamp rule), and the stamp rules' indexes.
+    stamp_every: tuple[int, ...] = field(init=False)
+    stamp_rules: tuple[int, ...] = field(init=False)
+    no_stamps: IntArray = field(init=False)  # a card with no stamps: 0 for every rule
     _store_masks: dict[tuple[str, str], npt.NDArray[np.uint8]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -182,6 +193,11 @@ class CompiledProgram:
             for rule in self.rules
             if rule.max_uses is not None or rule.max_uses_per_card is not None
         )
+        self.stamp_every = tuple(
+            rule.effect.every if isinstance(rule.effect, StampsEffect) else 0 for rule in self.rules
+        )
+        self.stamp_rules = tuple(r for r, every in enumerate(self.stamp_every) if every)
+        self.no_stamps = np.zeros(len(self.rules), dtype=np.int64)
 
     def tier_index(self, code: str | None) -> int:
         """Rank of a tier code in the ladder; -1 for None or a code the program lacks."""
@@ -316,6 +332,8 @@ def _effect_parameters(rule: Rule) -> tuple[int, int, int]:
     n = getattr(effect, "n", 0) or (effect.quantity if effect.type == "bundle" else 0)
     if isinstance(effect, CheapestEffect):
         return value, effect.units, int(effect.dearest)
+    if isinstance(effect, StampsEffect):  # R_N: what a stamp counts (STAMP_COUNTS)
+        return value, STAMP_COUNTS[effect.count], 0
     return value, n, int(getattr(effect, "discounted_only", False))
 
 

@@ -47,6 +47,7 @@ DISCOUNT_EFFECTS = frozenset(
         "tier_discount",
         "personal_discount",
         "cheapest",
+        "stamps",
     }
 )
 EARNING_EFFECTS = frozenset(
@@ -346,6 +347,19 @@ class CheapestEffect(_Model):
     dearest: bool = False
 
 
+class StampsEffect(_Model):
+    """A stamp card ("every 6th coffee free"): each whole unit of the rule's lines
+    (``count: units``), or each receipt holding one (``receipts``), adds a stamp to the
+    card; the unit that makes ``every`` (the cheapest of the receipt's) is at
+    ``percent`` off, and the count starts again. The card's progress, ``have`` of
+    ``every``, is kept per rule id and shown in the answer."""
+
+    type: Literal["stamps"]
+    every: int = Field(ge=2, le=100)
+    count: Literal["units", "receipts"] = "units"
+    percent: PositivePercent = 10_000
+
+
 class BundleEffect(_Model):
     """Every ``quantity`` units of the rule's lines together cost ``price``."""
 
@@ -457,6 +471,7 @@ Effect = Annotated[
     | FixedPriceEffect
     | NthItemEffect
     | CheapestEffect
+    | StampsEffect
     | BundleEffect
     | QuantityStepsEffect
     | SubtotalStepsEffect
@@ -515,7 +530,8 @@ class Rule(_Model):
     @property
     def needs_card(self) -> bool:
         """Card conditions, card discounts and every earning rule need an active card."""
-        card_effect = self.effect.type in ("tier_discount", "personal_discount")
+        # Stamps are counted on a card: a stamp rule needs one as card discounts do.
+        card_effect = self.effect.type in ("tier_discount", "personal_discount", "stamps")
         counted_per_card = self.max_uses_per_card is not None
         return self.conditions.needs_card or self.is_earning or card_effect or counted_per_card
 

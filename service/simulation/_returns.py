@@ -25,19 +25,23 @@ redeemed. On the card, in the ledger's order:
 A return applies after the card's last receipt at or before its time (``anchors``) and
 before the card's next one; with one balance time for all (``balances_as_of``) it reads
 the lots at that time, as the ledger that is sent the period late does.
-Not reversed: campaign budgets (the simulation counts them between kernel calls and
-gives nothing back), welcome and referral points (not simulated).
+- the campaign budgets the sale used give back what ``budget_back`` says (in proportion
+  to the goods returned, all of it once everything is), as the ledger's refund does;
+- a sale returned whole takes back what it moved on the card's stamp cards (the stamps
+  it added go, those its free units used come back), as the ledger's cancel does.
+
+Not reversed: welcome and referral points (not simulated).
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from service.domain.reversal import SoldLine, reverse, settle_shortfall
+from service.domain.reversal import SoldLine, budget_back, reverse, settle_shortfall
 from service.kernels._layout import L_AMOUNT, L_QUANTITY, O_DISCOUNT, O_EARNED, O_FINAL, O_PAID
 from service.simulation import _state
 from service.simulation.receipts import ReceiptSet, Returns
@@ -53,6 +57,39 @@ IntArray = npt.NDArray[np.int64]
     RT_TIER_SPEND,  # kopecks of tier spend taken back
 ) = range(5)
 RETURN_COLUMNS = 5
+
+
+@dataclass
+class BudgetUses:
+    """The campaign budgets' running use (``budget_used``, per rule, shared with the
+    loop), what each returned sale used of them (sale -> [(rule, used)]) and what its
+    returns have given back so far ((sale, rule) -> given)."""
+
+    budget_used: IntArray
+    used: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    given: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def give_back(self, sale: int, lines: tuple[SoldLine, ...], returned: dict[str, int]) -> None:
+        for rule, used in self.used.get(sale, ()):
+            total = budget_back(used, lines, returned)
+            before = self.given.get((sale, rule), 0)
+            self.budget_used[rule] -= total - before
+            self.given[(sale, rule)] = total
+
+
+@dataclass
+class StampMoves:
+    """Each card's stamp cards (``card_stamps``, shared with the loop: ``_state``'s
+    docstring) and what each sale that a return reaches moved on them (sale -> [(stamp
+    slot, change)])."""
+
+    card_stamps: IntArray
+    moved: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def take_back(self, sale: int, card: int) -> None:
+        """The sale, returned whole, no longer moves its card's stamps."""
+        for slot, change in self.moved.pop(sale, ()):
+            self.card_stamps[card, slot] -= change
 
 
 @dataclass(frozen=True)
@@ -152,11 +189,13 @@ class Applier:
         lots: IntArray,
         next_of_card: IntArray,
         spent: IntArray,
+        budgets: BudgetUses | None = None,
+        stamps: StampMoves | None = None,
     ) -> None:
         """Apply the returns anchored before processing index ``end``."""
         anchors = self.plan.anchor
         while self.next < len(anchors) and anchors[self.next] < end:
-            self._apply(self.next, state, lots, next_of_card, spent)
+            self._apply(self.next, state, lots, next_of_card, spent, budgets, stamps)
             self.next += 1
 
     def _sold(self, sale: int) -> tuple[SoldLine, ...]:
@@ -172,7 +211,14 @@ class Applier:
         )  # fmt: skip
 
     def _apply(
-        self, k: int, state: IntArray, lots: IntArray, next_of_card: IntArray, spent: IntArray
+        self,
+        k: int,
+        state: IntArray,
+        lots: IntArray,
+        next_of_card: IntArray,
+        spent: IntArray,
+        budgets: BudgetUses | None,
+        stamps: StampMoves | None = None,
     ) -> None:
         p = self.plan
         sale, anchor = int(p.sale[k]), int(p.anchor[k])
@@ -182,9 +228,12 @@ class Applier:
             asked[str(line)] = asked.get(str(line), 0) + quantity
         returned = self.returned.setdefault(sale, {})
         redeemed = int(self.per_receipt[sale, _state.P_REDEEMED])
-        reversal = reverse(self._sold(sale), redeemed, returned, asked)
+        sold = self._sold(sale)
+        reversal = reverse(sold, redeemed, returned, asked)
         for line in reversal.lines:
             returned[line.line_id] = returned.get(line.line_id, 0) + line.quantity
+        if budgets is not None:
+            budgets.give_back(sale, sold, returned)
         row = self.per_return[k]
         row[RT_MONEY] = reversal.money
         row[RT_POINTS_BACK] = reversal.points_paid_back
@@ -198,6 +247,8 @@ class Applier:
                              reversal.points_earned_back)  # fmt: skip
         if reversal.complete:
             state[c, _state.S_PURCHASES] = max(state[c, _state.S_PURCHASES] - 1, 0)
+            if stamps is not None:
+                stamps.take_back(sale, c)
         _give_back(state, lots, c, sale, self.plan.spent_ptr, spent, reversal.points_paid_back)
         shortfall = settle_shortfall(self.policy, missing, reversal.money, self.point_value)
         state[c, _state.S_DEBT] += shortfall.debt

@@ -14,6 +14,10 @@ that is the order of their expiry (SPEC §4 item 24).
 
 Times are seconds since the epoch; ``clock[b]`` is when receipt ``b``'s balances are
 read (its own time, or one processing time for all).
+
+Stamp cards: ``card_stamps[c, s]`` is card ``c``'s progress on the program's ``s``-th
+stamp rule; ``_stamps_before`` gives each receipt its card's row by rule, and
+``_stamps_after`` moves it by what the sale added less what its free units used.
 """
 
 # Kernels take their types from the arrays numba sees; annotations would only repeat them.
@@ -36,9 +40,11 @@ from service.kernels._layout import (
     O_PAID,
     T_REDEEMED,
     V_AMOUNT,
+    V_FREE,
     V_POINTS,
     V_REASON,
     V_RULE,
+    V_STAMPS,
 )
 
 DAY_S = 86_400
@@ -249,3 +255,57 @@ def _settle_card(
         state[c, S_EARNED_DAY] = day
         state[c, S_EARNED_ON_DAY] = 0
     state[c, S_EARNED_ON_DAY] += earned
+
+
+@jit
+def _stamped_receipts(start, end, card, card_stamps):
+    """How many of receipts ``start:end`` have a card holding stamps."""
+    count = 0
+    for b in range(start, end):
+        c = card[b]
+        if c >= 0:
+            for s in range(card_stamps.shape[1]):
+                if card_stamps[c, s] != 0:
+                    count += 1
+                    break
+    return count
+
+
+@jit
+def _stamps_before(start, end, card, card_stamps, stamp_rules, rows, index):
+    """Receipt ``b``'s card's stamps by rule: ``rows[index[b - start]]`` (row 0: none).
+    ``rows`` has a row for each receipt ``_stamped_receipts`` counts, zero but in the
+    stamp rules' columns."""
+    used = 1
+    for b in range(start, end):
+        k = b - start
+        index[k] = 0
+        c = card[b]
+        if c < 0:
+            continue
+        holds = False
+        for s in range(stamp_rules.shape[0]):
+            if card_stamps[c, s] != 0:
+                holds = True
+        if holds:
+            for s in range(stamp_rules.shape[0]):
+                rows[used, stamp_rules[s]] = card_stamps[c, s]
+            index[k] = used
+            used += 1
+
+
+@jit
+def _stamps_after(start, end, card, written, stamp_slot, stamp_every, card_stamps):
+    """Each card's stamps after its sale in ``start:end``: the stamps it added, less
+    ``every`` for each free unit it gave."""
+    verdicts, verdict_ptr = written[1], written[2]
+    for b in range(start, end):
+        c = card[b]
+        if c < 0:
+            continue
+        k = b - start
+        for v in range(verdict_ptr[k], verdict_ptr[k + 1]):
+            r = verdicts[v, V_RULE]
+            s = stamp_slot[r]
+            if s >= 0:
+                card_stamps[c, s] += verdicts[v, V_STAMPS] - verdicts[v, V_FREE] * stamp_every[r]

@@ -9,13 +9,16 @@ paid with points. A member is a card; within the period:
   before the period's end (each churned card counted once, where it last bought);
 - frequency: the slice's card receipts per active member (thousandths);
 - LTV: the slice's sales with a card per active member (kopecks over the period);
-- points from the run: earned, redeemed, their ratio (bp), kopecks paid with points.
+- points: earned, redeemed, their ratio (bp), kopecks paid with points, from a
+  simulation's run or as the ledger recorded each sale (``per_receipt``, ``_state.P_*``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
@@ -23,7 +26,7 @@ import numpy.typing as npt
 
 from service.domain.errors import InvalidInput
 from service.simulation import _state
-from service.simulation.engine import Prepared, Run
+from service.simulation.engine import Prepared
 from service.simulation.receipts import CHANNELS
 from service.simulation.report import _months, _receipt_sums
 
@@ -52,18 +55,19 @@ class Figures:
 
 def analytics(
     prepared: Prepared,
-    run: Run,
+    per_receipt: IntArray,
     by: Dimension,
     *,
     groups: Mapping[str, str] | None = None,
     churn_days: int = 90,
 ) -> dict[str, Figures]:
-    """The figures of each slice of the period (``groups``: store id to group name, for
-    ``by="group"``; stores in none are "other")."""
+    """The figures of each slice of the period (``per_receipt``: a run's, or what the
+    ledger recorded; ``groups``: store id to group name, for ``by="group"``; stores in
+    none are "other")."""
     if churn_days < 1:
         raise InvalidInput("churn_days is at least 1")
     key, names = _keys(prepared, by, groups)
-    receipts, rows = prepared.receipts, run.per_receipt
+    receipts, rows = prepared.receipts, per_receipt
     card = receipts.card
     sales = _receipt_sums(prepared)
     with_card = card >= 0
@@ -94,6 +98,20 @@ def analytics(
             paid_with_points=int(rows[mine, _state.P_PAID].sum()),
         )
     return out
+
+
+def as_rows(figures: Mapping[str, Figures]) -> list[dict[str, int | str]]:
+    return [{"slice": name, **asdict(f)} for name, f in figures.items()]
+
+
+def as_csv(figures: Mapping[str, Figures]) -> str:
+    """A row per slice, a column per figure (the names of ``Figures``)."""
+    table = io.StringIO()
+    columns = ["slice", *(f for f in Figures.__dataclass_fields__)]
+    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(as_rows(figures))
+    return table.getvalue()
 
 
 def _keys(

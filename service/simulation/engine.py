@@ -12,12 +12,15 @@ never count), the purchase number.
 Returns (``ReceiptSet.returns``) are applied as the ledger applies them, between the
 chunks, after the card's last receipt before each (``_returns``).
 
-What the ledger does and a simulation does not: welcome and referral points, campaign
-budgets given back by returns, promo codes (the file has none: rules that need one never
-apply), segments, birthdays and personal discounts (no customer data), use caps (a
-program with them is refused).
+What the ledger does and a simulation does not: welcome and referral points, promo codes
+(the file has none: rules that need one never apply), segments, birthdays and personal
+discounts (no customer data), use caps (a program with them is refused).
 Campaign budgets are counted between chunks: a chunk may overshoot a budget by what its
-own receipts use, where the ledger would refuse the sale that overshoots.
+own receipts use, where the ledger would refuse the sale that overshoots. A return gives
+back the part of the budgets its sale used that the ledger gives back
+(``domain.reversal.budget_back``: in proportion to the goods returned, all on a whole
+return), from the next chunk on. Stamp cards: each card's progress goes from sale to
+sale (``_state``), starting empty; a sale returned whole takes its stamps back.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ from service.kernels._layout import (
     L_SKU,
     LINE_COLUMNS,
     OUTPUT_COLUMNS,
+    V_AMOUNT,
+    V_FREE,
+    V_POINTS,
+    V_REASON,
+    V_RULE,
+    V_STAMPS,
+    VERDICT_COLUMNS,
 )
 from service.rules.codes import CHANNEL_BITS, REASON_CODES
 from service.rules.compiler import CompiledProgram
@@ -123,6 +133,9 @@ class Run:
     per_line: IntArray = field(
         default_factory=lambda: np.zeros((0, OUTPUT_COLUMNS), dtype=np.int64)
     )
+    # per card (``ReceiptSet.cards``): points it owes at the period's end (returns of
+    # points it had spent, not yet repaid from later accruals)
+    debt: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rule_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -263,7 +276,9 @@ def simulate(
     bounds = prepared.chunks.tolist()
     for start, end in itertools.pairwise(bounds):
         loop.chunk(start, end)
-        applier.through(end, state, lots, prepared.next_of_card, loop.spent)
+        applier.through(
+            end, state, lots, prepared.next_of_card, loop.spent, loop.budgets, loop.stamp_moves
+        )
         if progress is not None:
             progress(end)
     ends_at = int(receipts.occurred.max(initial=0))
@@ -273,8 +288,9 @@ def simulate(
     in_time_order[0][prepared.order], in_time_order[1][prepared.order] = per_receipt, lots
     per_return = applier.per_return[np.argsort(prepared.returns.number, kind="stable")]
     return Run(
-        program, in_time_order[0], per_rule, in_time_order[1], ends_at, per_return, loop.line_out
-    )
+        program, in_time_order[0], per_rule, in_time_order[1], ends_at, per_return,
+        loop.line_out, state[:, _state.S_DEBT].copy(),
+    )  # fmt: skip
 
 
 def _line_array(receipts: ReceiptSet, amounts: IntArray, program: CompiledProgram) -> IntArray:
@@ -385,7 +401,16 @@ class _Loop:
         self.unlocked = np.zeros(0, dtype=np.int64)
         self.unlocked_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.budget_index = np.zeros(CHUNK, dtype=np.int64)
-        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, 4), dtype=np.int64)
+        # Stamp cards: each card's progress on each stamp rule (_state's docstring).
+        self.stamp_rules = np.array(program.stamp_rules, dtype=np.int64)
+        self.stamp_slot = np.full(program.rule_count, -1, dtype=np.int64)
+        self.stamp_slot[self.stamp_rules] = np.arange(len(self.stamp_rules))
+        self.stamp_every = np.array(program.stamp_every, dtype=np.int64)
+        self.card_stamps = np.zeros((len(receipts.cards), len(self.stamp_rules)), np.int64)
+        self.stamp_rows = np.zeros((1, program.rule_count), dtype=np.int64)
+        self.stamp_index = np.zeros(CHUNK, dtype=np.int64)
+        self.stamp_moves = _returns.StampMoves(self.card_stamps)  # of sales a return reaches
+        self.verdicts = np.empty((CHUNK * 16 + program.rule_count, VERDICT_COLUMNS), dtype=np.int64)
         self.applied = np.empty((CHUNK * 64 + 8, 3), dtype=np.int64)
         self.verdict_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
         self.applied_ptr = np.zeros(CHUNK + 1, dtype=np.int64)
@@ -394,6 +419,12 @@ class _Loop:
         self.line_out = np.empty((receipts.line_count, OUTPUT_COLUMNS), dtype=np.int64)
         self.spent_ptr = prepared.returns.spent_ptr
         self.spent = np.full((int(self.spent_ptr[-1]), 2), -1, dtype=np.int64)
+        # the budgets each sale that a return reaches used: (rule, kopecks or points), and
+        # what it moved on its card's stamp cards
+        self.budgets = _returns.BudgetUses(self.budget_used)
+        self.returned_sale = np.zeros(len(receipts), dtype=bool)
+        if self.has_budget.any() or self.stamp_rules.shape[0]:
+            self.returned_sale[prepared.returns.sale] = True
 
     def chunk(self, start: int, end: int) -> None:
         receipts, size = self.receipts, end - start
@@ -404,16 +435,56 @@ class _Loop:
         common = (receipts.card, receipts.occurred, self.clock, self.next_of_card)
         _state._before(start, end, *common, self.state, self.lots, self.thresholds,
                        self.settings, facts)  # fmt: skip
+        if self.stamp_rules.shape[0]:
+            self._stamps_before(start, end)
         given = (
             self.store_rows, receipts.store[start:end], self.budget_used[None, :],
             self.budget_index[:size], lines, line_ptr, facts, self.segments[:size],
-            self.unlocked, self.unlocked_ptr[: size + 1],
+            self.unlocked, self.unlocked_ptr[: size + 1], self.stamp_rows,
+            self.stamp_index[:size],
         )  # fmt: skip
         written = self._evaluate(given, size, self.line_out[first:last])
+        if self.stamp_rules.shape[0]:
+            _state._stamps_after(start, end, receipts.card, written, self.stamp_slot,
+                                 self.stamp_every, self.card_stamps)  # fmt: skip
         _state._after(start, end, *common, self.state, self.lots, self.thresholds,
                       self.settings, line_ptr, lines, facts, written, self.has_budget,
                       self.budget_used, self.per_receipt, self.per_rule, self.spent_ptr,
                       self.spent)  # fmt: skip
+        for b in np.flatnonzero(self.returned_sale[start:end]).tolist():
+            self._note_budgets(start + b, b, written)
+            if self.stamp_rules.shape[0]:
+                self._note_stamps(start + b, b, written)
+
+    def _note_budgets(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
+        """What sale ``sale`` (the chunk's ``k``-th) used of each budget, for its returns."""
+        verdicts, verdict_ptr = written[1], written[2]
+        rows = verdicts[int(verdict_ptr[k]) : int(verdict_ptr[k + 1])]
+        rows = rows[(rows[:, V_REASON] == 0) & (self.has_budget[rows[:, V_RULE]] == 1)]
+        for rule, used in zip(
+            rows[:, V_RULE].tolist(), (rows[:, V_AMOUNT] + rows[:, V_POINTS]).tolist(), strict=True
+        ):
+            if used:
+                self.budgets.used.setdefault(sale, []).append((rule, used))  # fmt: skip
+
+    def _note_stamps(self, sale: int, k: int, written: tuple[IntArray, ...]) -> None:
+        """What sale ``sale`` (the chunk's ``k``-th) moved on its card's stamp cards."""
+        verdicts, verdict_ptr = written[1], written[2]
+        rows = verdicts[int(verdict_ptr[k]) : int(verdict_ptr[k + 1])]
+        for rule, added, free in rows[:, [V_RULE, V_STAMPS, V_FREE]].tolist():
+            slot = int(self.stamp_slot[rule])
+            change = added - free * int(self.stamp_every[rule])
+            if slot >= 0 and change:
+                self.stamp_moves.moved.setdefault(sale, []).append((slot, change))
+
+    def _stamps_before(self, start: int, end: int) -> None:
+        """Each receipt's card's stamps by rule, for the kernel."""
+        card = self.receipts.card
+        needed = _state._stamped_receipts(start, end, card, self.card_stamps) + 1
+        if self.stamp_rows.shape[0] < needed:
+            self.stamp_rows = np.zeros((needed, self.program.rule_count), dtype=np.int64)
+        _state._stamps_before(start, end, card, self.card_stamps, self.stamp_rules,
+                              self.stamp_rows, self.stamp_index)  # fmt: skip
 
     def _evaluate(
         self, given: tuple[object, ...], size: int, line_out: IntArray

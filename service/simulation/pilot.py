@@ -26,6 +26,8 @@ import numpy.typing as npt
 
 from service.domain.errors import InvalidInput
 from service.domain.receipt import StoreInfo
+from service.simulation import receipts as receipt_sets
+from service.simulation.receipts import ReceiptSet
 from service.simulation.timezones import local_times
 
 FloatArray = npt.NDArray[np.float64]
@@ -120,6 +122,17 @@ def pilot_report(
         average_receipt=_estimate(*as_float, after_day, None),
         sales_per_store_day=_estimate(*as_float, after_day, stores_in),
     )
+
+
+def pilot_of_receipts(
+    receipts: ReceiptSet, *, pilot: Collection[str], control: Collection[str], starts: date
+) -> PilotReport:
+    """The report over a receipts set: each receipt's sales are its lines' amounts."""
+    return pilot_report(
+        receipts.occurred, receipts.store, receipt_sets.receipt_sales(receipts),
+        [s.store_id for s in receipts.stores], [s.timezone for s in receipts.stores],
+        pilot=pilot, control=control, starts=starts,
+    )  # fmt: skip
 
 
 def _indexes(store_ids: list[str], chosen: Collection[str]) -> list[int]:

@@ -413,14 +413,14 @@ def from_ledger(
 
     ``sales``: the ``receipts`` rows (``store_id``, ``transaction_id``, ``occurred_at``,
     ``card``: the card's number or None, ``points_redeemed``, ``lines``: the committed
-    lines); ``refunds``: the ``refunds`` rows of those sales (``store_id``,
-    ``transaction_id``, ``lines``: line id and quantity, ``placed_at``: when in the
-    period it applies), each a return.
-    What the ledger does not keep: the channel (every sale is taken as ``offline``), the
-    payment method (none) and what the customer asked to redeem (the points the sale
-    redeemed are asked for). Lines committed before issue 19 lack category, brand, unit
-    price and ``excluded``: rules that target categories or brands cannot match them, the
-    unit price is the line's amount over its quantity (rounded), none is excluded.
+    lines, ``channel`` and ``payment_method`` where kept); ``refunds``: the ``refunds``
+    rows of those sales (``store_id``, ``transaction_id``, ``lines``: line id and
+    quantity, ``placed_at``: when in the period it applies), each a return.
+    What the ledger does not keep: what the customer asked to redeem (the points the sale
+    redeemed are asked for); sales committed before migration 0021 kept no channel (taken
+    as ``offline``) and no payment method. Lines committed before issue 19 lack category,
+    brand, unit price and ``excluded``: rules that target categories or brands cannot match
+    them, the unit price is the line's amount over its quantity (rounded), none is excluded.
     """
     if not sales:
         raise InvalidInput("the ledger holds no committed receipt in the period")
@@ -463,7 +463,18 @@ def from_ledger(
         store_ids=[str(s["store_id"]) for s in sales],
         stores=stores,
         cards=[s["card"] for s in sales],
+        channels=[s.get("channel") or "offline" for s in sales],
+        payment_methods=[s.get("payment_method") for s in sales],
         redeem=np.array([int(s["points_redeemed"]) for s in sales], dtype=np.int64),
         lines=line_columns,
         returns={k: np.array(v, dtype=np.int64) for k, v in back.items()},
     )
+
+
+def receipt_sales(receipts: ReceiptSet) -> IntArray:
+    """Each receipt's sales: its lines' amounts (kopecks, each line rounded as the engine
+    rounds it)."""
+    amounts = (receipts.quantity * receipts.unit_price + 500) // 1000
+    if not len(receipts):
+        return amounts[:0]
+    return np.add.reduceat(amounts, receipts.line_ptr[:-1]).astype(np.int64)

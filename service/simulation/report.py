@@ -20,6 +20,7 @@ from service.simulation import _returns, _state
 from service.simulation.engine import Assumptions, Prepared, Progress, Run, simulate
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 BP = 10_000
 
 
@@ -62,7 +63,7 @@ class Summary:
     liability_value: int
     liability_by_expiry_month: dict[str, int]  # points, by the month their lot expires
     breakage_rate_bp: int  # the assumed share of the liability never to be spent
-    expected_breakage_points: int
+    expected_breakage_points: int  # of the net liability
     receipts_touched: int  # a rule applied
     customers_touched: int  # cards with such a sale
     tier_mix: dict[str, dict[str, int]]  # month -> tier -> cards that bought in the month
@@ -76,6 +77,11 @@ class Summary:
     points_taken_back: int = 0  # earned points reversed (from lots, or owed)
     points_given_back: int = 0  # redeemed points given back to the cards
     points_owed: int = 0  # of those taken back, the points the cards had already spent
+    # at the period's end: points still owed (not yet repaid from later accruals), and
+    # the liability net of them: per card its points less what it owes, never below 0
+    points_owed_at_end: int = 0
+    liability_net_points: int = 0
+    liability_net_value: int = 0
 
 
 def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None) -> Summary:
@@ -87,6 +93,7 @@ def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None)
     live = (lots[:, _state.LOT_LEFT] > 0) & (lots[:, _state.LOT_EXPIRES] > run.ends_at)
     expired = int(lots[:, _state.LOT_EXPIRED].sum() + lots[~live, _state.LOT_LEFT].sum())
     liability = int(lots[live, _state.LOT_LEFT].sum())
+    net = _net_liability(receipts.card, lots, live, run.debt)
     rate = (
         breakage_rate_bp if breakage_rate_bp is not None else _observed_breakage(earned, redeemed)
     )
@@ -108,7 +115,7 @@ def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None)
         liability_value=liability * point_value,
         liability_by_expiry_month=_by_expiry_month(lots[live]),
         breakage_rate_bp=rate,
-        expected_breakage_points=liability * rate // BP,
+        expected_breakage_points=net * rate // BP,
         receipts_touched=int(touched.sum()),
         customers_touched=len(np.unique(receipts.card[touched & (receipts.card >= 0)])),
         tier_mix=_tier_mix(prepared, run),
@@ -122,7 +129,22 @@ def summarize(prepared: Prepared, run: Run, breakage_rate_bp: int | None = None)
         per_store=_slices(rows, subtotals, receipts.store, [s.store_id for s in receipts.stores]),
         per_month=_slices(rows, subtotals, *_months(prepared.local_date)),
         **_returned(run),
+        points_owed_at_end=int(run.debt.sum()),
+        liability_net_points=net,
+        liability_net_value=net * point_value,
     )
+
+
+def _net_liability(card: IntArray, lots: IntArray, live: BoolArray, debt: IntArray) -> int:
+    """Live points less what each card owes, per card never below zero (a card that owes
+    more than it holds repays from accruals to come: no negative liability)."""
+    if not len(debt):
+        return int(lots[live, _state.LOT_LEFT].sum())
+    mine = live & (card >= 0)
+    held = np.zeros(len(debt), dtype=np.int64)
+    np.add.at(held, card[mine], lots[mine, _state.LOT_LEFT])
+    anonymous = int(lots[live & (card < 0), _state.LOT_LEFT].sum())
+    return anonymous + int(np.maximum(held - debt, 0).sum())
 
 
 def _returned(run: Run) -> dict[str, int]:

@@ -46,6 +46,7 @@ def _state(row: Mapping[str, Any]) -> PromoCodeState:
         valid_to=row["valid_to"],
         uses_left=None if max_uses is None else max(max_uses - uses, 0),
         per_card_limit=row["per_card_limit"],
+        card=row["card"],
     )
 
 
@@ -94,7 +95,9 @@ class Promotions:
         if missing:
             async with database_errors():
                 rows = await self._pool.fetch(
-                    "SELECT * FROM promo_codes WHERE code = ANY($1)", missing
+                    "SELECT p.*, c.number AS card FROM promo_codes p"
+                    " LEFT JOIN cards c ON c.card_id = p.card_id WHERE p.code = ANY($1)",
+                    missing,
                 )
             fresh = {row["code"]: _state(row) for row in rows}
             found.update(fresh)

@@ -52,6 +52,7 @@ from service.usecases.ports import (
     Replayed,
     SaleEntry,
 )
+from service.usecases.rewards import ledger_rewards, refuse_unredeemed
 
 _log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ async def _shown(
         record = await _kept(ports.records, sale.calculation_id)
         if record is not None and record["fingerprint"] == fingerprint(receipt_text):
             _refuse_short_redemption(sale.receipt, record["view"], None)
+            refuse_unredeemed(record["view"])
             uses = tuple(RuleUse(*use) for use in record.get("rule_uses", ()))  # type: ignore[arg-type]
             held = bool(record.get("held", False))
             return Shown(
@@ -113,6 +115,7 @@ async def _shown(
     view = {"calculation_id": sale.calculation_id, **calc.view(language)}
     balance = None if card is None else card.spendable_points(now, own_hold)
     _refuse_short_redemption(receipt, view, balance, allowance=sale.allowance is not None)
+    refuse_unredeemed(view)
     result = calc.result
     # Without its record, whether the calculation held points is not known here: the
     # ledger takes its hold if it has one (a hold spent but left open would keep its
@@ -204,6 +207,12 @@ def sale_entry(
     wallet = view.get("wallet")
     if wallet is not None:
         response["wallet"] = wallet
+    rewards: list[dict[str, Any]] = []
+    if "rewards" in view:
+        rewards, response["rewards"] = ledger_rewards(view, now)
+    stamps = view.get("stamps")
+    if stamps is not None:
+        response["stamps"] = stamps
     return SaleEntry(
         now=now,
         store_id=receipt.store_id,
@@ -236,6 +245,14 @@ def sale_entry(
         allowance=None if allowance is None else allowance.allowance_id,
         referral_points=program.settings.referral_points,
         wallet=None if not wallet or not wallet["paid"] else (wallet["number"], wallet["paid"]),
+        rewards=tuple(rewards),
+        channel=receipt.channel,
+        payment_method=receipt.payment_method,
+        stamps=tuple(
+            (s["rule_id"], s["added"], s["free"], s["of"])
+            for s in stamps or ()
+            if s["added"] or s["free"]
+        ),
     )
 
 
@@ -273,6 +290,13 @@ def _refusal(refused: Refused) -> DomainError:
         )
     if reason is RefusalReason.WALLET_INSUFFICIENT:
         return wallet_insufficient(refused.balance or 0)
+    if reason is RefusalReason.STAMPS_CHANGED:
+        return Conflict(
+            f"the card no longer holds the stamps of rule {refused.code}'s free unit (another"
+            " sale of the card used them); calculate the receipt again",
+            code="stamps_changed",
+            extra={"rule_id": refused.code},
+        )
     if reason is RefusalReason.LIMIT_REACHED:
         return Conflict(
             f"rule {refused.code} no longer applies: its budget or use cap is reached;"
@@ -342,6 +366,8 @@ async def commit(
     if isinstance(outcome, Refused):
         if outcome.reason is RefusalReason.LIMIT_REACHED:
             await _seen_limit(sale, shown.program, now=now, ports=ports)
+        if outcome.reason is RefusalReason.STAMPS_CHANGED and sale.receipt.card is not None:
+            await ports.cards.refresh(sale.receipt.card, now, shown.program)
         raise _refusal(outcome)
     await ports.promotions.forget(sale.receipt.promo_codes)
     # A committed sale's new card state is cached by the ledger, with its batch.

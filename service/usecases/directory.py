@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from service.domain.errors import NotFound, Unavailable
@@ -53,6 +53,7 @@ class ProgramHolder:
         self._switched: list[datetime] = []
         self._switched_to: list[int] = []
         self._current_since: datetime | None = None
+        self.taken_up_at: datetime | None = None  # when this worker swapped to the current
 
     @property
     def current(self) -> CompiledProgram:
@@ -73,6 +74,7 @@ class ProgramHolder:
         self._switched_to = [version for _, version in switches]
         # The current version's own switch: a receipt from after it needs no search.
         self._current_since = self._switched[-1] if switches else None
+        self.taken_up_at = datetime.now(UTC)
 
     async def at(self, when: datetime) -> CompiledProgram:
         """The version in force at ``when``: the last one switched to at or before it, the

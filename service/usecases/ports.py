@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,7 @@ from service.domain.card import CardState, PromoCodeState
 from service.domain.limits import RuleUse
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal, SoldLine
+from service.domain.reward import Reward
 from service.domain.wallet import WalletState
 from service.rules.compiler import CompiledProgram
 
@@ -121,6 +122,12 @@ class SaleEntry:
     allowance: str | None  # an offline till's allowance (its hold) the sale spends from
     referral_points: int
     wallet: tuple[str, int] | None = None  # a wallet's number and the kopecks it pays
+    # The rewards it redeems, as loyalty_commit reads them (usecases.rewards.ledger_rewards)
+    rewards: tuple[Answer, ...] = ()
+    # Stamp cards the sale moves: rule, stamps added, free units given, stamps per free unit.
+    stamps: tuple[tuple[str, int, int, int], ...] = ()
+    channel: str = "offline"  # as the till sent them, for the analytics (SPEC §10.3)
+    payment_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,7 @@ class RefusalReason(StrEnum):
     WALLET_NOT_FOUND = "wallet_not_found"
     WALLET_NOT_ACTIVE = "wallet_not_active"  # blocked, replaced, expired or not sold yet
     WALLET_INSUFFICIENT = "wallet_insufficient"  # spent or held elsewhere meanwhile
+    STAMPS_CHANGED = "stamps_changed"  # a free unit's stamps no longer on the card
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +161,7 @@ class Refused:
     reason: RefusalReason
     balance: int | None = None  # INSUFFICIENT: what the card holds; WALLET_*: the wallet
     status: str | None = None  # CARD_NOT_ACTIVE: the card's status
-    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED: the rule
+    code: str | None = None  # PROMO_*: the promo code; LIMIT_REACHED, STAMPS_CHANGED: the rule
 
 
 SaleOutcome = Committed | Replayed | Refused
@@ -203,6 +211,7 @@ class ReturnSession(Protocol):
 
     sale: SoldSale
     referrer: str | None  # another card the return changed: the referrer's
+    stamps_card: str | None  # another card the return changed: the one that replaced it
 
     async def recorded(self) -> RecordedReturn | None: ...
 
@@ -228,6 +237,12 @@ class ReturnSession(Protocol):
         """The sale no longer counts among the card's purchases."""
         ...
 
+    async def take_back_stamps(self) -> None:
+        """The stamps the sale moved on the card's stamp cards, moved back: those it added
+        taken away, those its free units used given back; from the card that replaced
+        the sale's, if it was replaced (sets ``stamps_card`` to it)."""
+        ...
+
     async def move_tier_down(
         self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
     ) -> None:
@@ -240,6 +255,15 @@ class ReturnSession(Protocol):
 
     async def give_back_spent(self, points: int) -> None:
         """Give spent points back to the lots they came from, with their expiry."""
+        ...
+
+    async def give_back_rewards(self, points: int) -> None:
+        """Give points spent on rewards back to the lots they came from, with their expiry."""
+        ...
+
+    async def void_coupons(self) -> tuple[list[str], int]:
+        """Revoke the coupons the sale issued that no sale has used; the codes and the
+        points they cost (a used coupon's points stay spent)."""
         ...
 
     async def owe(self, points: int) -> None: ...
@@ -347,6 +371,14 @@ class NewWallet:
     validity_days: int | None = None
     expires_at: datetime | None = None
     batch: str | None = None
+
+
+class Rewards(Protocol):
+    """The rewards catalogue (SPEC §4 item 31) as a sale reads it."""
+
+    async def catalogue(self, codes: Sequence[str]) -> dict[str, Reward]:
+        """The rewards among ``codes`` (unknown ones left out), archived ones included."""
+        ...
 
 
 class Wallets(Protocol):

@@ -69,7 +69,7 @@ async def refund(
                 raise IdempotencyConflict("this refund_id was already used for another return")
             return recorded.response
         response = await _return(session, request)
-    for number in (session.sale.card, session.referrer):
+    for number in (session.sale.card, session.referrer, session.stamps_card):
         if number is not None:
             await cards.refresh(number, now, program)
     return response
@@ -82,8 +82,11 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
     returned = await session.returned_so_far()
     reversal = reverse(sale.lines, sale.points_redeemed, returned, request.lines)
     on_card = None
+    coupons: tuple[list[str], int] = ([], 0)
     if sale.card is not None:
-        on_card = await _reverse_on_card(session, request, reversal)
+        if reversal.complete:
+            coupons = await session.void_coupons()
+        on_card = await _reverse_on_card(session, request, reversal, coupons[1])
     wallet = None
     if reversal.wallet_back:
         wallet = await session.give_back_to_wallet(reversal.wallet_back)
@@ -95,23 +98,29 @@ async def _return(session: ReturnSession, request: ReturnRequest) -> dict[str, A
         await session.release_promo_codes()
     if request.cancel:
         await session.mark_cancelled()
-    return await session.record(reversal, return_answer(request, reversal, on_card, wallet))
+    answer = return_answer(request, reversal, on_card, wallet)
+    _rewards_answer(answer, reversal, coupons)
+    return await session.record(reversal, answer)
 
 
 async def _reverse_on_card(
-    session: ReturnSession, request: ReturnRequest, reversal: Reversal
+    session: ReturnSession, request: ReturnRequest, reversal: Reversal, coupon_points: int = 0
 ) -> tuple[Shortfall, CardAfter, int]:
-    """Earned points back from the card, spent ones back to it, the shortfall settled by
-    the program's policy, the tier spend taken back (and the tier with it, where the
-    program moves tiers down at a return). A sale reversed whole no longer counts as a
-    purchase, and a referee's first purchase takes both referral bonuses back with it."""
+    """Earned points back from the card, spent ones back to it (on rewards too: the
+    returned lines' share, and ``coupon_points`` of the coupons voided), the shortfall
+    settled by the program's policy, the tier spend taken back (and the tier with it,
+    where the program moves tiers down at a return). A sale reversed whole no longer
+    counts as a purchase, its stamps move back, and a referee's first purchase takes both
+    referral bonuses back with it."""
     missing = await session.take_back_earned(reversal.points_earned_back)
     referral = 0
     if reversal.complete:
         referral, referral_missing = await session.take_back_referral()
         missing += referral_missing
         await session.uncount_purchase()
+        await session.take_back_stamps()
     await session.give_back_spent(reversal.points_paid_back)
+    await session.give_back_rewards(reversal.reward_points_back + coupon_points)
     cash = reversal.money - reversal.wallet_back  # a wallet's money goes back to it, whole
     shortfall = settle_shortfall(request.policy, missing, cash, request.point_value)
     if shortfall.debt:
@@ -121,6 +130,20 @@ async def _reverse_on_card(
         if request.tiers_on_return is not None:
             await session.move_tier_down(request.tiers_on_return, request.tier_window_start)
     return shortfall, await session.card_after(reversal), referral
+
+
+def _rewards_answer(
+    answer: dict[str, Any], reversal: Reversal, coupons: tuple[list[str], int]
+) -> None:
+    """Where the sale redeemed rewards: their points given back (per line, for the lines'
+    discounts; in all, with the coupons voided) and the coupons voided."""
+    codes, coupon_points = coupons
+    if not reversal.reward_points_back and not codes:
+        return
+    for shown, line in zip(answer["lines"], reversal.lines, strict=True):
+        shown["reward_points_returned"] = line.reward_points_back
+    answer["totals"]["reward_points_returned"] = reversal.reward_points_back + coupon_points
+    answer["coupons_voided"] = codes
 
 
 def return_answer(

@@ -31,12 +31,13 @@ def card_view(
     card: CardState, program: CompiledProgram, result: Answer | None, now: datetime
 ) -> dict[str, Any]:
     """The card as the POS sees it: in the tier it had before the sale ``result`` shows,
-    or, without one, its recorded tier (None: the tier its spend reaches)."""
+    or, without one, its recorded tier (None: the tier its spend reaches); where the
+    program has stamp cards, its progress on each (before the sale)."""
     tier = result.tier_before if result is not None else card.tier
     if tier is None:
         tier = program.tier_for_spend(card.tier_spend)
     upcoming = next_tier(program, tier, card.tier_spend)
-    return {
+    view = {
         "number": card.number,
         "status": card.status,
         "tier": tier,
@@ -50,6 +51,13 @@ def card_view(
         if upcoming is None
         else {"tier": upcoming[0], "spend_needed": upcoming[1]},
     }
+    if program.stamp_rules:
+        view["stamps"] = [
+            {"rule_id": program.rule_ids[r], "name": program.rule_names[r],
+             "have": card.stamps.get(program.rule_ids[r], 0), "of": program.stamp_every[r]}
+            for r in program.stamp_rules
+        ]  # fmt: skip
+    return view
 
 
 def result_view(result: Answer, language: str = "en") -> dict[str, Any]:
@@ -100,6 +108,12 @@ def result_view(result: Answer, language: str = "en") -> dict[str, Any]:
     }  # fmt: skip
     if result.wallet is not None and result.wallet_paid is not None:
         _wallet_view(body, result.wallet, result.wallet_paid)
+    if result.stamps:
+        body["stamps"] = [
+            {"rule_id": s.rule_id, "name": s.name, "have": s.have, "of": s.every,
+             "added": s.added, "free": s.free}
+            for s in result.stamps
+        ]  # fmt: skip
     return body
 
 

@@ -213,8 +213,12 @@ async def test_a_publish_is_seen_by_both_workers_within_a_second(
             version = await new_draft(c, same_program("two workers"))
             published = await c.post(f"{PROGRAMS}/{version}/publish")
             assert published.status_code == 200, published.text
+        answered = datetime.now(UTC)
         await asyncio.sleep(1.0)
         answers = [await _active_once(served.port) for _ in range(40)]
         workers = {a["worker"] for a in answers}
         assert len(workers) == 2, answers
         assert {a["version"] for a in answers} == {version}
+        # Each worker says when it swapped: after the publish began, within the second.
+        for taken in {datetime.fromisoformat(a["taken_up_at"]) for a in answers}:
+            assert taken - answered < timedelta(seconds=1), answers

@@ -111,12 +111,21 @@ async def test_an_accrual_is_delivered_signed_after_a_retry(
         assert len(refused) == 1  # the first attempt about this card, then a retry
         event = orjson.loads(refused[0]["body"])
 
-        rows = (await client.get(f"{WEBHOOKS}/{subscription}/deliveries", headers=ADMIN)).json()
-        retried = next(
-            d
-            for d in rows["deliveries"]
-            if d["event_id"] == event["event_id"] and d["event"] == event["event"]
-        )
+        async def the_retry() -> dict[str, Any]:
+            # The receiver answers before the sender records the delivery: wait for it.
+            deadline = time.monotonic() + 15.0
+            while True:
+                listing = await client.get(f"{WEBHOOKS}/{subscription}/deliveries", headers=ADMIN)
+                found = next(
+                    d
+                    for d in listing.json()["deliveries"]
+                    if d["event_id"] == event["event_id"] and d["event"] == event["event"]
+                )
+                if found["status"] != "pending" or time.monotonic() > deadline:
+                    return dict(found)
+                await asyncio.sleep(0.1)
+
+        retried = await the_retry()
         assert retried["status"] == "delivered" and retried["attempts"] == 2
     finally:
         await client.delete(f"{WEBHOOKS}/{subscription}", headers=ADMIN)

@@ -175,7 +175,8 @@ async def link(
 @router.post(
     "/{number}/replace",
     response_model=AdminCardOut,
-    summary="Replace a lost card: balance, expiry dates, tier and customer move to the new one",
+    summary="Replace a lost card: balance, expiry dates, tier, stamps and customer move to the"
+    " new one",
 )
 async def replace(
     number: CardNumber, body: CardReplaceIn, admin: ManageCards, services: ServicesDep

@@ -56,3 +56,17 @@ def author(principal: Principal) -> str:
 
 def next_cursor(rows: list[dict[str, Any]], key: str, limit: int) -> Any:
     return rows[-1][key] if len(rows) == limit else None
+
+
+# A chart answered as PNG or SVG (``format``), declared for the OpenAPI document.
+IMAGE_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"},
+                          "example": "(the PNG image's bytes)"},
+            "image/svg+xml": {"schema": {"type": "string"},
+                              "example": '<svg xmlns="http://www.w3.org/2000/svg">...</svg>'},
+        },
+        "description": "the chart",
+    }
+}  # fmt: skip

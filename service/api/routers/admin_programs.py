@@ -83,7 +83,10 @@ async def list_versions(
     summary="The version the answering worker calculates with",
 )
 async def active(admin: ReadPrograms, services: ServicesDep) -> OrjsonResponse:
-    return OrjsonResponse({"version": services.programs.version, "worker": os.getpid()})
+    held = services.programs
+    return OrjsonResponse(
+        {"version": held.version, "worker": os.getpid(), "taken_up_at": held.taken_up_at}
+    )
 
 
 @router.get("/programs/{version}", response_model=VersionOut, summary="One version")

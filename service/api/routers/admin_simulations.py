@@ -15,7 +15,13 @@ from service.api.admin_schemas import SimulationJobOut, SimulationStartedOut
 from service.api.deps import ReadPrograms, ServicesDep, TryPrograms
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
-from service.api.routers.admin_common import ERRORS, PREFIX, VersionPath, author
+from service.api.routers.admin_common import (
+    ERRORS,
+    IMAGE_CONTENT,
+    PREFIX,
+    VersionPath,
+    author,
+)
 from service.domain.errors import invalid_field
 from service.simulation.charts import MEDIA_TYPES
 from service.simulation.engine import Assumptions
@@ -117,17 +123,9 @@ async def simulation(job_id: JobId, admin: ReadPrograms, services: ServicesDep) 
 
 
 CHART_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "image/png": {"schema": {"type": "string", "format": "binary"},
-                          "example": "(the PNG image's bytes)"},
-            "image/svg+xml": {"schema": {"type": "string"},
-                              "example": '<svg xmlns="http://www.w3.org/2000/svg">...</svg>'},
-        },
-        "description": "the chart",
-    },
+    **IMAGE_CONTENT,
     409: {"description": "the simulation has not finished"},
-}  # fmt: skip
+}
 
 
 @router.get(

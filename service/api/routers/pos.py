@@ -90,7 +90,13 @@ CALCULATE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 COMMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    409: {"model": ErrorOut, "description": "same id, other receipt; or points no longer there"},
+    404: {"model": ErrorOut, "description": "unknown store, card, wallet or reward"},
+    409: {
+        "model": ErrorOut,
+        "description": "same id, other receipt; or points, a wallet's money, a rule's"
+        " budget or use cap, a stamp card's stamps no longer there; a reward asked for"
+        " that cannot be redeemed now",
+    },
     503: {"model": ErrorOut, "description": "the ledger is unavailable; retry (Retry-After)"},
 }
 

@@ -375,8 +375,9 @@ async def _move_points(
 async def replace_card(
     pool: asyncpg.Pool, old_number: str, new_number: str, kind: str, author: str
 ) -> int:
-    """Move a lost card's balance, debt, tier, spend history and customer to a new card;
-    the old one is blocked for good. One transaction. Returns the points moved."""
+    """Move a lost card's balance, debt, tier, spend history, stamp cards and customer to
+    a new card; the old one is blocked for good. One transaction. Returns the points
+    moved."""
     if old_number == new_number:
         raise Conflict("a card cannot replace itself", code="card_in_use")
     async with database_errors(), pool.acquire() as conn, conn.transaction():
@@ -390,6 +391,28 @@ async def replace_card(
             INSERT INTO tier_spend (card_id, amount, occurred_at, store_id, transaction_id)
             SELECT $2, amount, occurred_at, store_id, transaction_id FROM tier_spend
             WHERE card_id = $1
+            """,
+            old["card_id"],
+            new["card_id"],
+        )
+        # Stamp cards: the counts, and the sales' moves a cancel of them takes back.
+        await conn.execute(
+            """
+            WITH gone AS (DELETE FROM card_stamps WHERE card_id = $1 RETURNING rule_id, have)
+            INSERT INTO card_stamps AS s (card_id, rule_id, have)
+            SELECT $2, rule_id, have FROM gone
+            ON CONFLICT (card_id, rule_id) DO UPDATE SET have = s.have + excluded.have
+            """,
+            old["card_id"],
+            new["card_id"],
+        )
+        await conn.execute(  # moved whole: card_id distributes the table (sharding plan)
+            """
+            WITH gone AS (DELETE FROM stamp_moves WHERE card_id = $1 RETURNING *)
+            INSERT INTO stamp_moves (store_id, transaction_id, card_id, rule_id, added, used,
+                                     moved_at, released_at)
+            SELECT store_id, transaction_id, $2, rule_id, added, used, moved_at, released_at
+            FROM gone
             """,
             old["card_id"],
             new["card_id"],

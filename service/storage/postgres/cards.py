@@ -59,6 +59,7 @@ def card_state_from(raw: dict[str, Any]) -> CardState:
         points_earned_today=int(raw["earned_today"]),
         promo_uses={str(k): int(v) for k, v in raw["promo_uses"].items()},
         rule_uses={str(k): int(v) for k, v in raw["rule_uses"].items()},
+        stamps={str(k): int(v) for k, v in raw.get("stamps", {}).items()},
         holds=tuple(
             (calc, int(points), datetime.fromisoformat(until))
             for calc, points, until in raw["holds"]

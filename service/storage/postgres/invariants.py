@@ -100,6 +100,13 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
         GROUP BY b.rule_id, b.used
         HAVING b.used <> sum(u.budget_used - u.budget_returned)
     """),
+    ("every card's stamps on a stamp card = what its sales moved and kept", """
+        SELECT s.card_id, s.rule_id, s.have, coalesce(sum(m.added - m.used), 0) AS moved
+        FROM card_stamps s LEFT JOIN stamp_moves m ON m.card_id = s.card_id
+            AND m.rule_id = s.rule_id AND m.released_at IS NULL
+        GROUP BY s.card_id, s.rule_id, s.have
+        HAVING s.have <> coalesce(sum(m.added - m.used), 0)
+    """),
     ("every wallet's balance = the sum of its entries", """
         SELECT w.number, w.balance, coalesce(sum(e.amount), 0) AS entries
         FROM wallets w LEFT JOIN wallet_entries e USING (number)
@@ -125,6 +132,31 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
         WHERE p.kind = 'payment'
         GROUP BY p.store_id, p.transaction_id, p.amount
         HAVING sum(b.amount) > -p.amount
+    """),
+    ("each sale's reward entries = the points of the rewards it redeemed", """
+        SELECT r.store_id, r.transaction_id, r.points,
+               -coalesce(sum(e.points), 0) AS taken
+        FROM (SELECT store_id, transaction_id, card_id, sum(points) AS points
+              FROM reward_redemptions GROUP BY store_id, transaction_id, card_id) r
+        LEFT JOIN ledger_entries e ON e.card_id = r.card_id AND e.store_id = r.store_id
+            AND e.transaction_id = r.transaction_id AND e.kind = 'reward'
+        GROUP BY r.store_id, r.transaction_id, r.points
+        HAVING -coalesce(sum(e.points), 0) <> r.points
+    """),
+    ("returns never give back more points than a sale spent on rewards", """
+        SELECT e.store_id, e.transaction_id, sum(e.points) AS given_back,
+               (SELECT coalesce(sum(points), 0) FROM reward_redemptions d
+                WHERE d.store_id = e.store_id AND d.transaction_id = e.transaction_id) AS spent
+        FROM ledger_entries e WHERE e.kind IN ('refund_reward', 'cancel_reward')
+        GROUP BY e.store_id, e.transaction_id
+        HAVING sum(e.points) > (SELECT coalesce(sum(points), 0) FROM reward_redemptions d
+                                WHERE d.store_id = e.store_id
+                                  AND d.transaction_id = e.transaction_id)
+    """),
+    ("a coupon is its issuing sale's card's, used at most once", """
+        SELECT p.code, p.card_id, d.card_id AS sold_to, p.uses FROM promo_codes p
+        JOIN reward_redemptions d ON p.code = ANY (d.coupons)
+        WHERE p.card_id IS DISTINCT FROM d.card_id OR p.uses > 1 OR p.max_uses <> 1
     """),
 )  # fmt: skip
 

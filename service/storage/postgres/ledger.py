@@ -67,10 +67,15 @@ def sale_json(entry: SaleEntry) -> dict[str, Any]:
         "budgets": [list(b) for b in entry.budgets],
         "rule_uses": [list(u) for u in entry.rule_uses], "held": entry.held,
         "allowance": entry.allowance,
-        "referral_points": entry.referral_points,
+        "referral_points": entry.referral_points, "channel": entry.channel,
+        "payment_method": entry.payment_method,
     }  # fmt: skip
     if entry.wallet is not None:  # absent otherwise: loyalty_commit_many's plain sales
         sale["wallet"] = {"number": entry.wallet[0], "amount": entry.wallet[1]}
+    if entry.rewards:  # the same: a sale that redeems rewards goes through loyalty_commit
+        sale["rewards"] = list(entry.rewards)
+    if entry.stamps:  # the same
+        sale["stamps"] = [list(move) for move in entry.stamps]
     return sale
 
 

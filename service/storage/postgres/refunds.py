@@ -31,6 +31,7 @@ def _sold_lines(raw: list[dict[str, Any]]) -> tuple[SoldLine, ...]:
             line["final_amount"],
             line["points_earned"],
             line.get("wallet_paid", 0),
+            line.get("reward_points", 0),
         )
         for line in raw
     )
@@ -48,6 +49,7 @@ class PostgresReturnSession:
         self._card_locked = False
         self.recorded_response: dict[str, Any] | None = None  # what ``record`` stored
         self.referrer: str | None = None
+        self.stamps_card: str | None = None
         self.sale = SoldSale(
             number, row["status"] == "cancelled", _sold_lines(row["lines"]), row["points_redeemed"]
         )
@@ -162,6 +164,39 @@ class PostgresReturnSession:
             self._card_id,
         )
 
+    async def take_back_stamps(self) -> None:
+        """The sale's moves of stamp cards, released and taken back from the card that
+        holds them now (the sale's, or the one that replaced it)."""
+        await self._lock_card()
+        req = self._req
+        # A card that replaced the sale's holds its stamps now: locked after the sale's
+        # card (as a referrer's), before its counts change.
+        others = await self._conn.fetch(
+            "SELECT card_id, number FROM cards WHERE card_id <> $3 AND card_id IN ("
+            " SELECT card_id FROM stamp_moves WHERE store_id = $1 AND transaction_id = $2"
+            " AND released_at IS NULL) ORDER BY card_id FOR UPDATE",
+            req.store_id,
+            req.transaction_id,
+            self._card_id,
+        )
+        await self._conn.execute(
+            """
+            WITH released AS (
+                UPDATE stamp_moves SET released_at = $3
+                WHERE store_id = $1 AND transaction_id = $2 AND released_at IS NULL
+                RETURNING card_id, rule_id, added - used AS moved
+            )
+            UPDATE card_stamps s SET have = s.have - r.moved
+            FROM released r WHERE s.card_id = r.card_id AND s.rule_id = r.rule_id
+            """,
+            req.store_id,
+            req.transaction_id,
+            req.now,
+        )
+        for other in others:
+            await self._bump(other["card_id"])
+            self.stamps_card = other["number"]
+
     async def move_tier_down(
         self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
     ) -> None:
@@ -232,6 +267,37 @@ class PostgresReturnSession:
         return left
 
     async def give_back_spent(self, points: int) -> None:
+        await self._give_back(points, "redemption")
+
+    async def give_back_rewards(self, points: int) -> None:
+        await self._give_back(points, "reward")
+
+    async def void_coupons(self) -> tuple[list[str], int]:
+        """Revoke the sale's coupons no sale has used (a use a return released counts as
+        none), under their rows' locks; the codes, and the points they cost."""
+        await self._lock_card()  # the card before its coupons, as a commit takes them
+        rows = await self._conn.fetch(
+            """
+            WITH sold AS (
+                SELECT unnest(coupons) AS code, points / count AS price FROM reward_redemptions
+                WHERE store_id = $1 AND transaction_id = $2 AND kind = 'coupon'
+            ), unused AS (
+                SELECT p.code FROM promo_codes p JOIN sold USING (code)
+                WHERE p.revoked_at IS NULL AND p.uses = 0 ORDER BY p.code FOR UPDATE OF p
+            )
+            UPDATE promo_codes p SET revoked_at = $3 FROM unused u, sold s
+            WHERE p.code = u.code AND s.code = u.code
+            RETURNING p.code, s.price
+            """,
+            self._req.store_id,
+            self._req.transaction_id,
+            self._req.now,
+        )
+        return sorted(row["code"] for row in rows), sum(row["price"] for row in rows)
+
+    async def _give_back(self, points: int, spent_as: str) -> None:
+        """Give ``points`` the sale took as ``spent_as`` back to the lots they came from,
+        the last taken first, with their expiry."""
         if points == 0:
             return
         await self._lock_card()
@@ -239,13 +305,14 @@ class PostgresReturnSession:
             """
             SELECT e.lot_id, -sum(e.points) AS out FROM ledger_entries e
             WHERE e.card_id = $1 AND e.store_id = $2 AND e.transaction_id = $3
-              AND e.kind IN ('redemption', 'refund_redemption') AND e.lot_id IS NOT NULL
+              AND e.kind IN ($4, 'refund_' || $4) AND e.lot_id IS NOT NULL
             GROUP BY e.lot_id HAVING -sum(e.points) > 0
             ORDER BY max(e.entry_id) DESC
             """,
             self._card_id,
             self._req.store_id,
             self._req.transaction_id,
+            spent_as,
         )
         left = points
         for row in rows:
@@ -259,7 +326,7 @@ class PostgresReturnSession:
                 row["lot_id"],
                 give,
             )
-            await self._entry("refund_redemption", give, row["lot_id"])
+            await self._entry(f"refund_{spent_as}", give, row["lot_id"])
             left -= give
 
     async def owe(self, points: int) -> None:

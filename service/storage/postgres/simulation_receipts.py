@@ -1,19 +1,23 @@
 """The ledger's own committed receipts of a period for a simulation (SPEC §10.1):
 ``loyalty simulate --from-ledger`` and the API's simulation job read them here, then
-``service.simulation.receipts.from_ledger`` turns them into columns. Read-only."""
+``service.simulation.receipts.from_ledger`` turns them into columns; the analytics
+(SPEC §10.3) read the figures each sale recorded beside them. Read-only."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from service.domain.receipt import StoreInfo
+from service.simulation import _state
 from service.simulation.receipts import ReceiptSet, from_ledger
 
 _SALES = """
 SELECT r.store_id, r.transaction_id, r.occurred_at, c.number AS card, r.points_redeemed,
-       r.lines
+       r.lines, r.discount, r.points_earned, r.points_paid, r.channel, r.payment_method
 FROM receipts r LEFT JOIN cards c ON c.card_id = r.card_id
 WHERE r.occurred_at >= $1 AND r.occurred_at < $2
 ORDER BY r.occurred_at, r.store_id, r.transaction_id
@@ -45,10 +49,30 @@ _STORES = "SELECT store_id, region, timezone FROM stores"
 async def ledger_receipts(conn: asyncpg.Connection, since: datetime, until: datetime) -> ReceiptSet:
     """The sales that happened in ``[since, until)`` and their returns placed before
     ``until`` (``_REFUNDS``), as the simulation's receipts."""
-    sales = await conn.fetch(_SALES, since, until)
-    refunds = await conn.fetch(_REFUNDS, since, until)
-    stores = {
-        row["store_id"]: StoreInfo(row["store_id"], row["region"], row["timezone"])
-        for row in await conn.fetch(_STORES)
-    }
-    return from_ledger([dict(r) for r in sales], [dict(r) for r in refunds], stores)
+    receipts, _ = await ledger_period(conn, since, until)
+    return receipts
+
+
+async def ledger_period(
+    conn: asyncpg.Connection, since: datetime, until: datetime
+) -> tuple[ReceiptSet, npt.NDArray[np.int64]]:
+    """``ledger_receipts``, and beside them what each sale recorded: a row per receipt,
+    in the set's order, shaped as a simulation's (``_state.P_*``: discount, points earned,
+    redeemed and their kopecks; the tier and touched columns left 0). One snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        sales = await conn.fetch(_SALES, since, until)
+        refunds = await conn.fetch(_REFUNDS, since, until)
+        store_rows = await conn.fetch(_STORES)
+    stores = {row["store_id"]: StoreInfo(row["store_id"], row["region"], row["timezone"])
+              for row in store_rows}  # fmt: skip
+    receipts = from_ledger([dict(r) for r in sales], [dict(r) for r in refunds], stores)
+    # from_ledger keeps the sales' order (time order already: its sort is stable)
+    recorded = np.zeros((len(sales), _state.RECEIPT_COLUMNS), dtype=np.int64)
+    for column, name in (
+        (_state.P_DISCOUNT, "discount"),
+        (_state.P_EARNED, "points_earned"),
+        (_state.P_REDEEMED, "points_redeemed"),
+        (_state.P_PAID, "points_paid"),
+    ):
+        recorded[:, column] = [row[name] for row in sales]
+    return receipts, recorded

@@ -99,6 +99,7 @@ def encode_state(state: CardState, day: date) -> bytes:
             "day": day,
             "promo_uses": dict(state.promo_uses),
             "rule_uses": dict(state.rule_uses),
+            "stamps": dict(state.stamps),
             "holds": [list(hold) for hold in state.holds],
             "customer_id": state.customer_id,
             "ledger_version": state.ledger_version,
@@ -133,6 +134,7 @@ def decode_state(payload: bytes, day: date) -> CardState:
         points_earned_today=raw["earned_today"] if raw["day"] == day.isoformat() else 0,
         promo_uses=raw["promo_uses"],
         rule_uses=raw.get("rule_uses", {}),  # absent from states cached before 0010
+        stamps=raw.get("stamps", {}),  # absent from states cached before 0019
         holds=tuple(
             (calc, points, datetime.fromisoformat(until))
             for calc, points, until in raw.get("holds", ())

@@ -61,6 +61,10 @@ def effects(draw: st.DrawFn, kind: str) -> dict[str, Any]:
             {"units": st.integers(1, 3), "percent": percents, "dearest": st.booleans()},
             optional={"every": st.integers(1, 4)},
         ),
+        "stamps": st.fixed_dictionaries(
+            {"every": st.integers(2, 4)},
+            optional={"count": st.sampled_from(["units", "receipts"]), "percent": percents},
+        ),
         "bundle": st.fixed_dictionaries(
             {"quantity": st.integers(2, 3), "price": st.integers(0, 30_000)}
         ),
@@ -155,8 +159,9 @@ def targets(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
-    kind = draw(st.sampled_from(DISCOUNTS + DISCOUNTS + OTHERS))
+def rules(draw: st.DrawFn, index: int, tier_codes: list[str], stamps: int = 1) -> dict[str, Any]:
+    """``stamps``: how many more times than other discounts a stamp card is drawn."""
+    kind = draw(st.sampled_from(DISCOUNTS + DISCOUNTS + OTHERS + ["stamps"] * 2 * (stamps - 1)))
     if kind == "tier_discount" and not tier_codes:
         kind = "percent"
     rule: dict[str, Any] = {
@@ -189,7 +194,7 @@ def rules(draw: st.DrawFn, index: int, tier_codes: list[str]) -> dict[str, Any]:
 
 
 @st.composite
-def programs(draw: st.DrawFn, most_rules: int = 8) -> dict[str, Any]:
+def programs(draw: st.DrawFn, most_rules: int = 8, stamps: int = 1) -> dict[str, Any]:
     tier_count = draw(st.sampled_from([0, 1, 2, 3, 3]))
     tier_codes = TIER_CODES[:tier_count]
     thresholds = sorted(
@@ -207,7 +212,9 @@ def programs(draw: st.DrawFn, most_rules: int = 8) -> dict[str, Any]:
         }
         for code, threshold in zip(tier_codes, thresholds, strict=True)
     ]
-    rule_list = [draw(rules(i, tier_codes)) for i in range(draw(st.integers(0, most_rules)))]
+    rule_list = [
+        draw(rules(i, tier_codes, stamps)) for i in range(draw(st.integers(0, most_rules)))
+    ]
     promo_rules = [r["id"] for r in rule_list if r["conditions"].get("promo_code")]
     promo_codes = [
         {
@@ -289,6 +296,16 @@ def cards(draw: st.DrawFn, now: datetime) -> CardState | None:
         points_earned_today=draw(st.integers(0, 300)),
         promo_uses={"CODE0": 1} if draw(st.booleans()) else {},
         rule_uses=draw(_rule_uses(now)),
+        stamps=draw(_stamps()),
+    )
+
+
+def _stamps() -> st.SearchStrategy[dict[str, int]]:
+    """Stamps collected towards rules r0-r5 (some of them stamp rules), below ``every``,
+    at or past it (a free item that could not be given), or below zero (a cancel took
+    back stamps the card had used)."""
+    return st.dictionaries(
+        st.sampled_from([f"r{k}" for k in range(6)]), st.integers(-2, 9), max_size=3
     )
 
 

@@ -40,8 +40,23 @@ def test_kernel_equals_reference(
     check_fiscal(expected, receipt, program)
 
 
+@settings(DIFFERENTIAL, max_examples=examples(500))
+@given(document=programs(stamps=8), scenario=scenarios())
+def test_kernel_equals_reference_on_stamp_cards(
+    document: dict[str, Any], scenario: tuple[Receipt, CalculationContext]
+) -> None:
+    """Programs where most discounts are stamp cards, on cards holding stamps: the free
+    units, the stamps added and the reasons (``not_enough_stamps``) agree too."""
+    program = compile_program(parse_program(document), version=3)
+    receipt, ctx = scenario
+    expected = reference.evaluate(receipt, ctx, program)
+    assert kernels.evaluate(receipt, ctx, program) == expected
+    check_invariants(expected, program)
+    check_fiscal(expected, receipt, program)
+
+
 @settings(DIFFERENTIAL, max_examples=examples(300))
-@given(document=programs(), batch=st.lists(scenarios(), max_size=6))
+@given(document=programs(stamps=3), batch=st.lists(scenarios(), max_size=6))
 def test_batch_equals_one_by_one(
     document: dict[str, Any], batch: list[tuple[Receipt, CalculationContext]]
 ) -> None:

@@ -132,6 +132,17 @@ def check_invariants(result: Answer, compiled: CompiledProgram) -> None:
     for _, _, was_applied, reason, amount, points in result.rules:
         assert was_applied == (reason is None)
         assert type(amount) is int and type(points) is int
+    verdicts = {rule_id: (applied, reason) for rule_id, _, applied, reason, _, _ in result.rules}
+    for stamps in result.stamps:
+        # A stamp card gives free units only when its rule applied, one per ``every``
+        # stamps it had with this sale's, and keeps the rest.
+        applied, reason = verdicts[stamps.rule_id]
+        assert stamps.added >= 0 and stamps.free >= 0
+        assert (stamps.free > 0) == applied
+        before = stamps.have - stamps.change
+        assert stamps.free * stamps.every <= max(before + stamps.added, 0)
+        if reason == "not_enough_stamps":
+            assert before + stamps.added < stamps.every
 
 
 def check_fiscal(result: Answer, receipt: Receipt, compiled: CompiledProgram) -> None:

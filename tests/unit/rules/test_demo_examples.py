@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -371,3 +372,93 @@ def test_a_threshold_on_original_prices_or_after_earlier_discounts(evaluate: Eva
     # 1% step, not the 2% one the original 3,500 would reach; 1% of the line (additive)
     assert applied(result, "1")["steps"] == 3_500
     check_invariants(result, compiled)
+
+
+COFFEE_CARDS = [
+    {"id": "coffee-6", "name": "Every 6th coffee free", "priority": 40,
+     "target": {"categories": ["coffee"]}, "effect": {"type": "stamps", "every": 6}},
+    {"id": "third-visit", "name": "Every 3rd visit with a pastry: the pastry free",
+     "priority": 30, "target": {"categories": ["pastry"]},
+     "effect": {"type": "stamps", "every": 3, "count": "receipts"}},
+]  # fmt: skip
+
+
+def _stamps(result: Any, rule_id: str) -> tuple[int, int, int, int]:
+    """A stamp card's (have, of, added, free) after the sale."""
+    found = next(s for s in result.stamps if s.rule_id == rule_id)
+    return found.have, found.every, found.added, found.free
+
+
+def test_stamp_cards(evaluate: Evaluator) -> None:
+    # SPEC §4 item 36: "every 6th coffee free", the progress shown to the customer.
+    compiled = program(rules=COFFEE_CARDS, groups=[], promo_codes=[])
+    latte = item("1", "LATTE", 2, 25_000, "coffee")
+    fresh = calculate(evaluate, [latte], card(), when=SATURDAY_NOON, compiled=compiled)
+    assert _stamps(fresh, "coffee-6") == (2, 6, 2, 0)  # "2 of 6"
+    assert verdict(fresh, "coffee-6")[:2] == (False, "not_enough_stamps")
+    assert fresh.totals.discount == 0
+
+    # 5 stamps and a coffee: the sixth is free (but for the rouble a line keeps), and the
+    # card starts again.
+    one = item("1", "LATTE", 1, 25_000, "coffee")
+    sixth = calculate(
+        evaluate, [one], card(stamps={"coffee-6": 5}), when=SATURDAY_NOON, compiled=compiled
+    )
+    assert applied(sixth, "1") == {"coffee-6": 24_900}
+    assert _stamps(sixth, "coffee-6") == (0, 6, 1, 1)
+
+    # 4 stamps and three coffees: the sixth is in this receipt, and it is the cheapest one;
+    # the seventh is the first stamp of the next card.
+    three = [item("1", "LATTE", 2, 25_000, "coffee"), item("2", "ESPRESSO", 1, 12_000, "coffee")]
+    holder = card(stamps={"coffee-6": 4})
+    mixed = calculate(evaluate, three, holder, when=SATURDAY_NOON, compiled=compiled)
+    assert applied(mixed, "2") == {"coffee-6": 11_900}
+    assert applied(mixed, "1") == {}
+    assert _stamps(mixed, "coffee-6") == (1, 6, 3, 1)
+    check_invariants(mixed, compiled)
+
+    # Counting receipts: a visit with pastries is one stamp, however many it holds; the
+    # third visit's cheapest pastry is free.
+    pastries = [
+        item("3", "CROISSANT", 2, 15_000, "pastry"),
+        item("4", "ECLAIR", 1, 9_000, "pastry"),
+    ]
+    third = calculate(
+        evaluate, pastries, card(stamps={"third-visit": 2}), when=SATURDAY_NOON, compiled=compiled
+    )
+    assert applied(third, "4") == {"third-visit": 8_900}
+    assert _stamps(third, "third-visit") == (0, 3, 1, 1)
+
+    # Without a card there are no stamps to count.
+    anonymous = calculate(evaluate, three, when=SATURDAY_NOON, compiled=compiled)
+    assert verdict(anonymous, "coffee-6")[:2] == (False, "no_card")
+    assert anonymous.stamps == ()
+
+    # Progress is the card's per rule id: a new version that puts another rule first, so
+    # that the stamp card moves in the arrays, reads the same progress.
+    first = {
+        "id": "first", "name": "Tops -5%", "priority": 90, "target": {"categories": ["tops"]},
+        "effect": {"type": "percent", "percent": "5"},
+    }  # fmt: skip
+    later = program(rules=[first, *COFFEE_CARDS], groups=[], promo_codes=[])
+    assert later.rule_index["coffee-6"] != compiled.rule_index["coffee-6"]
+    again = calculate(evaluate, three, holder, when=SATURDAY_NOON, compiled=later)
+    assert (again.stamps, again.discounts) == (mixed.stamps, mixed.discounts)
+
+
+@pytest.mark.parametrize(
+    ("effect", "field", "message"),
+    [
+        ({"type": "stamps"}, "rules[0].effect.every", "Field required"),
+        ({"type": "stamps", "every": 1}, "rules[0].effect.every", "greater than or equal to 2"),
+        ({"type": "stamps", "every": 6, "count": "visits"}, "rules[0].effect.count", "'units'"),
+        ({"type": "stamps", "every": 6, "percent": "0"}, "rules[0].effect.percent", "than 0"),
+    ],
+)
+def test_a_stamp_card_is_validated(effect: dict[str, Any], field: str, message: str) -> None:
+    document = {**demo_program(), "rules": [{"id": "r", "name": "r", "effect": effect}],
+                "promo_codes": [], "groups": []}  # fmt: skip
+    with pytest.raises(ProgramInvalid) as error:
+        parse_program(document)
+    assert error.value.errors[0]["field"] == field
+    assert message in error.value.errors[0]["message"]

@@ -72,6 +72,7 @@ class NaiveCard:
     lots: list[list[int]] = field(default_factory=list)  # [points left, activates, expires]
     spends: list[tuple[int, int]] = field(default_factory=list)  # (time, amount)
     purchases: int = 0
+    stamps: dict[str, int] = field(default_factory=dict)  # rule -> stamps collected
 
 
 def naive_totals(
@@ -111,6 +112,7 @@ def naive_totals(
         )
         card.spends.append((int(at.timestamp()), answer.tier_spend))
         card.purchases += 1
+        card.stamps.update((s.rule_id, s.have) for s in answer.stamps)
     return out
 
 
@@ -131,6 +133,7 @@ def _state(
         tier_spend=sum(amount for t, amount in card.spends if t >= since),
         lots=lots,
         purchase_count=card.purchases,
+        stamps=dict(card.stamps),
     )
 
 

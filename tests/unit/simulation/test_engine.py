@@ -53,6 +53,20 @@ def test_every_receipt_as_the_naive_simulator_has_it(make_program) -> None:
     assert run.per_receipt[:, engine._state.P_REDEEMED].sum() > 0  # points were spent
 
 
+def test_stamp_cards_carry_each_cards_progress_from_sale_to_sale() -> None:
+    doc = copy.deepcopy(demo_program())
+    doc["rules"].append(
+        {"id": "drinks-4", "name": "Every 4th drink free", "priority": 80,
+         "target": {"categories": ["drinks"]}, "effect": {"type": "stamps", "every": 4}}
+    )  # fmt: skip
+    program = compile_program(parse_program(doc), 3)
+    receipts = generated(400, seed=7, start=START, cards=15)
+    run = simulate(prepare(receipts), program)
+    assert per_receipt(run) == naive_totals(receipts, program)
+    drinks = program.rule_index["drinks-4"]
+    assert run.per_rule[drinks, engine._state.R_RECEIPTS] > 10  # free drinks were given
+
+
 def test_balances_read_at_one_processing_time_as_a_late_ledger() -> None:
     receipts = generated(300, seed=5, start=START, cards=10, days=200)
     program = demo()

@@ -165,6 +165,76 @@ def test_points_spent_before_the_return_become_debt_repaid_from_the_next_accrual
     assert run.per_receipt[1:3, :3].tolist() == plain.per_receipt[1:3, :3].tolist()
 
 
+def test_a_debt_left_at_the_end_comes_off_the_liability() -> None:
+    late = Assumptions(balances_as_of=START + timedelta(days=60))
+    baskets = [
+        (timedelta(0), [(1000, 500_000)], 0),  # earns 1% of 5,000 roubles
+        (DAY, [(1000, 300_000)], REDEEM_MAX),  # spends them, earns a little
+    ]
+    prepared = prepare(sales(baskets, [(0, 0, 1000, DAY + HOUR)]))
+    run = simulate(prepared, program(), late)
+    summary = summarize(prepared, run)
+    owed = int(run.per_return[0, _returns.RT_DEBT])
+    assert owed > 0 and summary.points_owed_at_end == owed == int(run.debt.sum())
+    # the card holds less than it owes: nothing of it is owed to the customer
+    assert summary.liability_points < owed
+    assert summary.liability_net_points == 0 == summary.expected_breakage_points
+    # with no return, nothing owed: the net liability is the liability
+    plain_prepared = prepare(sales(baskets))
+    plain = summarize(plain_prepared, simulate(plain_prepared, program(), late))
+    assert plain.points_owed_at_end == 0
+    assert plain.liability_net_points == plain.liability_points > 0
+    assert plain.liability_net_value == plain.liability_value
+
+
+def test_a_return_gives_its_sale_s_campaign_budget_back() -> None:
+    """A rule with a budget of 100 roubles: the first sale uses all of it; returned whole,
+    it gives the budget back (as the ledger's refund does), and a later sale gets the
+    discount again; returned by half, half of it."""
+    document = copy.deepcopy(demo_program())
+    document["rules"].append(
+        {"id": "budgeted", "name": "10% off, 100 roubles in all", "priority": 1,
+         "target": {"categories": ["plain"]}, "effect": {"type": "percent", "percent": "10"},
+         "budget": 10_000}
+    )  # fmt: skip
+    budgeted = compile_program(parse_program(document), 1)
+    baskets = [(timedelta(0), [(2000, 50_000)], 0), (2 * DAY, [(1000, 100_000)], 0)]
+    rule = budgeted.rule_ids.index("budgeted")
+
+    def used(returns: list[tuple[int, int, int, timedelta]]) -> list[int]:
+        run = simulate(prepare(sales(baskets, returns)), budgeted)
+        return [int(x) for x in run.per_rule[:, _state.R_DISCOUNT].tolist()[rule : rule + 1]]
+
+    kept = used([])
+    assert kept == [10_000]  # the first sale's 10% of 1,000 roubles: the whole budget
+    whole = used([(0, 0, 2000, DAY)])
+    assert whole == [20_000]  # given back: the second sale gets 10% of 1,000 again
+    half = used([(0, 0, 1000, DAY)])
+    assert half == [15_000]  # half of it given back: the second sale gets that much
+
+
+def test_a_sale_returned_whole_takes_its_stamps_back() -> None:
+    """Every 3rd unit free: 2 units, then 1 more is the free third; the first sale returned
+    whole before the second takes its 2 stamps back (as the ledger's cancel does), and
+    the third unit is paid for. Returned by half, the stamps stay."""
+    document = copy.deepcopy(demo_program())
+    document["rules"].append(
+        {"id": "third-free", "name": "Every 3rd plain free", "priority": 1,
+         "target": {"categories": ["plain"]}, "effect": {"type": "stamps", "every": 3}}
+    )  # fmt: skip
+    stamped = compile_program(parse_program(document), 1)
+    baskets = [(timedelta(0), [(2000, 50_000)], 0), (2 * DAY, [(1000, 100_000)], 0)]
+    rule = stamped.rule_ids.index("third-free")
+
+    def given(returns: list[tuple[int, int, int, timedelta]]) -> int:
+        run = simulate(prepare(sales(baskets, returns)), stamped)
+        return int(run.per_rule[rule, _state.R_DISCOUNT])
+
+    assert given([]) == 99_900  # the third unit free, but for the rouble a line keeps
+    assert given([(0, 0, 2000, DAY)]) == 0
+    assert given([(0, 0, 1000, DAY)]) == 99_900
+
+
 def test_returns_from_the_receipts_file(tmp_path: Path) -> None:
     path = tmp_path / "period.csv"
     path.write_text(

@@ -143,12 +143,16 @@ class FakeReturnSession:
         self._returns, self._request = returns, request
         self.sale = returns.sale
         self.referrer: str | None = None
+        self.stamps_card: str | None = None
 
     async def take_back_referral(self) -> tuple[int, int]:
         return 0, 0
 
     async def uncount_purchase(self) -> None:
         self._returns.purchases_uncounted += 1
+
+    async def take_back_stamps(self) -> None:
+        self._returns.stamps_taken_back += 1
 
     async def move_tier_down(
         self, tiers: tuple[tuple[str, int], ...], window_start: datetime | None
@@ -175,6 +179,12 @@ class FakeReturnSession:
 
     async def give_back_spent(self, points: int) -> None:
         self._returns.points += points
+
+    async def give_back_rewards(self, points: int) -> None:
+        self._returns.points += points
+
+    async def void_coupons(self) -> tuple[list[str], int]:
+        return [], 0
 
     async def owe(self, points: int) -> None:
         self._returns.debt += points
@@ -212,6 +222,7 @@ class FakeReturns:
         self.codes_released = False
         self.limits_returned: list[tuple[dict[str, int], bool]] = []
         self.purchases_uncounted = 0
+        self.stamps_taken_back = 0
         self.tier_checks = 0
 
     @contextlib.asynccontextmanager

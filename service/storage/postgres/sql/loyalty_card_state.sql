@@ -38,6 +38,9 @@ BEGIN
                                  AND released_at IS NULL
                                  AND (period = '' OR used_at >= p_day_start - interval '32 days')
                                GROUP BY rule_id, period) r),
+        -- Its stamp cards' progress, by rule (migration 0019).
+        'stamps', (SELECT coalesce(jsonb_object_agg(s.rule_id, s.have), '{}')
+                     FROM card_stamps s WHERE s.card_id = c.card_id),
         -- Points held for calculations (loyalty_held): [calculation, points, until].
         'holds', (SELECT coalesce(jsonb_agg(jsonb_build_array(h.calculation_id, h.points,
                                                               h.expires_at)), '[]')

@@ -9,15 +9,16 @@
 -- applied still have room (under those rows' locks: loyalty_commit_many takes a batch's
 -- in key order after its cards). Every refusal (replay, conflict, card missing or not
 -- active, points no longer there, a wallet's money no longer there, a promo code
--- revoked or used up, a budget or a cap reached) is decided before the first write, so a refused sale writes nothing and
--- needs no rollback. It answers with an
+-- revoked, used up or bound to another card, a budget or a cap reached, a stamp card's
+-- free unit no longer covered) is decided before the first write, so a refused sale
+-- writes nothing and needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
 -- writes, loyalty_balance) and the card's new ledger version, with which the caller
 -- marks the cached state stale.
 --
 -- Kept for the sales that loyalty_commit_many does not write set-based (anonymous sales,
 -- promo codes, a referral's first purchase, a card's several sales in one batch, an
--- unknown card, a payment from a wallet): loyalty_commit_many calls it for each of
+-- unknown card, a payment from a wallet, rewards redeemed): loyalty_commit_many calls it for each of
 -- them, in batch order; and
 -- tests/integration/test_commit_set_based.py holds the two paths equal.
 CREATE OR REPLACE FUNCTION loyalty_commit(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -50,6 +51,12 @@ DECLARE
     v_version  bigint;
     v_wallet   wallets%ROWTYPE;
     v_pay      bigint := coalesce((p #>> '{wallet,amount}')::bigint, 0);
+    -- Rewards from the catalogue (SPEC §4 item 31): their points leave the card as spent
+    -- points do, checked with them against the balance.
+    v_rewards  jsonb := coalesce(p -> 'rewards', '[]');
+    v_reward   bigint := (SELECT coalesce(sum((r ->> 'points')::bigint), 0)
+                          FROM jsonb_array_elements(coalesce(p -> 'rewards', '[]')) AS r);
+    v_item     jsonb;
 BEGIN
     -- Checks first: nothing below this block refuses, so a refused sale writes nothing.
     IF p ->> 'card' IS NOT NULL THEN
@@ -68,7 +75,8 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'conflict');
     END IF;
 
-    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active' AND (v_redeem > 0 OR v_earned > 0)
+    IF v_card.card_id IS NOT NULL AND v_card.status <> 'active'
+       AND (v_redeem > 0 OR v_earned > 0 OR v_reward > 0 OR p ? 'stamps')
     THEN
         RETURN jsonb_build_object('outcome', 'card_not_active', 'status', v_card.status);
     END IF;
@@ -80,16 +88,16 @@ BEGIN
         WHERE calculation_id = p ->> 'allowance' AND card_id = v_card.card_id
           AND taken_at IS NULL AND released_at IS NULL AND expires_at > v_now
         FOR UPDATE;
-        IF NOT FOUND OR v_count < v_redeem THEN
+        IF NOT FOUND OR v_count < v_redeem + v_reward THEN
             RETURN jsonb_build_object('outcome', 'allowance_refused',
                                       'balance', coalesce(v_count, 0));
         END IF;
-    ELSIF v_redeem > 0 THEN
+    ELSIF v_redeem + v_reward > 0 THEN
         -- What the card may spend: its balance less what other calculations hold.
         SELECT b.balance - h.held INTO v_balance
         FROM loyalty_balance(v_card.card_id, v_now) b,
              loyalty_held(v_card.card_id, v_now, p ->> 'calculation_id') h;
-        IF v_balance < v_redeem THEN
+        IF v_balance < v_redeem + v_reward THEN
             RETURN jsonb_build_object('outcome', 'insufficient', 'balance', greatest(v_balance, 0));
         END IF;
     END IF;
@@ -121,7 +129,8 @@ BEGIN
         FOR v_code IN SELECT jsonb_array_elements_text(v_codes)
         LOOP
             SELECT * INTO v_promo FROM promo_codes WHERE code = v_code;
-            IF NOT FOUND OR v_promo.revoked_at IS NOT NULL THEN
+            IF NOT FOUND OR v_promo.revoked_at IS NOT NULL OR (v_promo.card_id IS NOT NULL
+               AND v_promo.card_id IS DISTINCT FROM v_card.card_id) THEN  -- a coupon's card
                 RETURN jsonb_build_object('outcome', 'promo_rejected', 'code', v_code);
             END IF;
             IF v_card.card_id IS NOT NULL AND v_promo.per_card_limit IS NOT NULL AND (
@@ -138,6 +147,21 @@ BEGIN
                 v_limited := v_limited || v_code;
             END IF;
         END LOOP;
+    END IF;
+
+    -- Stamp cards ([rule, added, free units, every]): a free unit is given only while the
+    -- card still holds its stamps (another sale of the card may have used them since
+    -- the calculation).
+    IF p ? 'stamps' THEN
+        SELECT s ->> 0 INTO v_code
+        FROM jsonb_array_elements(p -> 'stamps') AS s
+        LEFT JOIN card_stamps c ON c.card_id = v_card.card_id AND c.rule_id = s ->> 0
+        WHERE (s ->> 2)::int > 0
+          AND coalesce(c.have, 0) + (s ->> 1)::int < (s ->> 2)::int * (s ->> 3)::int
+        LIMIT 1;
+        IF FOUND THEN
+            RETURN jsonb_build_object('outcome', 'stamps_changed', 'code', v_code);
+        END IF;
     END IF;
 
     -- Budgets ([rule, amount, budget]) and use caps ([rule, period, max_uses,
@@ -190,10 +214,45 @@ BEGIN
             VALUES (v_card.card_id, 'redemption', -v_count, v_store, v_tx);
         END IF;
     END IF;
+    IF v_reward > 0 THEN
+        v_count := v_reward - loyalty_take_points(v_card.card_id, v_reward, v_now,
+                                                  'reward', v_store, v_tx, NULL);
+        IF v_count > 0 AND p ->> 'allowance' IS NOT NULL THEN  -- as for redemption above
+            UPDATE cards SET debt = debt + v_count WHERE card_id = v_card.card_id;
+            INSERT INTO ledger_entries (card_id, kind, points, store_id, transaction_id)
+            VALUES (v_card.card_id, 'reward', -v_count, v_store, v_tx);
+        END IF;
+        FOR v_item IN SELECT * FROM jsonb_array_elements(v_rewards)
+        LOOP
+            INSERT INTO reward_redemptions (store_id, transaction_id, reward_code, card_id, kind,
+                                            count, points, discount, coupons, redeemed_at)
+            VALUES (v_store, v_tx, v_item ->> 'code', v_card.card_id, v_item ->> 'kind',
+                    (v_item ->> 'count')::int, (v_item ->> 'points')::bigint,
+                    (v_item ->> 'discount')::bigint,
+                    ARRAY(SELECT jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]'))),
+                    v_now);
+            -- A coupon: a single-use promo code bound to the card, for the reward's rule,
+            -- valid from the sale (a later receipt, even one a till sends late).
+            INSERT INTO promo_codes (code, rule_ids, program_version, max_uses, per_card_limit,
+                                     valid_from, valid_to, card_id, created_at)
+            SELECT c, ARRAY[v_item ->> 'rule_id'], (p ->> 'program_version')::int, 1, 1,
+                   (p ->> 'occurred_at')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
+                   v_card.card_id, v_now
+            FROM jsonb_array_elements_text(coalesce(v_item -> 'coupons', '[]')) AS c;
+            INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'reward_issued',
+                jsonb_build_object('card', v_card.number, 'store_id', v_store,
+                                   'transaction_id', v_tx, 'reward', v_item ->> 'code',
+                                   'kind', v_item ->> 'kind', 'count', (v_item ->> 'count')::int,
+                                   'points', (v_item ->> 'points')::bigint,
+                                   'discount', (v_item ->> 'discount')::bigint,
+                                   'coupons', coalesce(v_item -> 'coupons', '[]'),
+                                   'valid_to', v_item -> 'valid_to'));
+        END LOOP;
+    END IF;
     IF p ->> 'allowance' IS NOT NULL THEN  -- spent from the allowance's hold
         UPDATE point_holds
-        SET points = points - v_redeem,
-            taken_at = CASE WHEN points = v_redeem THEN v_now END
+        SET points = points - (v_redeem + v_reward),
+            taken_at = CASE WHEN points = v_redeem + v_reward THEN v_now END
         WHERE calculation_id = p ->> 'allowance';
     END IF;
     IF (p ->> 'held')::boolean THEN  -- the calculation's hold, taken by its commit
@@ -260,11 +319,25 @@ BEGIN
         FROM loyalty_balance(v_card.card_id, v_now) b
         WHERE c.card_id = v_card.card_id
         RETURNING c.ledger_version INTO v_version;
+        IF p ? 'stamps' THEN
+            -- Stamp cards ([rule, added, free units, every]): the card's count moves by
+            -- what the sale added less what its free units used, under the card's lock;
+            -- the move is kept for a cancel or a full return to undo (migration 0019).
+            INSERT INTO stamp_moves (store_id, transaction_id, card_id, rule_id, added, used,
+                                     moved_at)
+            SELECT v_store, v_tx, v_card.card_id, s ->> 0, (s ->> 1)::int,
+                   (s ->> 2)::int * (s ->> 3)::int, v_now
+            FROM jsonb_array_elements(p -> 'stamps') AS s;
+            INSERT INTO card_stamps AS c (card_id, rule_id, have)
+            SELECT v_card.card_id, s ->> 0, (s ->> 1)::int - (s ->> 2)::int * (s ->> 3)::int
+            FROM jsonb_array_elements(p -> 'stamps') AS s
+            ON CONFLICT (card_id, rule_id) DO UPDATE SET have = c.have + excluded.have;
+        END IF;
         IF v_new_tier IS NOT NULL THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
         END IF;
-        IF v_earned > 0 OR v_redeem > 0 THEN
+        IF loyalty_sale_event_wanted(v_earned, v_redeem) THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'sale',
                 jsonb_build_object('card', v_card.number, 'store_id', v_store,
                                    'transaction_id', v_tx, 'points_earned', v_earned,
@@ -302,12 +375,13 @@ BEGIN
     INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id, program_version,
                           occurred_at, committed_at, request_hash, subtotal, discount,
                           points_redeemed, points_paid, amount_due, points_earned, lines,
-                          response)
+                          response, channel, payment_method)
     VALUES (v_store, v_tx, v_card.card_id, p ->> 'calculation_id',
             (p ->> 'program_version')::int, (p ->> 'occurred_at')::timestamptz, v_now, v_hash,
             (p ->> 'subtotal')::bigint, (p ->> 'discount')::bigint, v_redeem,
             (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
-            p -> 'lines', v_response);
+            p -> 'lines', v_response, coalesce(p ->> 'channel', 'offline'),
+            p ->> 'payment_method');
     RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
                               'referrer', v_referrer, 'ledger_version', v_version);
 END $$;

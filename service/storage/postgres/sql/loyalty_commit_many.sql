@@ -8,7 +8,7 @@
 -- budgets and rule use counts its sales take, in key order. The batch's plain card
 -- sales (a card that exists and appears once in the batch, no promo code, no referral to
 -- grant, no budget or use cap to reserve, no hold or allowance to take, no wallet to
--- pay from) are then decided and written together, set-based: one INSERT or UPDATE per
+-- pay from, no reward to redeem, no stamp card to move) are then decided and written together, set-based: one INSERT or UPDATE per
 -- table for all of them (a statement per sale and table, as loyalty_commit runs them,
 -- pays Postgres's per-statement costs each time: executor start-up, CHECK expressions,
 -- foreign-key trigger queues; over a third of Postgres's samples under the commit
@@ -36,6 +36,7 @@ DECLARE
     v_committed int[];
     v_done      jsonb;
     v_sale      record;
+    v_caps      boolean;
 BEGIN
     -- The cards of the whole batch, locked in card-number order (as the caller sorts
     -- the sales): batches lock cards in the same order, whichever path a sale takes.
@@ -45,25 +46,32 @@ BEGIN
 
     -- Then the budgets and the use counts any sale of the batch takes, made if new and
     -- locked in key order, so that batches wait for each other here in one order too
-    -- (loyalty_commit checks and moves them under these locks).
-    INSERT INTO campaign_budgets (rule_id, used)
-    SELECT DISTINCT b ->> 0, 0::bigint
-    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b
-    ORDER BY 1 ON CONFLICT (rule_id) DO NOTHING;
-    PERFORM 1 FROM campaign_budgets
-    WHERE rule_id IN (SELECT b ->> 0 FROM jsonb_array_elements(p) AS s,
-                      jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b)
-    ORDER BY rule_id FOR UPDATE;
-    INSERT INTO rule_use_counts (rule_id, period)
-    SELECT DISTINCT u ->> 0, u ->> 1
-    FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
-    WHERE u ->> 2 IS NOT NULL
-    ORDER BY 1, 2 ON CONFLICT (rule_id, period) DO NOTHING;
-    PERFORM 1 FROM rule_use_counts
-    WHERE (rule_id, period) IN (SELECT u ->> 0, u ->> 1 FROM jsonb_array_elements(p) AS s,
-                                jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
-                                WHERE u ->> 2 IS NOT NULL)
-    ORDER BY rule_id, period FOR UPDATE;
+    -- (loyalty_commit checks and moves them under these locks). Most batches take none:
+    -- one look at the batch keeps the four statements out of them (each statement of a
+    -- function costs its executor start-up, whether or not it finds a row).
+    SELECT coalesce(bool_or(jsonb_array_length(coalesce(s -> 'budgets', '[]')) > 0
+                            OR jsonb_array_length(coalesce(s -> 'rule_uses', '[]')) > 0), false)
+    INTO v_caps FROM jsonb_array_elements(p) AS s;
+    IF v_caps THEN
+        INSERT INTO campaign_budgets (rule_id, used)
+        SELECT DISTINCT b ->> 0, 0::bigint
+        FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b
+        ORDER BY 1 ON CONFLICT (rule_id) DO NOTHING;
+        PERFORM 1 FROM campaign_budgets
+        WHERE rule_id IN (SELECT b ->> 0 FROM jsonb_array_elements(p) AS s,
+                          jsonb_array_elements(coalesce(s -> 'budgets', '[]')) AS b)
+        ORDER BY rule_id FOR UPDATE;
+        INSERT INTO rule_use_counts (rule_id, period)
+        SELECT DISTINCT u ->> 0, u ->> 1
+        FROM jsonb_array_elements(p) AS s, jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+        WHERE u ->> 2 IS NOT NULL
+        ORDER BY 1, 2 ON CONFLICT (rule_id, period) DO NOTHING;
+        PERFORM 1 FROM rule_use_counts
+        WHERE (rule_id, period) IN (SELECT u ->> 0, u ->> 1 FROM jsonb_array_elements(p) AS s,
+                                    jsonb_array_elements(coalesce(s -> 'rule_uses', '[]')) AS u
+                                    WHERE u ->> 2 IS NOT NULL)
+        ORDER BY rule_id, period FOR UPDATE;
+    END IF;
 
     SELECT coalesce(array_agg(e.ord), '{}') INTO v_plain
     FROM (SELECT s, ord, count(*) OVER (PARTITION BY s ->> 'card') AS sales
@@ -74,7 +82,7 @@ BEGIN
       AND jsonb_array_length(coalesce(e.s -> 'budgets', '[]')) = 0
       AND jsonb_array_length(coalesce(e.s -> 'rule_uses', '[]')) = 0
       AND NOT coalesce((e.s ->> 'held')::boolean, false) AND e.s ->> 'allowance' IS NULL
-      AND NOT e.s ? 'wallet'
+      AND NOT e.s ? 'wallet' AND NOT e.s ? 'rewards' AND NOT e.s ? 'stamps'
       AND NOT (c.referred_by IS NOT NULL AND c.purchase_count = 0 AND c.status = 'active'
                AND coalesce((e.s ->> 'referral_points')::bigint, 0) > 0);
 
@@ -192,7 +200,7 @@ BEGIN
                        jsonb_build_object('card', o.number, 'store_id', o.store,
                                           'transaction_id', o.tx, 'points_earned', o.earned,
                                           'points_redeemed', o.redeem)
-                FROM ok o WHERE o.earned > 0 OR o.redeem > 0
+                FROM ok o WHERE loyalty_sale_event_wanted(o.earned, o.redeem)
             ) x ORDER BY ord, k
         )
         SELECT coalesce(array_agg(ord) FILTER (WHERE outcome = 'committed'), '{}'),
@@ -225,14 +233,15 @@ BEGIN
             INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id,
                                   program_version, occurred_at, committed_at, request_hash,
                                   subtotal, discount, points_redeemed, points_paid, amount_due,
-                                  points_earned, lines, response)
+                                  points_earned, lines, response, channel, payment_method)
             SELECT a.s ->> 'store_id', a.s ->> 'transaction_id', a.card_id,
                    a.s ->> 'calculation_id', (a.s ->> 'program_version')::int,
                    (a.s ->> 'occurred_at')::timestamptz, (a.s ->> 'now')::timestamptz,
                    decode(a.s ->> 'request_hash', 'hex'), (a.s ->> 'subtotal')::bigint,
                    (a.s ->> 'discount')::bigint, (a.s ->> 'points_redeemed')::bigint,
                    (a.s ->> 'points_paid')::bigint, (a.s ->> 'amount_due')::bigint,
-                   (a.s ->> 'points_earned')::bigint, a.s -> 'lines', a.response
+                   (a.s ->> 'points_earned')::bigint, a.s -> 'lines', a.response,
+                   coalesce(a.s ->> 'channel', 'offline'), a.s ->> 'payment_method'
             FROM answered a ORDER BY a.ord
         )
         SELECT v_done || jsonb_object_agg(ord::text, jsonb_build_object(

@@ -11,7 +11,13 @@
 -- batch of 4 sales at ~106 open lots per card, docs/performance.md).
 CREATE OR REPLACE FUNCTION loyalty_lots_to_take(
     p_card_id bigint, p_points bigint, p_now timestamptz
-) RETURNS TABLE (lot_id bigint, take bigint) LANGUAGE plpgsql STABLE AS $$
+) RETURNS TABLE (lot_id bigint, take bigint) LANGUAGE plpgsql STABLE
+-- What the planner assumes a call returns (1,000 unless told): a redemption takes one or
+-- two lots. With 1,000 the set-based commit's generic plan updated the taken lots by a
+-- hash join over a sequential scan of the whole point_lots table, every batch: 8.4 of a
+-- batch's ~8 ms of Postgres CPU at 53,000 lots, growing with the ledger (issue 21,
+-- docs/performance.md); with 2, by the primary key.
+ROWS 2 AS $$
 DECLARE
     v_left bigint := p_points;
     -- A declared cursor is planned for its first rows (PL/pgSQL's cursor options; a FOR
