@@ -18,7 +18,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 EFFECTS = (
-    "percent", "amount", "fixed_price", "nth_item", "cheapest", "bundle", "quantity_steps",
+    "percent", "amount", "fixed_price", "nth_item", "cheapest", "stamps", "bundle",
+    "quantity_steps",
     "subtotal_steps", "tier_discount", "personal_discount", "accrual_rate",
     "points_multiplier", "points_per_unit", "bonus_points", "no_earn", "no_pay_with_points",
     "gift", "free_delivery",
@@ -27,6 +28,7 @@ EFFECTS = (
 EFFECT_FIELDS: dict[str, tuple[str, ...]] = {
     "percent": ("percent",), "amount": ("amount",), "fixed_price": ("price",),
     "nth_item": ("n", "percent"), "cheapest": ("units", "every", "percent", "dearest"),
+    "stamps": ("every", "count", "percent"),
     "bundle": ("quantity", "price"), "quantity_steps": ("steps",), "subtotal_steps": ("steps",),
     "accrual_rate": ("percent",), "points_multiplier": ("multiplier",),
     "points_per_unit": ("points",), "bonus_points": ("points",),

@@ -22,6 +22,11 @@ RULES: dict[str, dict[str, Any]] = {
                        "hours": {"from": "17:00", "to": "19:00"}},
         "effect": {"type": "percent", "percent": "20"},
     },
+    "stamps": {
+        "id": "coffee-stamps", "name": "Every 6th coffee free", "priority": 50,
+        "target": {"categories": ["coffee"]}, "conditions": {},
+        "effect": {"type": "stamps", "every": 6, "count": "units", "percent": "100"},
+    },
     "nth-free": {
         "id": "third-free", "name": "Every 3rd item free", "priority": 50,
         "target": {"categories": ["socks"]}, "conditions": {},
@@ -75,6 +80,7 @@ TITLES = {
     "birthday": "Birthday: 10% off three days around it",
     "happy-hours": "Happy hours: drinks -20% on weekdays 17:00-19:00",
     "nth-free": "Every 3rd item free",
+    "stamps": "Stamp card: every 6th coffee free",
 }
 EMPTY: Document = {"format": 1, "name": "New program", "points": {"point_value": 100},
                    "rules": []}  # fmt: skip

@@ -4,7 +4,8 @@
 (function () {
   const FIELDS = {
     percent: ["percent"], amount: ["amount"], fixed_price: ["price"], nth_item: ["n", "percent"],
-    cheapest: ["units", "every", "percent", "dearest"], bundle: ["quantity", "price"],
+    cheapest: ["units", "every", "percent", "dearest"], stamps: ["every", "count", "percent"],
+    bundle: ["quantity", "price"],
     quantity_steps: ["steps"], subtotal_steps: ["steps"], accrual_rate: ["percent"],
     points_multiplier: ["multiplier"], points_per_unit: ["points"], bonus_points: ["points"],
     no_earn: ["discounted_only"], no_pay_with_points: ["discounted_only"], gift: ["sku", "quantity"],
