@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from service.console import other_pages, program_pages, work_pages
+from service.console import analysis_pages, other_pages, program_pages, work_pages
 from service.console.web import PREFIX, NotAllowed, SignInNeeded, redirect, render, session
 
 STATIC = f"{PREFIX}/static"
@@ -37,6 +37,7 @@ async def _failed(request: Request, exc: Exception) -> Response:
 def install_console(app: FastAPI) -> None:
     app.mount(STATIC, StaticFiles(directory=Path(__file__).parent / "static"), name="console")
     app.include_router(other_pages.router)
+    app.include_router(analysis_pages.router)
     app.include_router(program_pages.router)
     app.include_router(work_pages.router)
     app.add_exception_handler(SignInNeeded, _sign_in)

@@ -162,7 +162,7 @@ async def adjust(request: Request, s: SessionDep, number: str) -> Response:
     return await _card_page(request, s, number, 422, errors=errors, form=form.values)
 
 
-def _chart(rows: list[dict[str, Any]], value: str, label: str) -> list[dict[str, Any]]:
+def chart_bars(rows: list[dict[str, Any]], value: str, label: str) -> list[dict[str, Any]]:
     """Bars for an SVG chart the template draws: label, value, and height in 0..100."""
     top = max((abs(int(r.get(value) or 0)) for r in rows), default=0) or 1
     return [
@@ -189,7 +189,7 @@ async def reports(
     if not answer.ok:
         return failed_page(request, s, answer)
     rows = answer.body["rows"]
-    bars = _chart(rows, value, label) if value and label else []
+    bars = chart_bars(rows, value, label) if value and label else []
     return render(request, s, "reports.html", report=report, reports=list(REPORTS),
                   columns=columns, rows=rows, bars=bars, money=MONEY, value=value,
                   header=partial(column_header, s.language))  # fmt: skip

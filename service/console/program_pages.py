@@ -319,7 +319,7 @@ def _basket(form: Form) -> dict[str, Any]:
         lines.append(line)
     receipt: dict[str, Any] = {
         "store_id": form.get("store_id").strip(),
-        "timestamp": _moment(form.get("timestamp")),
+        "timestamp": moment(form.get("timestamp")),
         "lines": lines,
     }
     for name in ("card", "payment_method", "channel"):
@@ -332,18 +332,18 @@ def _basket(form: Form) -> dict[str, Any]:
     return receipt  # fmt: skip
 
 
-def _moment(text: str, days_later: int = 0) -> str:
+def moment(text: str, days_later: int = 0) -> str:
     """A ``datetime-local`` or date value, taken in UTC+3 (Moscow) unless it names its
     offset (empty: now); what is not a time is sent as typed, for the API to refuse."""
     if not text:
         return datetime.now(UTC).isoformat()
     try:
-        moment = datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC) - timedelta(hours=3)
-    return (moment + timedelta(days=days_later)).isoformat()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC) - timedelta(hours=3)
+    return (at + timedelta(days=days_later)).isoformat()
 
 
 def _picked(receipt: dict[str, Any]) -> Form:
@@ -407,8 +407,8 @@ async def simulate(request: Request, s: SessionDep, version: int) -> Response:
         )  # fmt: skip
     else:
         period = {  # whole days, the last one included
-            "since": _moment(form.get("since") or defaults["since"]),
-            "until": _moment(form.get("until") or defaults["until"], days_later=1),
+            "since": moment(form.get("since") or defaults["since"]),
+            "until": moment(form.get("until") or defaults["until"], days_later=1),
         }
         started = await s.api.post(f"{PROGRAMS}/{version}/simulate-ledger", **period, **assumptions)
     if not started.ok:
@@ -497,7 +497,7 @@ async def launch(request: Request, s: SessionDep, version: int, action: str) -> 
     form = await form_of(request)
     if action == "schedule":
         at = form.get("publish_at")
-        when = _moment(at) if at else None
+        when = moment(at) if at else None
         answer = await s.api.post(f"{PROGRAMS}/{version}/schedule", {"publish_at": when})
     elif action == "delete":
         answer = await s.api.call("DELETE", f"{PROGRAMS}/{version}")

@@ -47,6 +47,7 @@ MENU = (
     ("/cards", "Cards and customers", Permission.READ_CARDS),
     ("/promo-codes", "Promo codes", Permission.PROMO_CODES),
     ("/reports", "Reports", Permission.REPORTS),
+    ("/analytics", "Analytics", Permission.REPORTS),
     ("/import", "Import", Permission.IMPORT),
     ("/keys", "Keys", Permission.KEYS),
 )

@@ -70,6 +70,7 @@ ERRORS = {
     "method_not_allowed": "Method not allowed.",
     "naive_timestamp": "A time is given without its time zone.",
     "no_customer": "The card has no customer.",
+    "no_receipts_in_period": "The ledger holds no receipt in the period.",
     "no_program": "No loyalty program is published yet.",
     "not_found": "Not found.",
     "nothing_to_return": "Nothing is left to return on this sale.",
@@ -173,6 +174,14 @@ COLUMNS = {
     "consent_push": "Push consent",
     "consent_messengers": "Messengers consent",
     "consent_calls": "Calls consent",
+    "slice": "Slice",
+    "active_members": "Active members",
+    "new_members": "New members",
+    "churned_members": "Churned members",
+    "purchase_frequency_milli": "Purchases per member, thousandths",
+    "ltv": "Sales per member, roubles",
+    "redeemed_per_earned_bp": "Redeemed per earned, basis points",
+    "paid_with_points": "Paid with points, roubles",
 }
 # The columns that hold money (kopecks): shown to people as roubles.
 MONEY_COLUMNS = frozenset(
@@ -183,6 +192,8 @@ MONEY_COLUMNS = frozenset(
         "sales_without_card",
         "average_receipt_with_card",
         "average_receipt_without_card",
+        "ltv",
+        "paid_with_points",
     )
 )
 # Why a rule did not apply (``rules[].reason``), by code: a sentence for people.

@@ -51,6 +51,7 @@ from service.domain.units import quantity_milli
 
 IntArray = npt.NDArray[np.int64]
 
+NO_RECEIPTS = "no_receipts_in_period"  # the code of a period of the ledger with no sale
 REDEEM_MAX = -1  # ``redeem`` of a receipt whose customer asked to pay all that is allowed
 CHANNELS = ("offline", "online")
 REQUIRED_COLUMNS = ("receipt_id", "timestamp", "store_id", "sku", "quantity", "unit_price")
@@ -423,7 +424,7 @@ def from_ledger(
     them, the unit price is the line's amount over its quantity (rounded), none is excluded.
     """
     if not sales:
-        raise InvalidInput("the ledger holds no committed receipt in the period")
+        raise InvalidInput("the ledger holds no committed receipt in the period", code=NO_RECEIPTS)
     receipt_of_line: list[int] = []
     line_columns: dict[str, list[Any]] = {
         k: [] for k in ("sku", "category", "brand", "quantity", "unit_price", "excluded")

@@ -16,7 +16,7 @@ from service.domain.errors import InvalidInput
 from service.simulation.analytics import Dimension, Figures, analytics
 from service.simulation.engine import prepare
 from service.simulation.pilot import PilotReport, pilot_of_receipts
-from service.simulation.receipts import ReceiptSet, receipt_sales
+from service.simulation.receipts import NO_RECEIPTS, ReceiptSet, receipt_sales
 from service.simulation.uplift import CustomerGroup
 from service.simulation.uplift_groups import customer_groups
 
@@ -43,7 +43,12 @@ async def figures(
     """The period's figures per store, store group (the store's region), channel or
     month, with the points each sale recorded."""
     _checked(since, until)
-    receipts, recorded = await read_period(since, until)
+    try:
+        receipts, recorded = await read_period(since, until)
+    except InvalidInput as refused:
+        if refused.code == NO_RECEIPTS:
+            return {}  # a quiet period: no slice to show
+        raise
     regions = {store.store_id: store.region for store in receipts.stores}
 
     def work() -> dict[str, Figures]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -28,7 +28,8 @@ from tests.e2e.admin_helpers import card_number, new_customer, phone
 from tests.e2e.test_pos_api import receipt
 
 PAGES = ("/console/programs", "/console/calendar", "/console/cards", "/console/reports",
-         "/console/promo-codes", "/console/keys")  # fmt: skip
+         "/console/promo-codes", "/console/keys", "/console/analytics",
+         "/console/analytics/pilot")  # fmt: skip
 _ANY_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -290,6 +291,36 @@ async def test_a_report_with_its_chart_and_csv(
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
         assert "attachment" in csv.headers["content-disposition"]
         assert csv.text.lstrip("\ufeff").startswith(header)
+
+
+async def test_analytics_with_its_chart_csv_and_a_pilot_report(
+    app: FastAPI, client: httpx.AsyncClient, keys: dict[Role, str]
+) -> None:
+    day = datetime.now(UTC).date()
+    for days_ago, store in ((3, "msk-001"), (3, "ekb-001"), (1, "msk-001"), (1, "ekb-001")):
+        at = datetime.combine(day, time(12), UTC) - timedelta(days=days_ago)
+        sale = receipt(transaction_id=f"CONSOLE-AN-{store}-{days_ago}-{at.timestamp()}",
+                       timestamp=at.isoformat(), store_id=store)  # fmt: skip
+        del sale["card"]  # the demo card's spend is other tests' business
+        assert (await client.post("/v1/commit", json=sale, headers=POS)).status_code == 200
+    period = {"since": (day - timedelta(days=5)).isoformat(), "until": day.isoformat()}
+    async with browser(app, keys[Role.ANALYST], "ru") as analyst:
+        page = await analyst.get("/console/analytics", params={**period, "by": "store"})
+        assert page.status_code == 200, page.text[:500]
+        assert 'id="figures-chart"' in page.text and "msk-001" in page.text
+        assert "Средний чек с картой, руб." in page.text  # the column's header in Russian
+        csv = await analyst.get("/console/analytics.csv", params={**period, "by": "store"})
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        bad = await analyst.get("/console/analytics", params={"since": "someday"})
+        assert bad.status_code == 422 and 'id="errors"' in bad.text
+        asked = {**period, "pilot": "msk-001", "control": "ekb-001",
+                 "starts": (day - timedelta(days=2)).isoformat()}  # fmt: skip
+        pilot = await analyst.get("/console/analytics/pilot", params=asked)
+        assert pilot.status_code == 200 and 'id="pilot-report"' in pilot.text, pilot.text[:500]
+        chart = await analyst.get("/console/analytics/pilot.svg", params=asked)
+        assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+        unknown = await analyst.get("/console/analytics/pilot", params={**asked, "pilot": "x"})
+        assert unknown.status_code == 422 and 'id="errors"' in unknown.text
 
 
 async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str]) -> None:

@@ -169,3 +169,13 @@ async def test_uplift_forecast_on_groups_built_from_the_ledger(
                                 "purchases_per_month_milli": 1}]}  # fmt: skip
     refused = await client.post("/v1/admin/analysis/uplift-forecast", json=both, headers=ADMIN)
     assert refused.status_code == 422
+
+
+async def test_a_quiet_period_has_no_slices_and_no_pilot(client: httpx.AsyncClient) -> None:
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    period = {"since": long_ago.isoformat(), "until": (long_ago + timedelta(days=30)).isoformat()}
+    quiet = await client.get(FIGURES, params=period, headers=ADMIN)
+    assert quiet.status_code == 200 and quiet.json()["slices"] == []
+    asked = {**period, "pilot": "msk-001", "control": "ekb-001", "starts": "2001-01-15"}
+    refused = await client.get(PILOT, params=asked, headers=ADMIN)
+    assert (refused.status_code, refused.json()["error"]) == (422, "no_receipts_in_period")
