@@ -400,6 +400,8 @@ async def simulate(request: Request, s: SessionDep, version: int) -> Response:
         return render(request, s, "simulate.html", row=row, form=Form(defaults, {}), error=None)
     form = await form_of(request)
     assumptions = {name: form.get(name).strip() for name in ASSUMPTIONS if form.get(name).strip()}
+    if as_of := form.get("balances_as_of").strip():  # a day, read at its end
+        assumptions["balances_as_of"] = moment(as_of, days_later=1)
     if csv_text := form.get("receipts").strip():
         started = await s.api.call(
             "POST", f"{PROGRAMS}/{version}/simulate", content=csv_text.encode(),

@@ -333,7 +333,8 @@ async def test_a_simulation_with_its_charts(app: FastAPI, keys: dict[Role, str])
         "quantity,unit_price\n"  # fmt: skip
     async with browser(app, keys[Role.MARKETING]) as marketing:
         current = await _current_of(marketing)
-        assumptions = {"spending": "none", "breakage_percent": "25"}
+        assumptions = {"spending": "none", "breakage_percent": "25",
+                       "balances_as_of": FRIDAY_NOON_AT.date().isoformat()}  # fmt: skip
         started = await marketing.post(f"/console/programs/{current}/simulate",
                                        data={"receipts": header + rows, **assumptions})  # fmt: skip
         assert started.status_code == 303, started.text
