@@ -7,6 +7,7 @@ import difflib
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -47,6 +48,7 @@ FIGURES = {
 SIMULATION_MONEY = frozenset({"sales", "discount", "returned_money", "point_value"})
 MAX_LINES = 8  # lines of the dry run's basket form
 # The simulation's assumptions the form passes on as the API takes them (docs/simulation.md).
+MOSCOW = "Europe/Moscow"  # times typed for no known store: the chain's own zone
 ASSUMPTIONS = ("spending", "redeem_share", "breakage_percent")
 
 
@@ -300,8 +302,9 @@ async def save_document(request: Request, s: SessionDep, version: int) -> Respon
     return _editor(request, s, row, other_errors=saved.fields, document_text=text, status=422)
 
 
-def _basket(form: Form) -> dict[str, Any]:
-    """The dry run's receipt from the basket form: money typed in roubles."""
+def _basket(form: Form, zone: str = MOSCOW) -> dict[str, Any]:
+    """The dry run's receipt from the basket form: money typed in roubles, the time in
+    the store's time zone (``zone``)."""
     lines = []
     for i in range(MAX_LINES):
         sku = form.get(f"lines[{i}].sku").strip()
@@ -319,7 +322,7 @@ def _basket(form: Form) -> dict[str, Any]:
         lines.append(line)
     receipt: dict[str, Any] = {
         "store_id": form.get("store_id").strip(),
-        "timestamp": moment(form.get("timestamp")),
+        "timestamp": moment(form.get("timestamp"), zone=zone),
         "lines": lines,
     }
     for name in ("card", "payment_method", "channel"):
@@ -332,9 +335,10 @@ def _basket(form: Form) -> dict[str, Any]:
     return receipt  # fmt: skip
 
 
-def moment(text: str, days_later: int = 0) -> str:
-    """A ``datetime-local`` or date value, taken in UTC+3 (Moscow) unless it names its
-    offset (empty: now); what is not a time is sent as typed, for the API to refuse."""
+def moment(text: str, days_later: int = 0, zone: str = MOSCOW) -> str:
+    """A ``datetime-local`` or date value, taken in ``zone`` (an IANA time zone; the
+    chain's Moscow unless a store's is known) unless it names its offset (empty: now);
+    what is not a time is sent as typed, for the API to refuse."""
     if not text:
         return datetime.now(UTC).isoformat()
     try:
@@ -342,7 +346,7 @@ def moment(text: str, days_later: int = 0) -> str:
     except ValueError:
         return text
     if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC) - timedelta(hours=3)
+        at = at.replace(tzinfo=ZoneInfo(zone))
     return (at + timedelta(days=days_later)).isoformat()
 
 
@@ -378,7 +382,9 @@ async def dry_run(
         form = _picked(chosen) if chosen else Form({}, {})
         return render(request, s, "dry_run.html", form=form, result=None, errors={}, **page)
     form = await form_of(request)
-    answer = await s.api.post(f"{PROGRAMS}/{version}/dry-run", {"receipt": _basket(form)})
+    store = request.app.state.services.stores.get(form.get("store_id").strip())
+    zone = MOSCOW if store is None else store.timezone
+    answer = await s.api.post(f"{PROGRAMS}/{version}/dry-run", {"receipt": _basket(form, zone)})
     errors = {f["field"].removeprefix("receipt."): f["message"] for f in answer.fields}
     if not answer.ok and not errors:
         errors = {"": answer.detail}

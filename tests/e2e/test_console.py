@@ -386,6 +386,21 @@ async def test_a_dry_run_of_a_recent_real_receipt(
         assert 'name="lines[0].unit_price" value="1999.50"' in picked.text
 
 
+async def test_a_dry_run_time_is_typed_in_the_stores_own_zone(
+    app: FastAPI, keys: dict[Role, str]
+) -> None:
+    """Happy hours run 17:00-19:00 in the store's local time: 18:00 typed for the
+    Yekaterinburg store (UTC+5) is inside them there (in Moscow time it would be 20:00)."""
+    async with browser(app, keys[Role.ANALYST]) as analyst:
+        version = await _current_of(analyst)
+        evening = FRIDAY_NOON_AT.date().isoformat() + "T18:00"
+        basket = {"store_id": "ekb-001", "timestamp": evening, "lines[0].sku": "MOJITO",
+                  "lines[0].category": "drinks", "lines[0].unit_price": "450"}  # fmt: skip
+        dry = await analyst.post(f"/console/programs/{version}/dry-run", data=basket)
+        assert dry.status_code == 200, dry.text[:500]
+        assert 'class="applied" data-rule="happy-hours"' in dry.text
+
+
 async def test_times_that_are_not_times_are_refused_at_their_field(
     app: FastAPI, keys: dict[Role, str]
 ) -> None:
