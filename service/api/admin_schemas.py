@@ -716,6 +716,19 @@ class PromoBatchOut(BaseModel):
     model_config = _examples(_BATCH_EXAMPLE, strict=False)
 
 
+class PromoBatchListedOut(PromoBatchOut):
+    number: int = Field(description="the batch's place in the order of creation (the cursor)")
+
+
+class PromoBatchesOut(BaseModel):
+    batches: list[PromoBatchListedOut]
+    next_cursor: int | None = Field(description="``before`` for the next page; None: the last")
+
+    model_config = _examples(
+        {"batches": [{**_BATCH_EXAMPLE, "number": 12}], "next_cursor": None}, strict=False
+    )
+
+
 class PromoBatchCreatedOut(PromoBatchOut):
     codes: list[str]
 

@@ -20,6 +20,7 @@ from service.domain.access import Permission
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SessionDep = Annotated[Session, Depends(session_of)]
 PROMO = "/v1/admin/promo-codes"
+BATCHES_SHOWN = 20  # the newest batches listed on the page
 ROLES = ("marketing", "analyst", "pos", "admin")
 
 
@@ -37,7 +38,7 @@ def _promo_page(
     request: Request, s: Session, rules: list[dict[str, Any]], status: int = 200, **extra: Any
 ) -> Response:
     context: dict[str, Any] = {"form": Form({}, {}), "errors": {}, "batch": None, "code": None,
-                               "codes": [], **extra}  # fmt: skip
+                               "codes": [], "batches": [], **extra}  # fmt: skip
     return render(request, s, "promos.html", status, rules=rules, **context)
 
 
@@ -59,7 +60,9 @@ async def promos(
     missing = next((a for a in found.values() if not a.ok), None)
     if missing is not None:
         return _promo_page(request, s, rules, missing.status, lookup_error=missing)
-    return _promo_page(request, s, rules, **{k: a.body for k, a in found.items()})
+    listed = await s.api.get(f"{PROMO}/batches", limit=BATCHES_SHOWN)
+    batches = listed.body["batches"] if listed.ok else []
+    return _promo_page(request, s, rules, batches=batches, **{k: a.body for k, a in found.items()})
 
 
 def _batch_request(form: Form) -> dict[str, Any]:

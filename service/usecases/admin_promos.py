@@ -44,6 +44,10 @@ class BatchStore(Protocol):
         """The batch and its uses; ``NotFound`` for an unknown one."""
         ...
 
+    async def batches(self, *, before: int | None, limit: int) -> list[dict[str, Any]]:
+        """Batches newest first (``number``: their order of creation, the cursor)."""
+        ...
+
     async def codes(
         self, batch_id: str, *, after: str | None, limit: int
     ) -> list[dict[str, Any]]: ...
@@ -102,6 +106,11 @@ async def create_batch(
     batch = await store.batch(batch_id)
     codes = await store.codes(batch_id, after=None, limit=spec.count)
     return {**batch, "codes": [c["code"] for c in codes]}
+
+
+async def batches(store: BatchStore, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """The batches, newest first, a page of ``limit`` before the one numbered ``before``."""
+    return await store.batches(before=before, limit=limit)
 
 
 async def batch(store: BatchStore, batch_id: str) -> dict[str, Any]:

@@ -85,3 +85,24 @@ async def test_bad_batches_name_the_field(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{PROMOS}/NOPE-NOPE", headers=ADMIN)).status_code == 404
     assert (await client.get(f"{PROMOS}/batches/b_0000", headers=ADMIN)).status_code == 404
     assert (await client.get(f"{PROMOS}/batches/zzz", headers=ADMIN)).status_code == 422
+
+
+async def test_batches_listed_newest_first_page_by_page(client: httpx.AsyncClient) -> None:
+    made = []
+    for prefix in ("LA", "LB", "LC"):
+        body = {"count": 2, "prefix": prefix, "rule_ids": ["autumn10"]}
+        created = await client.post(f"{PROMOS}/batches", json=body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        made.append(created.json()["batch_id"])
+    first = await client.get(f"{PROMOS}/batches", params={"limit": 2}, headers=ADMIN)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [b["batch_id"] for b in page["batches"]] == made[::-1][:2]  # the newest first
+    assert page["batches"][0]["count"] == 2 and page["batches"][0]["uses"] == 0
+    cursor = page["next_cursor"]
+    assert cursor == page["batches"][-1]["number"]
+    second = await client.get(
+        f"{PROMOS}/batches", params={"limit": 2, "before": cursor}, headers=ADMIN
+    )
+    assert second.json()["batches"][0]["batch_id"] == made[0]
+    assert (await client.get(f"{PROMOS}/batches", headers=POS)).status_code == 403

@@ -443,7 +443,9 @@ async def test_a_promo_code_batch_made_downloaded_and_revoked(
         )
         assert made.status_code == 303, made.text
         batch = await marketing.get(made.headers["location"])
-        batch_id = re.findall(r'data-batch="(b_[0-9a-f]+)"', batch.text)[0]
+        batch_id = re.findall(r'id="batch" data-batch="(b_[0-9a-f]+)"', batch.text)[0]
+        listed = re.search(r'id="batches".*?</section>', batch.text, re.S)
+        assert listed and f'data-batch="{batch_id}"' in listed.group(0)  # the newest listed
         csv = await marketing.get(f"/console/promo-codes/batches/{batch_id}.csv")
         assert csv.status_code == 200 and csv.text.count("\nCON-") == 3
         revoked = await marketing.post(f"/console/promo-codes/batches/{batch_id}/revoke")

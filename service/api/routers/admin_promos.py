@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from starlette.responses import StreamingResponse
 
 from service.api.admin_schemas import (
     OkOut,
     PromoBatchCreatedOut,
+    PromoBatchesOut,
     PromoBatchIn,
     PromoBatchOut,
     PromoCodeStatusOut,
@@ -20,7 +21,7 @@ from service.api.csv_export import csv_content, csv_response
 from service.api.deps import PromoCodes, ServicesDep
 from service.api.json_route import JsonRoute
 from service.api.responses import OrjsonResponse
-from service.api.routers.admin_common import ERRORS, PREFIX, author
+from service.api.routers.admin_common import ERRORS, PREFIX, Limit, author, next_cursor
 from service.usecases import admin_promos as use
 from service.usecases.admin_promos import BatchSpec
 
@@ -60,6 +61,17 @@ async def create_batch(
         services.promo_batches, document, spec, body.length, author(admin)
     )
     return OrjsonResponse(batch, 201)
+
+
+@router.get("/batches", response_model=PromoBatchesOut, summary="Batches, newest first")
+async def list_batches(
+    admin: PromoCodes,
+    services: ServicesDep,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Limit = 50,
+) -> OrjsonResponse:
+    rows = await use.batches(services.promo_batches, before, limit)
+    return OrjsonResponse({"batches": rows, "next_cursor": next_cursor(rows, "number", limit)})
 
 
 @router.get("/batches/{batch_id}", response_model=PromoBatchOut, summary="A batch and its uses")

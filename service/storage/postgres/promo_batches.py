@@ -82,6 +82,27 @@ class PromoBatches:
             raise NotFound(f"no promo code batch {batch_id!r}", code="batch_not_found")
         return dict(row)
 
+    async def batches(self, *, before: int | None, limit: int) -> list[dict[str, Any]]:
+        """Batches newest first, each with its uses; ``before``: the ``number`` (the row's
+        order of creation) of the last one seen."""
+        async with database_errors():
+            rows = await self._pool.fetch(
+                """
+                SELECT b.batch_id, b.prefix, b.count, b.rule_ids, b.max_uses, b.per_card_limit,
+                       b.valid_from, b.valid_to, b.created_by, b.created_at, b.revoked_at,
+                       (SELECT count(*) FROM promo_code_uses u JOIN promo_codes p USING (code)
+                         WHERE p.batch_id = b.batch_id AND u.released_at IS NULL) AS uses,
+                       b.number
+                FROM (SELECT *, row_number() OVER (ORDER BY created_at, batch_id) AS number
+                      FROM promo_batches) b
+                WHERE $1::bigint IS NULL OR b.number < $1
+                ORDER BY b.number DESC LIMIT $2
+                """,
+                before,
+                limit,
+            )
+        return [dict(row) for row in rows]
+
     async def codes(self, batch_id: str, *, after: str | None, limit: int) -> list[dict[str, Any]]:
         async with database_errors():
             rows = await self._pool.fetch(
