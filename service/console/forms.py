@@ -73,8 +73,20 @@ POINT_CHOICES = {
     "refund_spent_policy": ("negative_balance", "withhold"),
     "fiscal_mode": ("discount", "tender"),
 }
+# The program's other settings on the same form, by their path in the document: wallets,
+# the CRM's birthday notice, holidays (dates typed comma-separated).
+OTHER_SETTINGS = (
+    ("wallets.earn_points", "choice", "Money paid from a wallet earns points"),
+    ("wallets.validity_days", "int", "A certificate lives for, days"),
+    ("wallets.max_balance", "money", "A wallet holds at most, roubles"),
+    ("events.birthday_days_ahead", "int", "Birthday notice, days ahead"),
+    ("holiday_calendar", "choice", "Production calendar"),
+    ("holidays", "dates", "Holidays (dates, comma-separated)"),
+)
+OTHER_CHOICES = {"wallets.earn_points": ("true", "false"), "holiday_calendar": ("RU",)}
 _SECTION_PATHS = ("document.points.", "document.tiers.", "document.groups[",
-                  "document.promo_codes[")  # fmt: skip
+                  "document.promo_codes[", "document.wallets.", "document.events.",
+                  "document.holiday_calendar", "document.holidays")  # fmt: skip
 _LAST_INDEX = re.compile(r"(?<=[a-z_])\[\d+\]$")  # rules[0] of a list typed in one field
 _RULE_PATH = re.compile(r"^document\.rules\[(\d+)\]\.?(.*)$")
 
@@ -347,6 +359,23 @@ def points_from_form(document: Mapping[str, Any], form: Mapping[str, str]) -> di
             points[name] = _number(text)
         else:
             points[name] = text
+    for path, kind, _ in OTHER_SETTINGS:
+        section, _, name = path.rpartition(".")
+        text = form.get(path, "").strip()
+        if not text:  # the setting removed (its default), no section made for it
+            (edited.get(section) or {} if section else edited).pop(name, None)
+            continue
+        holder = edited.setdefault(section, {}) if section else edited
+        if kind == "money":
+            holder[name] = kopecks(text)
+        elif kind == "int":
+            holder[name] = _number(text)
+        elif kind == "dates":
+            holder[name] = [day.strip() for day in text.split(",") if day.strip()]
+        elif path == "wallets.earn_points":
+            holder[name] = {"true": True, "false": False}.get(text, text)
+        else:
+            holder[name] = text
     return edited
 
 
@@ -357,6 +386,19 @@ def points_form(document: Mapping[str, Any]) -> dict[str, str]:
         value = points.get(name)
         values[f"points.{name}"] = roubles(value) if kind == "money" else (
             "" if value is None else str(value))  # fmt: skip
+    for path, kind, _ in OTHER_SETTINGS:
+        section, _, name = path.rpartition(".")
+        value = (document.get(section) or {}).get(name) if section else document.get(name)
+        if value is None:
+            values[path] = ""
+        elif kind == "money":
+            values[path] = roubles(value)
+        elif kind == "dates":
+            values[path] = ", ".join(str(day) for day in value)
+        elif isinstance(value, bool):
+            values[path] = "true" if value else "false"
+        else:
+            values[path] = str(value)
     return values
 
 

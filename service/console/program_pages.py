@@ -149,6 +149,7 @@ def _editor(
         original_id=original_id, errors=errors, other_errors=other_errors,
         points=points_shown, point_settings=forms.POINT_SETTINGS,
         point_choices=forms.POINT_CHOICES, max_requires=forms.MAX_REQUIRES,
+        other_settings=forms.OTHER_SETTINGS, other_choices=forms.OTHER_CHOICES,
         tiers=tiers, tier_rows=_rows(tiers, "code", forms.MAX_TIERS),
         groups=groups, group_rows=_rows(groups, "id", forms.MAX_GROUPS),
         codes=codes, code_rows=_rows(codes, "code", forms.MAX_CODES),

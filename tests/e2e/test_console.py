@@ -543,6 +543,18 @@ async def test_the_tiers_form_with_its_field_error(app: FastAPI, keys: dict[Role
         kept = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
         assert kept["document"]["points"] == {"point_value": 100, "max_share_percent": "30",
                                               "fiscal_mode": "tender"}  # fmt: skip
+        # Wallets, the birthday notice and holidays on the same form.
+        more = {**points, "wallets.max_balance": "5000", "wallets.earn_points": "false",
+                "events.birthday_days_ahead": "99", "holidays": "2026-03-08"}  # fmt: skip
+        bad = await marketing.post(f"/console/programs/{version}/points", data=more)
+        assert bad.status_code == 422 and parsed(bad.text).errors["events.birthday_days_ahead"]
+        more["events.birthday_days_ahead"] = "3"
+        saved = await marketing.post(f"/console/programs/{version}/points", data=more)
+        assert saved.status_code == 303, saved.text
+        kept = (await marketing.get(f"/v1/admin/programs/{version}", headers=ADMIN)).json()
+        assert kept["document"]["wallets"] == {"max_balance": 500_000, "earn_points": False}
+        assert kept["document"]["events"] == {"birthday_days_ahead": 3}
+        assert kept["document"]["holidays"] == ["2026-03-08"]
         # Declared promo codes: an unknown rule is refused at the code's field.
         codes = await marketing.post(f"/console/programs/{version}/codes", data={
             "promo_codes[0].code": "CONSOLE5", "promo_codes[0].rules": "nowhere"})  # fmt: skip

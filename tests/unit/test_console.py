@@ -82,15 +82,15 @@ def test_the_apis_errors_land_at_the_forms_fields() -> None:
         {"field": "document.rules[0].name", "message": "another rule's"},
         {"field": "document.points.max_share_percent", "message": "too much"},
         {"field": "document.groups[0].id", "message": "a group's"},
-        {"field": "document.wallets.max_balance", "message": "elsewhere"},
+        {"field": "document.wallets.max_balance", "message": "a wallet's"},
+        {"field": "document.holidays[1]", "message": "not a date"},
+        {"field": "document.description", "message": "elsewhere"},
     ]
     at_fields, others = forms.field_errors(errors, rule_at=2)
     assert at_fields == {"effect.percent": "bad percent", "points.max_share_percent": "too much",
-                         "groups[0].id": "a group's"}  # fmt: skip
-    assert [e["field"] for e in others] == [
-        "document.rules[0].name",
-        "document.wallets.max_balance",
-    ]
+                         "groups[0].id": "a group's", "wallets.max_balance": "a wallet's",
+                         "holidays": "not a date"}  # fmt: skip
+    assert [e["field"] for e in others] == ["document.rules[0].name", "document.description"]
 
 
 def _shown_texts() -> set[str]:
@@ -104,6 +104,7 @@ def _shown_texts() -> set[str]:
         | {t for _, t, _ in web.MENU}
         | set(program_pages.FIGURES.values())
         | {label for _, _, label in forms.POINT_SETTINGS}
+        | {label for _, _, label in forms.OTHER_SETTINGS}
     )
 
 
@@ -162,6 +163,27 @@ def test_every_points_setting_goes_through_the_form_and_back() -> None:
     assert forms.points_from_form(document, values)["points"] == document["points"]
     names = {name for name, _, _ in forms.POINT_SETTINGS}
     assert names == set(PointSettings.model_fields)  # every one is there
+
+
+def test_wallets_events_and_holidays_go_through_the_form_and_back() -> None:
+    document = demo_program()
+    document |= {"wallets": {"earn_points": False, "validity_days": 365, "max_balance": 1_500_050},
+                 "events": {"birthday_days_ahead": 3}, "holiday_calendar": "RU",
+                 "holidays": ["2026-03-08", "2026-05-09"]}  # fmt: skip
+    values = forms.points_form(document)
+    assert values["wallets.max_balance"] == "15000.50" and values["wallets.earn_points"] == "false"
+    assert values["holidays"] == "2026-03-08, 2026-05-09"
+    back = forms.points_from_form(document, values)
+    for name in ("wallets", "events", "holiday_calendar", "holidays"):
+        assert back[name] == document[name], name
+    parse_program(back)
+    cleared = forms.points_from_form(
+        document, {**values, "wallets.validity_days": "", "holidays": "", "holiday_calendar": ""}
+    )
+    assert "validity_days" not in cleared["wallets"] and "holidays" not in cleared
+    assert "holiday_calendar" not in cleared
+    plain = demo_program()  # no section made for settings left empty
+    assert forms.points_from_form(plain, forms.points_form(plain)).keys() == plain.keys()
 
 
 def test_required_goods_beyond_the_forms_rows_are_kept() -> None:
