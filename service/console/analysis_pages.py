@@ -5,6 +5,7 @@ against a control group, with its chart. Both read the API's
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -47,44 +48,65 @@ def _period(since: str, until: str) -> dict[str, str]:
     }
 
 
-def _asked(since: str, until: str, by: str, churn_days: str) -> dict[str, Any]:
-    return {**_period(since, until), "by": by if by in SLICES else "store",
-            "churn_days": churn_days or None}  # fmt: skip
+@dataclass(frozen=True)
+class FiguresAsked:
+    """The figures' form, as the query string carries it (the page, its CSV)."""
+
+    since: Text = ""
+    until: Text = ""
+    by: Text = "store"
+    churn_days: Text = ""
+
+    def query(self) -> dict[str, Any]:
+        return {**_period(self.since, self.until), "by": self.by if self.by in SLICES
+                else "store", "churn_days": self.churn_days or None}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PilotAsked:
+    """The pilot report's form, as the query string carries it (the page, its chart)."""
+
+    since: Text = ""
+    until: Text = ""
+    pilot: Text = ""
+    control: Text = ""
+    starts: Text = ""
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.pilot and self.control and self.starts)
+
+    def query(self) -> dict[str, Any]:
+        return {**_period(self.since, self.until), "pilot": _stores(self.pilot),
+                "control": _stores(self.control), "starts": self.starts}  # fmt: skip
+
+
+FiguresDep = Annotated[FiguresAsked, Depends()]
+PilotDep = Annotated[PilotAsked, Depends()]
+
+
+def _stores(text: str) -> list[str]:
+    return [store.strip() for store in text.split(",") if store.strip()]
 
 
 @router.get("/analytics")
-async def analytics(
-    request: Request,
-    s: SessionDep,
-    since: Text = "",
-    until: Text = "",
-    by: Text = "store",
-    churn_days: Text = "",
-) -> Response:
+async def analytics(request: Request, s: SessionDep, asked: FiguresDep) -> Response:
     s.require(Permission.REPORTS)
-    form = {"since": since, "until": until, "by": by, "churn_days": churn_days}
-    answer = await s.api.get(FIGURES, **_asked(since, until, by, churn_days))
+    answer = await s.api.get(FIGURES, **asked.query())
     rows = answer.body["slices"] if answer.ok else []
     return render(
-        request, s, "analytics.html", 200 if answer.ok else 422, form=form, slices=SLICES,
-        columns=COLUMNS, rows=rows, bars=chart_bars(rows, CHARTED, "slice"),
+        request, s, "analytics.html", 200 if answer.ok else 422, form=asdict(asked),
+        slices=SLICES, columns=COLUMNS, rows=rows, bars=chart_bars(rows, CHARTED, "slice"),
         money=MONEY_COLUMNS, charted=CHARTED, error=None if answer.ok else answer,
         errors={} if answer.ok else _errors(answer), header=partial(column_header, s.language),
     )  # fmt: skip
 
 
 @router.get("/analytics.csv")
-async def analytics_csv(
-    request: Request,
-    s: SessionDep,
-    since: Text = "",
-    until: Text = "",
-    by: Text = "store",
-    churn_days: Text = "",
-) -> Response:
+async def analytics_csv(request: Request, s: SessionDep, asked: FiguresDep) -> Response:
     """The figures as the API writes them for people: headers and money in the page's
     language."""
-    answer = await s.api.get(FIGURES, format="csv", **_asked(since, until, by, churn_days))
+    answer = await s.api.get(FIGURES, format="csv", **asked.query())
     if not answer.ok:
         return failed_page(request, s, answer)
     page = Response(answer.content, media_type=answer.media_type or "text/csv")
@@ -94,32 +116,14 @@ async def analytics_csv(
     return secure_page(page)
 
 
-def _stores(text: str) -> list[str]:
-    return [store.strip() for store in text.split(",") if store.strip()]
-
-
-def _pilot_query(since: str, until: str, pilot: str, control: str, starts: str) -> dict[str, Any]:
-    return {**_period(since, until), "pilot": _stores(pilot), "control": _stores(control),
-            "starts": starts}  # fmt: skip
-
-
 @router.get("/analytics/pilot")
-async def pilot(
-    request: Request,
-    s: SessionDep,
-    since: Text = "",
-    until: Text = "",
-    pilot: Text = "",
-    control: Text = "",
-    starts: Text = "",
-) -> Response:
+async def pilot(request: Request, s: SessionDep, asked: PilotDep) -> Response:
     """The form, and once both groups and the start are given, the report."""
     s.require(Permission.REPORTS)
-    form = {"since": since, "until": until, "pilot": pilot, "control": control,
-            "starts": starts}  # fmt: skip
-    if not (pilot and control and starts):
+    form = asdict(asked)
+    if not asked.complete:
         return render(request, s, "pilot.html", form=form, report=None, error=None, errors={})
-    answer = await s.api.get(PILOT, **_pilot_query(since, until, pilot, control, starts))
+    answer = await s.api.get(PILOT, **asked.query())
     return render(
         request, s, "pilot.html", 200 if answer.ok else 422, form=form,
         report=answer.body if answer.ok else None, error=None if answer.ok else answer,
@@ -128,18 +132,8 @@ async def pilot(
 
 
 @router.get("/analytics/pilot.svg")
-async def pilot_chart(
-    request: Request,
-    s: SessionDep,
-    since: Text = "",
-    until: Text = "",
-    pilot: Text = "",
-    control: Text = "",
-    starts: Text = "",
-) -> Response:
-    answer = await s.api.get(
-        PILOT, format="svg", **_pilot_query(since, until, pilot, control, starts)
-    )
+async def pilot_chart(request: Request, s: SessionDep, asked: PilotDep) -> Response:
+    answer = await s.api.get(PILOT, format="svg", **asked.query())
     if not answer.ok:
         return failed_page(request, s, answer)
     return secure_page(Response(answer.content, media_type="image/svg+xml"))

@@ -4,42 +4,18 @@ undone by its cancel, the ledger's invariants whole."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-
-from tests.clock import FRIDAY_NOON, demo_program_now
 from tests.conftest import ADMIN, POS
-from tests.integration.conftest import OwnProgram, own_program
+from tests.integration.conftest import OwnProgram
 from tests.integration.test_rewards import _balance, _balanced, _card
-from tests.integration.test_stamps import COFFEE, PRICE
+from tests.integration.test_stamps import PRICE, _sale, stamped
+
+__all__ = ["stamped"]  # the stamp card's program, a fixture of its own module
 
 
-@pytest.fixture
-async def served(server_url: str, redis_url: str) -> AsyncIterator[OwnProgram]:
-    document = demo_program_now()
-    document["points"] = {**document["points"], "min_line_amount": 0}
-    document["rules"] = [*document["rules"], COFFEE]
-    async with own_program(server_url, redis_url, document) as own:
-        yield own
-
-
-def _sale(card: str, tx: str, coffees: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "store_id": "msk-001", "timestamp": FRIDAY_NOON, "card": card, "transaction_id": tx,
-        "lines": [
-            {"line_id": "1", "sku": "LATTE", "category": "coffee", "quantity": str(coffees),
-             "unit_price": PRICE},
-            {"line_id": "2", "sku": "BAG", "category": "bags", "quantity": "1",
-             "unit_price": 300_000},
-        ],
-        **extra,
-    }  # fmt: skip
-
-
-async def test_a_reward_and_a_stamp_card_on_one_sale_and_its_cancel(served: OwnProgram) -> None:
-    client, url, _ = served
+async def test_a_reward_and_a_stamp_card_on_one_sale_and_its_cancel(
+    stamped: OwnProgram,
+) -> None:
+    client, url, _ = stamped
     made = await client.post(
         "/v1/admin/rewards",
         json={"code": "OFF50", "name": "50 roubles off", "kind": "amount_off", "price": 20,
@@ -53,7 +29,7 @@ async def test_a_reward_and_a_stamp_card_on_one_sale_and_its_cancel(served: OwnP
     assert first.json()["stamps"][0]["have"] == 5
     before = await _balance(client, card)
 
-    both = _sale(card, "RS-2", 1, rewards=[{"code": "OFF50", "count": 1}])
+    both = {**_sale(card, "RS-2", 1), "rewards": [{"code": "OFF50", "count": 1}]}
     committed = await client.post("/v1/commit", json=both, headers=POS)
     assert committed.status_code == 200, committed.text
     answer = committed.json()
