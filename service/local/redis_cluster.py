@@ -239,6 +239,9 @@ class LocalRedisCluster:
                 proc.wait()
 
 
+START_TRIES = 3  # node starts on fresh ports when one was taken before its node bound it
+
+
 def start_cluster(
     folder: Path,
     *,
@@ -249,16 +252,30 @@ def start_cluster(
     node_timeout_ms: int = 1000,
     timeout_s: float = 60.0,
 ) -> LocalRedisCluster:
-    """Start ``masters`` masters with ``replicas`` replicas each and join them."""
+    """Start ``masters`` masters with ``replicas`` replicas each and join them.
+
+    A port found free can be taken by another process before its node binds it (CI saw a
+    cluster-bus port go to another process's connection): the nodes are then started again
+    on other free ports, up to ``START_TRIES`` times."""
     server, cli = redis_binaries(tls=tls is not None)
-    cluster = LocalRedisCluster(
-        folder, free_ports(masters * (1 + replicas)), server, cli, password, tls,
-        node_timeout_ms,
-    )  # fmt: skip
+    for attempt in range(START_TRIES):
+        cluster = LocalRedisCluster(
+            folder, free_ports(masters * (1 + replicas)), server, cli, password, tls,
+            node_timeout_ms,
+        )  # fmt: skip
+        try:
+            for port in cluster.ports:
+                cluster.start_node(port)
+            cluster._wait_answering(cluster.ports, timeout_s)
+            break
+        except ClusterUnavailable:
+            cluster.stop()
+            if attempt == START_TRIES - 1:
+                raise
+        except BaseException:
+            cluster.stop()
+            raise
     try:
-        for port in cluster.ports:
-            cluster.start_node(port)
-        cluster._wait_answering(cluster.ports, timeout_s)
         cluster.create(replicas)
         cluster.wait_ok(timeout_s)
     except BaseException:
