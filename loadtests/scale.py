@@ -541,7 +541,11 @@ def refused(exchange: Exchange) -> bool:
 
 def duplicates(exchanges: Sequence[Exchange]) -> Duplicates:
     """Each sale's copies answered alike: one 200 body (recorded once, every copy told
-    so), or all refused with 4xx (nothing recorded), some 503 allowed among either."""
+    so), or all refused with 4xx (nothing recorded), some 503 allowed among either, and
+    copies that got no answer at all (a connection lost under load: the till knows
+    nothing and sends again; the replay below sends every acknowledged sale again and
+    holds it to the same bytes, and "nothing lost or doubled" holds the ledger to one
+    record). A 500 is never clean."""
     found = Duplicates()
     for (_op, _store, key), attempts in by_request(exchanges).items():
         copies = [a for a in attempts if a.storm]
@@ -555,7 +559,7 @@ def duplicates(exchanges: Sequence[Exchange]) -> Duplicates:
         refusals = {c.code for c in copies if refused(c)}
         if (
             len(answers) > 1  # two answers for one sale
-            or not all(c.status in (200, 503) or refused(c) for c in copies)
+            or not all(c.status in (200, 503, None) or refused(c) for c in copies)
             or "idempotency_conflict" in refusals  # the same bytes called another receipt
             or (answers and refusals)  # one copy recorded, another told it was refused
         ):
