@@ -13,8 +13,9 @@
 -- free unit no longer covered) is decided before the first write, so a refused sale
 -- writes nothing and needs no rollback. It answers with an
 -- ``outcome``; a committed sale returns its response (the card's balance read after the
--- writes, loyalty_balance) and the card's new ledger version, with which the caller
--- marks the cached state stale.
+-- writes, loyalty_balance; stored without its lines when the caller sent it so, and
+-- answered whole, as a replay reads it: loyalty_receipt_answer) and the card's new
+-- ledger version, with which the caller marks the cached state stale.
 --
 -- Kept for the sales that loyalty_commit_many does not write set-based (anonymous sales,
 -- promo codes, a referral's first purchase, a card's several sales in one batch, an
@@ -70,7 +71,9 @@ BEGIN
     SELECT * INTO v_existing FROM receipts WHERE store_id = v_store AND transaction_id = v_tx;
     IF FOUND THEN
         IF v_existing.request_hash = v_hash THEN
-            RETURN jsonb_build_object('outcome', 'replay', 'response', v_existing.response);
+            RETURN jsonb_build_object('outcome', 'replay', 'response',
+                                      loyalty_receipt_answer(v_existing.lines,
+                                                             v_existing.response));
         END IF;
         RETURN jsonb_build_object('outcome', 'conflict');
     END IF;
@@ -382,6 +385,7 @@ BEGIN
             (p ->> 'points_paid')::bigint, (p ->> 'amount_due')::bigint, v_earned,
             p -> 'lines', v_response, coalesce(p ->> 'channel', 'offline'),
             p ->> 'payment_method');
-    RETURN jsonb_build_object('outcome', 'committed', 'response', v_response,
+    RETURN jsonb_build_object('outcome', 'committed',
+                              'response', loyalty_receipt_answer(p -> 'lines', v_response),
                               'referrer', v_referrer, 'ledger_version', v_version);
 END $$;

@@ -132,7 +132,8 @@ BEGIN
                      loyalty_held(s.card_id, s.now, s.s ->> 'calculation_id') lh
                 OFFSET 0) b ON true
             LEFT JOIN LATERAL (
-                SELECT true AS found, request_hash, response FROM receipts
+                SELECT true AS found, request_hash,
+                       loyalty_receipt_answer(lines, response) AS response FROM receipts
                 WHERE store_id = s.store AND transaction_id = s.tx OFFSET 0) r ON true
         ), ok AS (
             SELECT * FROM decided WHERE outcome = 'committed'
@@ -245,7 +246,8 @@ BEGIN
             FROM answered a ORDER BY a.ord
         )
         SELECT v_done || jsonb_object_agg(ord::text, jsonb_build_object(
-                   'outcome', 'committed', 'response', response, 'referrer', NULL,
+                   'outcome', 'committed',
+                   'response', loyalty_receipt_answer(s -> 'lines', response), 'referrer', NULL,
                    'ledger_version', ledger_version))
         INTO v_done
         FROM answered;
