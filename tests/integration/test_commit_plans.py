@@ -88,3 +88,56 @@ async def test_a_batch_takes_its_lots_by_key_in_a_large_ledger(
     assert any("Update on point_lots" in plan for plan in plans), "no plan of the lots' update"
     scans = [plan for plan in plans if "Seq Scan on point_lots" in plan]
     assert not scans, scans[0]
+
+
+async def test_a_redemption_that_leaves_its_lot_open_is_a_heap_only_update(
+    ledger_db: asyncpg.Connection,
+) -> None:
+    """The lots' partial indexes are on ``is_open``, not on ``remaining`` (migration
+    0022): taking part of a lot changes no indexed column, so Postgres writes it in place
+    of a new row version with four index entries (~370 B less WAL per such sale); a lot
+    taken whole leaves the indexes, as it must."""
+    version = await ledger_db.fetchval("SELECT max(version) FROM program_versions")
+    rng = random.Random(22)
+    prefix = f"58{random.randrange(10**8):08d}"
+    counts = (
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'point_lots'"
+    )
+    transaction = ledger_db.transaction()
+    await transaction.start()
+    try:
+        batch = []
+        for k, (points, redeem) in enumerate([(1000, 10), (1000, 300), (500, 20), (40, 40)]):
+            number = f"{prefix}{k}"
+            await ledger_db.execute(
+                "WITH c AS (INSERT INTO cards (number) VALUES ($1) RETURNING card_id)"
+                " INSERT INTO point_lots (card_id, points, remaining, activates_at,"
+                " expires_at, source) SELECT card_id, $3, $3, $2, NULL, 'adjustment' FROM c",
+                number,
+                NOW - timedelta(days=30),
+                points,
+            )
+            sale = _sale(rng, number, "msk-001", f"{prefix}-{k}", version)
+            batch.append(
+                {
+                    **sale, "points_redeemed": redeem, "points_paid": redeem * 100,
+                    "amount_due": sale["subtotal"] - sale["discount"] - redeem * 100,
+                    "promo_codes": [], "budgets": [], "rule_uses": [], "referral_points": 0,
+                    "calculation_id": None,
+                }
+            )  # fmt: skip
+        updated, hot = await ledger_db.fetchrow(counts)
+        outcomes = await ledger_db.fetch("SELECT * FROM loyalty_commit_many($1::jsonb)", batch)
+        assert [row[0]["outcome"] for row in outcomes] == ["committed"] * 4
+        updated_after, hot_after = await ledger_db.fetchrow(counts)
+        open_lots = await ledger_db.fetch(
+            "SELECT l.remaining FROM point_lots l JOIN cards c USING (card_id)"
+            " WHERE c.number LIKE $1 AND l.source = 'adjustment' AND l.is_open"
+            " ORDER BY c.number",
+            f"{prefix}%",
+        )
+    finally:
+        await transaction.rollback()
+    assert [row["remaining"] for row in open_lots] == [990, 700, 480]
+    assert updated_after - updated == 4
+    assert hot_after - hot == 3  # the three left open; the one taken whole is not HOT

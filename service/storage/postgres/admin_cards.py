@@ -330,7 +330,7 @@ async def _move_points(
     expiry; debt moves too. Returns the points moved."""
     lots = await conn.fetch(
         "SELECT lot_id, remaining, activates_at, expires_at FROM point_lots"
-        " WHERE card_id = $1 AND remaining > 0 ORDER BY lot_id FOR UPDATE",
+        " WHERE card_id = $1 AND is_open ORDER BY lot_id FOR UPDATE",
         old["card_id"],
     )
     entry = (

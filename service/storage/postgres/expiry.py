@@ -28,7 +28,7 @@ async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> l
             """
             SELECT coalesce(array_agg(card_id ORDER BY card_id), '{}') FROM (
                 SELECT DISTINCT card_id FROM point_lots
-                WHERE remaining > 0 AND expires_at <= $1 LIMIT $2) due
+                WHERE is_open AND expires_at <= $1 LIMIT $2) due
             """,
             now,
             limit,
@@ -43,7 +43,7 @@ async def expire_batch(conn: asyncpg.Connection, now: datetime, limit: int) -> l
             """
             WITH due AS (
                 SELECT card_id, lot_id, remaining FROM point_lots
-                WHERE card_id = ANY($2) AND remaining > 0 AND expires_at <= $1
+                WHERE card_id = ANY($2) AND is_open AND expires_at <= $1
                 FOR UPDATE
             ), emptied AS (
                 UPDATE point_lots p SET remaining = 0 FROM due

@@ -169,7 +169,7 @@ SELECT coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM'), 'never') AS m
        coalesce(sum(remaining) FILTER (WHERE activates_at > $1), 0)::bigint AS pending,
        sum(remaining)::bigint AS points
 FROM point_lots
-WHERE remaining > 0 AND (expires_at IS NULL OR expires_at > $1)
+WHERE is_open AND (expires_at IS NULL OR expires_at > $1)
 GROUP BY 1 HAVING $2::text IS NULL OR coalesce(to_char(expires_at AT TIME ZONE 'UTC',
                                                        'YYYY-MM'), 'never') > $2
 ORDER BY 1 LIMIT $3

@@ -59,7 +59,7 @@ RETURNING d.subscription_id, d.event_id, d.event, d.attempts, s.url, s.secret, s
 _EXPIRING = """
 WITH due AS (
     SELECT p.card_id, p.lot_id, p.remaining, p.expires_at FROM point_lots p
-    WHERE p.remaining > 0 AND p.expires_at > $1 AND p.expires_at <= $2
+    WHERE p.is_open AND p.expires_at > $1 AND p.expires_at <= $2
       AND NOT EXISTS (SELECT 1 FROM expiry_notices n
                        WHERE n.card_id = p.card_id AND n.lot_id = p.lot_id)
     ORDER BY p.expires_at LIMIT $3

@@ -47,12 +47,12 @@ RETURNS TABLE (balance bigint, pending bigint) LANGUAGE sql STABLE AS $$
                coalesce(sum(remaining) FILTER (WHERE expires_at IS NULL OR expires_at > s.hi),
                         0) AS activated
         FROM point_lots
-        WHERE card_id = c.card_id AND remaining > 0
+        WHERE card_id = c.card_id AND is_open
           AND activates_at > s.lo AND activates_at <= s.hi) a
     CROSS JOIN LATERAL (  -- active at lo, expired by hi
         SELECT coalesce(sum(remaining), 0) AS expired
         FROM point_lots
-        WHERE card_id = c.card_id AND remaining > 0
+        WHERE card_id = c.card_id AND is_open
           AND expires_at > s.lo AND expires_at <= s.hi AND activates_at <= s.lo) e
     WHERE c.card_id = p_card_id
 $$;

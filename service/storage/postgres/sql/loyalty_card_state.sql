@@ -24,7 +24,7 @@ BEGIN
         'lots', (SELECT coalesce(jsonb_agg(jsonb_build_array(p.lot_id, p.remaining,
                                                              p.activates_at, p.expires_at)
                                            ORDER BY p.expires_at NULLS LAST, p.lot_id), '[]')
-                   FROM point_lots p WHERE p.card_id = c.card_id AND p.remaining > 0),
+                   FROM point_lots p WHERE p.card_id = c.card_id AND p.is_open),
         'promo_uses', (SELECT coalesce(jsonb_object_agg(u.code, u.n), '{}')
                          FROM (SELECT code, count(*) AS n FROM promo_code_uses
                                 WHERE card_id = c.card_id AND released_at IS NULL

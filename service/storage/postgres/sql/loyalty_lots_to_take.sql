@@ -28,7 +28,7 @@ DECLARE
     -- at either (one connection, 500 calls, a busy machine).
     v_lots CURSOR FOR
         SELECT l.lot_id, l.remaining FROM point_lots l
-        WHERE l.card_id = p_card_id AND l.remaining > 0 AND l.activates_at <= p_now
+        WHERE l.card_id = p_card_id AND l.is_open AND l.activates_at <= p_now
           AND (l.expires_at IS NULL OR l.expires_at > p_now)
         ORDER BY l.expires_at NULLS LAST, l.lot_id;
 BEGIN
