@@ -24,6 +24,25 @@ NewCard = Callable[..., Awaitable[str]]
 _numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
 
 
+@contextlib.asynccontextmanager
+async def webhook_listener(conn: asyncpg.Connection, events: list[str]) -> AsyncIterator[None]:
+    """An active webhook subscription for ``events`` while the block runs (to a port
+    nothing listens on): the events only a listener gets are written to the outbox
+    (loyalty_event_wanted, loyalty_sale_event_wanted); it is switched off after."""
+    subscription = await conn.fetchval(
+        "INSERT INTO webhook_subscriptions (url, secret, events, active, created_by)"
+        " VALUES ('http://127.0.0.1:9/hook', 's', $1, true, 'test') RETURNING subscription_id",
+        events,
+    )
+    try:
+        yield
+    finally:
+        await conn.execute(
+            "UPDATE webhook_subscriptions SET active = false WHERE subscription_id = $1",
+            subscription,
+        )
+
+
 @pytest.fixture
 async def ledger_db(demo_database: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain (committing) connection to the demo database, to set up and inspect."""

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from service.storage.postgres.pool import connect
 from tests.clock import FRIDAY_NOON, demo_program_now
 from tests.conftest import POS
-from tests.integration.conftest import OwnProgram, own_program
+from tests.integration.conftest import OwnProgram, own_program, webhook_listener
 
 TEN_SALES = {
     "id": "ten-shirts", "name": "Shirts -10%: the first ten sales", "priority": 5,
@@ -233,13 +233,16 @@ async def test_a_return_below_the_threshold_moves_the_tier_down_at_once(
             " SELECT card_id, 950000, now() - interval '10 days' FROM cards WHERE number = $1",
             card,
         )
+        async with webhook_listener(conn, ["tier_change"]):  # else no event is written
+            sold = await _post(client, "/v1/commit", _sale(card, "jeans", "U-1", price=100_000))
+            assert sold.status_code == 200 and sold.json()["card"]["tier"] == "silver"
+            back = await _post(
+                client,
+                "/v1/refund",
+                {"store_id": "msk-001", "transaction_id": "U-1", "refund_id": "U-1"},
+            )
     finally:
         await conn.close()
-    sold = await _post(client, "/v1/commit", _sale(card, "jeans", "U-1", price=100_000))
-    assert sold.status_code == 200 and sold.json()["card"]["tier"] == "silver"
-    back = await _post(
-        client, "/v1/refund", {"store_id": "msk-001", "transaction_id": "U-1", "refund_id": "U-1"}
-    )
     assert back.status_code == 200, back.text
     assert back.json()["card"]["tier"] == "base"
     moved = await _fetchval(

@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 
 from service.storage.postgres.expiry import run_ledger_jobs
-from tests.integration.conftest import NewCard
+from tests.integration.conftest import NewCard, webhook_listener
 from tests.integration.test_sales import card_info
 
 
@@ -26,7 +26,8 @@ async def test_tiers_move_down_on_schedule_when_the_window_spend_falls(
         old,
     )
     tiers = app.state.services.programs.current.document.tiers
-    moved = await run_ledger_jobs(app.state.services.pool, tiers, datetime.now(UTC))
+    async with webhook_listener(ledger_db, ["tier_change"]):
+        moved = await run_ledger_jobs(app.state.services.pool, tiers, datetime.now(UTC))
     assert moved is not None and lapsed in moved and loyal not in moved
     rows = await ledger_db.fetch(
         "SELECT number, tier FROM cards WHERE number = ANY($1)", [lapsed, loyal]

@@ -214,7 +214,7 @@ class PostgresReturnSession:
             INSERT INTO outbox (card_id, kind, payload)
             SELECT card_id, 'tier_change',
                    jsonb_build_object('card', number, 'from', old_tier, 'to', new_tier)
-            FROM moved
+            FROM moved WHERE loyalty_event_wanted('tier_change')
             """,
             self._card_id,
             window_start,

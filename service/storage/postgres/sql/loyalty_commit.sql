@@ -336,7 +336,7 @@ BEGIN
             FROM jsonb_array_elements(p -> 'stamps') AS s
             ON CONFLICT (card_id, rule_id) DO UPDATE SET have = c.have + excluded.have;
         END IF;
-        IF v_new_tier IS NOT NULL THEN
+        IF v_new_tier IS NOT NULL AND loyalty_event_wanted('tier_change') THEN
             INSERT INTO outbox (card_id, kind, payload) VALUES (v_card.card_id, 'tier_change',
                 jsonb_build_object('card', v_card.number, 'from', v_card.tier, 'to', v_new_tier));
         END IF;

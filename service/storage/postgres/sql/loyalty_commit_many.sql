@@ -195,7 +195,8 @@ BEGIN
                 SELECT o.ord, 0 AS k, o.card_id, 'tier_change' AS kind,
                        jsonb_build_object('card', o.number, 'from', o.tier, 'to', u.new_tier)
                            AS payload
-                FROM ok o JOIN upgraded u USING (ord) WHERE u.new_tier IS NOT NULL
+                FROM ok o JOIN upgraded u USING (ord)
+                WHERE u.new_tier IS NOT NULL AND loyalty_event_wanted('tier_change')
                 UNION ALL
                 SELECT o.ord, 1, o.card_id, 'sale',
                        jsonb_build_object('card', o.number, 'store_id', o.store,

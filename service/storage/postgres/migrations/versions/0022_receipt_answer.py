@@ -12,7 +12,9 @@
   place of a new row version with four index entries; ``point_lots`` and ``cards`` keep
   a tenth of each page free for those updates (fillfactor 90). Adding the column rewrites
   point_lots once. Every query that read open lots by ``remaining > 0`` reads
-  ``is_open`` (the partial indexes' predicate), loaded again from their sources.
+  ``is_open`` (the partial indexes' predicate), loaded again from their sources;
+- a ``tier_change`` event is written only when a webhook subscription listens for it
+  (``loyalty_event_wanted``), as the sale events since 0020.
 
 Revision ID: 0022
 Revises: 0021
@@ -42,8 +44,8 @@ ALTER TABLE cards SET (fillfactor = 90);
 def upgrade() -> None:
     execute_script(UPGRADE)
     load_functions(
-        "loyalty_receipt_answer", "loyalty_balance", "loyalty_lots_to_take",
-        "loyalty_card_state", "loyalty_commit", "loyalty_commit_many",
+        "loyalty_receipt_answer", "loyalty_event_wanted", "loyalty_balance",
+        "loyalty_lots_to_take", "loyalty_card_state", "loyalty_commit", "loyalty_commit_many",
     )  # fmt: skip
 
 
@@ -51,8 +53,11 @@ def upgrade() -> None:
 # their lines get them back. The commit functions as the tree has them call
 # loyalty_receipt_answer (the baseline loads every source), so it stays. The functions
 # that read ``is_open`` are not loaded back (the tree has only today's sources), so the
-# column stays too, with the indexes on ``remaining > 0`` beside it.
+# column stays too, with the indexes on ``remaining > 0`` beside it. Below it every tier
+# change wrote its event: the check kept, answering so.
 DOWNGRADE = """
+CREATE OR REPLACE FUNCTION loyalty_event_wanted(p_kind text)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT true $$;
 UPDATE receipts SET response = loyalty_receipt_answer(lines, response)
 WHERE NOT response ? 'lines';
 DROP INDEX point_lots_open;
