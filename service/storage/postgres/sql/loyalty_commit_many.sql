@@ -13,16 +13,19 @@
 -- pays Postgres's per-statement costs each time: executor start-up, CHECK expressions,
 -- foreign-key trigger queues; over a third of Postgres's samples under the commit
 -- benchmark). A refused sale still writes nothing: every write reads only the sales
--- decided ``committed``. Their receipts follow in a second statement, which sees the
--- first one's writes, so that each answer shows the card as its sale left it. The other
--- sales then go through loyalty_commit one by one, in batch order. Outcomes come back in
--- the order of the batch.
+-- decided ``committed``. Their receipts are written by the same statement, each answer
+-- showing the card as its sale left it: the figures the card's update returns, settled at
+-- the sale's time (until session 12 a second statement read them again through
+-- loyalty_balance: a statement's fixed cost per batch and the card's rows read twice).
+-- The other sales then go through loyalty_commit one by one, in batch order. Outcomes
+-- come back in the order of the batch.
 --
 -- Balances are loyalty_balance's, as in loyalty_commit: read before the writes (the check,
 -- and the card's running figures, which the statement settles at the sale's time with
--- its own writes added: the lots it takes, its accrual, its tier spend), after them for
--- every answer. Both read the card's figures and the lots that changed state since its
--- last sale, not its whole history (migration 0016).
+-- its own writes added: the lots it takes, its accrual, its tier spend); the answer's
+-- balance is those settled figures, which is what loyalty_balance reads at that time.
+-- The read takes the card's figures and the lots that changed state since its last sale,
+-- not its whole history (migration 0016).
 --
 -- The set-based statements do what loyalty_commit does for such a sale, with the same
 -- outcomes and the same rows (tests/integration/test_commit_set_based.py holds the two
@@ -33,7 +36,6 @@ CREATE OR REPLACE FUNCTION loyalty_commit_many(p jsonb) RETURNS SETOF jsonb
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_plain     int[];
-    v_committed int[];
     v_done      jsonb;
     v_sale      record;
     v_caps      boolean;
@@ -189,6 +191,28 @@ BEGIN
                                spend = u.spend
             FROM ok o JOIN upgraded u USING (ord) LEFT JOIN took t USING (ord)
             WHERE c.card_id = o.card_id
+            -- the card as the sale leaves it: its figures settled at the sale's time, so
+            -- loyalty_balance at that time is the figures themselves
+            RETURNING o.ord, c.ledger_version, c.tier, c.points_active - c.debt AS balance,
+                      c.points_pending AS pending
+        ), answered AS (
+            SELECT o.ord, o.s, b.ledger_version,
+                   (o.s -> 'response') || jsonb_build_object('card', jsonb_build_object(
+                       'number', o.number, 'status', o.status, 'tier', b.tier,
+                       'balance', b.balance, 'pending', b.pending)) AS response
+            FROM ok o JOIN bumped b USING (ord)
+        ), written AS (
+            INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id,
+                                  program_version, occurred_at, committed_at, request_hash,
+                                  subtotal, discount, points_redeemed, points_paid, amount_due,
+                                  points_earned, lines, response, channel, payment_method)
+            SELECT a.s ->> 'store_id', a.s ->> 'transaction_id', o.card_id,
+                   a.s ->> 'calculation_id', (a.s ->> 'program_version')::int,
+                   o.occurred_at, o.now, o.hash, (a.s ->> 'subtotal')::bigint,
+                   (a.s ->> 'discount')::bigint, o.redeem, (a.s ->> 'points_paid')::bigint,
+                   (a.s ->> 'amount_due')::bigint, o.earned, a.s -> 'lines', a.response,
+                   coalesce(a.s ->> 'channel', 'offline'), a.s ->> 'payment_method'
+            FROM answered a JOIN ok o USING (ord) ORDER BY a.ord
         ), events AS (
             INSERT INTO outbox (card_id, kind, payload)
             SELECT card_id, kind, payload FROM (
@@ -205,8 +229,7 @@ BEGIN
                 FROM ok o WHERE loyalty_sale_event_wanted(o.earned, o.redeem)
             ) x ORDER BY ord, k
         )
-        SELECT coalesce(array_agg(ord) FILTER (WHERE outcome = 'committed'), '{}'),
-               coalesce(jsonb_object_agg(ord::text, CASE outcome
+        SELECT coalesce(jsonb_object_agg(ord::text, CASE outcome
                    WHEN 'replay' THEN jsonb_build_object('outcome', 'replay', 'response', stored)
                    WHEN 'conflict' THEN jsonb_build_object('outcome', 'conflict')
                    WHEN 'card_not_active' THEN jsonb_build_object('outcome', 'card_not_active',
@@ -214,44 +237,14 @@ BEGIN
                    ELSE jsonb_build_object('outcome', 'insufficient',
                                            'balance', greatest(balance, 0))
                END) FILTER (WHERE outcome <> 'committed'), '{}')
-        INTO v_committed, v_done
+               || coalesce((SELECT jsonb_object_agg(ord::text, jsonb_build_object(
+                                'outcome', 'committed',
+                                'response', loyalty_receipt_answer(s -> 'lines', response),
+                                'referrer', NULL, 'ledger_version', ledger_version))
+                            FROM answered), '{}')
+        INTO v_done
         FROM decided;
         PERFORM set_config('loyalty.figures', '', true);
-    END IF;
-
-    -- The committed plain sales' receipts: a statement of their own, which sees the
-    -- writes above (each answer's balance is read after them).
-    IF cardinality(v_committed) > 0 THEN
-        WITH answered AS (
-            SELECT e.ord, e.s, c.card_id, c.ledger_version,
-                   (e.s -> 'response') || jsonb_build_object('card', jsonb_build_object(
-                       'number', c.number, 'status', c.status, 'tier', c.tier,
-                       'balance', b.balance, 'pending', b.pending)) AS response
-            FROM jsonb_array_elements(p) WITH ORDINALITY AS e(s, ord)
-            CROSS JOIN LATERAL (SELECT * FROM cards WHERE number = e.s ->> 'card' OFFSET 0) c
-            CROSS JOIN LATERAL loyalty_balance(c.card_id, (e.s ->> 'now')::timestamptz) b
-            WHERE e.ord = ANY (v_committed)
-        ), written AS (
-            INSERT INTO receipts (store_id, transaction_id, card_id, calculation_id,
-                                  program_version, occurred_at, committed_at, request_hash,
-                                  subtotal, discount, points_redeemed, points_paid, amount_due,
-                                  points_earned, lines, response, channel, payment_method)
-            SELECT a.s ->> 'store_id', a.s ->> 'transaction_id', a.card_id,
-                   a.s ->> 'calculation_id', (a.s ->> 'program_version')::int,
-                   (a.s ->> 'occurred_at')::timestamptz, (a.s ->> 'now')::timestamptz,
-                   decode(a.s ->> 'request_hash', 'hex'), (a.s ->> 'subtotal')::bigint,
-                   (a.s ->> 'discount')::bigint, (a.s ->> 'points_redeemed')::bigint,
-                   (a.s ->> 'points_paid')::bigint, (a.s ->> 'amount_due')::bigint,
-                   (a.s ->> 'points_earned')::bigint, a.s -> 'lines', a.response,
-                   coalesce(a.s ->> 'channel', 'offline'), a.s ->> 'payment_method'
-            FROM answered a ORDER BY a.ord
-        )
-        SELECT v_done || jsonb_object_agg(ord::text, jsonb_build_object(
-                   'outcome', 'committed',
-                   'response', loyalty_receipt_answer(s -> 'lines', response), 'referrer', NULL,
-                   'ledger_version', ledger_version))
-        INTO v_done
-        FROM answered;
     END IF;
 
     -- The rest one by one, in batch order; then every outcome in batch order.
