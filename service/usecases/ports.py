@@ -9,6 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, TypedDict
 
+import orjson
+
 from service.domain.card import CardState, PromoCodeState
 from service.domain.limits import RuleUse
 from service.domain.receipt import StoreInfo
@@ -63,8 +65,20 @@ class CalculationRecord(TypedDict):
     held: bool  # it holds points of the card, which its commit takes (SPEC §3.5)
 
 
+class RenderedCalculation(TypedDict):
+    """A ``CalculationRecord`` as calculate keeps it: the answer shown already rendered,
+    the response's own bytes embedded as they are (read back, it is the answer's dict)."""
+
+    fingerprint: str
+    view: orjson.Fragment
+    budget_use: dict[str, int]
+    tier_spend: int
+    rule_uses: list[list[str | int | None]]
+    held: bool
+
+
 class CalculationRecords(Protocol):
-    async def save(self, calculation_id: str, record: CalculationRecord) -> None: ...
+    async def save(self, calculation_id: str, record: RenderedCalculation) -> None: ...
 
     async def load(self, calculation_id: str) -> CalculationRecord | None: ...
 

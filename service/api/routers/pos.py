@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 
 from service.api.deps import Sell, ServicesDep
 from service.api.errors import request_language
@@ -48,7 +48,7 @@ ERRORS = error_responses(
 )
 
 
-async def calculate(body: CalculateRequest, principal: Sell, request: Request) -> OrjsonResponse:
+async def calculate(body: CalculateRequest, principal: Sell, request: Request) -> Response:
     # Called by PosRoute as (body, principal, request); the signature is the declaration.
     services: Services = request.app.state.services
     principal.ensure_store(body.store_id)
@@ -59,7 +59,7 @@ async def calculate(body: CalculateRequest, principal: Sell, request: Request) -
         hold=body.hold,
         language=request_language(request),
     )
-    return OrjsonResponse(answer)
+    return Response(answer, media_type="application/json")  # rendered by the use case
 
 
 async def commit(body: CommitRequest, principal: Sell, request: Request) -> OrjsonResponse:

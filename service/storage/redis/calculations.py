@@ -22,7 +22,7 @@ import orjson
 
 from service.storage.redis.cache import RedisClient
 from service.storage.redis.resp import FallbackCounter, RespClient, RespUnavailable, uncounted
-from service.usecases.ports import CalculationRecord
+from service.usecases.ports import CalculationRecord, RenderedCalculation
 
 _log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class CalculationStore:
         self._writer: asyncio.Task[None] | None = None
         self.count_fallback = count_fallback  # records lost: "read"/"write" and a count
 
-    async def save(self, calculation_id: str, record: CalculationRecord) -> None:
+    async def save(self, calculation_id: str, record: RenderedCalculation) -> None:
         """Queue the record; a background task writes the queue in one pipeline."""
         self._queued[calculation_id] = orjson.dumps(record)
         if self._writer is None or self._writer.done():

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from service.domain.card import CardState, PointLot, PromoCodeState
 from service.domain.receipt import StoreInfo
 from service.domain.reversal import ReturnRequest, Reversal
@@ -22,6 +24,7 @@ from service.usecases.ports import (
     RecordedSale,
     RefusalReason,
     Refused,
+    RenderedCalculation,
     Replayed,
     SaleEntry,
     SaleOutcome,
@@ -81,8 +84,8 @@ class FakeRecords:
     def __init__(self) -> None:
         self.records: dict[str, CalculationRecord] = {}
 
-    async def save(self, calculation_id: str, record: CalculationRecord) -> None:
-        self.records[calculation_id] = copy.deepcopy(record)
+    async def save(self, calculation_id: str, record: RenderedCalculation) -> None:
+        self.records[calculation_id] = orjson.loads(orjson.dumps(record))  # as Redis keeps it
 
     async def load(self, calculation_id: str) -> CalculationRecord | None:
         return self.records.get(calculation_id)

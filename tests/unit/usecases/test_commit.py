@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from service.domain.errors import IdempotencyConflict, InsufficientPoints
@@ -44,7 +45,7 @@ class World:
         return await commit(sale, now=NOW, ports=self.ports, ledger=self.ledger)
 
     async def calculation_id(self, receipt: Receipt) -> str:
-        body = await calculate(receipt, now=NOW, ports=self.ports)
+        body = orjson.loads(await calculate(receipt, now=NOW, ports=self.ports))
         return str(body["calculation_id"])
 
 
