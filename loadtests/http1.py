@@ -5,7 +5,7 @@ Written here rather than taken from httpx because the replay shares the machine'
 cores with the service it measures: with an httpx client per till the year's replay
 took 396 s of CPU of its 597 (session 4), most of a core kept from the service. The
 client's CPU per basket (a calculate, a commit, 3% of them a refund), session 12's
-alternated ``--limit 20000`` runs: 2.6-2.8 ms with httpx, 0.34-0.37 ms with this.
+alternated ``--limit 20000`` runs: 2.6-2.9 ms with httpx, 0.34-0.37 ms with this.
 The per-request work left is a write, the parser's callbacks and a future.
 """
 
