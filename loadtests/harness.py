@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import uvloop
 
 from loadtests import replay, setup
 from loadtests.dataset import card_number, store_code
@@ -84,8 +85,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 @contextlib.contextmanager
 def service(
     database_url: str, redis_url: str, data_dir: Path, port: int, workers: int
-) -> Iterator[str]:
-    """``loyalty serve`` on 127.0.0.1:port; yields its URL; stops it by PID on exit."""
+) -> Iterator[tuple[str, int]]:
+    """``loyalty serve`` on 127.0.0.1:port; yields its URL and PID; stops it by PID on exit."""
     if _listening(port):
         raise SystemExit(f"something already listens on 127.0.0.1:{port}; choose --port")
     env = {
@@ -99,7 +100,7 @@ def service(
     try:
         _wait_ready(url, proc, log)
         print(f"harness: service pid {proc.pid} at {url}, log {log}", flush=True)
-        yield url
+        yield url, proc.pid
     finally:
         stop_service(proc)
         print(f"harness: service stopped (exit {proc.returncode})", flush=True)
@@ -142,16 +143,17 @@ def run_locust(url: str, key: str, args: argparse.Namespace, extra: list[str]) -
     return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
 
 
-def run_replay(url: str, key: str, database_url: str, args: argparse.Namespace) -> int:
+def run_replay(url: str, pid: int, key: str, database_url: str, args: argparse.Namespace) -> int:
     options = argparse.Namespace(
         url=url,
+        service_pid=pid,
         pos_key=key,
         database_url=database_url,
         limit=args.limit,
         concurrency=args.concurrency,
         run_tag=None,
     )
-    return asyncio.run(replay.replay_year(options))
+    return uvloop.run(replay.replay_year(options))  # the tills' loop: uvloop's, cheaper
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -181,15 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         # max_lateness_days refuses the year's receipts (setup.replay_program).
         key, stores, cards, _ = asyncio.run(setup.prepare(database_url, setup.configured_key()))
         print(f"harness: {stores} stores, {cards} cards, POS key {key}", flush=True)
-        with service(database_url, redis_url, args.data_dir, args.port, args.workers) as url:
-            return _run(args, extra, url, key, database_url)
+        with service(database_url, redis_url, args.data_dir, args.port, args.workers) as served:
+            return _run(args, extra, served, key, database_url)
 
 
-def _run(args: argparse.Namespace, extra: list[str], url: str, key: str, database_url: str) -> int:
+def _run(
+    args: argparse.Namespace, extra: list[str], served: tuple[str, int], key: str, database_url: str
+) -> int:
+    url, pid = served
     wait_for_key(url, key)
     if args.run == "locust":
         return run_locust(url, key, args, [a for a in extra if a != "--"])
-    return run_replay(url, key, database_url, args)
+    return run_replay(url, pid, key, database_url, args)
 
 
 if __name__ == "__main__":

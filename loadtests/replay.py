@@ -32,7 +32,9 @@ from typing import Any
 
 import httpx
 import orjson
+import uvloop
 
+from loadtests import cpu, http1
 from loadtests.dataset import PosReceipt, load_receipts
 from loadtests.pos import SalePlan, commit_body, receipt_body, refund_body
 from service.storage.postgres.invariants import broken_invariants
@@ -41,8 +43,7 @@ from service.storage.postgres.pool import connect
 MAX_COMMIT_TRIES = 3  # a 503 (ledger busy or restarting) is retried after Retry-After
 FAILURES_SHOWN = 10
 MAX_FAILURES = 100  # then the replay stops early (and fails)
-# orjson, not httpx's json=: the client shares the machine's cores with the service
-_JSON = {"Content-Type": "application/json"}
+REQUEST_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Totals:
     retries: int = 0
     elapsed_s: float = 0.0
     client_cpu_s: float = 0.0  # this process: to tell a slow service from a slow client
+    cpu_s: dict[str, float] = field(default_factory=dict)  # cpu.Snapshot.used_since
     failures: list[str] = field(default_factory=list)
     failure_count: int = 0
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -81,33 +83,32 @@ class Replay:
 
 @dataclass
 class Till:
-    """One till with a client and connection of its own. One httpx pool shared by 16
-    tasks scans its connections on every request: 2,000 baskets took 20 s of the
-    replay's CPU (62 baskets/s) against 8 s (118 baskets/s) with a client per till."""
+    """One till with a connection of its own, one request at a time (loadtests.http1:
+    with httpx the replay's client took most of a core from the service)."""
 
     replay: Replay
-    client: httpx.AsyncClient
+    connection: http1.Connection
 
     @property
     def totals(self) -> Totals:
         return self.replay.totals
 
-    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def post(self, path: str, body: dict[str, Any]) -> http1.Response:
         started = time.perf_counter()
-        response = await self.client.post(path, content=orjson.dumps(body))
+        response = await self.connection.post(path, orjson.dumps(body))
         self.totals.latencies[path].append(time.perf_counter() - started)
         return response
 
-    async def commit(self, body: dict[str, Any]) -> httpx.Response:
+    async def commit(self, body: dict[str, Any]) -> http1.Response:
         for _ in range(MAX_COMMIT_TRIES - 1):
             response = await self.post("/v1/commit", body)
             if response.status_code != 503:
                 return response
             self.totals.retries += 1
-            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            await asyncio.sleep(float(response.retry_after or b"1"))
         return await self.post("/v1/commit", body)
 
-    def ok(self, what: str, response: httpx.Response) -> bool:
+    def ok(self, what: str, response: http1.Response) -> bool:
         if response.status_code == 200:
             return True
         self.totals.fail(f"{what}: {response.status_code} {response.text[:300]}")
@@ -122,8 +123,8 @@ class Till:
             try:
                 if await self._sell(receipt, plan, transaction_id) and plan.refund:
                     await self._refund(receipt, transaction_id, rng)
-            except httpx.TransportError as exc:  # no answer at all: counted, and on we go
-                self.totals.fail(f"basket {receipt.basket_id}: {type(exc).__name__} {exc}")
+            except http1.TransportError as exc:  # no answer at all: counted, and on we go
+                self.totals.fail(f"basket {receipt.basket_id}: {exc}")
 
     async def _sell(self, receipt: PosReceipt, plan: SalePlan, transaction_id: str) -> bool:
         redeem = "max" if plan.redeem else 0
@@ -166,21 +167,23 @@ class Till:
 
 
 async def _serve_customers(till: Till, receipts: Iterator[PosReceipt]) -> None:
-    async with till.client:
+    try:
         for receipt in receipts:  # the tills share one iterator: baskets leave in time order
             if till.totals.failure_count >= MAX_FAILURES:
                 return  # the service is down or refusing everything: report what we have
             await till.sell(receipt)
+    finally:
+        till.connection.close()
 
 
 async def send_all(
     replay: Replay, receipts: Iterator[PosReceipt], *, url: str, key: str, tills: int
 ) -> None:
-    headers = {"Authorization": f"Bearer {key}", **_JSON}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     async with asyncio.TaskGroup() as group:
         for _ in range(tills):
-            client = httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0)
-            group.create_task(_serve_customers(Till(replay, client), receipts))
+            connection = http1.Connection(url, headers, timeout_s=REQUEST_TIMEOUT_S)
+            group.create_task(_serve_customers(Till(replay, connection), receipts))
 
 
 _RECORDED_SALES = """
@@ -189,6 +192,9 @@ SELECT count(*) AS sales, coalesce(sum(discount), 0) AS discount,
        coalesce(sum(points_redeemed), 0) AS points_redeemed
 FROM receipts WHERE transaction_id LIKE $1 AND status = 'committed'
 """
+
+
+_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
 
 
 async def check_ledger(database_url: str, run_tag: str, totals: Totals) -> list[str]:
@@ -215,6 +221,20 @@ async def check_ledger(database_url: str, run_tag: str, totals: Totals) -> list[
     return problems
 
 
+async def _watched(database_url: str, service_pid: int | None) -> dict[str, list[int]]:
+    """The processes whose CPU the report shows apart: the service's (when the harness
+    started it) and the Postgres backends connected to the replay's database."""
+    conn = await connect(database_url)
+    try:
+        rows = await conn.fetch(_BACKENDS)
+    finally:
+        await conn.close()
+    watched = {"postgres": [row["pid"] for row in rows]}
+    if service_pid is not None:
+        watched["service"] = cpu.process_tree(service_pid)
+    return watched
+
+
 def _roubles(kopecks: int) -> str:
     return f"{kopecks / 100:,.2f} RUB"
 
@@ -224,6 +244,19 @@ def _latency(samples: list[float]) -> str:
         return "n/a"
     cuts = statistics.quantiles(samples, n=100)
     return "/".join(f"{cuts[p] * 1000:.1f}" for p in (49, 94, 98)) + " ms"
+
+
+def _cpu_line(t: Totals) -> str:
+    """CPU seconds during the replay: this client's, the service's workers', its Postgres
+    backends', and the whole machine's (the rest: Redis, Postgres's own, other users)."""
+    cores = os.cpu_count() or 1
+    parts = [f"client {t.client_cpu_s:.1f}"]
+    parts += [f"{name} {t.cpu_s[name]:.1f}" for name in ("service", "postgres") if name in t.cpu_s]
+    machine = t.cpu_s.get("machine", 0.0)
+    return (
+        f"  CPU s during the replay: {', '.join(parts)}; the machine busy {machine:.1f} "
+        f"of {cores * t.elapsed_s:.1f} ({cores} cores)"
+    )
 
 
 def report(totals: Totals, problems: list[str]) -> str:
@@ -236,6 +269,7 @@ def report(totals: Totals, problems: list[str]) -> str:
         f"  points: earned {t.points_earned:,}, redeemed {t.points_redeemed:,}; "
         f"{t.refunds:,} partial refunds took back {t.points_taken_back:,} "
         f"and gave back {t.points_given_back:,}",
+        _cpu_line(t),
         *(f"  latency p50/p95/p99 {path}: {_latency(s)}" for path, s in t.latencies.items()),
         f"  commit retries after 503: {t.retries}",
         f"  failed requests: {t.failure_count}"
@@ -252,7 +286,9 @@ async def replay_year(args: argparse.Namespace) -> int:
     (await asyncio.to_thread(httpx.get, f"{args.url}/readyz")).raise_for_status()
     receipts = load_receipts(limit=args.limit)
     first = next(receipts)  # the dataset is converted before the clock starts
-    started, cpu = time.perf_counter(), time.process_time()
+    watched = await _watched(args.database_url, getattr(args, "service_pid", None))
+    before = cpu.Snapshot.take(watched)
+    started, client_cpu = time.perf_counter(), time.process_time()
     await send_all(
         replay,
         itertools.chain([first], receipts),
@@ -261,7 +297,9 @@ async def replay_year(args: argparse.Namespace) -> int:
         tills=args.concurrency,
     )
     replay.totals.elapsed_s = time.perf_counter() - started
-    replay.totals.client_cpu_s = time.process_time() - cpu
+    replay.totals.client_cpu_s = time.process_time() - client_cpu
+    watched["postgres"] += (await _watched(args.database_url, None))["postgres"]
+    replay.totals.cpu_s = cpu.Snapshot.take(watched).used_since(before)
     problems = await check_ledger(args.database_url, replay.run_tag, replay.totals)
     print(report(replay.totals, problems), flush=True)
     return 1 if problems or replay.totals.failure_count else 0
@@ -283,7 +321,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(replay_year(parse_args(argv)))
+    return uvloop.run(replay_year(parse_args(argv)))
 
 
 if __name__ == "__main__":
