@@ -56,7 +56,7 @@ def stored_response(entry: SaleEntry) -> dict[str, Any]:
     is the entry's receipt line less the six ``_RECEIPT_LINE_FIELDS`` (always so for the
     sales usecases/commit.py makes), for the row's ``lines`` give them back: the commit
     functions answer through loyalty_receipt_answer, a replay as the first answer, byte
-    for byte. ~450 B less WAL for a 3-line sale (docs/performance.md)."""
+    for byte. 123-312 B less per receipt row of 1 to 12 lines (docs/performance.md)."""
     response = entry.response
     shown = response.get("lines")
     if not isinstance(shown, list) or len(shown) != len(entry.lines):

@@ -5,9 +5,10 @@
 -- A sale's answer repeats, line by line, what its receipt's ``lines`` hold (the amount,
 -- discount, points and fiscal positions of each line): ``lines`` is those results plus
 -- what the receipt said of the line (sku, quantity, unit price, category, brand,
--- excluded), which the answer does not show. Stored twice, the results were about 450 B
--- of a 3-line sale's ~1.6 KB receipt row, and the row is the largest part of the WAL a
--- sale writes (docs/performance.md, issue 21). Since migration 0022 the ledger stores the
+-- excluded), which the answer does not show. Stored twice, they made the receipt row,
+-- the largest part of the WAL a sale writes, 123-312 B larger for 1 to 12 lines (less
+-- than the bytes repeated: Postgres compresses a row's ``lines`` when the row is over
+-- ~2 KB; docs/performance.md, issue 21, session 12). Since migration 0022 the ledger stores the
 -- response without ``lines`` when each shown line is exactly its receipt line less those
 -- six fields (storage/postgres/ledger.py checks it per sale), and every reader of a
 -- stored answer (a replay in loyalty_commit and loyalty_commit_many, the ledger's

@@ -1,7 +1,7 @@
 """Less WAL per sale (issue 21, docs/performance.md "WAL per sale, session 12"):
 
 - a sale's receipt row keeps its answer without the per-line results that the row's
-  ``lines`` already hold (160-310 B less for a 1- to 12-line receipt);
+  ``lines`` already hold (123-312 B less for a 1- to 12-line receipt);
   ``loyalty_receipt_answer`` gives the whole answer back from the two columns, and the
   commit functions answer and replay through it. Rows written before keep their answers
   whole and are read as they are;
