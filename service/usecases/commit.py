@@ -43,6 +43,7 @@ from service.usecases.calculate import (
     receipt_json,
 )
 from service.usecases.ports import (
+    RECEIPT_LINE_FIELDS,
     CalculationRecord,
     CalculationRecords,
     Committed,
@@ -179,12 +180,9 @@ def _committed_lines(receipt: Receipt, view: dict[str, Any]) -> tuple[dict[str, 
     what a simulation of the ledger's own receipts needs (SPEC §10.1: category, brand,
     unit price, excluded; receipts committed before issue 19 lack these four)."""
     return tuple(
-        {
-            **shown, "sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price,
-            "category": line.category, "brand": line.brand, "excluded": line.excluded,
-        }
+        {**shown, **{field: getattr(line, field) for field in RECEIPT_LINE_FIELDS}}
         for line, shown in zip(receipt.lines, view["lines"], strict=True)
-    )  # fmt: skip
+    )
 
 
 def sale_entry(

@@ -94,6 +94,15 @@ class IdempotentRequest:
     request_hash: bytes
 
 
+# What a committed line holds beside the results its answer shows: what the till said of
+# the line (a return reads back the sku and quantity, a simulation of the ledger's own
+# receipts the rest). The ledger stores a sale's answer without its lines when they are
+# these lines less these fields (storage/postgres/ledger.py); loyalty_receipt_answer,
+# which gives them back, takes the same fields off (tests/e2e/test_receipt_answer.py
+# holds the two equal).
+RECEIPT_LINE_FIELDS = ("sku", "quantity", "unit_price", "category", "brand", "excluded")
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedSale:
     """A sale already in the ledger: the digest of what was sent and the answer given."""

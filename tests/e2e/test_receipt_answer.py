@@ -12,7 +12,7 @@ import httpx
 import orjson
 
 from service.storage.postgres.ledger import stored_response
-from service.usecases.ports import SaleEntry
+from service.usecases.ports import RECEIPT_LINE_FIELDS, SaleEntry
 from tests.conftest import POS
 from tests.e2e.admin_helpers import new_card
 from tests.e2e.test_pos_api import receipt
@@ -82,6 +82,21 @@ async def test_a_row_written_with_its_lines_is_read_as_it_is(
     assert {k: v for k, v in again.json().items() if k != "lines"} == {
         k: v for k, v in first.json().items() if k != "lines"
     }
+
+
+async def test_the_function_takes_off_the_fields_the_ledger_leaves_out(demo_database: str) -> None:
+    """loyalty_receipt_answer (SQL) and the ledger (RECEIPT_LINE_FIELDS) name the same
+    fields: a line with every one of them and a result comes back as the result."""
+    line = {**{field: f"x-{field}" for field in RECEIPT_LINE_FIELDS}, "amount": 100}
+    conn = await asyncpg.connect(demo_database)
+    try:
+        answer = await conn.fetchval(
+            "SELECT loyalty_receipt_answer($1::text::jsonb, '{}')::text",
+            orjson.dumps([line, {"line_id": "2"}]).decode(),
+        )
+    finally:
+        await conn.close()
+    assert orjson.loads(answer) == {"lines": [{"amount": 100}, {"line_id": "2"}]}
 
 
 def _entry(shown: list[dict[str, Any]], lines: list[dict[str, Any]]) -> SaleEntry:

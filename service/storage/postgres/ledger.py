@@ -27,6 +27,7 @@ from service.domain.errors import Unavailable
 from service.storage.postgres.pool import database_errors
 from service.storage.redis.card_writes import CardStateWriter
 from service.usecases.ports import (
+    RECEIPT_LINE_FIELDS,
     Committed,
     RecordedSale,
     RefusalReason,
@@ -46,9 +47,7 @@ def _card_order(waiting: _Waiting) -> str:
     return "" if card is None else str(card)
 
 
-# What a receipt line holds beside the results its answer shows (usecases/commit.py:
-# ``_committed_lines``); loyalty_receipt_answer takes them off the stored lines.
-_RECEIPT_LINE_FIELDS = frozenset(("sku", "quantity", "unit_price", "category", "brand", "excluded"))
+_RECEIPT_LINE_FIELDS = frozenset(RECEIPT_LINE_FIELDS)
 
 
 def stored_response(entry: SaleEntry) -> dict[str, Any]:
