@@ -39,35 +39,38 @@ def _errors(answer: Any) -> dict[str, str]:
     return {f["field"].rsplit(".", 1)[-1]: f["message"] for f in answer.fields}
 
 
-def _period(since: str, until: str) -> dict[str, str]:
-    """Whole days, the last one included; ninety days to today when none are given."""
-    today = datetime.now(UTC).date()
-    return {
-        "since": moment(since or (today - timedelta(days=90)).isoformat()),
-        "until": moment(until or today.isoformat(), days_later=1),
-    }
-
-
 @dataclass(frozen=True)
-class FiguresAsked:
-    """The figures' form, as the query string carries it (the page, its CSV)."""
+class _PeriodAsked:
+    """A period's fields of a form, as the query string carries them."""
 
     since: Text = ""
     until: Text = ""
+
+    def period(self) -> dict[str, str]:
+        """Whole days, the last one included; ninety days to today when none are given."""
+        today = datetime.now(UTC).date()
+        return {
+            "since": moment(self.since or (today - timedelta(days=90)).isoformat()),
+            "until": moment(self.until or today.isoformat(), days_later=1),
+        }
+
+
+@dataclass(frozen=True)
+class FiguresAsked(_PeriodAsked):
+    """The figures' form (the page, its CSV)."""
+
     by: Text = "store"
     churn_days: Text = ""
 
     def query(self) -> dict[str, Any]:
-        return {**_period(self.since, self.until), "by": self.by if self.by in SLICES
+        return {**self.period(), "by": self.by if self.by in SLICES
                 else "store", "churn_days": self.churn_days or None}  # fmt: skip
 
 
 @dataclass(frozen=True)
-class PilotAsked:
-    """The pilot report's form, as the query string carries it (the page, its chart)."""
+class PilotAsked(_PeriodAsked):
+    """The pilot report's form (the page, its chart)."""
 
-    since: Text = ""
-    until: Text = ""
     pilot: Text = ""
     control: Text = ""
     starts: Text = ""
@@ -77,7 +80,7 @@ class PilotAsked:
         return bool(self.pilot and self.control and self.starts)
 
     def query(self) -> dict[str, Any]:
-        return {**_period(self.since, self.until), "pilot": _stores(self.pilot),
+        return {**self.period(), "pilot": _stores(self.pilot),
                 "control": _stores(self.control), "starts": self.starts}  # fmt: skip
 
 
